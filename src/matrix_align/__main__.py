@@ -1,0 +1,3 @@
+from matrix_align.cli.app import main
+
+main()

@@ -1,0 +1,69 @@
+"""The one contract every model backend implements.
+
+A backend turns chat messages into a Completion. When ``schema`` (a JSON schema dict) is
+given, the backend asks the server to constrain decoding to it in whatever dialect the
+server speaks, and puts the decoded JSON in ``Completion.parsed`` (None when the text does
+not parse). Validation against the caller's pydantic model happens above the backend, in
+``simulation.structured``, so every backend gets the same re-ask and fallback behaviour.
+
+Retries, concurrency limits and accounting are wrappers (llm/wrappers.py), not subclasses.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
+
+from pydantic import BaseModel
+
+
+class Message(TypedDict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Completion(BaseModel):
+    text: str
+    parsed: Any | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    # Prompt tokens the server reused from its prefix cache, where it reports them.
+    cached_tokens: int = 0
+    latency_s: float = 0.0
+    finish_reason: str = "stop"
+    model: str = ""
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """An asynchronous chat model. ``name`` identifies it in traces and dataset configs."""
+
+    name: str
+
+    async def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int | None = None,
+        schema: dict[str, Any] | None = None,
+    ) -> Completion: ...
+
+
+def parse_json(text: str) -> Any | None:
+    """Decode a structured reply; None when it is not JSON. Tolerates a ```json fence."""
+    stripped = text.strip()
+    if stripped.startswith("```"):
+        stripped = stripped.strip("`")
+        stripped = stripped.removeprefix("json").strip()
+    try:
+        return json.loads(stripped)
+    except (json.JSONDecodeError, ValueError):
+        return None
+
+
+def schema_name(schema: dict[str, Any]) -> str:
+    """The name servers require beside a JSON schema (OpenAI's ``json_schema.name``)."""
+    title = str(schema.get("title") or "output")
+    return "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in title)[:64]

@@ -1,0 +1,74 @@
+"""Backend names -> model objects. Providers are imported lazily, so a missing optional
+dependency (xllamacpp for ``embedded``) only matters when that backend is chosen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from matrix_align.errors import MatrixAlignError
+from matrix_align.llm.base import ChatModel
+
+BACKENDS = ("embedded", "openai", "scripted")
+
+
+def make_model(
+    backend: str = "embedded",
+    *,
+    model: str | None = None,
+    base_url: str | list[str] | None = None,
+    api_key_env: str = "OPENAI_API_KEY",
+    parallel: int = 4,
+    retries: int = 3,
+    timeout_s: float = 300.0,
+    script: Any | None = None,
+) -> ChatModel:
+    """Build a backend wrapped with retries and accounting.
+
+    ``parallel`` is the number of requests the backend serves at once: llama.cpp slots for
+    ``embedded``, the in-flight limit per endpoint for ``openai``.
+    """
+    from matrix_align.llm.wrappers import AccountingModel, RetryingModel
+
+    if backend == "embedded":
+        from matrix_align.llm.embedded import EmbeddedModel
+
+        base: ChatModel = EmbeddedModel(model_path=model, n_parallel=parallel)
+    elif backend == "openai":
+        from matrix_align.llm.openai_compat import OpenAICompatModel
+
+        if not base_url:
+            raise MatrixAlignError(
+                "The openai backend needs --base-url.",
+                hint="e.g. --base-url http://localhost:8000/v1 for vLLM, "
+                "http://localhost:11434/v1 for Ollama",
+            )
+        if not model:
+            raise MatrixAlignError(
+                "The openai backend needs --model (the model name the server serves)."
+            )
+        base = OpenAICompatModel(
+            base_url=base_url,
+            model=model,
+            api_key_env=api_key_env,
+            max_in_flight=parallel,
+            timeout_s=timeout_s,
+        )
+    elif backend == "scripted":
+        from matrix_align.llm.scripted import ScriptedModel
+
+        base = script if script is not None else ScriptedModel.demo()
+    else:
+        raise MatrixAlignError(
+            f"Unknown backend {backend!r}.", hint=f"choose one of: {', '.join(BACKENDS)}"
+        )
+    return AccountingModel(RetryingModel(base, max_retries=retries))
+
+
+async def preflight(model: ChatModel) -> None:
+    """Fail fast, before any work, when a backend cannot serve (unreachable URL, bad file).
+
+    Wrappers forward ``check`` to the model they wrap; backends without one are always ready.
+    """
+    check = getattr(model, "check", None)
+    if check is not None:
+        await check()

@@ -1,0 +1,74 @@
+"""Simulation parameters: one place defines each default (values from the paper, METHOD.md).
+
+Loadable from YAML (``SimulationConfig.from_yaml``) and overridable field by field from the
+command line. The dump of this model is part of every dataset record's id, so two runs with
+different settings never share records.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from matrix_align.errors import MatrixAlignError
+
+
+class SimulationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n_roles: int = Field(5, ge=1, le=16, description="stakeholders kept besides the user (ego)")
+    n_steps: int = Field(5, ge=1, le=32, description="actions in the ego's plan (rounds)")
+    reaction_depth: int = Field(
+        1, ge=0, le=3, description="0: nobody reacts; 1: roles react to the ego; 2: also to reactions"
+    )
+    memory_budget: int = Field(
+        12, ge=2, le=200, description="scene-memory events kept verbatim before folding into a summary"
+    )
+    adaptive_plan: bool = Field(
+        True, description="the ego adapts each planned step to what it has observed so far"
+    )
+    strictness: Literal["lenient", "normal", "strict"] = Field(
+        "normal", description="how readily the modulator rejects an action as infeasible"
+    )
+    max_replacements: int = Field(
+        1, ge=0, le=3, description="replacement actions an actor may propose after a rejection"
+    )
+    seed: int = Field(0, description="base seed; each call derives its own from it")
+    temperature: float = Field(0.2, ge=0.0, le=2.0)
+    max_tokens: int = Field(1024, ge=16, description="cap on new tokens per call")
+    final_max_tokens: int = Field(2048, ge=16, description="cap on new tokens for the final answer")
+    text_limit: int = Field(
+        300, ge=40, le=4000, description="max characters of one action, reaction or critique"
+    )
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: object) -> SimulationConfig:
+        """Read a YAML mapping of fields; ``overrides`` (non-None) win over the file."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise MatrixAlignError(f"Config file not found: {path}") from None
+        except yaml.YAMLError as exc:
+            raise MatrixAlignError(f"Config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise MatrixAlignError(f"Config file {path} must hold a mapping of option: value.")
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.build(**data)
+
+    @classmethod
+    def build(cls, **values: object) -> SimulationConfig:
+        """Construct from user values, turning validation errors into one clear message."""
+        try:
+            return cls(**{k: v for k, v in values.items() if v is not None})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            )
+            raise MatrixAlignError(
+                f"Invalid simulation settings: {problems}",
+                hint="see `matrix-align simulate --help` for the allowed ranges",
+            ) from None
