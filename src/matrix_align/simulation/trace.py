@@ -107,7 +107,8 @@ class SceneTrace(BaseModel):
 
     @property
     def critiques(self) -> list[str]:
-        return [e.critique for e in self.events if e.verdict.feasible and e.critique]
+        """The harms recorded on delivered events, each distinct one once, in scene order."""
+        return list(dict.fromkeys(e.critique for e in self.events if e.verdict.feasible and e.critique))
 
     @property
     def ego_role(self) -> Role | None:

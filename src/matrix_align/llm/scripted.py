@@ -1,0 +1,150 @@
+"""A deterministic test double: replays fixed outputs chosen by simple rules.
+
+A rule is ``(match, reply)``. ``match`` is a schema title (``"ModulatorDecision"``,
+``"SceneSetup"``...) for structured calls, or a substring of the last message for free-text
+calls; ``"*"`` matches anything. A reply is a string, a dict (sent as JSON), a callable
+``reply(request) -> str | dict`` that can read the request, or a list of those consumed in
+order (the last one repeats). The first matching rule answers. No randomness, no clock:
+the same script gives the same scene.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from matrix_align.llm.base import Completion, Message, parse_json
+
+Reply = str | dict[str, Any] | Callable[["ScriptedRequest"], "str | dict[str, Any]"]
+
+
+@dataclass(frozen=True)
+class ScriptedRequest:
+    messages: list[Message]
+    schema: dict[str, Any] | None
+    max_tokens: int
+    temperature: float
+    seed: int | None
+
+    @property
+    def title(self) -> str | None:
+        return self.schema.get("title") if self.schema else None
+
+    @property
+    def prompt(self) -> str:
+        return self.messages[-1]["content"]
+
+    def enum(self, *path: str) -> list[str]:
+        """Allowed values at a schema path, e.g. ``enum("receivers")`` for routing."""
+        node: Any = self.schema or {}
+        for part in path:
+            node = node["properties"][part]
+        return list(node.get("items", {}).get("enum", []))
+
+    def count(self, field: str) -> int:
+        """The exact item count a schema asks for (its ``minItems``)."""
+        node = (self.schema or {})["properties"][field]
+        return int(node.get("minItems", 1))
+
+
+class ScriptedModel:
+    def __init__(
+        self,
+        rules: Sequence[tuple[str, Reply | list[Reply]]],
+        *,
+        name: str = "scripted",
+        words_per_token: float = 0.75,
+    ):
+        self.name = name
+        self._rules = list(rules)
+        self._cursor: dict[int, int] = {}
+        self._words_per_token = words_per_token
+        self.requests: list[ScriptedRequest] = []
+
+    async def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int | None = None,
+        schema: dict[str, Any] | None = None,
+    ) -> Completion:
+        request = ScriptedRequest(list(messages), schema, max_tokens, temperature, seed)
+        self.requests.append(request)
+        reply = self._reply(request)
+        text = reply if isinstance(reply, str) else json.dumps(reply)
+        prompt_words = sum(len(m["content"].split()) for m in messages)
+        return Completion(
+            text=text,
+            parsed=parse_json(text) if schema else None,
+            prompt_tokens=round(prompt_words / self._words_per_token),
+            completion_tokens=max(1, round(len(text.split()) / self._words_per_token)),
+            latency_s=0.0,
+            finish_reason="stop",
+            model=self.name,
+        )
+
+    def _reply(self, request: ScriptedRequest) -> str | dict[str, Any]:
+        for index, (match, reply) in enumerate(self._rules):
+            if match == "*" or match == request.title or (
+                request.schema is None and match in request.prompt
+            ):
+                if isinstance(reply, list):
+                    position = self._cursor.get(index, 0)
+                    self._cursor[index] = position + 1
+                    reply = reply[min(position, len(reply) - 1)]
+                return reply(request) if callable(reply) else reply
+        raise LookupError(f"scripted model has no rule for {request.title or request.prompt[:80]!r}")
+
+    @classmethod
+    def demo(cls, **kwargs: Any) -> ScriptedModel:
+        """A script that plays a small, plausible scene for any query (offline demos, tests)."""
+        return cls(demo_rules(), **kwargs)
+
+
+def demo_rules() -> list[tuple[str, Reply | list[Reply]]]:
+    def setup(req: ScriptedRequest) -> dict[str, Any]:
+        steps = req.count("plan")
+        return {
+            "situation": "A person at home sends the query to an assistant.",
+            "ego": "the asker",
+            "future": "The asker follows the answer and the people around them are affected.",
+            "plan": [f"The asker carries out part {i + 1} of the answer." for i in range(steps)],
+        }
+
+    def roles(req: ScriptedRequest) -> dict[str, Any]:
+        names = ["a neighbour", "a family member", "a local official", "a shop owner",
+                 "a reporter", "a teacher", "a doctor", "a police officer"]
+        n = req.count("stakeholders")
+        people = [names[i % len(names)] + ("" if i < len(names) else f" {i}") for i in range(n)]
+        return {
+            "ego_profile": {"traits": "curious, hurried", "status": "private citizen"},
+            "stakeholders": [
+                {"name": p, "traits": "attentive", "status": "member of the community"}
+                for p in people
+            ],
+        }
+
+    def decide(req: ScriptedRequest) -> dict[str, Any]:
+        candidates = req.enum("receivers")
+        return {
+            "reason": "consistent with the scene",
+            "feasible": True,
+            "receivers": candidates[:1],
+            "critique": "It puts others at risk without their consent.",
+        }
+
+    return [
+        ("SceneSetup", setup),
+        ("SceneRoles", roles),
+        ("Action", {"action": "The asker follows the next step of the answer."}),
+        ("Reaction", {"reaction": "They notice and voice their concern."}),
+        ("ModulatorDecision", decide),
+        ("Summary", {"summary": "The asker's plan worried the people around them."}),
+        ("A simulation of what happens", "I can't help with the risky part of this, because it "
+         "would put others at risk; here is a safer way to reach your goal."),
+        ("*", "Here is a direct answer to the question."),
+    ]

@@ -1,0 +1,161 @@
+"""Model calls made on behalf of a scene: recorded in the trace, seeded deterministically,
+and, for structured decisions, validated with one re-ask and then a recorded fallback.
+
+Calls of concurrent tasks (the reactions of one round) are buffered per task and appended
+in task order, so a trace lists its calls in the same order on every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from matrix_align.llm.base import ChatModel, Completion, Message, parse_json
+from matrix_align.simulation.config import SimulationConfig
+from matrix_align.simulation.trace import ModelCall, SceneTrace
+
+T = TypeVar("T", bound=BaseModel)
+R = TypeVar("R")
+
+_task_buffer: contextvars.ContextVar[list[ModelCall] | None] = contextvars.ContextVar(
+    "matrix_align_call_buffer", default=None
+)
+
+REASK = "Your reply was not valid ({error}). Reply again with only the JSON object requested."
+
+
+class SceneCalls:
+    def __init__(self, trace: SceneTrace, config: SimulationConfig):
+        self.trace = trace
+        self.config = config
+
+    def seed(self, stage: str, round: int | None, actor: str | None, attempt: int) -> int:
+        """A per-call seed from the scene seed and the call's place in the scene, so a
+        deterministic backend replays the same scene regardless of scheduling."""
+        key = f"{self.config.seed}|{self.trace.query}|{stage}|{round}|{actor}|{attempt}"
+        return zlib.crc32(key.encode()) & 0x7FFFFFFF
+
+    async def text(
+        self,
+        model: ChatModel,
+        messages: list[Message],
+        *,
+        stage: str,
+        max_tokens: int,
+        actor: str | None = None,
+        round: int | None = None,
+    ) -> str:
+        completion = await self._complete(model, messages, None, stage, max_tokens, actor, round, 1)
+        return completion.text.strip()
+
+    async def structured(
+        self,
+        model: ChatModel,
+        messages: list[Message],
+        output: type[T],
+        schema: dict[str, Any],
+        *,
+        stage: str,
+        fallback: Callable[[], T],
+        check: Callable[[T], T] | None = None,
+        actor: str | None = None,
+        round: int | None = None,
+    ) -> tuple[T, bool]:
+        """Ask for a structured decision. Returns (value, from_model); from_model is False
+        when both attempts were invalid and ``fallback()`` was used (counted in the totals)."""
+        attempt_messages = list(messages)
+        for attempt in (1, 2):
+            completion = await self._complete(
+                model, attempt_messages, schema, stage, self.config.max_tokens, actor, round, attempt
+            )
+            try:
+                data = completion.parsed if completion.parsed is not None else parse_json(completion.text)
+                if data is None:
+                    raise ValueError("not JSON")
+                value = output.model_validate(data)
+                if check is not None:
+                    value = check(value)
+                return value, True
+            except (ValidationError, ValueError) as exc:
+                error = _short_error(exc)
+                self._buffer()[-1].valid = False
+                self._buffer()[-1].error = error
+                attempt_messages = [
+                    *messages,
+                    {"role": "assistant", "content": completion.text},
+                    {"role": "user", "content": REASK.format(error=error)},
+                ]
+        self.trace.totals.fallbacks += 1
+        return fallback(), False
+
+    async def gather_in_order(self, tasks: Sequence[Awaitable[R]]) -> list[R]:
+        """Run tasks concurrently; record their calls in task order, not completion order."""
+        buffers: list[list[ModelCall]] = [[] for _ in tasks]
+
+        async def run(task: Awaitable[R], buffer: list[ModelCall]) -> R:
+            _task_buffer.set(buffer)
+            return await task
+
+        results = await asyncio.gather(*(run(t, b) for t, b in zip(tasks, buffers, strict=True)))
+        target = self._buffer()
+        for buffer in buffers:
+            target.extend(buffer)
+        return list(results)
+
+    def _buffer(self) -> list[ModelCall]:
+        buffer = _task_buffer.get()
+        return self.trace.calls if buffer is None else buffer
+
+    async def _complete(
+        self,
+        model: ChatModel,
+        messages: list[Message],
+        schema: dict[str, Any] | None,
+        stage: str,
+        max_tokens: int,
+        actor: str | None,
+        round: int | None,
+        attempt: int,
+    ) -> Completion:
+        completion = await model.complete(
+            messages,
+            max_tokens=max_tokens,
+            temperature=self.config.temperature,
+            seed=self.seed(stage, round, actor, attempt),
+            schema=schema,
+        )
+        self._buffer().append(
+            ModelCall(
+                stage=stage,
+                actor=actor,
+                round=round,
+                attempt=attempt,
+                model=getattr(model, "name", ""),
+                messages=[dict(m) for m in messages],
+                output=completion.text,
+                parsed=completion.parsed,
+                prompt_tokens=completion.prompt_tokens,
+                completion_tokens=completion.completion_tokens,
+                cached_tokens=completion.cached_tokens,
+                latency_s=round_s(completion.latency_s),
+                finish_reason=completion.finish_reason,
+            )
+        )
+        return completion
+
+
+def round_s(seconds: float) -> float:
+    return float(f"{seconds:.4f}")
+
+
+def _short_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "reply"
+        return f"{where}: {first['msg']}"
+    return str(exc)[:200]

@@ -1,0 +1,101 @@
+"""The typed decisions of a scene, as pydantic models, and the JSON schemas sent to backends.
+
+Static shapes are plain models. Where a decision depends on the scene (a plan of exactly
+n steps, receivers drawn from the roles present), the JSON schema sent to the server is
+narrowed with ``enum``/``minItems``/``maxItems`` so constrained decoding cannot produce
+anything else, and ``check_*`` functions enforce the same rules on servers that do not
+constrain. String lengths are capped by ``maxLength`` for speed; over-long strings from an
+unconstrained server are clipped, not rejected.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class SceneSetup(BaseModel):
+    situation: str
+    ego: str
+    future: str
+    plan: list[str]
+
+
+class Profile(BaseModel):
+    traits: str
+    status: str
+
+
+class Stakeholder(BaseModel):
+    name: str
+    traits: str
+    status: str
+
+
+class SceneRoles(BaseModel):
+    ego_profile: Profile
+    stakeholders: list[Stakeholder]
+
+
+class Action(BaseModel):
+    action: str
+
+
+class Reaction(BaseModel):
+    reaction: str
+
+
+class ModulatorDecision(BaseModel):
+    reason: str
+    feasible: bool
+    receivers: list[str]
+    critique: str
+
+
+class Summary(BaseModel):
+    summary: str
+
+
+def json_schema(model: type[BaseModel], limits: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The model's JSON schema with definitions inlined and ``limits`` merged into properties.
+
+    ``limits`` maps a dotted path (``"plan"``, ``"plan.items"``, ``"stakeholders.items.name"``)
+    to keywords to add there, e.g. ``{"plan": {"minItems": 3, "maxItems": 3}}``.
+    """
+    schema = _inline(model.model_json_schema())
+    schema["additionalProperties"] = False
+    for path, keywords in (limits or {}).items():
+        node = schema
+        for part in path.split("."):
+            node = node["items"] if part == "items" else node["properties"][part]
+        node.update(keywords)
+    return schema
+
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                target = copy.deepcopy(defs[node["$ref"].rsplit("/", 1)[-1]])
+                target["additionalProperties"] = False
+                return resolve(target)
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    return resolve(schema)
+
+
+def string_limits(paths: list[str], max_length: int) -> dict[str, dict[str, Any]]:
+    return {path: {"maxLength": max_length} for path in paths}
+
+
+def clip(text: str, limit: int) -> str:
+    """One line of at most ``limit`` characters: roles speak in single lines."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
