@@ -22,7 +22,7 @@ class BackendUnavailable(MatrixAlignError):
 
 
 class TransientBackendError(Exception):
-    """A failure worth retrying: timeout, rate limit (429), server error (5xx), dropped connection."""
+    """A failure worth retrying: timeout, rate limit (429), server error (5xx), lost connection."""
 
 
 class PermanentBackendError(Exception):

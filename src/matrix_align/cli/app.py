@@ -19,7 +19,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode="markdown",
 )
+
+
+@app.callback()
+def _root() -> None:
+    """Align LLMs by social scene simulation (MATRIX): simulate, generate, train, evaluate."""
+
 
 for _name in COMMAND_MODULES:
     try:

@@ -71,10 +71,21 @@ class SceneCalls:
         attempt_messages = list(messages)
         for attempt in (1, 2):
             completion = await self._complete(
-                model, attempt_messages, schema, stage, self.config.max_tokens, actor, round, attempt
+                model,
+                attempt_messages,
+                schema,
+                stage,
+                self.config.max_tokens,
+                actor,
+                round,
+                attempt,
             )
             try:
-                data = completion.parsed if completion.parsed is not None else parse_json(completion.text)
+                data = (
+                    completion.parsed
+                    if completion.parsed is not None
+                    else parse_json(completion.text)
+                )
                 if data is None:
                     raise ValueError("not JSON")
                 value = output.model_validate(data)

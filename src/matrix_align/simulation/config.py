@@ -22,10 +22,16 @@ class SimulationConfig(BaseModel):
     n_roles: int = Field(5, ge=1, le=16, description="stakeholders kept besides the user (ego)")
     n_steps: int = Field(5, ge=1, le=32, description="actions in the ego's plan (rounds)")
     reaction_depth: int = Field(
-        1, ge=0, le=3, description="0: nobody reacts; 1: roles react to the ego; 2: also to reactions"
+        1,
+        ge=0,
+        le=3,
+        description="0: nobody reacts; 1: roles react to the ego; 2: also to reactions",
     )
     memory_budget: int = Field(
-        12, ge=2, le=200, description="scene-memory events kept verbatim before folding into a summary"
+        12,
+        ge=2,
+        le=200,
+        description="scene-memory events kept verbatim before folding into a summary",
     )
     adaptive_plan: bool = Field(
         True, description="the ego adapts each planned step to what it has observed so far"

@@ -31,15 +31,21 @@ async def moderate(scene: Scene, actor: str, text: str, kind: str, round_no: int
     candidates = [r.name for r in scene.trace.roles if r.name != actor]
     limit = scene.config.text_limit
     receivers_schema = (
-        {"items": {"type": "string", "enum": candidates}, "maxItems": len(candidates),
-         "uniqueItems": True}
+        {
+            "items": {"type": "string", "enum": candidates},
+            "maxItems": len(candidates),
+            "uniqueItems": True,
+        }
         if candidates
         else {"maxItems": 0}
     )
     schema = json_schema(
         ModulatorDecision,
-        {"reason": {"maxLength": 200}, "critique": {"maxLength": limit},
-         "receivers": receivers_schema},
+        {
+            "reason": {"maxLength": 200},
+            "critique": {"maxLength": limit},
+            "receivers": receivers_schema,
+        },
     )
     by_key = {name.casefold(): name for name in candidates}
 
@@ -110,7 +116,9 @@ async def fold_memory(scene: Scene, round_no: int) -> None:
     events = scene.memory_events()
 
     def fallback() -> Summary:
-        return Summary(summary=clip(" ".join(f"{e.actor}: {e.text}" for e in events), SUMMARY_LIMIT))
+        return Summary(
+            summary=clip(" ".join(f"{e.actor}: {e.text}" for e in events), SUMMARY_LIMIT)
+        )
 
     value, _ = await scene.calls.structured(
         scene.modulator,

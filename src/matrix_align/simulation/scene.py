@@ -21,7 +21,7 @@ from matrix_align.simulation import answer, modulator, roles, setup
 from matrix_align.simulation.calls import SceneCalls
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.prompts import render
-from matrix_align.simulation.trace import Event, MemorySummary, SceneTrace
+from matrix_align.simulation.trace import Event, SceneTrace
 
 Observer = Callable[[str, SceneTrace], None]
 
@@ -78,7 +78,9 @@ class Scene:
 
     def memory_events(self) -> list[Event]:
         """Delivered events not yet folded into the memory summary."""
-        through = self.trace.memory_summaries[-1].through_event if self.trace.memory_summaries else 0
+        through = (
+            self.trace.memory_summaries[-1].through_event if self.trace.memory_summaries else 0
+        )
         return [e for e in self.trace.events if e.verdict.feasible and e.id > through]
 
     # -- prompts -------------------------------------------------------------------------
@@ -124,9 +126,7 @@ class Scene:
                 await modulator.fold_memory(self, round_no)
                 self.emit("memory")
 
-        await self.calls.gather_in_order(
-            [answer.consequence(self), answer.summarise_initial(self)]
-        )
+        await self.calls.gather_in_order([answer.consequence(self), answer.summarise_initial(self)])
         self.emit("consequence")
         await answer.final_response(self)
         self.trace.recompute_totals(time.perf_counter() - started)

@@ -108,7 +108,9 @@ class SceneTrace(BaseModel):
     @property
     def critiques(self) -> list[str]:
         """The harms recorded on delivered events, each distinct one once, in scene order."""
-        return list(dict.fromkeys(e.critique for e in self.events if e.verdict.feasible and e.critique))
+        return list(
+            dict.fromkeys(e.critique for e in self.events if e.verdict.feasible and e.critique)
+        )
 
     @property
     def ego_role(self) -> Role | None:

@@ -1,0 +1,194 @@
+"""Options shared by several commands (backend and simulation settings), defined once.
+
+Each is an ``Annotated`` type for typer; defaults of simulation options are None so that a
+YAML ``--config`` file, then SimulationConfig's own defaults, fill what the user left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from matrix_align.errors import BackendUnavailable, MatrixAlignError, TransientBackendError
+from matrix_align.llm.registry import BACKENDS
+
+BACKEND_HELP = f"Model backend: {', '.join(BACKENDS)}."
+
+
+def _default(field: str) -> str:
+    """The default of a SimulationConfig field, quoted in help text from its one definition."""
+    from matrix_align.simulation.config import SimulationConfig
+
+    value = SimulationConfig.model_fields[field].default
+    return f"(default: {str(value).lower() if isinstance(value, bool) else value})"
+
+
+SIM = "Simulation"
+BACK = "Backend"
+
+Backend = Annotated[str, typer.Option("--backend", "-b", help=BACKEND_HELP, rich_help_panel=BACK)]
+Model = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Model name the server serves (openai), or a GGUF file (embedded; default: the "
+        "bundled Qwen2.5-Coder-0.5B-Instruct).",
+        rich_help_panel=BACK,
+    ),
+]
+BaseUrl = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--base-url",
+        help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM), "
+        "http://localhost:11434/v1 (Ollama). Repeat to spread requests over several servers.",
+        rich_help_panel=BACK,
+    ),
+]
+ApiKeyEnv = Annotated[
+    str,
+    typer.Option(
+        "--api-key-env",
+        help="Environment variable holding the API key (never stored).",
+        rich_help_panel=BACK,
+    ),
+]
+Parallel = Annotated[
+    int,
+    typer.Option(
+        "--parallel",
+        min=1,
+        max=256,
+        help="Requests served at once: llama.cpp slots (embedded) or in flight per server "
+        "(openai).",
+        rich_help_panel=BACK,
+    ),
+]
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="YAML file of simulation settings; options given here win.",
+        rich_help_panel=SIM,
+    ),
+]
+Roles = Annotated[
+    int | None,
+    typer.Option(
+        "--roles",
+        help="Stakeholders besides the user " + _default("n_roles") + ".",
+        rich_help_panel=SIM,
+    ),
+]
+Steps = Annotated[
+    int | None,
+    typer.Option(
+        "--steps",
+        help="Actions in the user's plan, i.e. rounds " + _default("n_steps") + ".",
+        rich_help_panel=SIM,
+    ),
+]
+Depth = Annotated[
+    int | None,
+    typer.Option(
+        "--depth",
+        help="Reaction depth: 0 none, 1 reactions to the user, 2 also to "
+        "reactions " + _default("reaction_depth") + ".",
+        rich_help_panel=SIM,
+    ),
+]
+MemoryBudget = Annotated[
+    int | None,
+    typer.Option(
+        "--memory-budget",
+        help="Events kept verbatim before the modulator summarises "
+        "them " + _default("memory_budget") + ".",
+        rich_help_panel=SIM,
+    ),
+]
+AdaptivePlan = Annotated[
+    bool | None,
+    typer.Option(
+        "--adaptive-plan/--fixed-plan",
+        help="Let the user adapt each planned step to "
+        "what it observed " + _default("adaptive_plan") + ".",
+        rich_help_panel=SIM,
+        show_default=False,
+    ),
+]
+Strictness = Annotated[
+    str | None,
+    typer.Option(
+        "--strictness",
+        help="Modulator strictness: lenient, normal, strict " + _default("strictness") + ".",
+        rich_help_panel=SIM,
+    ),
+]
+Seed = Annotated[
+    int | None,
+    typer.Option("--seed", help="Base seed " + _default("seed") + ".", rich_help_panel=SIM),
+]
+Temperature = Annotated[
+    float | None,
+    typer.Option(
+        "--temperature",
+        help="Sampling temperature " + _default("temperature") + ".",
+        rich_help_panel=SIM,
+    ),
+]
+MaxTokens = Annotated[
+    int | None,
+    typer.Option(
+        "--max-tokens",
+        help="Cap on new tokens per call " + _default("max_tokens") + ".",
+        rich_help_panel=SIM,
+    ),
+]
+FinalMaxTokens = Annotated[
+    int | None,
+    typer.Option(
+        "--final-max-tokens",
+        help="Cap on new tokens of the final answer " + _default("final_max_tokens") + ".",
+        rich_help_panel=SIM,
+    ),
+]
+
+
+def simulation_config(config_file: Path | None, **values: Any):  # noqa: ANN201
+    """SimulationConfig from an optional YAML file plus the command line's values."""
+    from matrix_align.simulation.config import SimulationConfig
+
+    if config_file is not None:
+        return SimulationConfig.from_yaml(config_file, **values)
+    return SimulationConfig.build(**values)
+
+
+def build_model(
+    backend: str, model: str | None, base_url: list[str] | None, api_key_env: str, parallel: int
+):  # noqa: ANN201
+    """A ready backend: constructed, then checked (server reachable, model file sound)."""
+    from matrix_align.llm.registry import make_model, preflight
+
+    urls: str | list[str] | None = base_url[0] if base_url and len(base_url) == 1 else base_url
+    chat_model = make_model(
+        backend, model=model, base_url=urls, api_key_env=api_key_env, parallel=parallel
+    )
+    run_async(preflight(chat_model))
+    return chat_model
+
+
+def run_async(coroutine: Any) -> Any:
+    """Run a coroutine; a backend that keeps failing becomes one clear error."""
+    try:
+        return asyncio.run(coroutine)
+    except BackendUnavailable:
+        raise
+    except TransientBackendError as exc:
+        raise MatrixAlignError(
+            f"The model backend kept failing after retries: {exc}",
+            hint="check that the server is up and not overloaded; rerun to resume",
+        ) from None

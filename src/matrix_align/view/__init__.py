@@ -1,0 +1,1 @@
+"""Rendering of traces, datasets and reports for people (terminal and HTML)."""

@@ -1,0 +1,117 @@
+"""Live terminal rendering of a scene with rich, driven by the simulator's ``on_event``."""
+
+from __future__ import annotations
+
+from rich.columns import Columns
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from matrix_align.simulation.trace import Event, SceneTrace
+
+ANSWER_PREVIEW = 1200
+
+
+class SceneRenderer:
+    """Prints each part of the scene as soon as the simulator reports it."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self._printed_events = 0
+
+    def __call__(self, kind: str, trace: SceneTrace) -> None:
+        handler = getattr(self, f"_on_{kind}", None)
+        if handler is not None:
+            handler(trace)
+
+    def _on_initial(self, trace: SceneTrace) -> None:
+        self.console.print(Panel(Text(trace.query), title="Query", border_style="cyan"))
+
+    def _on_setup(self, trace: SceneTrace) -> None:
+        setup = Table.grid(padding=(0, 1))
+        setup.add_column(style="bold")
+        setup.add_column()
+        setup.add_row("Situation", trace.situation or "-")
+        setup.add_row("Ego", trace.ego or "-")
+        setup.add_row("Future", trace.future or "-")
+        plan = Text("\n".join(f"{i}. {step}" for i, step in enumerate(trace.plan, 1)))
+        setup.add_row("Plan", plan)
+        self.console.print(Panel(setup, title="Scene set-up", border_style="blue"))
+
+        roles = Table(title="Roles", title_justify="left", expand=True)
+        roles.add_column("Role", style="bold")
+        roles.add_column("Traits")
+        roles.add_column("Status and duties")
+        for role in trace.roles:
+            name = Text(role.name) + (Text(" (ego)", style="magenta") if role.is_ego else Text())
+            roles.add_row(name, Text(role.traits), Text(role.status))
+        self.console.print(roles)
+
+    def _on_event(self, trace: SceneTrace) -> None:
+        for event in trace.events[self._printed_events :]:
+            self.console.print(render_event(event))
+        self._printed_events = len(trace.events)
+
+    def _on_memory(self, trace: SceneTrace) -> None:
+        summary = trace.memory_summaries[-1]
+        self.console.print(
+            Text(f"  memory folded through [{summary.through_event}]: {summary.text}", style="dim")
+        )
+
+    def _on_consequence(self, trace: SceneTrace) -> None:
+        self.console.print(Panel(Text(trace.consequence), title="Consequence", border_style="red"))
+
+    def _on_final(self, trace: SceneTrace) -> None:
+        self.console.print(
+            Columns(
+                [
+                    Panel(
+                        Text(_preview(trace.initial_response)),
+                        title="Initial answer",
+                        border_style="yellow",
+                    ),
+                    Panel(Text(trace.final_response), title="MATRIX answer", border_style="green"),
+                ],
+                equal=True,
+                expand=True,
+            )
+        )
+        self.console.print(footer(trace))
+
+
+def render_event(event: Event) -> Group:
+    rejected = not event.verdict.feasible
+    head = Text(f"R{event.round} [{event.id}] ", style="dim")
+    head.append(event.actor, style="bold")
+    head.append(f" {event.kind}")
+    if event.in_reply_to:
+        head.append(f" to [{event.in_reply_to}]", style="dim")
+    head.append(": ")
+    head.append(event.text, style="strike dim" if rejected else "")
+    lines = [head]
+    if rejected:
+        lines.append(Text(f"    ✗ rejected by the modulator: {event.verdict.reason}", style="red"))
+    else:
+        receivers = ", ".join(event.receivers) if event.receivers else "nobody else"
+        lines.append(Text(f"    ✓ feasible · noticed by {receivers}", style="green"))
+        if event.critique:
+            lines.append(Text(f"    ⚠ {event.critique}", style="yellow"))
+    if event.verdict.source == "fallback":
+        lines.append(Text("    (modulator output invalid twice: fallback ruling)", style="dim"))
+    return Group(*lines)
+
+
+def footer(trace: SceneTrace) -> Text:
+    t = trace.totals
+    rejected = sum(1 for e in trace.events if not e.verdict.feasible)
+    return Text(
+        f"{t.calls} calls · {t.prompt_tokens} prompt tokens ({t.cached_tokens} cached) · "
+        f"{t.completion_tokens} completion tokens · {len(trace.events)} events "
+        f"({rejected} rejected) · {t.fallbacks} fallbacks · {t.wall_time_s:.1f} s",
+        style="bold",
+    )
+
+
+def _preview(text: str) -> str:
+    return text if len(text) <= ANSWER_PREVIEW else text[:ANSWER_PREVIEW] + " […]"
