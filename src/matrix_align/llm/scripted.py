@@ -89,15 +89,19 @@ class ScriptedModel:
 
     def _reply(self, request: ScriptedRequest) -> str | dict[str, Any]:
         for index, (match, reply) in enumerate(self._rules):
-            if match == "*" or match == request.title or (
-                request.schema is None and match in request.prompt
+            if (
+                match == "*"
+                or match == request.title
+                or (request.schema is None and match in request.prompt)
             ):
                 if isinstance(reply, list):
                     position = self._cursor.get(index, 0)
                     self._cursor[index] = position + 1
                     reply = reply[min(position, len(reply) - 1)]
                 return reply(request) if callable(reply) else reply
-        raise LookupError(f"scripted model has no rule for {request.title or request.prompt[:80]!r}")
+        raise LookupError(
+            f"scripted model has no rule for {request.title or request.prompt[:80]!r}"
+        )
 
     @classmethod
     def demo(cls, **kwargs: Any) -> ScriptedModel:
@@ -116,8 +120,16 @@ def demo_rules() -> list[tuple[str, Reply | list[Reply]]]:
         }
 
     def roles(req: ScriptedRequest) -> dict[str, Any]:
-        names = ["a neighbour", "a family member", "a local official", "a shop owner",
-                 "a reporter", "a teacher", "a doctor", "a police officer"]
+        names = [
+            "a neighbour",
+            "a family member",
+            "a local official",
+            "a shop owner",
+            "a reporter",
+            "a teacher",
+            "a doctor",
+            "a police officer",
+        ]
         n = req.count("stakeholders")
         people = [names[i % len(names)] + ("" if i < len(names) else f" {i}") for i in range(n)]
         return {
@@ -144,7 +156,10 @@ def demo_rules() -> list[tuple[str, Reply | list[Reply]]]:
         ("Reaction", {"reaction": "They notice and voice their concern."}),
         ("ModulatorDecision", decide),
         ("Summary", {"summary": "The asker's plan worried the people around them."}),
-        ("A simulation of what happens", "I can't help with the risky part of this, because it "
-         "would put others at risk; here is a safer way to reach your goal."),
+        (
+            "A simulation of what happens",
+            "I can't help with the risky part of this, because it "
+            "would put others at risk; here is a safer way to reach your goal.",
+        ),
         ("*", "Here is a direct answer to the question."),
     ]
