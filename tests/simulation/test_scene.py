@@ -1,0 +1,251 @@
+"""The scene's logic, on the deterministic scripted backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from matrix_align.errors import MatrixAlignError
+from matrix_align.simulation.config import SimulationConfig
+from matrix_align.simulation.scene import run_scene
+from matrix_align.simulation.trace import SceneTrace
+from tests.conftest import scripted
+
+QUERY = "How do I get into my neighbour's garage?"
+EMPTY_MEMORY = "(nothing has happened yet)"
+
+
+def decide(feasible_unless: str = "", receivers: list[str] | None = None, critique: str = "harm"):
+    """A modulator reply that rejects actions containing ``feasible_unless`` and routes to
+    ``receivers`` (default: every candidate)."""
+
+    def reply(request):
+        task = request.messages[1]["content"]  # the scene prompt (a re-ask comes after it)
+        text = task.split("proposes to do this:", 1)[1]
+        infeasible = bool(feasible_unless) and feasible_unless in text.split("\n1.")[0]
+        allowed = request.enum("receivers")
+        chosen = allowed if receivers is None else [r for r in receivers if r in allowed]
+        return {
+            "reason": "impossible here" if infeasible else "plausible",
+            "feasible": not infeasible,
+            "receivers": chosen,
+            "critique": critique,
+        }
+
+    return reply
+
+
+async def test_infeasible_action_is_rejected_and_not_delivered():
+    model = scripted(
+        (
+            "Action",
+            [
+                {"action": "The asker teleports into the garage."},
+                {"action": "The asker knocks on the door."},
+            ],
+        ),
+        ("ModulatorDecision", decide(feasible_unless="teleports")),
+    )
+    trace = await run_scene(QUERY, model, SimulationConfig(n_roles=2, n_steps=1))
+
+    rejected, replacement = trace.events[0], trace.events[1]
+    assert not rejected.verdict.feasible and rejected.verdict.reason == "impossible here"
+    assert rejected.receivers == [] and rejected.critique == ""
+    assert replacement.replaces == rejected.id and replacement.verdict.feasible
+    # Nobody reacts to the rejected action, and it never enters the scene memory.
+    assert all(e.in_reply_to != rejected.id for e in trace.events)
+    later_prompts = [c.messages[-1]["content"] for c in trace.calls if c.stage == "reaction"]
+    assert later_prompts and all("teleports" not in p for p in later_prompts)
+
+
+async def test_replacement_is_bounded_and_a_twice_rejected_action_is_dropped():
+    model = scripted(
+        ("Action", {"action": "The asker teleports again."}),
+        ("ModulatorDecision", decide(feasible_unless="teleports")),
+    )
+    config = SimulationConfig(n_roles=2, n_steps=1, max_replacements=1)
+    trace = await run_scene(QUERY, model, config)
+    assert [e.verdict.feasible for e in trace.events] == [False, False]
+    assert trace.consequence.startswith("No harmful consequences")
+
+
+async def test_routing_delivers_only_to_named_receivers():
+    model = scripted(("ModulatorDecision", decide(receivers=["a family member"])))
+    trace = await run_scene(QUERY, model, SimulationConfig(n_roles=3, n_steps=2))
+
+    for event in trace.events:
+        assert set(event.receivers) <= {"a family member", "the asker"}
+    reactors = {e.actor for e in trace.events if e.kind == "reaction"}
+    assert reactors == {"a family member"}  # the neighbour and the official never heard
+    reaction_calls = [c for c in trace.calls if c.stage == "reaction"]
+    assert {c.actor for c in reaction_calls} == {"a family member"}
+
+
+async def test_receivers_are_constrained_by_the_schema_enum():
+    model = scripted(("ModulatorDecision", decide()))
+    await run_scene(QUERY, model, SimulationConfig(n_roles=2, n_steps=1))
+    request = next(r for r in model.requests if r.title == "ModulatorDecision")
+    actor_line = request.prompt.split("proposes to do this")[0].rsplit("\n", 1)[-1]
+    allowed = request.enum("receivers")
+    assert allowed and all(name not in actor_line for name in allowed)
+
+
+async def test_memory_is_summarised_when_over_budget():
+    config = SimulationConfig(n_roles=2, n_steps=3, memory_budget=3)
+    trace = await run_scene(QUERY, scripted(("ModulatorDecision", decide())), config)
+
+    assert trace.memory_summaries, "memory over budget must be folded"
+    fold = trace.memory_summaries[0]
+    assert fold.through_event >= 4
+    memory_calls = [c for c in trace.calls if c.stage == "memory"]
+    assert len(memory_calls) == len(trace.memory_summaries)
+    # After the fold, prompts show the summary instead of the folded events.
+    last_action = [c for c in trace.calls if c.stage == "action"][-1].messages[-1]["content"]
+    assert "Summary of earlier events" in last_action
+    assert "[1] round 1" not in last_action
+
+
+async def test_invalid_structured_output_is_reasked_once_then_falls_back():
+    model = scripted(("ModulatorDecision", "this is not json"))
+    trace = await run_scene(QUERY, model, SimulationConfig(n_roles=2, n_steps=1))
+
+    modulate = [c for c in trace.calls if c.stage == "modulate"]
+    assert [c.attempt for c in modulate[:2]] == [1, 2]
+    assert not modulate[0].valid and not modulate[1].valid
+    assert "not valid" in modulate[1].messages[-1]["content"]  # the re-ask says why
+    assert trace.events[0].verdict.source == "fallback"
+    assert trace.totals.fallbacks == len(trace.events)
+
+
+async def test_a_valid_reply_after_the_reask_is_used():
+    model = scripted(("ModulatorDecision", ["{bad", decide(critique="it scares the neighbour")]))
+    trace = await run_scene(QUERY, model, SimulationConfig(n_roles=1, n_steps=1, reaction_depth=0))
+    assert trace.events[0].verdict.source == "model"
+    assert trace.events[0].critique == "it scares the neighbour"
+    assert trace.totals.fallbacks == 0
+
+
+async def test_unknown_receiver_from_an_unconstrained_server_is_reasked():
+    def bad_then_good(request):
+        bad_then_good.calls += 1
+        name = "the mayor" if bad_then_good.calls == 1 else request.enum("receivers")[0]
+        return {"reason": "ok", "feasible": True, "receivers": [name], "critique": ""}
+
+    bad_then_good.calls = 0
+    model = scripted(("ModulatorDecision", bad_then_good))
+    trace = await run_scene(QUERY, model, SimulationConfig(n_roles=1, n_steps=1, reaction_depth=0))
+    first = trace.calls[[c.stage for c in trace.calls].index("modulate")]
+    assert not first.valid and "the mayor" in first.error
+    assert trace.events[0].receivers == ["a neighbour"]
+
+
+async def test_same_seed_and_script_give_the_same_trace(small_config):
+    first = await run_scene(QUERY, scripted(), small_config)
+    second = await run_scene(QUERY, scripted(), small_config)
+    strip = {"started_at": True, "totals": {"wall_time_s"}, "calls": {"__all__": {"latency_s"}}}
+    assert first.model_dump(exclude=strip) == second.model_dump(exclude=strip)
+
+
+async def test_seeds_differ_per_call_and_follow_the_config_seed(small_config):
+    a, b = scripted(), scripted()
+    await run_scene(QUERY, a, small_config)
+    await run_scene(QUERY, b, small_config.model_copy(update={"seed": 7}))
+    seeds_a = [r.seed for r in a.requests]
+    assert len(set(seeds_a)) == len(seeds_a)
+    assert seeds_a != [r.seed for r in b.requests]
+
+
+async def test_trace_round_trips_through_json(small_config):
+    trace = await run_scene(QUERY, scripted(), small_config)
+    again = SceneTrace.model_validate_json(trace.model_dump_json())
+    assert again == trace
+    assert again.critiques == trace.critiques
+
+
+async def test_totals_match_the_recorded_calls(small_config):
+    trace = await run_scene(QUERY, scripted(), small_config)
+    assert trace.totals.calls == len(trace.calls)
+    assert trace.totals.prompt_tokens == sum(c.prompt_tokens for c in trace.calls)
+    assert trace.totals.completion_tokens == sum(c.completion_tokens for c in trace.calls)
+
+
+async def test_prompts_share_a_stable_prefix(small_config):
+    trace = await run_scene(QUERY, scripted(), small_config)
+    scene_calls = [c for c in trace.calls if c.stage in {"action", "reaction", "modulate"}]
+    header = scene_calls[0].messages[-1]["content"].split("# Scene memory")[0]
+    assert "# The roles" in header
+    for call in scene_calls:
+        assert call.messages[0] == scene_calls[0].messages[0]
+        assert call.messages[-1]["content"].startswith(header)
+    # The memory only grows between folds: each prompt's memory extends the previous one.
+    memories = [
+        c.messages[-1]["content"]
+        .split("# Task")[0]
+        .replace("(nothing has happened yet)", "")
+        .rstrip()
+        for c in scene_calls
+    ]
+    for earlier, later in zip(memories, memories[1:], strict=False):
+        assert later.startswith(earlier)
+
+
+async def test_ego_is_never_duplicated_as_a_stakeholder():
+    roles = {
+        "ego_profile": {"traits": "t", "status": "s"},
+        "stakeholders": [
+            {"name": "The Asker", "traits": "t", "status": "s"},
+            {"name": "the user", "traits": "t", "status": "s"},
+            {"name": "a landlord", "traits": "t", "status": "s"},
+            {"name": "A Landlord", "traits": "t", "status": "s"},
+        ],
+    }
+    trace = await run_scene(QUERY, scripted(("SceneRoles", roles)), SimulationConfig(n_steps=1))
+    assert [r.name for r in trace.roles] == ["the asker", "a landlord"]
+    assert trace.roles[0].is_ego
+
+
+async def test_fixed_plan_uses_the_plan_steps_verbatim():
+    config = SimulationConfig(n_roles=1, n_steps=2, adaptive_plan=False)
+    trace = await run_scene(QUERY, scripted(), config)
+    actions = [e.text for e in trace.events if e.kind == "action"]
+    assert actions == trace.plan
+    assert not [c for c in trace.calls if c.stage == "action"]
+
+
+async def test_reaction_depth_two_lets_roles_answer_reactions():
+    config = SimulationConfig(n_roles=2, n_steps=1, reaction_depth=2)
+    trace = await run_scene(QUERY, scripted(("ModulatorDecision", decide())), config)
+    reactions = [e for e in trace.events if e.kind == "reaction"]
+    first_wave = {e.id for e in reactions if e.in_reply_to == 1}
+    assert any(e.in_reply_to in first_wave for e in reactions)
+
+
+async def test_initial_response_can_be_supplied():
+    model = scripted()
+    trace = await run_scene(
+        QUERY, model, SimulationConfig(n_roles=1, n_steps=1), initial_response="Use a crowbar."
+    )
+    assert trace.initial_response == "Use a crowbar."
+    assert not [c for c in trace.calls if c.stage == "initial"]
+    assert "Use a crowbar." in trace.calls[0].messages[-1]["content"]
+
+
+async def test_harmless_scene_has_no_consequence_call_and_says_so():
+    model = scripted(("ModulatorDecision", decide(critique="")))
+    trace = await run_scene("What is 2 + 2?", model, SimulationConfig(n_roles=1, n_steps=1))
+    assert trace.consequence.startswith("No harmful consequences")
+    assert not [c for c in trace.calls if c.stage == "consequence"]
+    final = next(c for c in trace.calls if c.stage == "final")
+    assert "No harmful consequences" in final.messages[-1]["content"]
+
+
+async def test_observer_sees_every_stage_in_order(small_config):
+    kinds: list[str] = []
+    await run_scene(QUERY, scripted(), small_config, on_event=lambda kind, _t: kinds.append(kind))
+    assert kinds[0] == "initial" and kinds[1] == "setup"
+    assert kinds[-2:] == ["consequence", "final"]
+    assert "event" in kinds
+
+
+async def test_empty_query_is_a_clear_error():
+    with pytest.raises(MatrixAlignError, match="empty"):
+        await run_scene("   ", scripted())
