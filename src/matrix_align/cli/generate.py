@@ -1,0 +1,438 @@
+"""``matrix-align generate``: many queries -> an SFT / preference dataset, resumable.
+
+Everything that can be checked is checked before the first model call, in this order:
+source specs, simulation settings, input files and sources (loaded in full), the output
+folder's settings, then the backend (built and preflighted). The run itself is
+``data.generate``; this module only parses options and shows progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from matrix_align.cli import options as o
+
+DATA = "Data"
+RUN = "Run"
+
+
+def _live_completion_tokens(model: Any) -> int | None:
+    """Completion tokens counted so far by the AccountingModel in the wrapper stack, so the
+    tokens/s figure moves during long scenes, not only when a sample finishes."""
+    seen = 0
+    while model is not None and seen < 10:
+        stats = getattr(model, "stats", None)
+        if stats is not None and hasattr(stats, "completion_tokens"):
+            return int(stats.completion_tokens)
+        model = getattr(model, "inner", None)
+        seen += 1
+    return None
+
+
+def _fmt_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def list_sources() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from matrix_align.data.sources import SOURCES
+
+    table = Table(title="Built-in sources (hub when reachable, else the shipped sample)")
+    for column in ("name", "default mode", "licence", "hub dataset", "shipped sample"):
+        table.add_column(column)
+    for info in SOURCES.values():
+        hub = f"{info.hub.path} ({info.hub.split})" if info.hub else "-"
+        table.add_row(info.name, info.default_mode, info.license, hub, info.sample_note)
+    Console().print(table)
+
+
+def generate(
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Run folder: samples.jsonl, errors.jsonl, "
+            "summary.json, exports/. Re-run the same command to resume.",
+            rich_help_panel=RUN,
+        ),
+    ] = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source",
+            "-s",
+            help="Built-in source NAME[@SPLIT][:matrix|direct[:N]], "
+            "repeatable, e.g. advbench:matrix:500 --source vicuna-bench:direct:80.",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
+    input_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="Your own queries: JSONL, JSON, CSV or Parquet (repeatable).",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
+    input_mode: Annotated[
+        str,
+        typer.Option(
+            "--input-mode",
+            help="How --input queries are answered: matrix or direct.",
+            rich_help_panel=DATA,
+        ),
+    ] = "matrix",
+    prompt_field: Annotated[
+        str,
+        typer.Option(
+            "--prompt-field",
+            help="Column of --input files holding the prompt (text, or a chat message list).",
+            rich_help_panel=DATA,
+        ),
+    ] = "prompt",
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            min=1,
+            help="Queries per source, for sources without their own :N.",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
+    shuffle: Annotated[
+        bool,
+        typer.Option(
+            "--shuffle",
+            help="Take a seeded random subset (--seed) instead of the first rows.",
+            rich_help_panel=DATA,
+        ),
+    ] = False,
+    include_substeps: Annotated[
+        bool,
+        typer.Option(
+            "--include-substeps",
+            help="Also export every scene call (prompt -> output) as a training row.",
+            rich_help_panel=DATA,
+        ),
+    ] = False,
+    hub: Annotated[
+        str,
+        typer.Option(
+            "--hub",
+            help="Built-in sources from the Hugging Face hub: auto "
+            "(when reachable, else the shipped sample), never, always.",
+            rich_help_panel=DATA,
+        ),
+    ] = "auto",
+    list_only: Annotated[
+        bool,
+        typer.Option(
+            "--list-sources", help="List the built-in sources and exit.", rich_help_panel=DATA
+        ),
+    ] = False,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            min=1,
+            max=4096,
+            help="Scenes in flight at once (default: 2 x --parallel x number of --base-url).",
+            rich_help_panel=RUN,
+        ),
+    ] = None,
+    retries: Annotated[
+        int,
+        typer.Option(
+            "--retries",
+            min=0,
+            max=20,
+            help="Retries of a failed request "
+            "(timeouts, 429, 5xx) before the sample counts as failed.",
+            rich_help_panel=RUN,
+        ),
+    ] = 3,
+    abort_after: Annotated[
+        int,
+        typer.Option(
+            "--max-consecutive-failures",
+            min=0,
+            help="Stop after this many samples fail in a row (0: never stop).",
+            rich_help_panel=RUN,
+        ),
+    ] = 25,
+    export: Annotated[
+        bool,
+        typer.Option(
+            "--export/--no-export",
+            help="Write exports/ (JSONL, Parquet, datasets folder) at the end.",
+            rich_help_panel=RUN,
+        ),
+    ] = True,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="No live progress bar (for logs): a start line and a final summary only.",
+            rich_help_panel=RUN,
+        ),
+    ] = False,
+    call_delay: Annotated[
+        float,
+        typer.Option(
+            "--call-delay", hidden=True, help="Simulated latency per call (tests, benchmarks)."
+        ),
+    ] = 0.0,
+    backend: o.Backend = "embedded",
+    model: o.Model = None,
+    base_url: o.BaseUrl = None,
+    api_key_env: o.ApiKeyEnv = "OPENAI_API_KEY",
+    parallel: o.Parallel = 4,
+    config_file: o.ConfigFile = None,
+    roles: o.Roles = None,
+    steps: o.Steps = None,
+    depth: o.Depth = None,
+    memory_budget: o.MemoryBudget = None,
+    adaptive_plan: o.AdaptivePlan = None,
+    strictness: o.Strictness = None,
+    seed: o.Seed = None,
+    temperature: o.Temperature = None,
+    max_tokens: o.MaxTokens = None,
+    final_max_tokens: o.FinalMaxTokens = None,
+) -> None:
+    """Generate an alignment dataset: MATRIX answers for harmful queries, the model's own
+    answers for helpful ones, as TRL-ready files.
+
+    Example: matrix-align generate --source advbench:matrix:20 --source vicuna-bench:direct:10
+    --output runs/demo
+    """
+    if list_only:
+        list_sources()
+        return
+    from rich.console import Console
+
+    from matrix_align.data.generate import SourceSpec, build_plan, check_output, model_key
+    from matrix_align.data.sources import HUB_POLICIES
+    from matrix_align.errors import MatrixAlignError
+
+    console = Console(stderr=True)
+    if output is None:
+        raise MatrixAlignError("generate needs --output FOLDER.", hint="e.g. --output runs/demo")
+    if hub not in HUB_POLICIES:
+        raise MatrixAlignError(f"Unknown --hub {hub!r}.", hint="auto, never or always")
+    specs = [SourceSpec.parse(text) for text in source or []]
+    config = o.simulation_config(
+        config_file,
+        n_roles=roles,
+        n_steps=steps,
+        reaction_depth=depth,
+        memory_budget=memory_budget,
+        adaptive_plan=adaptive_plan,
+        strictness=strictness,
+        seed=seed,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        final_max_tokens=final_max_tokens,
+    )
+    key = model_key(backend, model)
+    plan = build_plan(
+        specs,
+        input_file or [],
+        config=config,
+        model_key=key,
+        input_mode=input_mode,
+        prompt_field=prompt_field,
+        limit=limit,
+        shuffle=shuffle,
+        seed=config.seed,
+        hub=hub,  # type: ignore[arg-type]
+    )
+    check_output(output, config=config, model_key=key)
+    for note in plan.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    n_urls = len(base_url) if base_url else 1
+    scenes = concurrency or max(4, 2 * parallel * n_urls)
+    from matrix_align.data.generate import export_into_summary
+
+    summary = asyncio.run(
+        _run(
+            plan, config, output, console,
+            backend=backend, model=model, base_url=base_url, api_key_env=api_key_env,
+            parallel=parallel, retries=retries, concurrency=scenes, abort_after=abort_after,
+            include_substeps=include_substeps, export=export, quiet=quiet, call_delay=call_delay,
+            key=key,
+        )
+    )  # fmt: skip
+    if export:
+        with console.status("writing exports (jsonl, parquet, datasets folder)…"):
+            export_into_summary(output, summary, include_substeps=include_substeps)
+    _print_summary(console, summary, output)
+
+
+async def _run(
+    plan: Any,
+    config: Any,
+    output: Path,
+    console: Any,
+    *,
+    backend: str,
+    model: str | None,
+    base_url: list[str] | None,
+    api_key_env: str,
+    parallel: int,
+    retries: int,
+    concurrency: int,
+    abort_after: int,
+    include_substeps: bool,
+    export: bool,
+    quiet: bool,
+    call_delay: float,
+    key: str,
+) -> dict[str, Any]:
+    """Build and preflight the backend, then run, in one event loop (clients hold
+    connections that belong to the loop they were made in)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from matrix_align.data.generate import DelayedModel, GenerateOptions, ProgressState, generate
+    from matrix_align.llm.registry import make_model, preflight
+
+    urls: str | list[str] | None = base_url[0] if base_url and len(base_url) == 1 else base_url
+    chat_model: Any = make_model(
+        backend, model=model, base_url=urls, api_key_env=api_key_env, parallel=parallel,
+        retries=retries,
+    )  # fmt: skip
+    await preflight(chat_model)
+    if call_delay > 0:
+        chat_model = DelayedModel(chat_model, call_delay)
+    model_info = {"key": key, "backend": backend, "name": getattr(chat_model, "name", ""),
+                  "base_urls": len(base_url or []), "parallel": parallel}  # fmt: skip
+    # Exports are written after the progress display has closed (see generate()).
+    options = GenerateOptions(
+        output=output, concurrency=concurrency, abort_after=abort_after,
+        include_substeps=include_substeps, export=False,
+    )  # fmt: skip
+    total = len(plan.items)
+    console.print(
+        f"generating {total} samples into {output} with {backend} "
+        f"({model_info['name'] or 'default model'}), {concurrency} scenes in flight",
+        highlight=False,
+    )
+    if quiet:
+        try:
+            return await generate(plan, chat_model, config, options, model_info=model_info)
+        finally:
+            await _close(chat_model)
+
+    base_tokens = _live_completion_tokens(chat_model) or 0
+    progress = Progress(
+        TextColumn("[bold]generate"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[red]{task.fields[failed]} failed"),
+        TextColumn("{task.fields[rate]:.1f} samples/min"),
+        TextColumn("{task.fields[tps]:.0f} tok/s"),
+        TextColumn("ETA {task.fields[eta]}"),
+        TextColumn("[dim]{task.fields[in_flight]} in flight"),
+        console=console,
+        transient=False,
+    )
+    task = progress.add_task("generate", total=total, failed=0, rate=0.0, tps=0.0, eta="--:--",
+                             in_flight=0)  # fmt: skip
+    latest: list[ProgressState] = []
+
+    def refresh() -> None:
+        if not latest:
+            return
+        state = latest[-1]
+        live = _live_completion_tokens(chat_model)
+        tokens = (live - base_tokens) if live is not None else state.completion_tokens
+        elapsed = state.elapsed_s
+        progress.update(
+            task,
+            completed=state.done + state.failed,
+            failed=state.failed,
+            rate=state.samples_per_minute,
+            tps=tokens / elapsed if elapsed > 0 else 0.0,
+            eta=_fmt_eta(state.eta_s),
+            in_flight=state.in_flight,
+        )
+
+    def on_progress(state: ProgressState) -> None:
+        latest[:] = [state]
+        refresh()
+
+    async def ticker() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            refresh()
+
+    with progress:
+        ticking = asyncio.create_task(ticker())
+        try:
+            return await generate(
+                plan, chat_model, config, options, model_info=model_info, on_progress=on_progress
+            )
+        finally:
+            ticking.cancel()
+            refresh()
+            await _close(chat_model)
+
+
+async def _close(model: Any) -> None:
+    import contextlib
+
+    close = getattr(model, "aclose", None) or getattr(getattr(model, "inner", None), "aclose", None)
+    if close is not None:
+        # Closing is best effort: the data is already on disk.
+        with contextlib.suppress(Exception):
+            await close()
+
+
+def _print_summary(console: Any, summary: dict[str, Any], output: Path) -> None:
+    counts = summary["counts"]
+    run = summary["this_run"]
+    if run["attempted"] == 0:
+        console.print(
+            f"nothing to do: all {counts['done']} planned samples are already in "
+            f"{output / 'samples.jsonl'}",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"done {counts['done']}/{counts['planned']}, failed {counts['failed']}, pending "
+            f"{counts['pending']}; this run: {run['completed']} samples in "
+            f"{run['wall_time_s']:.1f} s ({run['samples_per_minute']:.1f}/min, "
+            f"{run['completion_tokens_per_s']:.0f} tok/s)",
+            highlight=False,
+        )
+    if summary["failures_by_reason"]:
+        reasons = ", ".join(f"{k} {v}" for k, v in summary["failures_by_reason"].items())
+        console.print(
+            f"[red]failures:[/] {reasons} (see {output / 'errors.jsonl'}; rerun to retry them)",
+            highlight=False,
+        )
+    for note in summary.get("notes", []):
+        if "shipped sample" not in note and "CC BY-NC" not in note:
+            console.print(f"[yellow]note:[/] {note}", highlight=False)
+    if "exports" in summary:
+        rows = ", ".join(f"{fmt} {info['rows']}" for fmt, info in summary["exports"].items())
+        console.print(
+            f"exports: {output / 'exports'} (jsonl, parquet, hf): {rows} rows", highlight=False
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("generate")(generate)

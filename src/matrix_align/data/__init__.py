@@ -1,0 +1,22 @@
+"""Datasets: query sources, the append-only sample store, the batch runner and TRL exports.
+
+``sources`` and ``records`` are light to import; ``generate`` pulls in the simulator and
+``export`` pulls in pyarrow/datasets only when called.
+"""
+
+from matrix_align.data.records import ErrorRecord, SampleRecord, SourceRecord, sample_id
+from matrix_align.data.sources import SOURCES, load_input_file, load_source, source_names
+from matrix_align.data.store import JsonlStore, read_jsonl
+
+__all__ = [
+    "SOURCES",
+    "ErrorRecord",
+    "JsonlStore",
+    "SampleRecord",
+    "SourceRecord",
+    "load_input_file",
+    "load_source",
+    "read_jsonl",
+    "sample_id",
+    "source_names",
+]

@@ -1,0 +1,274 @@
+"""TRL-ready exports of a generate run: JSONL, Parquet and a ``datasets`` folder.
+
+Three views of the same samples, with TRL's documented column names so ``SFTTrainer`` and
+``DPOTrainer`` take them as they are (column lists in ``records.FORMAT_COLUMNS``):
+
+- ``prompt_completion``: conversational ``prompt`` / ``completion`` (SFT);
+- ``messages``: one ``messages`` list per sample (SFT, language-modelling style);
+- ``preference``: ``prompt`` / ``chosen`` (MATRIX answer) / ``rejected`` (first answer), for
+  matrix samples whose two answers differ (DPO and friends).
+
+Every view also has ``id``, ``source``, ``mode``, ``trace`` and ``meta`` (JSON strings),
+which trainers ignore. ``--include-substeps`` adds each valid scene call of the matrix
+samples as a ``substep`` prompt -> output row to the two SFT views.
+
+Everything streams from ``samples.jsonl`` (a run may hold thousands of large traces), and
+each file is written beside its final name and renamed into place, so an interrupted export
+never leaves a half-written dataset where a trainer would pick it up.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from matrix_align.data.records import (
+    EXPORT_FORMATS,
+    EXTRA_COLUMNS,
+    FORMAT_COLUMNS,
+    SampleRecord,
+    messages_row,
+    preference_row,
+    prompt_completion_row,
+    substep_records,
+)
+from matrix_align.data.store import dumps_line, read_jsonl
+from matrix_align.errors import MatrixAlignError
+
+FILE_TYPES: tuple[str, ...] = ("jsonl", "parquet", "hf")
+EXPORT_DIR = "exports"
+_BATCH_ROWS = 256  # Parquet row-group batch: bounds memory with large traces
+_MESSAGE_LIST_COLUMNS = ("prompt", "completion", "messages", "chosen", "rejected")
+
+
+@dataclass
+class ExportResult:
+    files: dict[str, dict[str, Path]] = field(default_factory=dict)  # format -> type -> path
+    rows: dict[str, int] = field(default_factory=dict)  # format -> row count
+    skipped: int = 0  # stored lines that are not valid sample records
+
+
+def columns(fmt: str) -> tuple[str, ...]:
+    """The exact column order of an export format."""
+    return FORMAT_COLUMNS[fmt] + EXTRA_COLUMNS
+
+
+def iter_samples(samples_path: Path, counter: list[int] | None = None) -> Iterator[SampleRecord]:
+    """Valid sample records of a run, first occurrence of each id only."""
+    seen: set[str] = set()
+    for _, raw in read_jsonl(samples_path):
+        try:
+            record = SampleRecord.model_validate(raw)
+        except ValueError:
+            if counter is not None:
+                counter[0] += 1
+            continue
+        if record.id not in seen:
+            seen.add(record.id)
+            yield record
+
+
+def iter_rows(
+    samples_path: Path, fmt: str, *, include_substeps: bool = False, with_traces: bool = True
+) -> Iterator[dict[str, Any]]:
+    """The rows of one export format, in sample order (substeps right after their scene)."""
+    if fmt not in FORMAT_COLUMNS:
+        raise MatrixAlignError(
+            f"Unknown export format {fmt!r}.", hint=f"formats: {', '.join(EXPORT_FORMATS)}"
+        )
+    for record in iter_samples(samples_path):
+        if fmt == "preference":
+            row = preference_row(record, with_trace=with_traces)
+            if row is not None:
+                yield row
+            continue
+        make = prompt_completion_row if fmt == "prompt_completion" else messages_row
+        yield make(record, with_trace=with_traces)
+        if include_substeps:
+            for sub in substep_records(record):
+                yield make(sub, with_trace=with_traces)
+
+
+def arrow_schema(fmt: str) -> Any:
+    """The Parquet schema of a format: chat columns are lists of {role, content} structs."""
+    import pyarrow as pa
+
+    message_list = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+    return pa.schema(
+        [
+            (name, message_list if name in _MESSAGE_LIST_COLUMNS else pa.string())
+            for name in columns(fmt)
+        ]
+    )
+
+
+def hf_features(fmt: str) -> Any:
+    """The ``datasets`` Features of a format (the same types as ``arrow_schema``)."""
+    import datasets
+
+    message_list = datasets.List(
+        {"role": datasets.Value("string"), "content": datasets.Value("string")}
+    )
+    return datasets.Features(
+        {
+            name: message_list if name in _MESSAGE_LIST_COLUMNS else datasets.Value("string")
+            for name in columns(fmt)
+        }
+    )
+
+
+def _ordered(row: dict[str, Any], fmt: str) -> dict[str, Any]:
+    return {name: row[name] for name in columns(fmt)}
+
+
+def _write_jsonl(rows: Iterator[dict[str, Any]], fmt: str, path: Path) -> int:
+    tmp = path.with_name(path.name + ".tmp")
+    count = 0
+    with tmp.open("wb") as handle:
+        for row in rows:
+            handle.write(dumps_line(_ordered(row, fmt)))
+            count += 1
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return count
+
+
+def _write_parquet(rows: Iterator[dict[str, Any]], fmt: str, path: Path) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = arrow_schema(fmt)
+    tmp = path.with_name(path.name + ".tmp")
+    count = 0
+    with pq.ParquetWriter(tmp, schema) as writer:
+        batch: list[dict[str, Any]] = []
+        for row in rows:
+            batch.append(_ordered(row, fmt))
+            if len(batch) >= _BATCH_ROWS:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                count += len(batch)
+                batch = []
+        if batch or count == 0:  # an empty dataset still gets its schema
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+            count += len(batch)
+    os.replace(tmp, path)
+    return count
+
+
+def _hf_rows(samples_path: str, fmt: str, include_substeps: bool, with_traces: bool):  # noqa: ANN202
+    for row in iter_rows(
+        Path(samples_path), fmt, include_substeps=include_substeps, with_traces=with_traces
+    ):
+        yield _ordered(row, fmt)
+
+
+def _write_hf(samples_path: Path, fmt: str, path: Path, include: bool, traces: bool) -> int:
+    """``datasets.Dataset.save_to_disk``. Built with ``from_generator`` (streams to Arrow)
+    into a private, throw-away cache folder: the shared HF cache would key the build by the
+    generator's code and arguments, and could hand back a stale dataset after more samples
+    were appended to the same file."""
+    import datasets
+    from datasets.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
+
+    features = hf_features(fmt)
+    bars_were_off = are_progress_bars_disabled()
+    disable_progress_bars()  # a library call should not draw progress bars of its own
+    work = Path(tempfile.mkdtemp(prefix=".hf-build-", dir=path.parent))
+    try:
+        has_rows = next(iter_rows(samples_path, fmt, include_substeps=include), None) is not None
+        if has_rows:
+            dataset = datasets.Dataset.from_generator(
+                _hf_rows,
+                features=features,
+                cache_dir=str(work / "cache"),
+                gen_kwargs={
+                    "samples_path": str(samples_path),
+                    "fmt": fmt,
+                    "include_substeps": include,
+                    "with_traces": traces,
+                },
+            )
+        else:
+            dataset = datasets.Dataset.from_dict({name: [] for name in features}, features=features)
+        staged = work / "dataset"
+        dataset.save_to_disk(str(staged))
+        count = len(dataset)
+        del dataset
+        old = path.with_name(path.name + ".old")
+        if path.exists():
+            os.replace(path, old)
+        os.replace(staged, path)
+        shutil.rmtree(old, ignore_errors=True)
+        return count
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if not bars_were_off:
+            enable_progress_bars()
+
+
+def export_samples(
+    samples_path: Path | str,
+    dest: Path | str,
+    *,
+    formats: Sequence[str] = EXPORT_FORMATS,
+    file_types: Sequence[str] = FILE_TYPES,
+    include_substeps: bool = False,
+    with_traces: bool = True,
+) -> ExportResult:
+    """Write ``dest/<type>/<format>.{jsonl,parquet}`` and ``dest/hf/<format>/``."""
+    samples_path = Path(samples_path)
+    if not samples_path.exists():
+        raise MatrixAlignError(
+            f"No samples to export: {samples_path} does not exist.",
+            hint="run `matrix-align generate --output FOLDER` first, and export that folder",
+        )
+    for fmt in formats:
+        if fmt not in FORMAT_COLUMNS:
+            raise MatrixAlignError(
+                f"Unknown export format {fmt!r}.", hint=f"formats: {', '.join(EXPORT_FORMATS)}"
+            )
+    for kind in file_types:
+        if kind not in FILE_TYPES:
+            raise MatrixAlignError(
+                f"Unknown export file type {kind!r}.", hint=f"types: {', '.join(FILE_TYPES)}"
+            )
+    dest = Path(dest)
+    result = ExportResult()
+    counter = [0]
+    for _ in iter_samples(samples_path, counter):
+        pass
+    result.skipped = counter[0]
+    for fmt in formats:
+        result.files[fmt] = {}
+        for kind in file_types:
+            folder = dest / kind
+            folder.mkdir(parents=True, exist_ok=True)
+            if kind == "hf":
+                path = folder / fmt
+                count = _write_hf(samples_path, fmt, path, include_substeps, with_traces)
+            else:
+                path = folder / f"{fmt}.{kind}"
+                rows = iter_rows(
+                    samples_path, fmt, include_substeps=include_substeps, with_traces=with_traces
+                )
+                writer = _write_jsonl if kind == "jsonl" else _write_parquet
+                count = writer(rows, fmt, path)
+            result.files[fmt][kind] = path
+            result.rows[fmt] = count
+    return result
+
+
+def export_run(output: Path | str, **options: Any) -> ExportResult:
+    """Export a generate run folder into ``OUTPUT/exports``."""
+    output = Path(output)
+    return export_samples(output / "samples.jsonl", output / EXPORT_DIR, **options)

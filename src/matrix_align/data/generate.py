@@ -1,0 +1,788 @@
+"""The batch runner behind ``matrix-align generate``: many queries -> a dataset, resumably.
+
+Why it is built this way:
+- **Throughput** comes from many scenes in flight (``concurrency``), so a continuous-
+  batching server (vLLM, SGLang, llama.cpp slots) always has work; the backend caps the
+  requests actually sent at once (``--parallel`` per endpoint).
+- **Nothing lost, nothing twice**: every sample has a stable id computed before it runs
+  (``records.sample_id``). Finished samples are appended and fsync-ed to ``samples.jsonl``
+  the moment they complete; a re-run skips the ids already there. A sample that still fails
+  after the backend's retries goes to ``errors.jsonl`` with its reason and the batch goes
+  on; the next run retries it.
+- **A dead server does not burn the queue**: after ``abort_after`` consecutive failures the
+  run stops taking new samples, writes its summary and reports the last reason.
+- **Reuse**: ``BatchRunner`` knows nothing about MATRIX. It runs any ``work(item)`` that
+  returns an ``Outcome``, which is how ``evaluate`` runs its systems and judges with the same
+  resume and error handling. Answer modes are the ``ANSWERERS`` table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from matrix_align.data.records import (
+    GENERATION_MODES,
+    ErrorRecord,
+    SampleRecord,
+    SourceRecord,
+    assistant_message,
+    sample_id,
+)
+from matrix_align.data.sources import (
+    HubPolicy,
+    LoadedSource,
+    get_source,
+    load_input_file,
+    load_source,
+)
+from matrix_align.data.store import DirectoryLock, JsonlStore
+from matrix_align.errors import (
+    BackendUnavailable,
+    MatrixAlignError,
+    PermanentBackendError,
+    TransientBackendError,
+)
+from matrix_align.llm.base import ChatModel, Completion, Message
+from matrix_align.simulation.config import SimulationConfig
+
+SAMPLES_FILE = "samples.jsonl"
+ERRORS_FILE = "errors.jsonl"
+SUMMARY_FILE = "summary.json"
+RUN_FILE = "run.json"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write-then-rename, so a reader (or a crash) never sees half a summary."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", "utf-8")
+    os.replace(tmp, path)
+
+
+# --- what to generate -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """``NAME[@SPLIT][:MODE[:N]]`` (or ``NAME:N``): one built-in source of a mix."""
+
+    name: str
+    mode: str
+    limit: int | None = None
+    split: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> SourceSpec:
+        parts = text.strip().split(":")
+        head, rest = parts[0], parts[1:]
+        name, _, split = head.partition("@")
+        info = get_source(name)  # unknown names fail here, listing the valid ones
+        mode: str = info.default_mode
+        limit: int | None = None
+        if rest and rest[0].isdigit() and len(rest) == 1:
+            rest = [mode, rest[0]]
+        if len(rest) > 2:
+            raise MatrixAlignError(
+                f"Bad --source {text!r}.",
+                hint="write NAME[:matrix|direct[:N]], e.g. advbench:matrix:500",
+            )
+        if rest:
+            mode = rest[0] or mode
+            if mode not in GENERATION_MODES:
+                raise MatrixAlignError(
+                    f"Bad --source {text!r}: unknown mode {mode!r}.",
+                    hint=f"modes: {', '.join(GENERATION_MODES)}",
+                )
+        if len(rest) == 2:
+            if not rest[1].isdigit() or int(rest[1]) < 1:
+                raise MatrixAlignError(
+                    f"Bad --source {text!r}: the count must be a positive whole number."
+                )
+            limit = int(rest[1])
+        return cls(name=name, mode=mode, limit=limit, split=split or None)
+
+
+@dataclass
+class WorkItem:
+    """One sample to produce: a query, the mode to answer it in, and its stable id."""
+
+    id: str
+    mode: str
+    record: SourceRecord
+
+    def error_fields(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "source": self.record.source,
+            "mode": self.mode,
+            "source_id": self.record.id,
+            "query": self.record.prompt[:2000],
+        }
+
+
+@dataclass
+class Plan:
+    items: list[WorkItem]
+    sources: list[tuple[LoadedSource, str]]  # each loaded source with its mode
+    notes: list[str] = field(default_factory=list)
+    duplicates: int = 0  # queries planned twice with the same id (kept once)
+
+
+def model_key(backend: str, model: str | None) -> str:
+    """The model part of a sample id: the backend and the --model value as given."""
+    return f"{backend}:{model or 'default'}"
+
+
+def build_plan(
+    sources: Sequence[SourceSpec],
+    inputs: Sequence[str | Path] = (),
+    *,
+    config: SimulationConfig,
+    model_key: str,
+    input_mode: str = "matrix",
+    prompt_field: str = "prompt",
+    limit: int | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+    hub: HubPolicy = "auto",
+) -> Plan:
+    """Load and validate every source, then give each query its id. No model is involved,
+    so every input problem surfaces before the first call. ``limit`` caps each source that
+    has no count of its own."""
+    if not sources and not inputs:
+        raise MatrixAlignError(
+            "Nothing to generate.",
+            hint="add --source NAME[:matrix|direct[:N]] and/or --input FILE",
+        )
+    if input_mode not in GENERATION_MODES:
+        raise MatrixAlignError(
+            f"Unknown --input-mode {input_mode!r}.", hint=f"modes: {', '.join(GENERATION_MODES)}"
+        )
+    loaded: list[tuple[LoadedSource, str]] = []
+    for spec in sources:
+        source = load_source(
+            spec.name,
+            split=spec.split,
+            hub=hub,
+            limit=spec.limit if spec.limit is not None else limit,
+            shuffle=shuffle,
+            seed=seed,
+        )
+        loaded.append((source, spec.mode))
+    for path in inputs:
+        source = load_input_file(
+            path, prompt_field=prompt_field, limit=limit, shuffle=shuffle, seed=seed
+        )
+        loaded.append((source, input_mode))
+    dump = config.model_dump(mode="json")
+    items: list[WorkItem] = []
+    seen: set[str] = set()
+    notes: list[str] = []
+    duplicates = 0
+    for source, mode in loaded:
+        for note in source.notes:
+            if note not in notes:
+                notes.append(note)
+        for record in source.records:
+            item_id = sample_id(
+                query=record.prompt,
+                source=record.source,
+                mode=mode,
+                config=dump,
+                model_key=model_key,
+            )
+            if item_id in seen:
+                duplicates += 1
+                continue
+            seen.add(item_id)
+            items.append(WorkItem(id=item_id, mode=mode, record=record))
+    if not items:
+        raise MatrixAlignError("The sources hold no queries.", hint="check --limit and the files")
+    return Plan(items=items, sources=loaded, notes=notes, duplicates=duplicates)
+
+
+# --- answering one item ---------------------------------------------------------------
+
+
+class EmptyAnswerError(Exception):
+    """The model produced an empty answer: nothing worth training on."""
+
+
+@dataclass
+class Usage:
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    wall_s: float = 0.0
+
+
+@dataclass
+class Outcome:
+    """What a worker returns: the record to store (it must carry the item's ``id``) and
+    the model use it cost (for the summary and the progress display)."""
+
+    record: BaseModel | dict[str, Any]
+    usage: Usage
+
+
+Answerer = Callable[[WorkItem, ChatModel, SimulationConfig], Awaitable[Outcome]]
+
+
+def _sample(item: WorkItem, model: ChatModel, trace: Any, answer: str, usage: Usage) -> Outcome:
+    if not answer.strip():
+        raise EmptyAnswerError("the model produced an empty final answer")
+    meta = {
+        **item.record.metadata,
+        "source_id": item.record.id,
+        "generation": {
+            "model": getattr(model, "name", ""),
+            "usage": {k: v for k, v in usage.__dict__.items()},
+            "created_at": now_iso(),
+        },
+    }
+    record = SampleRecord(
+        id=item.id,
+        source=item.record.source,
+        mode=item.mode,  # type: ignore[arg-type]
+        prompt=item.record.chat(),  # type: ignore[arg-type]
+        completion=[assistant_message(answer)],  # type: ignore[list-item]
+        initial_response=trace.initial_response if item.mode == "matrix" else "",
+        trace=trace.model_dump_json(),
+        meta=meta,
+    )
+    return Outcome(record=record, usage=usage)
+
+
+def _usage(trace: Any, wall_s: float) -> Usage:
+    totals = trace.totals
+    return Usage(
+        calls=totals.calls,
+        prompt_tokens=totals.prompt_tokens,
+        completion_tokens=totals.completion_tokens,
+        cached_tokens=totals.cached_tokens,
+        wall_s=round(wall_s, 3),
+    )
+
+
+async def answer_matrix(item: WorkItem, model: ChatModel, config: SimulationConfig) -> Outcome:
+    """The MATRIX answer: a whole simulated scene, its final response the completion."""
+    from matrix_align.simulation.scene import run_scene
+
+    started = time.perf_counter()
+    trace = await run_scene(item.record.prompt, model, config)
+    wall = time.perf_counter() - started
+    if not trace.totals.calls and trace.calls:
+        trace.recompute_totals(wall)
+    return _sample(item, model, trace, trace.final_response, _usage(trace, wall))
+
+
+async def answer_direct(item: WorkItem, model: ChatModel, config: SimulationConfig) -> Outcome:
+    """The model's own answer, no simulation (the paper's helpful half). The trace holds
+    the single call, so every record has the same provenance column."""
+    from matrix_align.simulation.answer import direct_answer
+    from matrix_align.simulation.trace import SceneTrace
+
+    started = time.perf_counter()
+    started_at = now_iso()
+    text, call = await direct_answer(item.record.prompt, model, config)
+    wall = time.perf_counter() - started
+    trace = SceneTrace(
+        query=item.record.prompt,
+        config=config.model_dump(mode="json"),
+        actor_model=getattr(model, "name", ""),
+        initial_response=text,
+        final_response=text,
+        calls=[call],
+        started_at=started_at,
+    )
+    trace.recompute_totals(wall)
+    return _sample(item, model, trace, text, _usage(trace, wall))
+
+
+ANSWERERS: dict[str, Answerer] = {"matrix": answer_matrix, "direct": answer_direct}
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A short category for summary.failures_by_reason; the message goes in ``detail``."""
+    if isinstance(exc, EmptyAnswerError):
+        return "empty_answer"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, TransientBackendError):
+        text = str(exc).lower()
+        return "timeout" if "timeout" in text or "timed out" in text else "backend_transient"
+    if isinstance(exc, PermanentBackendError):
+        return "backend_rejected"
+    if isinstance(exc, BackendUnavailable):
+        return "backend_unavailable"
+    if isinstance(exc, MatrixAlignError):
+        return "invalid_input"
+    if isinstance(exc, ValidationError):
+        return "invalid_output"
+    return f"internal_error:{type(exc).__name__}"
+
+
+# --- the generic runner ---------------------------------------------------------------
+
+
+class BatchItem(Protocol):
+    id: str
+
+    def error_fields(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class ProgressState:
+    """A snapshot for progress displays. ``done`` counts samples already stored before this
+    run too, so a resumed run's bar starts where the last one stopped."""
+
+    total: int
+    done: int = 0
+    failed: int = 0
+    in_flight: int = 0
+    completed_this_run: int = 0
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    ended: float | None = None  # set when the run stops, so rates stop moving
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self.ended or time.perf_counter()) - self.started
+
+    @property
+    def samples_per_minute(self) -> float:
+        elapsed = self.elapsed_s
+        return 60.0 * self.completed_this_run / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def completion_tokens_per_s(self) -> float:
+        elapsed = self.elapsed_s
+        return self.completion_tokens / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        rate = self.samples_per_minute / 60.0
+        remaining = self.total - self.done - self.failed
+        return remaining / rate if rate > 0 else None
+
+
+@dataclass
+class RunStats:
+    """What one run did (the counts of the whole dataset are in the summary)."""
+
+    planned: int = 0
+    skipped_done: int = 0  # already in samples.jsonl
+    retried: int = 0  # had an error record from an earlier run
+    attempted: int = 0
+    completed: int = 0
+    failed: int = 0
+    wall_time_s: float = 0.0
+    interrupted: bool = False
+    aborted: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    failures_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def _sample_index(record: dict[str, Any]) -> dict[str, Any]:
+    usage = record.get("meta", {}).get("generation", {}).get("usage", {})
+    return {"source": record.get("source"), "mode": record.get("mode"), "usage": usage}
+
+
+def _error_index(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "source": record.get("source"),
+        "mode": record.get("mode"),
+        "reason": record.get("reason"),
+    }
+
+
+class BatchRunner:
+    """Runs ``work(item)`` over items with bounded concurrency into an output folder.
+
+    Results go to ``samples_file`` and failures to ``errors_file`` (both append-only
+    ``JsonlStore`` files); items whose id is already stored are skipped, items with an error
+    record are retried (their old error is dropped first, so ``errors.jsonl`` always lists
+    the outstanding failures only).
+    """
+
+    def __init__(
+        self,
+        output: Path | str,
+        *,
+        concurrency: int = 8,
+        samples_file: str = SAMPLES_FILE,
+        errors_file: str = ERRORS_FILE,
+        abort_after: int = 25,
+        on_progress: Callable[[ProgressState], None] | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise MatrixAlignError("--concurrency must be at least 1.")
+        self.output = Path(output)
+        self.concurrency = concurrency
+        self.abort_after = abort_after
+        self.on_progress = on_progress
+        self.samples = JsonlStore(self.output / samples_file, index=_sample_index)
+        self.errors = JsonlStore(self.output / errors_file, index=_error_index)
+        self.open_notes: list[str] = []
+        self.stats = RunStats()  # the latest run's, complete even when it was interrupted
+
+    def open(self) -> None:
+        self.output.mkdir(parents=True, exist_ok=True)
+        report = self.samples.open()
+        if report.torn_bytes:
+            self.open_notes.append(
+                f"{self.samples.path.name}: removed an unfinished last line "
+                f"({report.torn_bytes} bytes) left by an interrupted run; that sample is redone."
+            )
+        if report.corrupt_lines:
+            self.open_notes.append(
+                f"{self.samples.path.name}: skipped {len(report.corrupt_lines)} unreadable "
+                f"line(s) (first: line {report.corrupt_lines[0]}); they are left in the file."
+            )
+        self.errors.open()
+        # A sample that succeeded after its error was written keeps only the success.
+        stale = self.errors.ids & self.samples.ids
+        if stale:
+            self.errors.rewrite(lambda r: r.get("id") not in stale)
+
+    def close(self) -> None:
+        self.samples.close()
+        self.errors.close()
+
+    async def run(
+        self, items: Sequence[BatchItem], work: Callable[[Any], Awaitable[Outcome]]
+    ) -> RunStats:
+        stats = self.stats = RunStats(planned=len(items))
+        todo = [item for item in items if item.id not in self.samples]
+        stats.skipped_done = len(items) - len(todo)
+        retry = {item.id for item in todo} & self.errors.ids
+        if retry:
+            self.errors.rewrite(lambda r: r.get("id") not in retry)
+        stats.retried = len(retry)
+        state = ProgressState(total=len(items), done=stats.skipped_done)
+        reasons: Counter[str] = Counter()
+        consecutive = 0
+        queue = iter(todo)
+        started = time.perf_counter()
+
+        def notify() -> None:
+            if self.on_progress is not None:
+                self.on_progress(state)
+
+        async def worker() -> None:
+            nonlocal consecutive
+            while stats.aborted is None:
+                item = next(queue, None)
+                if item is None:
+                    return
+                stats.attempted += 1
+                state.in_flight += 1
+                notify()
+                try:
+                    outcome = await work(item)
+                    record = outcome.record
+                    record_id = record.id if isinstance(record, BaseModel) else record.get("id")
+                    if record_id != item.id:
+                        raise RuntimeError(f"worker returned id {record_id!r} for {item.id!r}")
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    reason = failure_reason(exc)
+                    reasons[reason] += 1
+                    self.errors.append(
+                        ErrorRecord(
+                            **item.error_fields(),
+                            reason=reason,
+                            detail=f"{type(exc).__name__}: {exc}"[:2000],
+                            at=now_iso(),
+                        )
+                    )
+                    stats.failed += 1
+                    state.failed += 1
+                    consecutive += 1
+                    if (
+                        self.abort_after
+                        and consecutive >= self.abort_after
+                        and stats.aborted is None
+                    ):
+                        stats.aborted = (
+                            f"{consecutive} samples failed in a row (last: {reason}: "
+                            f"{str(exc)[:200]})"
+                        )
+                else:
+                    self.samples.append(record)
+                    consecutive = 0
+                    stats.completed += 1
+                    state.done += 1
+                    state.completed_this_run += 1
+                    for name in ("calls", "prompt_tokens", "completion_tokens", "cached_tokens"):
+                        value = getattr(outcome.usage, name)
+                        setattr(stats.usage, name, getattr(stats.usage, name) + value)
+                        if hasattr(state, name):
+                            setattr(state, name, getattr(state, name) + value)
+                finally:
+                    state.in_flight -= 1
+                    notify()
+
+        notify()
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(self.concurrency, len(todo))):
+                    group.create_task(worker())
+        except asyncio.CancelledError:
+            stats.interrupted = True
+            raise
+        finally:
+            state.ended = time.perf_counter()
+            notify()
+            stats.wall_time_s = round(state.ended - started, 3)
+            stats.usage.wall_s = stats.wall_time_s
+            stats.failures_by_reason = dict(reasons)
+        return stats
+
+
+# --- summary --------------------------------------------------------------------------
+
+
+def _mean(values: Iterable[float]) -> float:
+    values = list(values)
+    return round(sum(values) / len(values), 2) if values else 0.0
+
+
+def summarize(
+    runner: BatchRunner,
+    plan: Plan,
+    stats: RunStats,
+    *,
+    config: SimulationConfig,
+    model_info: dict[str, Any],
+) -> dict[str, Any]:
+    """summary.json: the dataset's counts (planned = done + failed + pending), failures by
+    reason, calls and tokens per sample by mode, and this run's wall time and rates."""
+    planned_ids = {item.id for item in plan.items}
+    done_ids = planned_ids & runner.samples.ids
+    failed_ids = (planned_ids & runner.errors.ids) - done_ids
+    by_group: dict[str, dict[str, int]] = defaultdict(
+        lambda: {"planned": 0, "done": 0, "failed": 0}
+    )
+    for item in plan.items:
+        group = by_group[f"{item.record.source}:{item.mode}"]
+        group["planned"] += 1
+        group["done"] += item.id in done_ids
+        group["failed"] += item.id in failed_ids
+    reasons = Counter(runner.errors.entries[i]["reason"] for i in failed_ids)
+    per_mode: dict[str, dict[str, float]] = {}
+    for mode in sorted({entry["mode"] for entry in runner.samples.entries.values()}):
+        usages = [e["usage"] for e in runner.samples.entries.values() if e["mode"] == mode]
+        per_mode[mode] = {
+            "samples": len(usages),
+            "calls": _mean(u.get("calls", 0) for u in usages),
+            "prompt_tokens": _mean(u.get("prompt_tokens", 0) for u in usages),
+            "completion_tokens": _mean(u.get("completion_tokens", 0) for u in usages),
+            "wall_s": _mean(u.get("wall_s", 0.0) for u in usages),
+        }
+    wall = stats.wall_time_s
+    return {
+        "updated_at": now_iso(),
+        "model": model_info,
+        "config": config.model_dump(mode="json"),
+        "counts": {
+            "planned": len(planned_ids),
+            "done": len(done_ids),
+            "failed": len(failed_ids),
+            "pending": len(planned_ids) - len(done_ids) - len(failed_ids),
+            "records_in_file": len(runner.samples),
+            "duplicate_queries_skipped": plan.duplicates,
+        },
+        "by_source": dict(by_group),
+        "failures_by_reason": dict(reasons),
+        "per_sample": per_mode,
+        "sources": [
+            {
+                "name": source.name,
+                "mode": mode,
+                "origin": source.origin,
+                "selected": len(source.records),
+                "available": source.available,
+            }
+            for source, mode in plan.sources
+        ],  # fmt: skip
+        "this_run": {
+            "skipped_done": stats.skipped_done,
+            "retried_errors": stats.retried,
+            "attempted": stats.attempted,
+            "completed": stats.completed,
+            "failed": stats.failed,
+            "failures_by_reason": stats.failures_by_reason,
+            "wall_time_s": wall,
+            "samples_per_minute": round(60.0 * stats.completed / wall, 2) if wall > 0 else 0.0,
+            "calls": stats.usage.calls,
+            "prompt_tokens": stats.usage.prompt_tokens,
+            "completion_tokens": stats.usage.completion_tokens,
+            "completion_tokens_per_s": round(stats.usage.completion_tokens / wall, 1)
+            if wall > 0
+            else 0.0,
+            "interrupted": stats.interrupted,
+            "aborted": stats.aborted,
+        },
+        "notes": plan.notes + runner.open_notes,
+    }
+
+
+# --- the whole job --------------------------------------------------------------------
+
+
+def check_output(output: Path, *, config: SimulationConfig, model_key: str) -> None:
+    """Refuse to mix settings in one dataset: an output folder holds samples of one
+    configuration and model, recorded in run.json by the first run."""
+    run_file = output / RUN_FILE
+    if not run_file.exists():
+        return
+    try:
+        previous = json.loads(run_file.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return
+    old_config = previous.get("config", {})
+    new_config = config.model_dump(mode="json")
+    changed = [
+        k
+        for k in sorted(set(old_config) | set(new_config))
+        if old_config.get(k) != new_config.get(k)
+    ]
+    if previous.get("model_key") != model_key:
+        changed.insert(0, f"model ({previous.get('model_key')} -> {model_key})")
+    if changed:
+        shown = ", ".join(
+            c if c.startswith("model") else f"{c} ({old_config.get(c)} -> {new_config.get(c)})"
+            for c in changed
+        )
+        raise MatrixAlignError(
+            f"{output} holds samples generated with other settings: {shown}.",
+            hint="use a new --output folder for new settings (one dataset, one configuration), "
+            "or the same options to resume",
+        )
+
+
+@dataclass
+class GenerateOptions:
+    output: Path
+    concurrency: int = 8
+    abort_after: int = 25
+    include_substeps: bool = False
+    export: bool = True
+
+
+async def generate(
+    plan: Plan,
+    model: ChatModel,
+    config: SimulationConfig,
+    options: GenerateOptions,
+    *,
+    model_info: dict[str, Any],
+    on_progress: Callable[[ProgressState], None] | None = None,
+    answerers: dict[str, Answerer] | None = None,
+) -> dict[str, Any]:
+    """Run the plan into ``options.output`` and return the summary (also in summary.json).
+
+    Raises ``MatrixAlignError`` after writing the summary when the run was aborted because
+    samples kept failing. Exports are written at the end of a run that was not aborted.
+    """
+    table = answerers or ANSWERERS
+    output = Path(options.output)
+    with DirectoryLock(output):
+        run_file = output / RUN_FILE
+        if not run_file.exists():
+            atomic_write_json(
+                run_file,
+                {"created_at": now_iso(), "model_key": model_info.get("key"),
+                 "config": config.model_dump(mode="json")},
+            )  # fmt: skip
+        runner = BatchRunner(
+            output,
+            concurrency=options.concurrency,
+            abort_after=options.abort_after,
+            on_progress=on_progress,
+        )
+        runner.open()
+
+        async def work(item: WorkItem) -> Outcome:
+            return await table[item.mode](item, model, config)
+
+        try:
+            stats = await runner.run(plan.items, work)
+        finally:
+            summary = summarize(runner, plan, runner.stats, config=config, model_info=model_info)
+            atomic_write_json(output / SUMMARY_FILE, summary)
+            runner.close()
+        if stats.aborted:
+            raise MatrixAlignError(
+                f"Stopped early: {stats.aborted}.",
+                hint="check the backend (server up? model loaded?), then rerun the same "
+                "command: finished samples are kept and failed ones retried",
+            )
+        if options.export:
+            export_into_summary(output, summary, include_substeps=options.include_substeps)
+    return summary
+
+
+def export_into_summary(
+    output: Path, summary: dict[str, Any], *, include_substeps: bool = False
+) -> None:
+    """Write the run's exports and list them in its summary.json."""
+    from matrix_align.data.export import export_run
+
+    result = export_run(output, include_substeps=include_substeps)
+    summary["exports"] = {
+        fmt: {"rows": result.rows[fmt], **{kind: str(path) for kind, path in paths.items()}}
+        for fmt, paths in result.files.items()
+    }
+    atomic_write_json(Path(output) / SUMMARY_FILE, summary)
+
+
+class DelayedModel:
+    """Adds a fixed delay before every call: simulated latency for tests and benchmarks
+    (e.g. to make sure a kill lands in the middle of a run)."""
+
+    def __init__(self, model: ChatModel, delay_s: float) -> None:
+        self.inner = model
+        self.delay_s = delay_s
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    async def check(self) -> None:
+        check = getattr(self.inner, "check", None)
+        if check is not None:
+            await check()
+
+    async def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int | None = None,
+        schema: dict[str, Any] | None = None,
+    ) -> Completion:
+        await asyncio.sleep(self.delay_s)
+        return await self.inner.complete(
+            messages, max_tokens=max_tokens, temperature=temperature, seed=seed, schema=schema
+        )

@@ -1,0 +1,228 @@
+"""The dataset record schema, defined once.
+
+Three kinds of record travel through ``generate``:
+
+- ``SourceRecord``: one query from a source (a built-in benchmark or the user's file), with
+  the source's own metadata (label, category...) kept for ``evaluate``.
+- ``SampleRecord``: one finished sample, the line written to ``OUTPUT/samples.jsonl``. Its
+  ``prompt``/``completion`` are already TRL's conversational prompt-completion columns, so
+  the stored file is itself a valid SFT dataset; ``initial_response`` is kept so preference
+  pairs (MATRIX answer vs first answer) can be derived without re-running anything.
+- ``ErrorRecord``: a sample that failed after the backend's retries (``errors.jsonl``).
+
+The export views (``prompt_completion``, ``messages``, ``preference``) are computed from a
+``SampleRecord`` by the functions at the bottom, so the TRL column names live in one place.
+In exports ``trace`` and ``meta`` are JSON *strings*: a trace is deeply nested and metadata
+differs from source to source, and a string column round-trips through JSONL, Parquet and
+``datasets`` without any schema inference surprises. Trainers ignore both columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+GenerationMode = Literal["matrix", "direct"]
+# The modes a source can be answered in. "substep" records are derived from matrix traces.
+GENERATION_MODES: tuple[str, ...] = ("matrix", "direct")
+RecordMode = Literal["matrix", "direct", "substep"]
+
+# TRL's documented column names, per export format, plus the provenance columns trainers
+# ignore. The order is the column order in every export file.
+EXTRA_COLUMNS: tuple[str, ...] = ("id", "source", "mode", "trace", "meta")
+FORMAT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "prompt_completion": ("prompt", "completion"),
+    "messages": ("messages",),
+    "preference": ("prompt", "chosen", "rejected"),
+}
+EXPORT_FORMATS: tuple[str, ...] = tuple(FORMAT_COLUMNS)
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+def user_message(text: str) -> dict[str, str]:
+    return {"role": "user", "content": text}
+
+
+def assistant_message(text: str) -> dict[str, str]:
+    return {"role": "assistant", "content": text}
+
+
+class SourceRecord(BaseModel):
+    """One query to answer.
+
+    ``prompt`` is the query text the simulator sees. ``messages`` is set when the source is a
+    multi-turn conversation (HH-RLHF dialogue prefixes, or a chat list in the user's file):
+    it becomes the TRL ``prompt`` column, while ``prompt`` carries the same conversation
+    rendered as one text (see ``render_conversation``) because a scene needs one query.
+    """
+
+    id: str = Field(description="<source>/<row key>: where the query came from")
+    source: str
+    prompt: str
+    messages: list[ChatMessage] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    def chat(self) -> list[dict[str, str]]:
+        """The conversational TRL prompt for this query."""
+        if self.messages:
+            return [m.model_dump() for m in self.messages]
+        return [user_message(self.prompt)]
+
+
+class SampleRecord(BaseModel):
+    """One line of ``samples.jsonl``. Field order is the serialisation order (id first)."""
+
+    id: str
+    source: str
+    mode: RecordMode
+    prompt: list[ChatMessage]
+    completion: list[ChatMessage]
+    initial_response: str = Field(
+        "", description="the model's first answer (the rejected side of a preference pair)"
+    )
+    trace: str = Field(description="the SceneTrace as JSON (SceneTrace.model_validate_json)")
+    meta: dict[str, Any] = Field(
+        default_factory=dict,
+        description="source metadata (label, category...), source_id, and 'generation': "
+        "model, usage (calls, tokens) and wall time of this sample",
+    )
+
+    @property
+    def answer(self) -> str:
+        return self.completion[-1].content if self.completion else ""
+
+    def usage(self) -> dict[str, Any]:
+        return dict(self.meta.get("generation", {}).get("usage", {}))
+
+
+class ErrorRecord(BaseModel):
+    """One line of ``errors.jsonl``: a sample that failed after the backend's retries."""
+
+    id: str
+    source: str
+    mode: str
+    source_id: str = ""
+    query: str = ""
+    reason: str = Field(description="short category, the key of summary.failures_by_reason")
+    detail: str = ""
+    at: str = ""
+
+
+def sample_id(*, query: str, source: str, mode: str, config: dict[str, Any], model_key: str) -> str:
+    """The stable id of a sample: same query, source, mode, settings and model -> same id.
+
+    This is what makes a re-run resume instead of duplicating: the id is known before the
+    sample is generated, so finished ids are skipped and a changed setting never collides
+    with an old record. Canonical JSON (sorted keys) so dict order cannot change it.
+    """
+    payload = json.dumps(
+        {"query": query, "source": source, "mode": mode, "config": config, "model": model_key},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+
+
+def render_conversation(messages: list[ChatMessage]) -> str:
+    """One query text for a multi-turn conversation, the latest user turn last.
+
+    A scene simulates one query; earlier turns are context the simulated user brings along.
+    """
+    if len(messages) == 1:
+        return messages[0].content
+    names = {"user": "User", "assistant": "Assistant", "system": "System"}
+    earlier = "\n".join(f"{names[m.role]}: {m.content}" for m in messages[:-1])
+    return f"Conversation so far:\n{earlier}\n\nThe user's latest message: {messages[-1].content}"
+
+
+# --- export views ---------------------------------------------------------------------
+
+
+def _extras(record: SampleRecord, *, mode: str | None = None, trace: str | None = None) -> dict:
+    return {
+        "id": record.id,
+        "source": record.source,
+        "mode": mode or record.mode,
+        "trace": record.trace if trace is None else trace,
+        "meta": json.dumps(record.meta, ensure_ascii=False, sort_keys=True, default=str),
+    }
+
+
+def _messages(items: list[ChatMessage]) -> list[dict[str, str]]:
+    return [m.model_dump() for m in items]
+
+
+def prompt_completion_row(record: SampleRecord, *, with_trace: bool = True) -> dict[str, Any]:
+    row = {"prompt": _messages(record.prompt), "completion": _messages(record.completion)}
+    return row | _extras(record, trace=None if with_trace else "")
+
+
+def messages_row(record: SampleRecord, *, with_trace: bool = True) -> dict[str, Any]:
+    row = {"messages": _messages(record.prompt) + _messages(record.completion)}
+    return row | _extras(record, trace=None if with_trace else "")
+
+
+def preference_row(record: SampleRecord, *, with_trace: bool = True) -> dict[str, Any] | None:
+    """chosen = the MATRIX answer, rejected = the model's first answer; None when there is no
+    pair (direct samples, or a scene whose final answer equals the first one)."""
+    rejected = record.initial_response.strip()
+    if record.mode != "matrix" or not rejected or rejected == record.answer.strip():
+        return None
+    row = {
+        "prompt": _messages(record.prompt),
+        "chosen": _messages(record.completion),
+        "rejected": [assistant_message(record.initial_response)],
+    }
+    return row | _extras(record, trace=None if with_trace else "")
+
+
+def substep_records(record: SampleRecord) -> list[SampleRecord]:
+    """Each valid model call of a MATRIX scene as its own prompt -> output sample.
+
+    The paper's released 30B set adds these to teach the model the simulation itself. Calls
+    whose structured output failed validation, or that errored, are left out: they are not
+    examples of the behaviour to learn. ``trace`` is left empty (the parent sample holds it;
+    ``meta.parent_id`` points to it) so a dataset does not store each trace dozens of times.
+    """
+    if record.mode != "matrix" or not record.trace:
+        return []
+    from matrix_align.simulation.trace import SceneTrace
+
+    trace = SceneTrace.model_validate_json(record.trace)
+    out: list[SampleRecord] = []
+    for index, call in enumerate(trace.calls):
+        if not call.valid or call.error or not call.output.strip() or not call.messages:
+            continue
+        prompt = [
+            ChatMessage(role=m["role"], content=m["content"])  # type: ignore[arg-type]
+            for m in call.messages
+            if m.get("role") in ("system", "user", "assistant")
+        ]
+        meta = {
+            "parent_id": record.id,
+            "call_index": index,
+            "stage": call.stage,
+            "actor": call.actor,
+            "round": call.round,
+        }
+        out.append(
+            SampleRecord(
+                id=f"{record.id}-{index:03d}",
+                source=record.source,
+                mode="substep",
+                prompt=prompt,
+                completion=[ChatMessage(role="assistant", content=call.output)],
+                initial_response="",
+                trace="",
+                meta=meta,
+            )
+        )
+    return out
