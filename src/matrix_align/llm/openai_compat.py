@@ -243,8 +243,14 @@ class OpenAICompatModel:
         return client
 
     async def aclose(self) -> None:
-        """Close the HTTP clients of the current loop (optional; saves sockets in tests)."""
+        """Close the pooled HTTP clients (optional; saves sockets in tests and long runs).
+
+        Clients opened under an event loop that has since ended cannot be closed from
+        another loop; they are dropped instead.
+        """
         clients, self._clients = self._clients, {}
+        if self._loop is not asyncio.get_running_loop():
+            return
         for client in clients.values():
             await client.close()
 
@@ -270,10 +276,19 @@ class OpenAICompatModel:
     # -- checks and detection --------------------------------------------------------------
 
     async def _list_models(self, endpoint: _Endpoint) -> list[Any]:
-        """``GET /models`` with the short timeout; raises openai's errors as they are."""
-        client = self._client(endpoint.url).with_options(timeout=self.check_timeout_s)
-        page = await client.models.list()
-        return list(page.data)
+        """``GET /models`` with the short timeout; raises openai's errors as they are.
+
+        A client of its own, closed at once: a preflight often runs under its own
+        ``asyncio.run``, and pooled connections would outlive that loop.
+        """
+        async with AsyncOpenAI(
+            base_url=endpoint.url,
+            api_key=self._api_key(),
+            max_retries=0,
+            timeout=self.check_timeout_s,
+        ) as client:
+            page = await client.models.list()
+            return list(page.data)
 
     async def _vllm_is_legacy(self, endpoint: _Endpoint) -> bool:
         """Whether a vLLM server predates ``structured_outputs`` (its ``/version`` < 0.10.2).
@@ -330,10 +345,16 @@ class OpenAICompatModel:
                     "not JSON; it does not look like an OpenAI-compatible server.",
                     hint="check --base-url (it usually ends in /v1)",
                 ) from None
-            except openai.APIConnectionError:
+            except openai.APIConnectionError as exc:
+                if isinstance(exc, openai.APITimeoutError):
+                    why = f"no answer to GET /models within {self.check_timeout_s:g} s"
+                else:
+                    cause = exc.__cause__ or exc.__context__
+                    why = (
+                        f"GET /models failed: {type(cause).__name__ if cause else 'no connection'}"
+                    )
                 raise BackendUnavailable(
-                    f"Cannot reach the OpenAI-compatible server at {endpoint.url} "
-                    f"(no answer to GET /models within {self.check_timeout_s:g} s).",
+                    f"Cannot reach the OpenAI-compatible server at {endpoint.url} ({why}).",
                     hint="start the server (e.g. `vllm serve MODEL`, `ollama serve`, "
                     "`llama-server -m FILE --port 8080`) or check --base-url "
                     "(it usually ends in /v1)",

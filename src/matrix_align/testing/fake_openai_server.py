@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import json
 import random
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -231,8 +232,7 @@ class FakeOpenAIServer:
         if self._httpd is not None:
             return self
         self._stopping.clear()
-        self._httpd = ThreadingHTTPServer((self._host, self._port), _make_handler(self))
-        self._httpd.daemon_threads = True
+        self._httpd = _Server((self._host, self._port), _make_handler(self))
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -298,7 +298,7 @@ class FakeOpenAIServer:
                 cached_chars = chars
             elif len(self._seen_prefixes) < 100_000:
                 self._seen_prefixes.add(key)
-        return cached_chars // 4
+        return (cached_chars + 3) // 4  # rounded as _tokens rounds, so a full hit is exact
 
     def handle_chat(self, body: dict[str, Any]) -> tuple[int, bytes, dict[str, str]]:
         """Serve one chat request: (status, body bytes, extra headers). Runs in a handler
@@ -385,6 +385,14 @@ class FakeOpenAIServer:
             },
         }
         return 200, json.dumps(reply).encode(), {}
+
+
+class _Server(ThreadingHTTPServer):
+    """One thread per connection; a deep accept queue so that a benchmark opening hundreds
+    of connections at once is not throttled by the listen backlog (default 5)."""
+
+    daemon_threads = True
+    request_queue_size = 1024
 
 
 def _error(status: int, message: str, kind: str) -> tuple[int, bytes, dict[str, str]]:
@@ -489,6 +497,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         host=args.host,
         port=args.port,
     )
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)  # `kill PID` stops it cleanly, as Ctrl-C does
     with server:
         print(f"fake OpenAI-compatible server at {server.base_url} (Ctrl-C stops it)", flush=True)
         try:

@@ -1,0 +1,325 @@
+"""Behaviour that every backend gets by wrapping, not by subclassing.
+
+Why wrappers: retries, a concurrency limit, accounting and a response cache are the same
+for llama.cpp in-process, a vLLM fleet or the scripted test double, so each lives once here
+and composes around any ``ChatModel``::
+
+    AccountingModel(RetryingModel(OpenAICompatModel(...), max_retries=3))
+
+Each wrapper forwards ``name`` (traces name the real model, not the wrapper) and ``check()``
+(so ``registry.preflight`` reaches the backend through any stack of wrappers), and
+``aclose()`` when the inner model has one.
+
+Order matters and is the caller's choice: accounting outside retries counts one call per
+request (and a failure only when retries gave up); a cache outside accounting hides hits
+from the token counts, inside it counts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import json
+import random
+import time
+from collections import Counter, OrderedDict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from matrix_align.errors import TransientBackendError
+from matrix_align.llm.base import ChatModel, Completion, Message
+
+
+class _Wrapper:
+    """Forwards the identity and lifecycle of the wrapped model."""
+
+    def __init__(self, model: ChatModel) -> None:
+        self.inner = model
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    async def check(self) -> None:
+        check = getattr(self.inner, "check", None)
+        if check is not None:
+            await check()
+
+    async def aclose(self) -> None:
+        close = getattr(self.inner, "aclose", None)
+        if close is not None:
+            await close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.inner!r})"
+
+
+class RetryingModel(_Wrapper):
+    """Retries ``TransientBackendError`` with exponential backoff and jitter.
+
+    Only transient failures are retried (timeouts, 429, 5xx, dropped connections): a
+    permanent error (a rejected request) or a bug would fail the same way again. The delay
+    before retry ``n`` (0-based) is ``min(max_delay_s, base_delay_s * 2**n)``, scaled by a
+    random factor in [0.5, 1] so that many scenes failing together do not retry in lockstep;
+    a server's ``Retry-After`` (``retry_after_s`` on the error) raises it, still capped at
+    ``max_delay_s``. After ``max_retries`` retries the last error is raised.
+    """
+
+    def __init__(
+        self,
+        model: ChatModel,
+        max_retries: int = 3,
+        base_delay_s: float = 0.5,
+        max_delay_s: float = 8.0,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(model)
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        self.max_retries = max_retries
+        self.base_delay_s = base_delay_s
+        self.max_delay_s = max_delay_s
+        self.retries = 0  # retries made so far, over all calls (for run summaries)
+        self._rng = rng or random.Random()
+
+    def delay_s(self, attempt: int, error: BaseException | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based)."""
+        delay = min(self.max_delay_s, self.base_delay_s * 2**attempt)
+        delay *= 0.5 + 0.5 * self._rng.random()
+        hinted = getattr(error, "retry_after_s", None)
+        if isinstance(hinted, int | float) and hinted > delay:
+            delay = min(float(hinted), self.max_delay_s)
+        return delay
+
+    async def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int | None = None,
+        schema: dict[str, Any] | None = None,
+    ) -> Completion:
+        attempt = 0
+        while True:
+            try:
+                return await self.inner.complete(
+                    messages,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    seed=seed,
+                    schema=schema,
+                )
+            except TransientBackendError as error:
+                if attempt >= self.max_retries:
+                    raise
+                await asyncio.sleep(self.delay_s(attempt, error))
+                attempt += 1
+                self.retries += 1
+
+
+class ConcurrencyLimitedModel(_Wrapper):
+    """At most ``max_concurrency`` calls in flight through this wrapper.
+
+    Why: a backend without its own limit (or a shared one used by several roles) must not
+    receive more requests than the server has slots; the rest wait here instead of timing
+    out in the server's queue. The semaphore is rebuilt for each event loop, since asyncio
+    primitives belong to the loop that first waited on them.
+    """
+
+    def __init__(self, model: ChatModel, max_concurrency: int) -> None:
+        super().__init__(model)
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be >= 1")
+        self.max_concurrency = max_concurrency
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+
+    def _sem(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop = loop
+            self._semaphore = asyncio.Semaphore(self.max_concurrency)
+        return self._semaphore
+
+    async def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int | None = None,
+        schema: dict[str, Any] | None = None,
+    ) -> Completion:
+        async with self._sem():
+            return await self.inner.complete(
+                messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                seed=seed,
+                schema=schema,
+            )
+
+
+@dataclass
+class ModelStats:
+    """What a run's summary reports about model use.
+
+    ``busy_s`` is wall time with at least one call in flight (so concurrency does not
+    inflate it); ``call_s`` is the sum of call durations (so ``call_s / busy_s`` is the mean
+    concurrency). ``failures_by_error`` counts failed calls by exception type, which is the
+    "why" of a failure summary.
+    """
+
+    calls: int = 0
+    failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    busy_s: float = 0.0
+    call_s: float = 0.0
+    failures_by_error: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class AccountingModel(_Wrapper):
+    """Counts calls, failures, tokens and busy time of the model it wraps.
+
+    ``stats`` is live; ``snapshot()`` returns an independent copy (for a per-scene delta,
+    take one before and one after) and ``reset()`` starts again from zero.
+    """
+
+    def __init__(self, model: ChatModel) -> None:
+        super().__init__(model)
+        self.stats = ModelStats()
+        self._in_flight = 0
+        self._busy_since = 0.0
+
+    def snapshot(self) -> ModelStats:
+        stats = copy.deepcopy(self.stats)
+        if self._in_flight:  # count the busy period still open
+            stats.busy_s += time.perf_counter() - self._busy_since
+        return stats
+
+    def snapshot_dict(self) -> dict[str, Any]:
+        """``snapshot()`` as plain JSON-ready data, with ``total_tokens``."""
+        stats = self.snapshot()
+        return {**asdict(stats), "total_tokens": stats.total_tokens}
+
+    def reset(self) -> None:
+        self.stats = ModelStats()
+        if self._in_flight:
+            self._busy_since = time.perf_counter()
+
+    async def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int | None = None,
+        schema: dict[str, Any] | None = None,
+    ) -> Completion:
+        started = time.perf_counter()
+        if self._in_flight == 0:
+            self._busy_since = started
+        self._in_flight += 1
+        self.stats.calls += 1
+        try:
+            result = await self.inner.complete(
+                messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                seed=seed,
+                schema=schema,
+            )
+        except BaseException as error:
+            if isinstance(error, Exception):
+                self.stats.failures += 1
+                counts = Counter(self.stats.failures_by_error)
+                counts[type(error).__name__] += 1
+                self.stats.failures_by_error = dict(counts)
+            raise
+        else:
+            self.stats.prompt_tokens += result.prompt_tokens
+            self.stats.completion_tokens += result.completion_tokens
+            self.stats.cached_tokens += result.cached_tokens
+            return result
+        finally:
+            ended = time.perf_counter()
+            self.stats.call_s += ended - started
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self.stats.busy_s += ended - self._busy_since
+
+
+class CachingModel(_Wrapper):
+    """An in-memory cache of completions for deterministic calls.
+
+    Why only deterministic calls (temperature 0, or a fixed seed): those are the ones a
+    server would answer the same way again, e.g. re-running a judge or resuming a scene;
+    caching a sampled call would silently remove the diversity the caller asked for. The
+    key covers the messages, every sampling parameter and the schema. At most
+    ``max_entries`` are kept (least recently used goes first). Hits come back with
+    ``latency_s=0`` so time accounting stays honest.
+    """
+
+    def __init__(self, model: ChatModel, max_entries: int = 10_000) -> None:
+        super().__init__(model)
+        self.max_entries = max_entries
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[str, Completion] = OrderedDict()
+
+    @staticmethod
+    def key(
+        messages: list[Message],
+        max_tokens: int,
+        temperature: float,
+        seed: int | None,
+        schema: dict[str, Any] | None,
+    ) -> str:
+        payload = json.dumps(
+            [messages, max_tokens, temperature, seed, schema], sort_keys=True, default=str
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    async def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int | None = None,
+        schema: dict[str, Any] | None = None,
+    ) -> Completion:
+        if temperature != 0 and seed is None:
+            return await self.inner.complete(
+                messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                seed=seed,
+                schema=schema,
+            )
+        key = self.key(messages, max_tokens, temperature, seed, schema)
+        cached = self._entries.get(key)
+        if cached is not None:
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return cached.model_copy(update={"latency_s": 0.0}, deep=True)
+        self.misses += 1
+        result = await self.inner.complete(
+            messages, max_tokens=max_tokens, temperature=temperature, seed=seed, schema=schema
+        )
+        # An invalid or truncated reply is not worth keeping: the caller's re-ask must reach
+        # the model again.
+        if (schema is None or result.parsed is not None) and result.finish_reason != "length":
+            self._entries[key] = result.model_copy(deep=True)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return result
