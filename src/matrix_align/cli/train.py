@@ -1,0 +1,243 @@
+"""``matrix-align train``: fine-tune a model on MATRIX data (SFT or DPO, LoRA/QLoRA or full).
+
+torch, transformers, trl and peft are imported inside the command, so ``matrix-align --help``
+stays fast and works without the [train] extra.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from matrix_align.errors import MatrixAlignError
+
+DATA = "Data and model"
+RECIPE = "Recipe (defaults: the paper's)"
+RUN = "Run"
+
+
+def train(
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            "-d",
+            help="A `generate` output folder, a JSONL/Parquet file, or a save_to_disk folder.",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Base model: Hugging Face id, local folder, .gguf file, or 'embedded' (the "
+            "bundled Qwen2.5-Coder-0.5B-Instruct).",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Folder for the adapter, metrics, loss curve and model card.",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
+    method: Annotated[
+        str | None,
+        typer.Option(
+            "--method", help="sft (paper) or dpo (chosen/rejected pairs).", rich_help_panel=DATA
+        ),
+    ] = None,
+    config_file: Annotated[
+        Path | None,
+        typer.Option("--config", help="YAML file of training settings; options here win."),
+    ] = None,
+    finetune: Annotated[
+        str | None,
+        typer.Option(
+            "--finetune",
+            help="auto (QLoRA with CUDA+bitsandbytes, else LoRA), qlora, lora or full.",
+            rich_help_panel=RECIPE,
+        ),
+    ] = None,
+    qlora: Annotated[
+        bool,
+        typer.Option("--qlora", help="Shorthand for --finetune qlora.", rich_help_panel=RECIPE),
+    ] = False,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            "--precision",
+            help="auto (bf16 on a capable GPU, else fp32), bf16, fp16 or fp32.",
+            rich_help_panel=RECIPE,
+        ),
+    ] = None,
+    epochs: Annotated[
+        float | None, typer.Option("--epochs", help="Epochs (3).", rich_help_panel=RECIPE)
+    ] = None,
+    max_steps: Annotated[
+        int | None,
+        typer.Option("--max-steps", help="Stop after N optimiser steps.", rich_help_panel=RECIPE),
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option("--lr", help="Learning rate (2e-5).", rich_help_panel=RECIPE)
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", help="Per-device batch (1).", rich_help_panel=RECIPE),
+    ] = None,
+    grad_accum: Annotated[
+        int | None,
+        typer.Option("--grad-accum", help="Gradient accumulation (8).", rich_help_panel=RECIPE),
+    ] = None,
+    max_length: Annotated[
+        int | None,
+        typer.Option("--max-length", help="Max tokens per record (1024).", rich_help_panel=RECIPE),
+    ] = None,
+    lora_r: Annotated[
+        int | None, typer.Option("--lora-r", help="LoRA rank (8).", rich_help_panel=RECIPE)
+    ] = None,
+    lora_alpha: Annotated[
+        int | None, typer.Option("--lora-alpha", help="LoRA alpha (16).", rich_help_panel=RECIPE)
+    ] = None,
+    lora_dropout: Annotated[
+        float | None,
+        typer.Option("--lora-dropout", help="LoRA dropout (0.05).", rich_help_panel=RECIPE),
+    ] = None,
+    beta: Annotated[
+        float | None, typer.Option("--beta", help="DPO beta (0.1).", rich_help_panel=RECIPE)
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", rich_help_panel=RECIPE)] = None,
+    merge: Annotated[
+        bool | None,
+        typer.Option(
+            "--merge/--no-merge",
+            help="Also write base+adapter merged into OUTPUT/merged.",
+            rich_help_panel=RUN,
+        ),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Any other setting, KEY=VALUE (repeatable): e.g. --set lora_target_modules="
+            "[q_proj,v_proj] or --set trainer_args.report_to=wandb.",
+            rich_help_panel=RUN,
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Continue from the last checkpoint in OUTPUT.", rich_help_panel=RUN
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace a model already in OUTPUT.", rich_help_panel=RUN),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Check data, model and options, print the trainer settings, and stop.",
+            rich_help_panel=RUN,
+        ),
+    ] = False,
+) -> None:
+    """Fine-tune MODEL on MATRIX data so it answers consequence-aware without simulating.
+
+    The defaults are the paper's recipe: LoRA r=8 (QLoRA 4-bit on a CUDA GPU), alpha 16,
+    dropout 0.05, lr 2e-5, 3 epochs, batch 1 x accumulation 8, cosine schedule, warmup 0.03,
+    max length 1024; the loss covers the assistant answer only. Runs on a laptop CPU, one GPU,
+    or many with `accelerate launch` (see docs/train.md).
+    """
+    from rich.console import Console
+
+    from matrix_align.train.config import TrainConfig, parse_set_options
+
+    console = Console(stderr=True)
+    if qlora:
+        if finetune not in (None, "qlora"):
+            raise MatrixAlignError("--qlora contradicts --finetune " + str(finetune))
+        finetune = "qlora"
+    overrides: dict[str, Any] = parse_set_options(set_ or [])
+    overrides.update(
+        {
+            "data": data,
+            "model": model,
+            "output": str(output) if output else None,
+            "method": method,
+            "finetune": finetune,
+            "precision": precision,
+            "num_train_epochs": epochs,
+            "max_steps": max_steps,
+            "learning_rate": lr,
+            "per_device_train_batch_size": batch_size,
+            "gradient_accumulation_steps": grad_accum,
+            "max_length": max_length,
+            "lora_r": lora_r,
+            "lora_alpha": lora_alpha,
+            "lora_dropout": lora_dropout,
+            "beta": beta,
+            "seed": seed,
+            "merge": merge,
+        }
+    )
+    cfg = TrainConfig.load(config_file, overrides)
+    _require_train_extra()
+
+    def log(message: str) -> None:
+        console.print(f"[dim]train:[/] {message}", highlight=False)
+
+    if dry_run:
+        from matrix_align.train.run import prepare
+
+        prep = prepare(cfg, overwrite=overwrite, resume=resume, log=log)
+        console.print(
+            f"[bold]{cfg.method.upper()}[/] {prep.finetune} / {prep.precision} on "
+            f"{prep.env.device_name}; {prep.data.n_train} records from {prep.data.path}",
+            highlight=False,
+        )
+        for key, value in prep.trainer_kwargs.items():
+            console.print(f"  {key} = {value!r}", highlight=False)
+        return
+
+    from matrix_align.train.run import run_training
+
+    result = run_training(cfg, overwrite=overwrite, resume=resume, log=log)
+    if result.first_loss is not None and result.final_loss is not None:
+        loss = f"loss {result.first_loss:.4f} -> {result.final_loss:.4f}"
+    else:
+        loss = "no loss logged"
+    console.print(
+        f"[green]done[/]: {result.steps} steps in {result.runtime_s:.0f} s, {loss}\n"
+        f"  weights: {result.weights_dir}\n"
+        + (f"  merged:  {result.merged_dir}\n" if result.merged_dir else "")
+        + f"  card:    {result.output_dir / 'README.md'}\n"
+        f"  use it:  matrix-align simulate --backend transformers --model {result.output_dir}",
+        highlight=False,
+    )
+
+
+def _require_train_extra() -> None:
+    """One clear message instead of an ImportError from deep inside a trainer."""
+    import importlib.util
+
+    missing = [
+        m for m in ("torch", "transformers", "trl", "peft") if not importlib.util.find_spec(m)
+    ]
+    if missing:
+        raise MatrixAlignError(
+            f"Training needs {', '.join(missing)}, which is not installed.",
+            hint="pip install 'matrix-align[train]' (on a GPU machine install the CUDA build "
+            "of torch first)",
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)

@@ -1,0 +1,133 @@
+"""A short model card (README.md) beside the adapter: what was trained, on what, how.
+
+A fine-tuned model without its data and settings is not reproducible; the card names both and
+says how to use the result again (the transformers backend, or vLLM), in a few lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from matrix_align.train.config import TrainConfig
+from matrix_align.train.data import TrainData
+
+
+@dataclass
+class CardFacts:
+    """What the run measured and decided, beyond the config itself."""
+
+    base_model: str
+    finetune: str
+    precision: str
+    device: str
+    steps: int
+    runtime_s: float
+    final_loss: float | None
+    first_loss: float | None
+    n_processes: int = 1
+    folder: str = "OUTPUT"
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+def render_card(cfg: TrainConfig, data: TrainData, facts: CardFacts) -> str:
+    """Markdown with a YAML header that the Hugging Face Hub understands."""
+    header: dict[str, Any] = {
+        "base_model": facts.base_model,
+        "library_name": "peft" if facts.finetune in ("lora", "qlora") else "transformers",
+        "tags": ["matrix-align", "trl", cfg.method, "alignment"],
+    }
+    method = {
+        "sft": "supervised fine-tuning on consequence-aware MATRIX answers (loss on the "
+        "assistant completion only)",
+        "dpo": "DPO on preference pairs (chosen = MATRIX answer, rejected = initial answer)",
+    }[cfg.method]
+    adapter = (
+        f"LoRA r={cfg.lora_r}, alpha={cfg.lora_alpha}, dropout={cfg.lora_dropout}, "
+        f"targets {cfg.lora_target_modules}"
+        + (" on a 4-bit NF4 base (QLoRA)" if facts.finetune == "qlora" else "")
+        if facts.finetune != "full"
+        else "full fine-tuning (all weights)"
+    )
+    sources = ", ".join(f"{k}: {v}" for k, v in data.sources.most_common()) or "not recorded"
+    dropped = (
+        f"{data.n_dropped} dropped ({', '.join(f'{n} {w}' for w, n in data.drop_reasons.items())})"
+        if data.n_dropped
+        else "none dropped"
+    )
+    loss = (
+        f"{facts.first_loss:.4f} -> {facts.final_loss:.4f}"
+        if facts.first_loss is not None and facts.final_loss is not None
+        else "not logged"
+    )
+    rows = [
+        ("method", method),
+        ("base model", f"`{facts.base_model}`"),
+        ("adapter", adapter),
+        ("data", f"`{data.path}`: {data.n_train} records used of {data.n_read} read, {dropped}"),
+        ("data sources", sources),
+        (
+            "learning rate",
+            f"{cfg.learning_rate} ({cfg.lr_scheduler_type}, warmup {cfg.warmup_ratio})",
+        ),
+        (
+            "batch",
+            f"{cfg.per_device_train_batch_size} per device x {cfg.gradient_accumulation_steps} "
+            f"accumulation x {facts.n_processes} process(es)",
+        ),
+        ("length", f"max {cfg.max_length} tokens"),
+        (
+            "duration",
+            f"{facts.steps} optimiser steps"
+            + (
+                f" (max_steps={cfg.max_steps})"
+                if cfg.max_steps > 0
+                else f", {cfg.num_train_epochs} epochs"
+            )
+            + f", {facts.runtime_s:.0f} s",
+        ),
+        ("precision / device", f"{facts.precision} on {facts.device}"),
+        ("loss (first -> last logged)", loss),
+    ]
+    if cfg.method == "dpo":
+        rows.append(("DPO beta", str(cfg.beta)))
+    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    outputs = "\n".join(f"- `{name}/`: {what}" for name, what in facts.outputs.items())
+    return f"""---
+{yaml.safe_dump(header, sort_keys=False).strip()}
+---
+
+# MATRIX-aligned model ({cfg.method.upper()})
+
+Trained with [matrix-align](https://arxiv.org/abs/2402.05699) (MATRIX: self-alignment by
+social scene simulation, ICML 2024): {method}. After this training the model is meant to
+answer in a consequence-aware way without running the simulation.
+
+| setting | value |
+|---|---|
+{table}
+
+## Files
+{outputs}
+- `train_config.yaml`: the resolved settings (reuse with `matrix-align train --config`)
+- `metrics.json`, `loss_curve.json`, `loss_curve.png`: the training log
+
+## Use it
+```bash
+# in-process, no server (slow on CPU, fine for a check):
+matrix-align simulate "your question" --backend transformers --model {facts.folder}
+# or serve with vLLM and use the openai backend (see docs/train.md):
+vllm serve {facts.base_model} --enable-lora --lora-modules matrix={facts.folder}/adapter
+```
+
+Data and outputs of a MATRIX run can contain descriptions of harmful scenarios (the
+simulated consequences); evaluate the model before any deployment.
+"""
+
+
+def write_card(path: Path, cfg: TrainConfig, data: TrainData, facts: CardFacts) -> Path:
+    path.write_text(render_card(cfg, data, facts), encoding="utf-8")
+    return path

@@ -1,0 +1,266 @@
+"""One training run, start to finish: check, load, train, save, describe.
+
+Order matters for the user: everything that can be checked without reading weights (options
+against the machine, the data's columns, the model path, the tokenizer) is checked first, so
+a mistake costs seconds, not a model load. Under ``accelerate launch`` every process runs this
+same function; only the main process writes the card, plots and merged model.
+
+Output folder layout:
+    adapter/            LoRA/QLoRA adapter + tokenizer (PEFT format; vLLM --enable-lora reads it)
+    model/              full fine-tuning only: the whole model + tokenizer
+    merged/             with --merge: base + adapter merged into one plain model folder
+    checkpoints/        trainer checkpoints (resume with --resume)
+    train_config.yaml   resolved settings;  metrics.json, loss_curve.{json,png};  README.md card
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from matrix_align.errors import MatrixAlignError
+from matrix_align.train.card import CardFacts, write_card
+from matrix_align.train.config import Environment, TrainConfig
+from matrix_align.train.data import TrainData, load_train_data
+from matrix_align.train.models import (
+    ModelSource,
+    ensure_hf_folder,
+    load_causal_lm,
+    load_tokenizer,
+    resolve_model_source,
+)
+from matrix_align.train.plots import loss_points, write_loss_curve
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Prepared:
+    """Everything decided before any weights are read."""
+
+    cfg: TrainConfig
+    env: Environment
+    finetune: str
+    precision: str
+    data: TrainData
+    source: ModelSource
+    tokenizer: Any
+    output_dir: Path
+    trainer_kwargs: dict[str, Any]
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    weights_dir: Path
+    merged_dir: Path | None
+    steps: int
+    first_loss: float | None
+    final_loss: float | None
+    runtime_s: float
+    loss_curve_png: Path | None
+
+
+def prepare(
+    cfg: TrainConfig,
+    *,
+    env: Environment | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    log: Log = print,
+) -> Prepared:
+    """Check the run up front: options vs machine, data, model path, tokenizer, output."""
+    for name in ("data", "model", "output"):
+        if not getattr(cfg, name):
+            raise MatrixAlignError(
+                f"Training needs --{name}.", hint="see `matrix-align train --help`"
+            )
+    env = env or Environment.detect()
+    finetune = cfg.resolve_finetune(env)
+    precision = cfg.resolve_precision(env)
+    output_dir = Path(str(cfg.output)).expanduser()
+    if not (overwrite or resume) and any(
+        (output_dir / sub).exists() for sub in ("adapter", "model", "merged")
+    ):
+        raise MatrixAlignError(
+            f"{output_dir} already holds a trained model.",
+            hint="pass --overwrite to replace it, --resume to continue, or another --output",
+        )
+    data = load_train_data(str(cfg.data), cfg.method)
+    log(
+        f"data: {data.n_train} {cfg.method} records from {data.path}"
+        + (f" ({data.n_dropped} dropped)" if data.n_dropped else "")
+    )
+    source = resolve_model_source(str(cfg.model))
+    tokenizer = load_tokenizer(source)
+    if not tokenizer.chat_template:
+        raise MatrixAlignError(
+            f"The tokenizer of {cfg.model!r} has no chat template.",
+            hint="train from an instruction/chat model, or one whose tokenizer defines a template",
+        )
+    kwargs = cfg.trainer_kwargs(env, output_dir / "checkpoints")
+    return Prepared(cfg, env, finetune, precision, data, source, tokenizer, output_dir, kwargs)
+
+
+def run_training(
+    cfg: TrainConfig,
+    *,
+    env: Environment | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    log: Log = print,
+) -> TrainResult:
+    """Train ``cfg.model`` on ``cfg.data`` into ``cfg.output``; see the module doc for files."""
+    prep = prepare(cfg, env=env, overwrite=overwrite, resume=resume, log=log)
+    source = ensure_hf_folder(prep.source, log=log)
+    log(f"model: {source.path} ({prep.finetune}, {prep.precision}, {prep.env.device_name})")
+    model = load_causal_lm(source, precision=prep.precision, quantize_4bit=prep.finetune == "qlora")
+    peft_config = None
+    if prep.finetune in ("lora", "qlora"):
+        from peft import LoraConfig
+
+        if prep.finetune == "qlora":
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(
+                model,
+                use_gradient_checkpointing=cfg.gradient_checkpointing,
+                gradient_checkpointing_kwargs={"use_reentrant": False},
+            )
+        peft_config = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=cfg.lora_target_modules,
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
+    if cfg.method == "sft":
+        from matrix_align.train.sft import build_sft_trainer as build
+    else:
+        from matrix_align.train.dpo import build_dpo_trainer as build
+    trainer = build(
+        cfg,
+        prep.env,
+        model=model,
+        tokenizer=prep.tokenizer,
+        dataset=prep.data.dataset,
+        output_dir=prep.output_dir / "checkpoints",
+        peft_config=peft_config,
+    )
+    checkpoint = _last_checkpoint(prep.output_dir / "checkpoints") if resume else None
+    if resume and checkpoint is None:
+        log("resume: no checkpoint found, starting from the beginning")
+    started = time.perf_counter()
+    train_output = trainer.train(resume_from_checkpoint=checkpoint)
+    runtime = time.perf_counter() - started
+
+    weights_dir = prep.output_dir / ("model" if prep.finetune == "full" else "adapter")
+    trainer.save_model(str(weights_dir))  # every rank: ZeRO-3 gathers the shards here
+    points = loss_points(trainer.state.log_history)
+    losses = [p["loss"] for p in points]
+    result = TrainResult(
+        output_dir=prep.output_dir,
+        weights_dir=weights_dir,
+        merged_dir=None,
+        steps=int(trainer.state.global_step),
+        first_loss=losses[0] if losses else None,
+        final_loss=losses[-1] if losses else None,
+        runtime_s=runtime,
+        loss_curve_png=None,
+    )
+    if not trainer.is_world_process_zero():
+        return result
+
+    prep.tokenizer.save_pretrained(str(weights_dir))
+    resolved = cfg.model_copy(
+        update={"model": source.path if prep.source.kind == "gguf" else cfg.model}
+    )
+    (prep.output_dir / "train_config.yaml").write_text(resolved.to_yaml(), encoding="utf-8")
+    _write_metrics(prep, result, train_output, trainer.state.log_history)
+    _, result.loss_curve_png = write_loss_curve(
+        trainer.state.log_history, prep.output_dir, title=f"{cfg.method.upper()} loss"
+    )
+    world = int(getattr(trainer.args, "world_size", 1) or 1)
+    del trainer, model
+    gc.collect()
+    if cfg.merge and prep.finetune != "full":
+        result.merged_dir = merge_adapter(
+            source, weights_dir, prep.output_dir / "merged", prep.precision, prep.tokenizer, log
+        )
+    outputs = {weights_dir.name: "full model" if prep.finetune == "full" else "PEFT adapter"}
+    if result.merged_dir:
+        outputs["merged"] = "base model with the adapter merged in"
+    facts = CardFacts(
+        base_model=source.path if prep.source.kind != "hub" else prep.source.spec,
+        finetune=prep.finetune,
+        precision=prep.precision,
+        device=prep.env.device_name,
+        steps=result.steps,
+        runtime_s=runtime,
+        final_loss=result.final_loss,
+        first_loss=result.first_loss,
+        n_processes=world,
+        outputs=outputs,
+        folder=str(prep.output_dir),
+    )
+    write_card(prep.output_dir / "README.md", cfg, prep.data, facts)
+    return result
+
+
+def merge_adapter(
+    source: ModelSource,
+    adapter_dir: Path,
+    merged_dir: Path,
+    precision: str,
+    tokenizer: Any,
+    log: Log = print,
+) -> Path:
+    """Base + adapter -> one plain model folder (for servers without LoRA support).
+
+    The base is reloaded unquantised: merging into a 4-bit QLoRA base would round the update
+    away, so the adapter is applied to the full-precision weights instead.
+    """
+    from peft import PeftModel
+
+    log(f"merging the adapter into {merged_dir}")
+    base = load_causal_lm(source, precision=precision if precision != "fp16" else "fp32")
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    merged.save_pretrained(str(merged_dir))
+    tokenizer.save_pretrained(str(merged_dir))
+    return merged_dir
+
+
+def _last_checkpoint(folder: Path) -> str | None:
+    if not folder.is_dir():
+        return None
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(folder))
+
+
+def _write_metrics(prep: Prepared, result: TrainResult, train_output: Any, history: list) -> None:
+    import json
+
+    metrics = dict(getattr(train_output, "metrics", {}) or {})
+    payload = {
+        "method": prep.cfg.method,
+        "finetune": prep.finetune,
+        "precision": prep.precision,
+        "device": prep.env.device_name,
+        "steps": result.steps,
+        "first_loss": result.first_loss,
+        "final_loss": result.final_loss,
+        "runtime_s": round(result.runtime_s, 3),
+        "n_train": prep.data.n_train,
+        "n_dropped": prep.data.n_dropped,
+        "trainer_metrics": metrics,
+        "log_history": history,
+    }
+    (prep.output_dir / "metrics.json").write_text(
+        json.dumps(payload, indent=1, default=str), encoding="utf-8"
+    )
