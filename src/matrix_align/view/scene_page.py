@@ -1,0 +1,193 @@
+"""The scene page's view model: a SceneTrace arranged the way a reader looks at a scene.
+
+The trace is a flat record (events in order, calls in order); a reader wants rounds, who
+did what in reply to whom, which plan step each round played, what each role saw, and how
+the answer changed. Everything here is plain data: escaping is the template's job
+(autoescape), so no function in this module returns markup.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from matrix_align.simulation.trace import Event, MemorySummary, ModelCall, Role, SceneTrace
+from matrix_align.view.diff import WordDiff, word_diff
+
+
+@dataclass
+class RoleView:
+    role: Role
+    acted: int = 0  # delivered actions and reactions
+    rejected: int = 0
+    heard: int = 0  # delivered events this role was a receiver of
+
+
+@dataclass
+class RoundView:
+    number: int
+    step: str  # the ego plan step this round played ("" when the plan has none for it)
+    events: list[Event] = field(default_factory=list)
+    summaries: list[MemorySummary] = field(default_factory=list)  # memory folds after it
+
+    @property
+    def rejected(self) -> int:
+        return sum(1 for e in self.events if not e.verdict.feasible)
+
+
+@dataclass
+class CallView:
+    index: int
+    call: ModelCall
+    parsed_json: str  # the structured output, pretty-printed ("" when there is none)
+
+    @property
+    def flags(self) -> list[str]:
+        out = []
+        if self.call.attempt > 1:
+            out.append(f"re-ask {self.call.attempt}")
+        if not self.call.valid:
+            out.append("invalid")
+        if self.call.error:
+            out.append("error")
+        if self.call.finish_reason == "length":
+            out.append("cut at max tokens")
+        return out
+
+
+@dataclass
+class StageTotals:
+    stage: str
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    latency_s: float = 0.0
+
+
+@dataclass
+class ScenePage:
+    trace: SceneTrace
+    roles: list[RoleView]
+    rounds: list[RoundView]
+    events_by_id: dict[int, Event]
+    diff: WordDiff
+    calls: list[CallView]
+    stages: list[StageTotals]
+    config_items: list[tuple[str, str]]
+    delivered: int
+    rejected: int
+    unchanged: bool  # the final answer is the first one, word for word
+    depth: dict[int, int]  # event id -> how deep in a reply chain (0: an ego action)
+
+    @property
+    def played_rounds(self) -> set[int]:
+        return {r.number for r in self.rounds}
+
+    @property
+    def has_setup(self) -> bool:
+        t = self.trace
+        return bool(t.situation or t.ego or t.future)
+
+    @property
+    def has_simulation(self) -> bool:
+        t = self.trace
+        return bool(t.roles or t.plan or t.events or t.consequence)
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def _rounds(trace: SceneTrace) -> list[RoundView]:
+    """Group events by round and place each memory fold after the round of its last event.
+
+    Rounds with events come from the events themselves, so a scene cut short by a budget
+    shows only the rounds it played; the plan steps it never reached are listed in the plan.
+    """
+    numbers = sorted({e.round for e in trace.events})
+    rounds = {
+        n: RoundView(n, trace.plan[n - 1] if 0 < n <= len(trace.plan) else "") for n in numbers
+    }
+    for event in trace.events:
+        rounds[event.round].events.append(event)
+    round_of_event = {e.id: e.round for e in trace.events}
+    for summary in trace.memory_summaries:
+        n = round_of_event.get(summary.through_event)
+        if n is None:  # a fold that names no known event: show it after the last round
+            n = numbers[-1] if numbers else None
+        if n is not None:
+            rounds[n].summaries.append(summary)
+    return [rounds[n] for n in numbers]
+
+
+def _roles(trace: SceneTrace) -> list[RoleView]:
+    views = {r.name: RoleView(r) for r in trace.roles}
+    for event in trace.events:
+        actor = views.get(event.actor)
+        if actor is not None:
+            if event.verdict.feasible:
+                actor.acted += 1
+            else:
+                actor.rejected += 1
+        if event.verdict.feasible:
+            for name in event.receivers:
+                if name in views:
+                    views[name].heard += 1
+    # The ego first: the scene is told from its plan.
+    return sorted(views.values(), key=lambda v: not v.role.is_ego)
+
+
+def _calls(trace: SceneTrace) -> tuple[list[CallView], list[StageTotals]]:
+    views: list[CallView] = []
+    stages: dict[str, StageTotals] = {}
+    for index, call in enumerate(trace.calls, start=1):
+        parsed = ""
+        if call.parsed is not None:
+            parsed = json.dumps(call.parsed, ensure_ascii=False, indent=2, default=str)
+        views.append(CallView(index, call, parsed))
+        totals = stages.setdefault(call.stage, StageTotals(call.stage))
+        totals.calls += 1
+        totals.prompt_tokens += call.prompt_tokens
+        totals.completion_tokens += call.completion_tokens
+        totals.cached_tokens += call.cached_tokens
+        totals.latency_s += call.latency_s
+    return views, list(stages.values())
+
+
+def _depths(events: list[Event]) -> dict[int, int]:
+    """Reply depth per event, so reactions are indented under what they react to."""
+    depth: dict[int, int] = {}
+    for event in events:  # a reply always comes after what it replies to
+        if event.in_reply_to is not None:
+            depth[event.id] = depth.get(event.in_reply_to, 0) + 1
+        elif event.replaces is not None:  # a replacement stands where the rejected one stood
+            depth[event.id] = depth.get(event.replaces, 0)
+        else:
+            depth[event.id] = 0
+    return depth
+
+
+def scene_page(trace: SceneTrace) -> ScenePage:
+    """Everything the scene template shows, computed once from the trace."""
+    calls, stages = _calls(trace)
+    rejected = sum(1 for e in trace.events if not e.verdict.feasible)
+    return ScenePage(
+        trace=trace,
+        roles=_roles(trace),
+        rounds=_rounds(trace),
+        events_by_id={e.id: e for e in trace.events},
+        diff=word_diff(trace.initial_response, trace.final_response),
+        calls=calls,
+        stages=stages,
+        config_items=[(k, _format_value(v)) for k, v in trace.config.items()],
+        delivered=len(trace.events) - rejected,
+        rejected=rejected,
+        unchanged=trace.initial_response.strip() == trace.final_response.strip(),
+        depth=_depths(trace.events),
+    )
