@@ -1,0 +1,822 @@
+"""An evaluation run: answers first, then judgements, both resumable, then the report.
+
+An output folder *is* an evaluation. ``results.jsonl`` holds two kinds of line, each with
+a stable id (``data.records.sample_id`` of everything that determines it):
+
+- ``answer``: one system's answer to one benchmark item (all turns, for MT-Bench), with
+  its usage (calls, tokens, wall time) and the trace of every call it made;
+- ``judgement``: one metric by one judge on one answer (or on a pair, for pairwise).
+
+Both phases run on ``generate``'s ``BatchRunner``: bounded concurrency, records appended
+and fsync-ed as they finish, finished ids skipped on a re-run, failures written to
+``errors.jsonl`` and retried next time. Every run adds to the folder: the judge phase and
+the report cover every answer in it (the latest per benchmark item and entry), so a second
+run with another ``--tag`` (e.g. a fine-tuned model) joins the same tables, and
+``rejudge`` is simply the judge phase again with other judges, without regenerating.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from matrix_align.data.generate import (
+    BatchRunner,
+    Outcome,
+    ProgressState,
+    RunStats,
+    Usage,
+    atomic_write_json,
+    now_iso,
+)
+from matrix_align.data.records import ChatMessage, SourceRecord, render_conversation, sample_id
+from matrix_align.data.sources import HubPolicy, LoadedSource
+from matrix_align.data.store import DirectoryLock, read_jsonl
+from matrix_align.errors import MatrixAlignError
+from matrix_align.evaluate.benchmarks import (
+    BENCHMARKS,
+    MODEL_JUDGED,
+    Benchmark,
+    check_benchmarks,
+    check_metrics,
+    is_harmful,
+    item_metrics,
+    load_benchmark,
+    turns,
+)
+from matrix_align.evaluate.judges import (
+    PROMPT_VERSION,
+    REFUSAL_DETECTOR,
+    Judge,
+    Judged,
+    Verdict,
+    detect_refusal,
+)
+from matrix_align.evaluate.systems import (
+    SYSTEMS,
+    SystemOptions,
+    check_systems,
+    respond_full,
+    system_settings,
+)
+from matrix_align.llm.base import ChatModel
+from matrix_align.simulation.config import SimulationConfig
+from matrix_align.simulation.trace import ModelCall, SceneTrace
+
+RESULTS_FILE = "results.jsonl"
+ERRORS_FILE = "errors.jsonl"
+RUN_FILE = "run.json"
+SUMMARY_FILE = "summary.json"
+
+Phase = Literal["answers", "judgements"]
+ProgressFn = Callable[[Phase, ProgressState], None]
+
+
+# --- records ------------------------------------------------------------------------------
+
+
+class AnswerRecord(BaseModel):
+    kind: Literal["answer"] = "answer"
+    id: str
+    benchmark: str
+    item_id: str  # the source record's id, e.g. "advbench/17"
+    entry: str  # the row name in the report: the system, or "system@tag"
+    system: str
+    model: str  # the model key, "backend:model"
+    prompt: str
+    answer: str  # the answer to the first (usually only) turn
+    followups: list[str] = Field(default_factory=list)  # later user turns (MT-Bench)
+    followup_answers: list[str] = Field(default_factory=list)
+    initial_response: str = ""  # the system's first draft (the answer itself for one-call)
+    metadata: dict[str, Any] = Field(default_factory=dict)  # the source's (label, category...)
+    usage: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict)
+    traces: list[dict[str, Any]] = Field(default_factory=list)  # one SceneTrace per turn
+    created_at: str = ""
+
+    @property
+    def turns(self) -> list[str]:
+        return [self.prompt, *self.followups]
+
+    @property
+    def answers(self) -> list[str]:
+        return [self.answer, *self.followup_answers]
+
+    def source_record(self) -> SourceRecord:
+        return SourceRecord(
+            id=self.item_id, source=self.benchmark, prompt=self.prompt, metadata=self.metadata
+        )
+
+
+class JudgementRecord(BaseModel):
+    kind: Literal["judgement"] = "judgement"
+    id: str
+    metric: str
+    judge: str
+    benchmark: str
+    item_id: str
+    prompt: str  # the query, so a reader can group lines without joining records
+    entry: str  # the judged entry (the reference entry, for pairwise)
+    baseline: str | None = None  # the other entry of a pair
+    answer_ids: list[str]
+    turn: int = 1
+    verdict: Verdict
+    usage: dict[str, Any] = Field(default_factory=dict)
+    calls: list[ModelCall] = Field(default_factory=list)
+    created_at: str = ""
+
+
+# --- work items ---------------------------------------------------------------------------
+
+
+@dataclass
+class AnswerTask:
+    id: str
+    benchmark: Benchmark
+    record: SourceRecord
+    system: str
+    entry: str
+    settings: dict[str, Any]
+
+    def error_fields(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "source": self.benchmark.name,
+            "mode": f"answer:{self.entry}",
+            "source_id": self.record.id,
+            "query": self.record.prompt[:2000],
+        }
+
+
+@dataclass
+class JudgeTask:
+    id: str
+    metric: str
+    judge: str
+    answers: list[AnswerRecord]  # one, or two for pairwise (reference first)
+    turn: int = 1
+
+    @property
+    def first(self) -> AnswerRecord:
+        return self.answers[0]
+
+    def error_fields(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "source": self.first.benchmark,
+            "mode": f"judge:{self.metric}:{self.judge}",
+            "source_id": self.first.item_id,
+            "query": self.first.prompt[:2000],
+        }
+
+
+@dataclass
+class JudgeSpec:
+    """A model judge and the key that names it in results."""
+
+    key: str
+    judge: Judge
+
+
+@dataclass
+class EvalSettings:
+    systems: list[str]
+    benchmarks: list[str]
+    output: Path
+    model_key: str
+    config: SimulationConfig = field(default_factory=SimulationConfig)
+    options: SystemOptions = field(default_factory=SystemOptions)
+    metrics: list[str] | None = None  # None: each benchmark's defaults
+    reference: str | None = None  # the entry the pairwise table compares with the others
+    tag: str | None = None
+    limit: int | None = None
+    shuffle: bool = False
+    hub: HubPolicy = "auto"
+    concurrency: int = 8
+    selector: Literal["judge", "self"] = "judge"
+
+
+# --- planning -----------------------------------------------------------------------------
+
+
+def entry_name(system: str, tag: str | None) -> str:
+    return f"{system}@{tag}" if tag else system
+
+
+def judged_metrics_needed(
+    benchmarks: list[Benchmark], records: dict[str, list[SourceRecord]], metrics: list[str] | None
+) -> list[str]:
+    needed: list[str] = []
+    for bench in benchmarks:
+        for record in records.get(bench.name, []):
+            for metric in item_metrics(bench, record, metrics):
+                if metric in MODEL_JUDGED and metric not in needed:
+                    needed.append(metric)
+    return needed
+
+
+def require_judges(needed: list[str], judges: list[JudgeSpec], explicit: bool) -> None:
+    """A judged metric without a named judge is an error, never a silent self-judgement."""
+    if needed and not judges:
+        how = "asked for" if explicit else "scored by default on these benchmarks"
+        raise MatrixAlignError(
+            f"No judge given, but the metrics {', '.join(needed)} ({how}) need a model judge.",
+            hint="name one with --judge-backend and --judge-model (the judge is never "
+            "silently the model under test), or pass --metrics refusal to score only with "
+            "the refusal-phrase detector",
+        )
+
+
+def answer_id(
+    task_settings: dict[str, Any], record: SourceRecord, benchmark: str, model: str
+) -> str:
+    return sample_id(
+        query=record.prompt,
+        source=f"{benchmark}|{record.id}",
+        mode="answer",
+        config=task_settings,
+        model_key=model,
+    )
+
+
+def plan_answers(
+    settings: EvalSettings, loaded: dict[str, LoadedSource], selector_key: str | None
+) -> list[AnswerTask]:
+    tasks: list[AnswerTask] = []
+    for name in settings.benchmarks:
+        bench = BENCHMARKS[name]
+        for record in loaded[name].records:
+            for system in settings.systems:
+                sys_settings = system_settings(
+                    system, settings.config, settings.options, selector_key
+                )
+                sys_settings["turns"] = len(turns(record))
+                entry = entry_name(system, settings.tag)
+                tasks.append(
+                    AnswerTask(
+                        id=answer_id(sys_settings, record, name, settings.model_key),
+                        benchmark=bench,
+                        record=record,
+                        system=system,
+                        entry=entry,
+                        settings=sys_settings,
+                    )
+                )
+    return tasks
+
+
+# --- the folder ---------------------------------------------------------------------------
+
+
+def read_results(
+    output: Path, *, with_traces: bool = False, with_calls: bool = False
+) -> tuple[list[AnswerRecord], list[JudgementRecord]]:
+    """Every stored answer and judgement, first occurrence of each id, in file order.
+
+    Traces and judge calls are dropped unless asked for: judging and reporting need only
+    the texts and the usage, and a folder of MATRIX traces can be large."""
+    answers: list[AnswerRecord] = []
+    judgements: list[JudgementRecord] = []
+    seen: set[str] = set()
+    for _, raw in read_jsonl(output / RESULTS_FILE):
+        record_id = raw.get("id")
+        if not isinstance(record_id, str) or record_id in seen:
+            continue
+        seen.add(record_id)
+        if not with_traces:
+            raw.pop("traces", None)
+        if not with_calls:
+            raw.pop("calls", None)
+        if raw.get("kind") == "answer":
+            answers.append(AnswerRecord.model_validate(raw))
+        elif raw.get("kind") == "judgement":
+            judgements.append(JudgementRecord.model_validate(raw))
+    return answers, judgements
+
+
+def current_answers(answers: list[AnswerRecord]) -> list[AnswerRecord]:
+    """The latest answer per (benchmark, item, entry): a re-run with new settings supersedes
+    the old answers of the same entry instead of being averaged with them."""
+    latest: dict[tuple[str, str, str], AnswerRecord] = {}
+    for answer in answers:
+        latest[(answer.benchmark, answer.item_id, answer.entry)] = answer
+    return list(latest.values())
+
+
+def check_entries(answers: list[AnswerRecord], tasks: list[AnswerTask], model_key: str) -> None:
+    """One entry name, one model: answers of two models under one name would be mixed in
+    every table, so a second model must be told apart with ``--tag``."""
+    stored = {a.entry: a.model for a in answers}
+    clashes = sorted({t.entry for t in tasks if t.entry in stored and stored[t.entry] != model_key})
+    if clashes:
+        raise MatrixAlignError(
+            f"The output folder already holds answers for {', '.join(clashes)} from model "
+            f"{stored[clashes[0]]}, not {model_key}.",
+            hint="pass --tag NAME to add this model as new entries (e.g. vanilla@NAME), or "
+            "use another --output folder",
+        )
+
+
+def read_run(output: Path) -> dict[str, Any]:
+    path = output / RUN_FILE
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# --- answering ----------------------------------------------------------------------------
+
+
+def _usage_of(traces: list[SceneTrace], wall_s: float) -> Usage:
+    return Usage(
+        calls=sum(t.totals.calls for t in traces),
+        prompt_tokens=sum(t.totals.prompt_tokens for t in traces),
+        completion_tokens=sum(t.totals.completion_tokens for t in traces),
+        cached_tokens=sum(t.totals.cached_tokens for t in traces),
+        wall_s=round(wall_s, 3),
+    )
+
+
+async def answer_task(
+    task: AnswerTask,
+    model: ChatModel,
+    config: SimulationConfig,
+    options: SystemOptions,
+    selector: ChatModel | None,
+    model_key: str,
+) -> Outcome:
+    """One system on one item; a multi-turn item sends each follow-up after the previous
+    answer, the conversation so far rendered into the query (systems take one query)."""
+    import time
+
+    started = time.perf_counter()
+    user_turns = turns(task.record)
+    history: list[ChatMessage] = []
+    answers: list[str] = []
+    traces: list[SceneTrace] = []
+    initial = ""
+    for index, user_turn in enumerate(user_turns):
+        history.append(ChatMessage(role="user", content=user_turn))
+        query = user_turn if index == 0 else render_conversation(history)
+        response = await respond_full(
+            task.system, query, model, config, options=options, selector=selector
+        )
+        if index == 0:
+            initial = response.initial_response
+        answers.append(response.answer)
+        traces.append(response.trace)
+        history.append(ChatMessage(role="assistant", content=response.answer))
+    usage = _usage_of(traces, time.perf_counter() - started)
+    record = AnswerRecord(
+        id=task.id,
+        benchmark=task.benchmark.name,
+        item_id=task.record.id,
+        entry=task.entry,
+        system=task.system,
+        model=model_key,
+        prompt=task.record.prompt,
+        answer=answers[0],
+        followups=user_turns[1:],
+        followup_answers=answers[1:],
+        initial_response=initial,
+        metadata=task.record.metadata,
+        usage={**usage.__dict__, "turns": len(user_turns)},
+        settings=task.settings,
+        traces=[t.model_dump(mode="json") for t in traces],
+        created_at=now_iso(),
+    )
+    return Outcome(record=record, usage=usage)
+
+
+# --- judging ------------------------------------------------------------------------------
+
+
+def judgement_id(
+    metric: str, judge: str, answers: list[AnswerRecord], turn: int, extra: Any
+) -> str:
+    return sample_id(
+        query=answers[0].item_id,
+        source=answers[0].benchmark,
+        mode=f"judge:{metric}:turn{turn}",
+        config={
+            "answers": [a.id for a in answers],
+            "version": PROMPT_VERSION[metric],
+            "judge": extra,
+        },
+        model_key=judge,
+    )
+
+
+def plan_judgements(
+    answers: list[AnswerRecord],
+    judges: list[JudgeSpec],
+    metrics: list[str] | None,
+    reference: str | None,
+    *,
+    refusal: bool = True,
+) -> list[JudgeTask]:
+    """Judge tasks over the current answers: per answer for single-answer metrics, per
+    (reference, other entry) pair of the same item for pairwise."""
+    tasks: list[JudgeTask] = []
+    by_item: dict[tuple[str, str], dict[str, AnswerRecord]] = {}
+    for answer in answers:
+        by_item.setdefault((answer.benchmark, answer.item_id), {})[answer.entry] = answer
+    for answer in answers:
+        bench = BENCHMARKS.get(answer.benchmark)
+        if bench is None:
+            continue
+        wanted = item_metrics(bench, answer.source_record(), metrics)
+        if refusal and "refusal" in wanted:
+            tasks.append(
+                JudgeTask(
+                    id=judgement_id("refusal", REFUSAL_DETECTOR, [answer], 1, None),
+                    metric="refusal",
+                    judge=REFUSAL_DETECTOR,
+                    answers=[answer],
+                )
+            )
+        for spec in judges:
+            extra = {"max_tokens": spec.judge.config.max_tokens, "seed": spec.judge.config.seed}
+            for metric in ("harmlessness", "helpfulness", "strongreject"):
+                if metric in wanted:
+                    tasks.append(
+                        JudgeTask(
+                            id=judgement_id(metric, spec.key, [answer], 1, extra),
+                            metric=metric,
+                            judge=spec.key,
+                            answers=[answer],
+                        )
+                    )
+            if "mt-bench" in wanted:
+                for turn in range(1, len(answer.turns) + 1):
+                    tasks.append(
+                        JudgeTask(
+                            id=judgement_id("mt-bench", spec.key, [answer], turn, extra),
+                            metric="mt-bench",
+                            judge=spec.key,
+                            answers=[answer],
+                            turn=turn,
+                        )
+                    )
+            if "pairwise" in wanted and reference and answer.entry != reference:
+                ref = by_item[(answer.benchmark, answer.item_id)].get(reference)
+                if ref is not None:
+                    pair = [ref, answer]
+                    tasks.append(
+                        JudgeTask(
+                            id=judgement_id("pairwise", spec.key, pair, 1, extra),
+                            metric="pairwise",
+                            judge=spec.key,
+                            answers=pair,
+                        )
+                    )
+    return tasks
+
+
+async def judge_task(task: JudgeTask, judges: dict[str, Judge]) -> Outcome:
+    answer = task.first
+    if task.metric == "refusal":
+        judged = Judged(detect_refusal(answer.answer), [])
+    else:
+        judge = judges[task.judge]
+        aspect = "harmlessness" if is_harmful(answer.source_record()) else "helpfulness"
+        if task.metric == "pairwise":
+            judged = await judge.pairwise(
+                answer.prompt, answer.answer, task.answers[1].answer, aspect
+            )
+        elif task.metric in ("harmlessness", "helpfulness"):
+            judged = await judge.rubric(answer.prompt, answer.answer, task.metric)  # type: ignore[arg-type]
+        elif task.metric == "strongreject":
+            judged = await judge.strongreject(answer.prompt, answer.answer)
+        elif task.metric == "mt-bench":
+            reference = answer.metadata.get("reference") or []
+            judged = await judge.mt_bench(
+                answer.turns[: task.turn],
+                answer.answers[: task.turn],
+                category=str(answer.metadata.get("category") or ""),
+                references=[str(r) for r in reference],
+            )
+        else:  # pragma: no cover - plan_judgements only makes known metrics
+            raise ValueError(f"unknown metric {task.metric}")
+    usage = Usage(
+        calls=len(judged.calls),
+        prompt_tokens=sum(c.prompt_tokens for c in judged.calls),
+        completion_tokens=sum(c.completion_tokens for c in judged.calls),
+        cached_tokens=sum(c.cached_tokens for c in judged.calls),
+        wall_s=round(sum(c.latency_s for c in judged.calls), 3),
+    )
+    record = JudgementRecord(
+        id=task.id,
+        metric=task.metric,
+        judge=task.judge,
+        benchmark=answer.benchmark,
+        item_id=answer.item_id,
+        prompt=answer.prompt,
+        entry=answer.entry,
+        baseline=task.answers[1].entry if len(task.answers) > 1 else None,
+        answer_ids=[a.id for a in task.answers],
+        turn=task.turn,
+        verdict=judged.verdict,
+        usage=usage.__dict__,
+        calls=judged.calls,
+        created_at=now_iso(),
+    )
+    return Outcome(record=record, usage=usage)
+
+
+# --- the two commands ---------------------------------------------------------------------
+
+
+@dataclass
+class EvalResult:
+    output: Path
+    answer_stats: RunStats | None
+    judge_stats: RunStats
+    notes: list[str]
+    report: Path
+
+
+def _reference(given: str | None, entries: list[str], run: dict[str, Any]) -> str | None:
+    """The entry pairwise judging compares with every other: the user's choice, else the
+    folder's earlier choice, else MATRIX (the paper's comparison), else the first entry."""
+    if given is not None:
+        if given not in entries:
+            raise MatrixAlignError(
+                f"Unknown --reference {given!r}.", hint=f"entries: {', '.join(entries)}"
+            )
+        return given
+    if run.get("reference") in entries:
+        return str(run["reference"])
+    for entry in entries:
+        if entry.split("@", 1)[0] == "matrix":
+            return entry
+    return entries[0] if entries else None
+
+
+def _selector(
+    settings: EvalSettings, judges: list[JudgeSpec], notes: list[str]
+) -> tuple[ChatModel | None, str | None]:
+    """Who picks best-of-n's sample: the first judge (as a reward model would), or the
+    model itself when asked or when there is no judge (said in the notes)."""
+    if "best-of-n" not in settings.systems:
+        return None, None
+    if settings.selector == "judge" and judges:
+        return judges[0].judge.model, judges[0].key
+    notes.append("best-of-n: the model under test picks its own best sample.")
+    return None, None
+
+
+async def _run_phase(
+    output: Path,
+    items: list[Any],
+    work: Callable[[Any], Any],
+    *,
+    concurrency: int,
+    phase: Phase,
+    on_progress: ProgressFn | None,
+) -> tuple[RunStats, list[str]]:
+    runner = BatchRunner(
+        output,
+        concurrency=concurrency,
+        samples_file=RESULTS_FILE,
+        errors_file=ERRORS_FILE,
+        on_progress=(lambda state: on_progress(phase, state)) if on_progress else None,
+    )
+    runner.open()
+    try:
+        stats = await runner.run(items, work)
+    finally:
+        runner.close()
+    return stats, runner.open_notes
+
+
+def load_benchmarks(settings: EvalSettings) -> tuple[dict[str, LoadedSource], list[str]]:
+    check_benchmarks(settings.benchmarks)
+    loaded: dict[str, LoadedSource] = {}
+    notes: list[str] = []
+    for name in settings.benchmarks:
+        source = load_benchmark(
+            name,
+            limit=settings.limit,
+            hub=settings.hub,
+            shuffle=settings.shuffle,
+            seed=settings.config.seed,
+        )
+        loaded[name] = source
+        notes += [n for n in source.notes if n not in notes]
+    return loaded, notes
+
+
+def validate(settings: EvalSettings, judges: list[JudgeSpec]) -> None:
+    """Every name and judge problem, before loading data or calling a model."""
+    check_systems(settings.systems)
+    check_benchmarks(settings.benchmarks)
+    if settings.metrics is not None:
+        check_metrics(settings.metrics)
+    if settings.concurrency < 1:
+        raise MatrixAlignError("--concurrency must be at least 1.")
+    keys = [j.key for j in judges]
+    if len(set(keys)) != len(keys):
+        raise MatrixAlignError(
+            "The same judge is named twice.", hint="each --judge-model must be different"
+        )
+
+
+async def evaluate(
+    settings: EvalSettings,
+    model: ChatModel,
+    judges: list[JudgeSpec],
+    *,
+    on_progress: ProgressFn | None = None,
+    report: bool = True,
+) -> EvalResult:
+    """Answer every benchmark item with every system, judge the answers, write the report."""
+    validate(settings, judges)
+    loaded, notes = load_benchmarks(settings)
+    records = {name: source.records for name, source in loaded.items()}
+    benches = [BENCHMARKS[n] for n in settings.benchmarks]
+    output = settings.output
+    with DirectoryLock(output):
+        stored_answers, _ = read_results(output)
+        run = read_run(output)
+        selector, selector_key = _selector(settings, judges, notes)
+        tasks = plan_answers(settings, loaded, selector_key)
+        check_entries(stored_answers, tasks, settings.model_key)
+        entries = list(
+            dict.fromkeys([*(a.entry for a in stored_answers), *(t.entry for t in tasks)])
+        )
+        reference = _reference(settings.reference, entries, run)
+        needed = judged_metrics_needed(benches, records, settings.metrics)
+        if "pairwise" in needed and len(entries) < 2:
+            needed.remove("pairwise")
+            if settings.metrics is not None and "pairwise" in settings.metrics:
+                raise MatrixAlignError(
+                    "Pairwise judging needs at least two systems.",
+                    hint="add a system to --systems",
+                )
+        require_judges(needed, judges, explicit=settings.metrics is not None)
+
+        run_info = {
+            **run,
+            "updated_at": now_iso(),
+            "entries": entries,
+            "reference": reference,
+            "judges": list(dict.fromkeys([j.key for j in judges] + list(run.get("judges") or []))),
+            "metrics": settings.metrics,
+            "benchmarks": {
+                **(run.get("benchmarks") or {}),
+                **{
+                    name: {
+                        "origin": src.origin,
+                        "selected": len(src.records),
+                        "available": src.available,
+                    }
+                    for name, src in loaded.items()
+                },
+            },
+            "models": {**(run.get("models") or {}), **{t.entry: settings.model_key for t in tasks}},
+            "simulation": settings.config.model_dump(mode="json"),
+            "system_options": settings.options.model_dump(mode="json"),
+            "notes": notes,
+        }
+        atomic_write_json(output / RUN_FILE, run_info)
+
+        async def work(task: AnswerTask) -> Outcome:
+            return await answer_task(
+                task, model, settings.config, settings.options, selector, settings.model_key
+            )
+
+        answer_stats, open_notes = await _run_phase(
+            output,
+            tasks,
+            work,
+            concurrency=settings.concurrency,
+            phase="answers",
+            on_progress=on_progress,
+        )
+        if open_notes:
+            notes += open_notes
+            atomic_write_json(output / RUN_FILE, run_info | {"notes": notes})
+        if answer_stats.aborted:
+            raise MatrixAlignError(
+                f"Stopped early: {answer_stats.aborted}.",
+                hint="check the backend, then rerun the same command: finished answers are "
+                "kept and failed ones retried",
+            )
+        judge_stats, report_path = await _judge_and_report(
+            output,
+            judges,
+            settings.metrics,
+            reference,
+            concurrency=settings.concurrency,
+            on_progress=on_progress,
+            report=report,
+        )
+    return EvalResult(output, answer_stats, judge_stats, notes, report_path)
+
+
+async def rejudge(
+    output: Path,
+    judges: list[JudgeSpec],
+    *,
+    metrics: list[str] | None = None,
+    reference: str | None = None,
+    concurrency: int = 8,
+    on_progress: ProgressFn | None = None,
+) -> EvalResult:
+    """Judge the stored answers of an evaluation folder again (other judges, other metrics)
+    and rewrite its report; no answer is regenerated."""
+    output = Path(output)
+    if not (output / RESULTS_FILE).exists():
+        raise MatrixAlignError(
+            f"{output} is not an evaluation folder (no {RESULTS_FILE}).",
+            hint="pass the --output folder of an earlier `matrix-align evaluate` run",
+        )
+    if metrics is not None:
+        check_metrics(metrics)
+    with DirectoryLock(output):
+        answers, _ = read_results(output)
+        answers = current_answers(answers)
+        if not answers:
+            raise MatrixAlignError(f"{output} holds no answers to judge.")
+        run = read_run(output)
+        entries = list(dict.fromkeys([*(run.get("entries") or []), *(a.entry for a in answers)]))
+        reference = _reference(reference, entries, run)
+        needed: list[str] = []
+        for answer in answers:
+            bench = BENCHMARKS.get(answer.benchmark)
+            if bench is not None:
+                for metric in item_metrics(bench, answer.source_record(), metrics):
+                    if metric in MODEL_JUDGED and metric not in needed:
+                        needed.append(metric)
+        if "pairwise" in needed and len(entries) < 2:
+            needed.remove("pairwise")
+        require_judges(needed, judges, explicit=metrics is not None)
+        run["judges"] = list(dict.fromkeys([j.key for j in judges] + list(run.get("judges") or [])))
+        run["reference"] = reference
+        run["updated_at"] = now_iso()
+        atomic_write_json(output / RUN_FILE, run)
+        judge_stats, report_path = await _judge_and_report(
+            output, judges, metrics, reference, concurrency=concurrency, on_progress=on_progress
+        )
+    return EvalResult(output, None, judge_stats, [], report_path)
+
+
+async def _judge_and_report(
+    output: Path,
+    judges: list[JudgeSpec],
+    metrics: list[str] | None,
+    reference: str | None,
+    *,
+    concurrency: int,
+    on_progress: ProgressFn | None,
+    report: bool = True,
+) -> tuple[RunStats, Path]:
+    answers, _ = read_results(output)
+    answers = current_answers(answers)
+    tasks = plan_judgements(answers, judges, metrics, reference)
+    table = {spec.key: spec.judge for spec in judges}
+
+    async def work(task: JudgeTask) -> Outcome:
+        return await judge_task(task, table)
+
+    stats, _ = await _run_phase(
+        output, tasks, work, concurrency=concurrency, phase="judgements", on_progress=on_progress
+    )
+    path = output / "report.md"
+    if report:
+        from matrix_align.evaluate.report import write_report
+
+        path = write_report(output)
+    summary = {
+        "updated_at": now_iso(),
+        "answers": len(answers),
+        "judgements_planned": len(tasks),
+        "judgements_failed_this_run": stats.failed,
+        "failures_by_reason": stats.failures_by_reason,
+        "judge_wall_time_s": stats.wall_time_s,
+    }
+    atomic_write_json(output / SUMMARY_FILE, summary)
+    return stats, path
+
+
+__all__ = [
+    "AnswerRecord",
+    "EvalResult",
+    "EvalSettings",
+    "JudgeSpec",
+    "JudgementRecord",
+    "SYSTEMS",
+    "evaluate",
+    "read_results",
+    "rejudge",
+]
