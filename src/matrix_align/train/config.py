@@ -43,6 +43,7 @@ _OWNED_TRAINER_KEYS = {
     "seed": "seed",
     "beta": "beta",
     "gradient_checkpointing": "gradient_checkpointing",
+    "activation_checkpointing": "gradient_checkpointing",
 }
 
 
@@ -216,9 +217,11 @@ class TrainConfig(BaseModel):
             "bf16": precision == "bf16",
             "fp16": precision == "fp16",
             "use_cpu": not env.cuda,
-            "gradient_checkpointing": self.gradient_checkpointing,
-            # Non-reentrant checkpointing works with frozen inputs (LoRA) and with DDP.
-            "gradient_checkpointing_kwargs": {"use_reentrant": False}
+            # transformers 5.2x renamed gradient_checkpointing to activation_checkpointing
+            # (see fit_to_fields for older versions). Non-reentrant checkpointing works with
+            # frozen inputs (LoRA) and with DDP.
+            "activation_checkpointing": self.gradient_checkpointing,
+            "activation_checkpointing_kwargs": {"use_reentrant": False}
             if self.gradient_checkpointing
             else None,
             "logging_steps": self.logging_steps,
@@ -237,6 +240,25 @@ class TrainConfig(BaseModel):
             kwargs["beta"] = self.beta
         kwargs.update(self.trainer_args)
         return kwargs
+
+
+def fit_to_fields(kwargs: dict[str, Any], config_cls: type) -> dict[str, Any]:
+    """Rename arguments to what the installed TrainingArguments calls them.
+
+    Only the checkpointing names moved between the transformers versions we meet (the pinned
+    one locally, an older one preinstalled on GPU images), so only those are translated.
+    """
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    out = dict(kwargs)
+    for new, old in (
+        ("activation_checkpointing", "gradient_checkpointing"),
+        ("activation_checkpointing_kwargs", "gradient_checkpointing_kwargs"),
+    ):
+        if new in out and new not in names:
+            out[old] = out.pop(new)
+    return out
 
 
 @dataclass(frozen=True)

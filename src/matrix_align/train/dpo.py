@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from matrix_align.train.config import Environment, TrainConfig
+from matrix_align.train.config import Environment, TrainConfig, fit_to_fields
 
 if TYPE_CHECKING:
     from trl import DPOTrainer
@@ -31,7 +31,7 @@ def build_dpo_trainer(
     """The TRL trainer for ``cfg``; full fine-tuning lets TRL copy the model as reference."""
     from trl import DPOConfig, DPOTrainer
 
-    args = DPOConfig(**cfg.trainer_kwargs(env, output_dir))
+    args = DPOConfig(**fit_to_fields(cfg.trainer_kwargs(env, output_dir), DPOConfig))
     return DPOTrainer(
         model=model,
         ref_model=None,

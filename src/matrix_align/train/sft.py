@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from matrix_align.train.config import Environment, TrainConfig
+from matrix_align.train.config import Environment, TrainConfig, fit_to_fields
 
 if TYPE_CHECKING:
     from trl import SFTTrainer
@@ -31,7 +31,7 @@ def build_sft_trainer(
     """The TRL trainer for ``cfg``; ``model`` is loaded already (see models.load_causal_lm)."""
     from trl import SFTConfig, SFTTrainer
 
-    args = SFTConfig(**cfg.trainer_kwargs(env, output_dir))
+    args = SFTConfig(**fit_to_fields(cfg.trainer_kwargs(env, output_dir), SFTConfig))
     return SFTTrainer(
         model=model,
         args=args,

@@ -1,0 +1,48 @@
+"""Model resolution: what MODEL means, and a clear error for an unknown one (no weights read)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from matrix_align.errors import MatrixAlignError
+from matrix_align.train.models import resolve_model_source
+
+
+def test_folders_files_and_hub_ids(tmp_path: Path) -> None:
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_text("{}", encoding="utf-8")
+    assert resolve_model_source(str(tmp_path / "hf")).kind == "folder"
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "m.gguf").write_bytes(b"GGUF")
+    src = resolve_model_source(str(tmp_path / "g"))
+    assert (src.kind, src.gguf_file) == ("gguf", "m.gguf")
+    assert resolve_model_source(str(tmp_path / "g" / "m.gguf")).kind == "gguf"
+    assert resolve_model_source("Qwen/Qwen2.5-0.5B-Instruct").kind == "hub"
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ("./no/such/model", "Unknown model"),
+        ("/no/such/model.gguf", "Unknown model"),
+        ("qwen-0.5b", "Unknown model"),
+        ("a/b/c", "Unknown model"),
+    ],
+)
+def test_unknown_models_are_refused(spec: str, needle: str) -> None:
+    with pytest.raises(MatrixAlignError, match=needle):
+        resolve_model_source(spec)
+
+
+def test_folders_that_are_not_models(tmp_path: Path) -> None:
+    with pytest.raises(MatrixAlignError, match="no config.json"):
+        resolve_model_source(str(tmp_path))
+    (tmp_path / "adapter_config.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(MatrixAlignError, match="LoRA adapter"):
+        resolve_model_source(str(tmp_path))
+    text = tmp_path / "weights.bin"
+    text.write_bytes(b"x")
+    with pytest.raises(MatrixAlignError, match="not a .gguf"):
+        resolve_model_source(str(text))
