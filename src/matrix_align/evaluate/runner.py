@@ -220,9 +220,9 @@ def judged_metrics_needed(
     return needed
 
 
-def require_judges(needed: list[str], judges: list[JudgeSpec], explicit: bool) -> None:
+def require_judges(needed: list[str], have_judge: bool, explicit: bool) -> None:
     """A judged metric without a named judge is an error, never a silent self-judgement."""
-    if needed and not judges:
+    if needed and not have_judge:
         how = "asked for" if explicit else "scored by default on these benchmarks"
         raise MatrixAlignError(
             f"No judge given, but the metrics {', '.join(needed)} ({how}) need a model judge.",
@@ -314,12 +314,16 @@ def check_entries(answers: list[AnswerRecord], tasks: list[AnswerTask], model_ke
     stored = {a.entry: a.model for a in answers}
     clashes = sorted({t.entry for t in tasks if t.entry in stored and stored[t.entry] != model_key})
     if clashes:
-        raise MatrixAlignError(
-            f"The output folder already holds answers for {', '.join(clashes)} from model "
-            f"{stored[clashes[0]]}, not {model_key}.",
-            hint="pass --tag NAME to add this model as new entries (e.g. vanilla@NAME), or "
-            "use another --output folder",
-        )
+        _clash(clashes, stored[clashes[0]], model_key)
+
+
+def _clash(entries: list[str], stored_model: str, model_key: str) -> None:
+    raise MatrixAlignError(
+        f"The output folder already holds answers for {', '.join(entries)} from model "
+        f"{stored_model}, not {model_key}.",
+        hint="pass --tag NAME to add this model as new entries (e.g. vanilla@NAME), or "
+        "use another --output folder",
+    )
 
 
 def read_run(output: Path) -> dict[str, Any]:
@@ -631,19 +635,55 @@ def validate(settings: EvalSettings, judges: list[JudgeSpec]) -> None:
         )
 
 
+@dataclass
+class Prepared:
+    """What ``prepare`` checked and loaded, so ``evaluate`` does not load it twice."""
+
+    loaded: dict[str, LoadedSource]
+    notes: list[str]
+
+
+def prepare(settings: EvalSettings, n_judges: int) -> Prepared:
+    """Every check that needs no model: names, benchmark data (loaded in full), the output
+    folder's entries, and a judge for every judged metric. Run before building backends."""
+    validate(settings, [])
+    loaded, notes = load_benchmarks(settings)
+    stored, _ = read_results(settings.output)
+    new_entries = {entry_name(s, settings.tag) for s in settings.systems}
+    stored_models = {a.entry: a.model for a in stored}
+    clashes = sorted(
+        e for e in new_entries if e in stored_models and stored_models[e] != settings.model_key
+    )
+    if clashes:
+        _clash(clashes, stored_models[clashes[0]], settings.model_key)
+    entries = set(stored_models) | new_entries
+    records = {name: source.records for name, source in loaded.items()}
+    needed = judged_metrics_needed(
+        [BENCHMARKS[n] for n in settings.benchmarks], records, settings.metrics
+    )
+    if "pairwise" in needed and len(entries) < 2:
+        needed.remove("pairwise")
+        if settings.metrics is not None and "pairwise" in settings.metrics:
+            raise MatrixAlignError(
+                "Pairwise judging needs at least two systems.", hint="add a system to --systems"
+            )
+    require_judges(needed, n_judges > 0, explicit=settings.metrics is not None)
+    return Prepared(loaded, notes)
+
+
 async def evaluate(
     settings: EvalSettings,
     model: ChatModel,
     judges: list[JudgeSpec],
     *,
+    prepared: Prepared | None = None,
     on_progress: ProgressFn | None = None,
     report: bool = True,
 ) -> EvalResult:
     """Answer every benchmark item with every system, judge the answers, write the report."""
     validate(settings, judges)
-    loaded, notes = load_benchmarks(settings)
-    records = {name: source.records for name, source in loaded.items()}
-    benches = [BENCHMARKS[n] for n in settings.benchmarks]
+    prepared = prepared or prepare(settings, len(judges))
+    loaded, notes = prepared.loaded, list(prepared.notes)
     output = settings.output
     with DirectoryLock(output):
         stored_answers, _ = read_results(output)
@@ -655,16 +695,6 @@ async def evaluate(
             dict.fromkeys([*(a.entry for a in stored_answers), *(t.entry for t in tasks)])
         )
         reference = _reference(settings.reference, entries, run)
-        needed = judged_metrics_needed(benches, records, settings.metrics)
-        if "pairwise" in needed and len(entries) < 2:
-            needed.remove("pairwise")
-            if settings.metrics is not None and "pairwise" in settings.metrics:
-                raise MatrixAlignError(
-                    "Pairwise judging needs at least two systems.",
-                    hint="add a system to --systems",
-                )
-        require_judges(needed, judges, explicit=settings.metrics is not None)
-
         run_info = {
             **run,
             "updated_at": now_iso(),
@@ -760,7 +790,7 @@ async def rejudge(
                         needed.append(metric)
         if "pairwise" in needed and len(entries) < 2:
             needed.remove("pairwise")
-        require_judges(needed, judges, explicit=metrics is not None)
+        require_judges(needed, bool(judges), explicit=metrics is not None)
         run["judges"] = list(dict.fromkeys([j.key for j in judges] + list(run.get("judges") or [])))
         run["reference"] = reference
         run["updated_at"] = now_iso()
