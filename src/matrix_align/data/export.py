@@ -154,7 +154,7 @@ def _write_parquet(rows: Iterator[dict[str, Any]], fmt: str, path: Path) -> int:
                 writer.write_table(pa.Table.from_pylist(batch, schema=schema))
                 count += len(batch)
                 batch = []
-        if batch or count == 0:  # an empty dataset still gets its schema
+        if batch:  # an empty dataset keeps its schema with no row group at all
             writer.write_table(pa.Table.from_pylist(batch, schema=schema))
             count += len(batch)
     os.replace(tmp, path)
@@ -201,7 +201,8 @@ def _write_hf(samples_path: Path, fmt: str, path: Path, include: bool, traces: b
         else:
             dataset = datasets.Dataset.from_dict({name: [] for name in features}, features=features)
         staged = work / "dataset"
-        dataset.save_to_disk(str(staged))
+        # One shard at least: an empty dataset saved with zero shards does not load back.
+        dataset.save_to_disk(str(staged), num_shards=None if has_rows else 1)
         count = len(dataset)
         del dataset
         old = path.with_name(path.name + ".old")

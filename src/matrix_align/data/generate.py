@@ -393,6 +393,7 @@ class RunStats:
     attempted: int = 0
     completed: int = 0
     failed: int = 0
+    cancelled: int = 0  # started, then stopped by an interrupt (redone by the next run)
     wall_time_s: float = 0.0
     interrupted: bool = False
     aborted: str | None = None
@@ -502,6 +503,7 @@ class BatchRunner:
                     if record_id != item.id:
                         raise RuntimeError(f"worker returned id {record_id!r} for {item.id!r}")
                 except asyncio.CancelledError:
+                    stats.cancelled += 1
                     raise
                 except Exception as exc:
                     reason = failure_reason(exc)
@@ -630,6 +632,7 @@ def summarize(
             "attempted": stats.attempted,
             "completed": stats.completed,
             "failed": stats.failed,
+            "cancelled": stats.cancelled,
             "failures_by_reason": stats.failures_by_reason,
             "wall_time_s": wall,
             "samples_per_minute": round(60.0 * stats.completed / wall, 2) if wall > 0 else 0.0,

@@ -1,0 +1,136 @@
+"""Exports load with ``datasets`` (load_from_disk, load_dataset json/parquet) and have
+exactly TRL's columns plus the provenance columns trainers ignore."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import datasets
+import pyarrow.parquet as pq
+import pytest
+
+from matrix_align.data.export import FILE_TYPES, columns, export_run, export_samples
+from matrix_align.data.generate import GenerateOptions, SourceSpec, build_plan, generate
+from matrix_align.data.records import EXPORT_FORMATS
+from matrix_align.errors import MatrixAlignError
+from matrix_align.llm.scripted import ScriptedModel
+from matrix_align.simulation.config import SimulationConfig
+
+TRL = {
+    "prompt_completion": ["prompt", "completion"],
+    "messages": ["messages"],
+    "preference": ["prompt", "chosen", "rejected"],
+}
+EXTRA = ["id", "source", "mode", "trace", "meta"]
+
+
+class EagerFirstAnswer:
+    """The scripted demo, except that the model's own first answer (a lone user message)
+    is an eager one, so the MATRIX answer differs from it and preference pairs exist."""
+
+    name = "eager"
+
+    def __init__(self) -> None:
+        self.inner = ScriptedModel.demo()
+
+    async def complete(self, messages, **kwargs):  # noqa: ANN001, ANN201
+        result = await self.inner.complete(messages, **kwargs)
+        if len(messages) == 1 and messages[0]["role"] == "user":
+            result.text = "Sure, here is exactly how to do that, step by step."
+        return result
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    config = SimulationConfig(n_roles=1, n_steps=1)
+    plan = build_plan(
+        [SourceSpec.parse("advbench:matrix:3"), SourceSpec.parse("vicuna-bench:direct:2")],
+        config=config,
+        model_key="scripted:default",
+        hub="never",
+    )
+    options = GenerateOptions(output=out, include_substeps=True)
+    asyncio.run(generate(plan, EagerFirstAnswer(), config, options, model_info={}))
+    return out
+
+
+def load(kind: str, path: Path) -> datasets.Dataset:
+    if kind == "hf":
+        return datasets.load_from_disk(str(path))
+    loader = {"jsonl": "json"}.get(kind, kind)
+    return datasets.load_dataset(loader, data_files=str(path), split="train")
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+def test_every_export_loads_with_exactly_the_trl_columns(run_folder: Path, fmt: str) -> None:
+    summary = json.loads((run_folder / "summary.json").read_text("utf-8"))
+    assert set(summary["exports"][fmt]) == {"rows", *FILE_TYPES}
+    loaded = {kind: load(kind, Path(summary["exports"][fmt][kind])) for kind in FILE_TYPES}
+    for kind, dataset in loaded.items():
+        assert dataset.column_names == TRL[fmt] + EXTRA == list(columns(fmt)), kind
+        assert len(dataset) == summary["exports"][fmt]["rows"]
+    assert loaded["hf"].features == loaded["parquet"].features
+    assert loaded["hf"].to_list() == loaded["jsonl"].to_list() == loaded["parquet"].to_list()
+    row = loaded["hf"][0]
+    for column in TRL[fmt]:
+        assert all(set(m) == {"role", "content"} for m in row[column])
+    meta = json.loads(row["meta"])
+    assert "generation" in meta and "source_id" in meta
+
+
+def test_views_carry_the_right_answers(run_folder: Path) -> None:
+    pc = datasets.load_from_disk(str(run_folder / "exports/hf/prompt_completion"))
+    main = [r for r in pc if r["mode"] != "substep"]
+    assert sorted(r["mode"] for r in main) == ["direct", "direct", "matrix", "matrix", "matrix"]
+    for r in main:
+        trace = json.loads(r["trace"])
+        assert r["prompt"] == [{"role": "user", "content": trace["query"]}]
+        assert r["completion"] == [{"role": "assistant", "content": trace["final_response"]}]
+    substeps = [r for r in pc if r["mode"] == "substep"]
+    assert substeps and all(r["trace"] == "" for r in substeps)
+    assert {json.loads(r["meta"])["parent_id"] for r in substeps} == {
+        r["id"] for r in main if r["mode"] == "matrix"
+    }
+    messages = datasets.load_from_disk(str(run_folder / "exports/hf/messages"))
+    assert [m["role"] for m in messages[0]["messages"]][-1] == "assistant"
+    pref = datasets.load_from_disk(str(run_folder / "exports/hf/preference"))
+    assert len(pref) == 3 and set(pref["mode"]) == {"matrix"}
+    for r in pref:
+        trace = json.loads(r["trace"])
+        assert r["chosen"][0]["content"] == trace["final_response"]
+        assert r["rejected"][0]["content"] == trace["initial_response"]
+
+
+def test_export_options(run_folder: Path, tmp_path: Path) -> None:
+    result = export_samples(
+        run_folder / "samples.jsonl",
+        tmp_path,
+        formats=["prompt_completion"],
+        file_types=["jsonl", "hf"],
+        with_traces=False,
+    )
+    assert result.rows == {"prompt_completion": 5}  # no substeps unless asked
+    dataset = datasets.load_from_disk(str(tmp_path / "hf/prompt_completion"))
+    assert set(dataset["trace"]) == {""}
+    assert not (tmp_path / "parquet").exists()
+    with pytest.raises(MatrixAlignError, match="Unknown export format"):
+        export_samples(run_folder / "samples.jsonl", tmp_path, formats=["dpo"])
+    with pytest.raises(MatrixAlignError, match="No samples to export"):
+        export_run(tmp_path / "nothing-here")
+
+
+def test_an_empty_preference_set_still_has_its_columns(tmp_path: Path) -> None:
+    config = SimulationConfig(n_roles=1, n_steps=1)
+    plan = build_plan([SourceSpec.parse("vicuna-bench:direct:1")], config=config,
+                      model_key="k", hub="never")  # fmt: skip
+    options = GenerateOptions(output=tmp_path)
+    asyncio.run(generate(plan, ScriptedModel.demo(), config, options, model_info={}))
+    exports = tmp_path / "exports"
+    assert (exports / "jsonl/preference.jsonl").read_text("utf-8") == ""
+    table = pq.read_table(exports / "parquet/preference.parquet")
+    assert table.num_rows == 0 and table.column_names == TRL["preference"] + EXTRA
+    dataset = datasets.load_from_disk(str(exports / "hf/preference"))
+    assert len(dataset) == 0 and dataset.column_names == TRL["preference"] + EXTRA

@@ -1,0 +1,79 @@
+"""The append-only store: durable appends, resume by id, a torn last line truncated (never
+duplicated), unreadable lines skipped but kept, and one writer per folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from matrix_align.data.store import DirectoryLock, JsonlStore, read_jsonl
+from matrix_align.errors import MatrixAlignError
+
+
+def lines(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def test_append_then_reopen_indexes_ids(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    with JsonlStore(path, index=lambda r: r["n"]) as store:
+        store.append({"id": "a", "n": 1, "text": "line\nbreak"})
+        store.append({"id": "b", "n": 2})
+        assert "a" in store and store.entries == {"a": 1, "b": 2}
+    assert all(line.endswith(b"\n") for line in lines(path)) and len(lines(path)) == 2
+    store = JsonlStore(path, index=lambda r: r["n"])
+    report = store.open()
+    assert report.records == 2 and report.torn_bytes == 0 and store.ids == {"a", "b"}
+    store.close()
+
+
+def test_torn_last_line_is_truncated_and_redone_once(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    with JsonlStore(path) as store:
+        store.append({"id": "a"})
+        store.append({"id": "b"})
+    with path.open("ab") as handle:  # what kill -9 in the middle of a write leaves
+        handle.write(b'{"id":"c","text":"half wri')
+    assert [r["id"] for _, r in read_jsonl(path)] == ["a", "b"]  # readers ignore it
+    store = JsonlStore(path)
+    report = store.open()
+    assert report.torn_bytes > 0 and store.ids == {"a", "b"}
+    store.append({"id": "c", "text": "whole"})
+    store.close()
+    records = [json.loads(line) for line in lines(path)]
+    assert [r["id"] for r in records] == ["a", "b", "c"]
+    assert records[-1]["text"] == "whole"
+
+
+def test_corrupt_middle_line_is_skipped_not_deleted(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b'{"id":"a"}\nGARBAGE\n{"id":"a"}\n{"id":"b"}\n')
+    store = JsonlStore(path)
+    report = store.open()
+    store.close()
+    assert store.ids == {"a", "b"}
+    assert report.corrupt_lines == [2] and report.duplicates == 1
+    assert b"GARBAGE" in path.read_bytes()
+    assert [r["id"] for r in JsonlStore(path).records()] == ["a", "b"]
+
+
+def test_rewrite_keeps_only_what_is_asked(tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    store = JsonlStore(path)
+    store.open()
+    for key in "abc":
+        store.append({"id": key})
+    assert store.rewrite(lambda r: r["id"] != "b") == 1
+    assert store.ids == {"a", "c"}
+    store.append({"id": "d"})
+    store.close()
+    assert [json.loads(line)["id"] for line in lines(path)] == ["a", "c", "d"]
+
+
+def test_second_writer_on_a_folder_is_refused(tmp_path: Path) -> None:
+    with DirectoryLock(tmp_path), pytest.raises(MatrixAlignError, match="Another matrix-align"):
+        DirectoryLock(tmp_path).acquire()
+    with DirectoryLock(tmp_path):  # released again
+        pass
