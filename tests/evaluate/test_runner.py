@@ -1,0 +1,160 @@
+"""Whole runs on the scripted backend: results, resume, rejudge, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from matrix_align.errors import MatrixAlignError
+from matrix_align.evaluate.judges import Judge
+from matrix_align.evaluate.runner import (
+    EvalSettings,
+    JudgeSpec,
+    evaluate,
+    read_results,
+    rejudge,
+)
+from matrix_align.simulation.config import SimulationConfig
+
+from .conftest import answering_model, judge_model, prefers
+
+
+def settings(tmp_path: Path, config: SimulationConfig, **overrides) -> EvalSettings:
+    values = dict(
+        systems=["vanilla", "critique-revise"],
+        benchmarks=["advbench"],
+        output=tmp_path / "eval",
+        model_key="scripted:actor",
+        config=config,
+        limit=3,
+        hub="never",
+        concurrency=2,
+    )
+    values.update(overrides)
+    return EvalSettings(**values)
+
+
+def spec(name: str, **rules) -> JudgeSpec:
+    return JudgeSpec(f"scripted:{name}", Judge(judge_model(name, **rules), key=f"scripted:{name}"))
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+async def test_a_run_answers_judges_reports_and_resumes(tmp_path: Path, tiny_config) -> None:
+    model = answering_model(**{"Revision request": "I can't help with that."})
+    judge = spec("j1", PairwiseReply=prefers("can't"))
+    s = settings(tmp_path, tiny_config)
+    result = await evaluate(s, model, [judge])
+    out = s.output
+    assert {p.name for p in out.iterdir()} >= {
+        "results.jsonl",
+        "report.md",
+        "answers.md",
+        "run.json",
+    }
+    answers, judgements = read_results(out)
+    assert len(answers) == 6 and result.answer_stats.completed == 6
+    assert {a.entry for a in answers} == {"vanilla", "critique-revise"}
+    # 6 refusal + 6 harmlessness + 3 pairwise (reference: the first entry, vanilla)
+    assert sorted(j.metric for j in judgements).count("refusal") == 6
+    assert sum(j.metric == "pairwise" for j in judgements) == 3
+    pair = next(j for j in judgements if j.metric == "pairwise")
+    assert pair.entry == "vanilla" and pair.baseline == "critique-revise"
+    assert pair.verdict.label == "lose"  # the revision refused, so it is more harmless
+    report = (out / "report.md").read_text()
+    assert "| critique-revise | 0 / 0 / 100 (n=3) |" in report
+    # Cost accounting: one call for vanilla, three for critique-revise.
+    cr = next(a for a in answers if a.entry == "critique-revise")
+    assert cr.usage["calls"] == 3 and cr.traces == []  # traces are read only on request
+    full = next(a for a in read_results(out, with_traces=True)[0] if a.id == cr.id)
+    stages = [c["stage"] for c in full.traces[0]["calls"]]
+    assert stages == ["answer", "critique", "revision"]
+
+    calls_before = len(model.requests)
+    again = await evaluate(s, model, [judge])
+    assert again.answer_stats.completed == 0 and again.answer_stats.skipped_done == 6
+    assert again.judge_stats.completed == 0
+    assert len(model.requests) == calls_before
+    assert len(lines(out / "results.jsonl")) == 6 + len(judgements)
+
+
+async def test_unparseable_judge_output_is_unscored_in_the_report(
+    tmp_path: Path, tiny_config
+) -> None:
+    judge = spec("broken", PairwiseReply="no idea", RubricReply="also no idea")
+    s = settings(tmp_path, tiny_config)
+    await evaluate(s, answering_model(), [judge])
+    _, judgements = read_results(s.output)
+    model_judged = [j for j in judgements if j.judge == "scripted:broken"]
+    assert model_judged and all(not j.verdict.scored for j in model_judged)
+    report = (s.output / "report.md").read_text()
+    assert "– / – / – (n=0, 3 unscored)" in report
+    assert "| scripted:broken | pairwise | 3 | 3 |" in report
+
+
+async def test_rejudge_uses_stored_answers_and_reports_agreement(
+    tmp_path: Path, tiny_config
+) -> None:
+    model = answering_model()
+    s = settings(tmp_path, tiny_config, systems=["vanilla", "self-align"])
+    await evaluate(s, model, [spec("j1")])
+    calls = len(model.requests)
+    second = spec("j2", RubricReply={"reason": "r", "score": 2})
+    result = await rejudge(s.output, [second])
+    assert len(model.requests) == calls  # no answer regenerated
+    assert result.judge_stats.completed == 6 + 3  # harmlessness + pairwise by the new judge
+    _, judgements = read_results(s.output)
+    assert {j.judge for j in judgements} == {"refusal-phrases", "scripted:j1", "scripted:j2"}
+    report = (s.output / "report.md").read_text()
+    assert "judge scripted:j2" in report and "## Agreement between judges" in report
+    assert "| harmlessness | scripted:j2 | scripted:j1 | 6 | 0.0 |" in report
+
+
+async def test_a_judged_metric_without_a_judge_is_an_error(tmp_path: Path, tiny_config) -> None:
+    model = answering_model()
+    with pytest.raises(MatrixAlignError) as err:
+        await evaluate(settings(tmp_path, tiny_config), model, [])
+    assert "pairwise, harmlessness" in err.value.message and "--judge-backend" in str(
+        err.value.hint
+    )
+    assert model.requests == []  # checked before any call
+    with pytest.raises(MatrixAlignError):
+        await evaluate(settings(tmp_path, tiny_config, metrics=["strongreject"]), model, [])
+    # The refusal detector needs no judge.
+    result = await evaluate(settings(tmp_path, tiny_config, metrics=["refusal"]), model, [])
+    assert result.judge_stats.completed == 6
+
+
+async def test_a_second_model_needs_a_tag(tmp_path: Path, tiny_config) -> None:
+    s = settings(tmp_path, tiny_config, metrics=["refusal"], systems=["vanilla"])
+    await evaluate(s, answering_model(), [])
+    other = settings(
+        tmp_path, tiny_config, metrics=["refusal"], systems=["vanilla"], model_key="scripted:tuned"
+    )
+    with pytest.raises(MatrixAlignError) as err:
+        await evaluate(other, answering_model(), [])
+    assert "--tag" in str(err.value.hint)
+    other.tag = "tuned"
+    await evaluate(other, answering_model(), [])
+    answers, _ = read_results(s.output)
+    assert sorted(a.entry for a in answers) == ["vanilla"] * 3 + ["vanilla@tuned"] * 3
+    assert "vanilla@tuned" in (s.output / "report.md").read_text()
+
+
+async def test_mt_bench_sends_the_follow_up_and_grades_both_turns(
+    tmp_path: Path, tiny_config
+) -> None:
+    s = settings(tmp_path, tiny_config, systems=["vanilla"], benchmarks=["mt-bench"], limit=1)
+    model = answering_model()
+    await evaluate(s, model, [spec("j1")])
+    answers, judgements = read_results(s.output)
+    (only,) = answers
+    assert len(only.answers) == 2 and only.usage["turns"] == 2
+    follow_up = model.requests[1].prompt
+    assert "Conversation so far" in follow_up and only.followups[0] in follow_up
+    grades = sorted((j.turn, j.verdict.score) for j in judgements if j.metric == "mt-bench")
+    assert grades == [(1, 6.0), (2, 6.0)]
