@@ -1,0 +1,88 @@
+"""The ``evaluate`` command: clear errors for bad input, a scripted run, and rejudge."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from matrix_align.cli.app import main
+from matrix_align.cli.evaluate import judge_specs
+from matrix_align.errors import MatrixAlignError
+
+
+def run_cli(monkeypatch: pytest.MonkeyPatch, capsys, *args: str) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", ["matrix-align", "evaluate", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, " ".join((captured.out + captured.err).split())  # rich wraps long lines
+
+
+BASE = ("--backend", "scripted", "--hub", "never", "--limit", "2", "-q")
+
+
+def test_unknown_system_and_benchmark_list_the_valid_names(monkeypatch, capsys, tmp_path) -> None:
+    code, text = run_cli(monkeypatch, capsys, *BASE, "-S", "vanilla,rlaif", "-o", str(tmp_path))
+    assert code == 2 and "Unknown system: rlaif" in text and "self-refine" in text
+    code, text = run_cli(monkeypatch, capsys, *BASE, "-B", "advbench,gsm8k", "-o", str(tmp_path))
+    assert code == 2 and "Unknown benchmark: gsm8k" in text and "xstest" in text
+    code, text = run_cli(monkeypatch, capsys, *BASE, "--metrics", "bleu", "-o", str(tmp_path))
+    assert code == 2 and "Unknown metric: bleu" in text
+
+
+def test_missing_judge_is_a_clear_error(monkeypatch, capsys, tmp_path) -> None:
+    code, text = run_cli(monkeypatch, capsys, *BASE, "-B", "advbench", "-o", str(tmp_path / "x"))
+    assert code == 2 and "need a model judge" in text and "--metrics refusal" in text
+    assert not (tmp_path / "x" / "results.jsonl").exists()
+
+
+def test_a_scripted_run_then_rejudge(monkeypatch, capsys, tmp_path) -> None:
+    out = str(tmp_path / "eval")
+    code, text = run_cli(
+        monkeypatch, capsys, *BASE, "-S", "vanilla,context-distillation", "-B", "advbench",
+        "--metrics", "refusal", "--roles", "1", "--steps", "1", "-o", out,
+    )  # fmt: skip
+    assert code == 0, text
+    assert "answers: 4 new" in text and (tmp_path / "eval" / "report.md").exists()
+    code, text = run_cli(
+        monkeypatch, capsys, "--rejudge", out, "--judge-backend", "scripted", "--metrics",
+        "refusal,harmlessness", "-q",
+    )  # fmt: skip
+    assert code == 0, text
+    assert "judgements: 4 new, 4 already done" in text
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert "| scripted:default | harmlessness | 4 | 4 |" in report  # the demo script is no judge
+
+
+def test_rejudge_of_a_folder_without_results(monkeypatch, capsys, tmp_path) -> None:
+    code, text = run_cli(monkeypatch, capsys, "--rejudge", str(tmp_path), "--metrics", "refusal")
+    assert code == 2 and "not an evaluation folder" in text
+
+
+def test_list(monkeypatch, capsys) -> None:
+    code, text = run_cli(monkeypatch, capsys, "--list")
+    assert code == 0 and "critique-revise" in text and "strongreject" in text
+
+
+def test_judge_specs_pair_options_by_position() -> None:
+    assert judge_specs(None, None, None) == []
+    assert judge_specs(["openai"], ["a", "b"], ["http://x/v1"]) == [
+        ("openai", "a", "http://x/v1"),
+        ("openai", "b", "http://x/v1"),
+    ]
+    assert judge_specs(["openai", "embedded"], ["a", "m.gguf"], ["http://x/v1", "-"])[1] == (
+        "embedded",
+        "m.gguf",
+        "-",
+    )
+    assert judge_specs(["embedded"], None, None) == [("embedded", None, None)]
+    with pytest.raises(MatrixAlignError, match="needs --judge-backend"):
+        judge_specs(None, ["gpt-4o"], None)
+    with pytest.raises(MatrixAlignError, match="--judge-model values"):
+        judge_specs(["a", "b"], ["x", "y", "z"], None)
+    with pytest.raises(MatrixAlignError, match="--judge-base-url"):
+        judge_specs(["openai"], ["a", "b", "c"], ["u1", "u2"])
