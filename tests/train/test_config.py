@@ -27,7 +27,7 @@ def test_defaults_are_the_papers_recipe() -> None:
 def test_yaml_then_overrides_resolve_to_trainer_args(tmp_path: Path) -> None:
     yaml_file = tmp_path / "train.yaml"
     yaml_file.write_text(
-        "method: sft\nlora_r: 16\nlearning_rate: 1.0e-4\nmax_length: 512\n"
+        "method: sft\nlora_r: 16\nlearning_rate: 1.0e-4\nmax_length: 512\nsave_strategy: no\n"
         "trainer_args:\n  optim: adamw_torch\n  report_to: wandb\n",
         encoding="utf-8",
     )
@@ -35,6 +35,7 @@ def test_yaml_then_overrides_resolve_to_trainer_args(tmp_path: Path) -> None:
     overrides.update(parse_set_options(["trainer_args.optim=sgd", "gradient_accumulation_steps=2"]))
     cfg = TrainConfig.load(yaml_file, overrides)
     assert cfg.lora_r == 16 and cfg.learning_rate == 1e-4  # None does not override the file
+    assert cfg.save_strategy == "no"
     kwargs = cfg.trainer_kwargs(CPU, tmp_path / "ckpt")
     assert kwargs["output_dir"] == str(tmp_path / "ckpt")
     assert kwargs["learning_rate"] == 1e-4
@@ -111,13 +112,17 @@ def test_bad_settings_are_named(tmp_path: Path) -> None:
 
 def test_set_options_parse_yaml_values() -> None:
     parsed = parse_set_options(
-        ["lora-r=16", "lora_target_modules=[q_proj, v_proj]", "trainer_args.report_to=wandb"]
-    )
+        ["lora-r=16", "lora_target_modules=[q_proj, v_proj]", "trainer_args.report_to=wandb",
+         "save_strategy=no", "merge=off"]
+    )  # fmt: skip
     assert parsed == {
         "lora_r": 16,
+        "save_strategy": "no",
+        "merge": "off",
         "lora_target_modules": ["q_proj", "v_proj"],
         "trainer_args": {"report_to": "wandb"},
     }
+    assert TrainConfig.build(**parsed).merge is False
     with pytest.raises(MatrixAlignError, match="KEY=VALUE"):
         parse_set_options(["lora_r"])
 

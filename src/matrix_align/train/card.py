@@ -102,9 +102,10 @@ def render_card(cfg: TrainConfig, data: TrainData, facts: CardFacts) -> str:
 
 # MATRIX-aligned model ({cfg.method.upper()})
 
-Trained with [matrix-align](https://arxiv.org/abs/2402.05699) (MATRIX: self-alignment by
-social scene simulation, ICML 2024): {method}. After this training the model is meant to
-answer in a consequence-aware way without running the simulation.
+Trained with matrix-align, an implementation of MATRIX (self-alignment by social scene
+simulation, ICML 2024, [arXiv 2402.05699](https://arxiv.org/abs/2402.05699)): {method}.
+After this training the model is meant to answer in a consequence-aware way without
+running the simulation.
 
 | setting | value |
 |---|---|

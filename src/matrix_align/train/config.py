@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from matrix_align.errors import MatrixAlignError
 
@@ -97,6 +97,12 @@ class TrainConfig(BaseModel):
         description="extra TRL/transformers TrainingArguments, passed through (report_to, "
         "deepspeed, fsdp, optim, ...)",
     )
+
+    @field_validator("save_strategy", mode="before")
+    @classmethod
+    def _yaml_no(cls, value: Any) -> Any:
+        """`save_strategy: no` in a YAML file arrives as False (YAML 1.1); it means "no"."""
+        return "no" if value is False else value
 
     # ---- loading -------------------------------------------------------------------------
 
@@ -284,6 +290,9 @@ class Environment:
         )
 
 
+_YAML11_BOOL_WORDS = {"yes", "no", "on", "off", "y", "n"}
+
+
 def parse_set_options(items: list[str]) -> dict[str, Any]:
     """Turn ``--set key=value`` strings into overrides; values are parsed as YAML scalars.
 
@@ -299,10 +308,15 @@ def parse_set_options(items: list[str]) -> dict[str, Any]:
                 f"--set expects KEY=VALUE, got {item!r}",
                 hint="e.g. --set lora_r=16 or --set trainer_args.report_to=wandb",
             )
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
+        if raw.strip().lower() in _YAML11_BOOL_WORDS:
+            # YAML 1.1 reads "no"/"off" as False, which would turn save_strategy=no into a
+            # bool; pydantic still reads these words correctly for the bool fields.
+            value: Any = raw.strip()
+        else:
+            try:
+                value = yaml.safe_load(raw) if raw.strip() else ""
+            except yaml.YAMLError:
+                value = raw
         if key.startswith("trainer_args."):
             out.setdefault("trainer_args", {})[key.removeprefix("trainer_args.")] = value
         else:
