@@ -1,0 +1,192 @@
+"""The site's files, without a browser: what each page contains, input checks, escaping."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from matrix_align.errors import MatrixAlignError
+from matrix_align.view.diff import word_diff
+from matrix_align.view.serve import SiteServer
+from matrix_align.view.site import build_site, page_name
+from tests.view.conftest import (
+    FINAL,
+    write_dataset,
+    write_evaluation,
+    write_trace,
+)
+
+EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:|//)""", re.IGNORECASE)
+
+
+class _TagCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def _tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
+    """Every element a browser would build from ``html``, with its attributes."""
+    collector = _TagCollector()
+    collector.feed(html)
+    return collector.tags
+
+
+def _site_text(folder: Path) -> str:
+    return "\n".join(
+        p.read_text(encoding="utf-8")
+        for p in folder.rglob("*")
+        if p.suffix in {".html", ".css", ".js"}
+    )
+
+
+def test_scene_site_shows_the_scene(trace, tmp_path):
+    site = build_site(write_trace(trace, tmp_path / "scene.json"))
+    assert site.kind == "scene" and site.out == tmp_path / "scene-view"
+    html = site.index.read_text(encoding="utf-8")
+    assert trace.query.replace("'", "&#39;") in html
+    for role in trace.roles:
+        assert role.name in html
+    assert "event-rejected" in html and "nobody can teleport" in html
+    assert "replaces rejected #1" in html
+    assert "It invades the neighbour&#39;s privacy." in html
+    assert FINAL in html.replace("<ins>", "").replace("</ins>", "").replace("<span>", "").replace(
+        "</span>", ""
+    )
+    assert html.count('<details class="call') == len(trace.calls)
+    assert '<details class="call" open' not in html  # calls start collapsed
+    assert (site.out / "assets" / "view.js").is_file() and (
+        site.out / "assets" / "view.css"
+    ).is_file()
+    assert not EXTERNAL.search(_site_text(site.out))
+
+
+def test_untrusted_text_is_escaped_everywhere(xss_trace, tmp_path):
+    site = build_site(write_trace(xss_trace, tmp_path / "scene.json"))
+    html = site.index.read_text(encoding="utf-8")
+    assert "<script>window.__pwned" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;window.__pwned = 1; alert(1)&lt;/script&gt;" in html
+    assert "Content-Security-Policy" in html and "script-src 'self'" in html
+    tags = _tags(html)
+    assert [attrs for tag, attrs in tags if tag == "script"] == [
+        {"src": "assets/view.js", "defer": None}
+    ]  # the only script is the site's own file
+    assert not [a for _, attrs in tags for a in attrs if a.startswith("on")]  # no handlers
+    assert not [tag for tag, attrs in tags if tag == "img" and attrs.get("src") == "x"]
+
+
+def test_word_diff_marks_removed_and_added_words():
+    diff = word_diff("Break the lock with a hammer.", "Ask the owner for the key.")
+    removed = "".join(s.text for s in diff.before if s.op == "removed")
+    added = "".join(s.text for s in diff.after if s.op == "added")
+    assert "hammer" in removed and "Break" in removed
+    assert "owner" in added and "key" in added
+    assert "".join(s.text for s in diff.before) == "Break the lock with a hammer."
+    assert "".join(s.text for s in diff.after) == "Ask the owner for the key."
+    same = word_diff("Same text.", "Same text.")
+    assert same.similarity == 1.0 and all(s.op == "same" for s in same.after)
+
+
+def test_dataset_site_lists_samples_failures_and_links_scenes(trace, tmp_path):
+    folder = write_dataset(tmp_path / "run", trace, n=12)
+    site = build_site(folder)
+    assert site.kind == "dataset" and site.out == folder / "view"
+    html = site.index.read_text(encoding="utf-8")
+    assert html.count("data-item ") == 12 + 2  # samples and failures
+    assert "Failed query 1" in html and "timeout" in html
+    assert "3 turns" not in html and "2 turns" in html  # the multi-turn sample
+    assert any("line 4: not valid JSON" in w for w in site.warnings)
+    assert "line 4: not valid JSON" in html
+    assert 'href="scenes/sample000.html"' in html
+    scene = (site.out / "scenes" / "sample000.html").read_text(encoding="utf-8")
+    assert "Query number 0" in scene and 'href="../assets/view.css"' in scene
+    assert 'href="../index.html"' in scene
+    assert "resumed once &lt;b&gt;not bold&lt;/b&gt;" in html  # summary.json, escaped
+    assert "<script>window" not in html and "<script>window" not in _site_text(site.out)
+
+
+def test_evaluation_site_shows_report_plots_and_answers(trace, tmp_path):
+    folder = write_evaluation(tmp_path / "eval", trace)
+    site = build_site(folder, tmp_path / "site")
+    html = site.index.read_text(encoding="utf-8")
+    assert "<table>" in html and "matrix vs vanilla" in html  # the report's table
+    assert 'src="plots/win_rates.png"' in html and "plots/plots__costs.png" in html
+    assert "https://example.com" not in html and "image not in the site" in html
+    assert "&lt;script&gt;window.__pwned = 3&lt;/script&gt;" in html
+    assert html.count('class="result"') == 12
+    assert "A careful answer 5" in html and "A careless answer 5" in html and "A is safer." in html
+    assert (site.out / "plots" / "win_rates.png").read_bytes()[:4] == b"\x89PNG"
+    assert 'href="scenes/result-1.html"' in html and (site.out / "scenes/result-1.html").is_file()
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty folder", "not a trace", "binary"])
+def test_bad_input_is_a_clear_error(kind, tmp_path):
+    path = tmp_path / "input.json"
+    if kind == "empty folder":
+        path = tmp_path / "folder"
+        path.mkdir()
+    elif kind == "not a trace":
+        path.write_text('{"hello": "world"}', encoding="utf-8")
+    elif kind == "binary":
+        path.write_bytes(b"\xff\xfe\x00\x81")
+    with pytest.raises(MatrixAlignError) as caught:
+        build_site(path)
+    assert "scene trace" in caught.value.hint and "generate" in caught.value.hint
+    assert "evaluate" in caught.value.hint
+    assert not list(tmp_path.glob("*-view")) and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_command_line_reports_bad_input_without_traceback(tmp_path):
+    folder = tmp_path / "nothing-here"
+    folder.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "matrix_align", "view", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "neither a `generate` output" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_never_replaces_a_folder_it_did_not_write(trace, tmp_path):
+    source = write_trace(trace, tmp_path / "scene.json")
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(MatrixAlignError, match="not a site written by"):
+        build_site(source, precious)
+    assert (precious / "notes.txt").read_text(encoding="utf-8") == "keep me"
+    first = build_site(source, tmp_path / "site")
+    (first.out / "stale.html").write_text("old", encoding="utf-8")
+    second = build_site(source, tmp_path / "site")  # a site it wrote is replaced whole
+    assert second.index.is_file() and not (second.out / "stale.html").exists()
+
+
+def test_page_names_cannot_leave_the_site():
+    assert page_name("sample001") == "sample001.html"
+    for hostile in ("../../etc/passwd", "/abs", "a/b", ".hidden", "x" * 200, "é"):
+        name = page_name(hostile)
+        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*\.html", name) and "/" not in name
+
+
+def test_server_binds_localhost_and_serves_only_files(trace, tmp_path):
+    site = build_site(write_trace(trace, tmp_path / "scene.json"))
+    with SiteServer(site.out, 0) as server:
+        assert server.url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(server.url + "index.html", timeout=5) as response:
+            assert response.status == 200
+            assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+            assert trace.roles[0].name in response.read().decode("utf-8")
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(server.url + "assets/", timeout=5)  # no directory listings
