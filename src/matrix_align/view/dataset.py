@@ -22,6 +22,13 @@ from matrix_align.view.loose import as_dict, jsonl_objects, last_user, text_of
 SAMPLES = "samples.jsonl"
 ERRORS = "errors.jsonl"
 SUMMARY = "summary.json"
+# The list keeps the start of long texts (the scene page has them whole): a page of ten
+# thousand 2,000-token answers would be too heavy to open.
+LIST_CHARS = 1200
+
+
+def _clip(text: str, limit: int = LIST_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit].rstrip() + " …"
 
 
 @dataclass
@@ -101,8 +108,8 @@ def read_dataset(
             id=str(obj.get("id") or f"line-{number}"),
             source=str(obj.get("source") or "?"),
             mode=str(obj.get("mode") or "?"),
-            query=query,
-            answer=text_of(obj.get("completion")),
+            query=_clip(query),
+            answer=_clip(text_of(obj.get("completion"))),
             status="ok",
             turns=turns,
         )
@@ -119,7 +126,7 @@ def read_dataset(
             data.warnings.append(f"{SAMPLES} line {number}: its trace is unreadable ({first})")
             trace = None
         if trace is not None:
-            row.query = row.query or trace.query
+            row.query = row.query or _clip(trace.query)
             row.events = len(trace.events)
             row.rejected = sum(1 for e in trace.events if not e.verdict.feasible)
             row.calls = row.calls or trace.totals.calls
@@ -127,7 +134,8 @@ def read_dataset(
             if trace.totals.fallbacks:
                 row.status = "fallback"
             initial = str(obj.get("initial_response") or trace.initial_response).strip()
-            row.unchanged = row.mode == "matrix" and bool(initial) and initial == row.answer.strip()
+            answer = text_of(obj.get("completion")).strip()
+            row.unchanged = row.mode == "matrix" and bool(initial) and initial == answer
             row.href = on_scene(row, trace)
         rows.pop(row.id, None)
         rows[row.id] = row
@@ -139,11 +147,11 @@ def read_dataset(
             id=row_id,
             source=str(obj.get("source") or "?"),
             mode=str(obj.get("mode") or "?"),
-            query=str(obj.get("query") or ""),
+            query=_clip(str(obj.get("query") or "")),
             answer="",
             status="failed",
             reason=str(obj.get("reason") or "unknown"),
-            detail=str(obj.get("detail") or ""),
+            detail=_clip(str(obj.get("detail") or ""), 600),
         )
     data.rows = list(rows.values())
     summary_path = folder / SUMMARY
