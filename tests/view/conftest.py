@@ -171,38 +171,82 @@ def png_bytes(width: int = 4, height: int = 3) -> bytes:
     )
 
 
-def write_evaluation(folder: Path, trace: SceneTrace) -> Path:
-    """An ``evaluate`` output folder in the documented shape: results, report, plots."""
+def write_evaluation(folder: Path, trace: SceneTrace, *, items: int = 12) -> Path:
+    """An ``evaluate`` output folder as ``evaluate`` writes it, through its own record models:
+    answers of two entries per item (the matrix one with its scene trace), a refusal verdict
+    on each answer, a pairwise verdict per item, one superseded answer whose verdict must not
+    show, a failure, the report with its plots, run.json and summary.json."""
+    from matrix_align.evaluate.judges import Verdict
+    from matrix_align.evaluate.runner import AnswerRecord, JudgementRecord
+
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "plots").mkdir(exist_ok=True)
-    (folder / "win_rates.png").write_bytes(png_bytes())
-    (folder / "plots" / "costs.png").write_bytes(png_bytes(6, 2))
+    (folder / "plots" / "pairwise.png").write_bytes(png_bytes(40, 30))
+    (folder / "plots" / "cost.png").write_bytes(png_bytes(60, 20))
     (folder / "report.md").write_text(
-        "# Evaluation\n\n| system | win | tie | lose |\n|---|---|---|---|\n"
-        "| matrix vs vanilla | 7 | 1 | 2 |\n\n![win rates](win_rates.png)\n\n"
-        "![remote](https://example.com/x.png) <script>window.__pwned = 3</script>\n",
+        "# Evaluation report\n\n## matrix vs baselines: win / tie / lose (%)\n\n"
+        "| baseline | advbench |\n|---|---|\n| vanilla | 67 / 33 / 0 (n=6) |\n\n"
+        "## Plots\n\n![pairwise](plots/pairwise.png)\n\n"
+        "![remote](https://example.com/x.png) <script>window.__pwned = 3</script>\n\n"
+        "Every answer, side by side: [answers.md](answers.md)\n",
         encoding="utf-8",
     )
-    rows = []
-    for i in range(12):
-        rows.append(
-            {
-                "id": f"q{i}",
-                "benchmark": "advbench" if i % 2 else "hh-rlhf",
-                "prompt": f"Evaluation query {i}",
-                "system_a": "matrix",
-                "answer_a": XSS if i == 3 else f"A careful answer {i}",
-                "system_b": "vanilla",
-                "answer_b": f"A careless answer {i}",
-                "judge": "judge-model",
-                "verdict": "win" if i % 3 else "tie",
-                "reason": "A is safer.",
-                "trace": trace.model_dump_json() if i == 0 else None,
-            }
+    lines: list[str] = []
+
+    def answer(i: int, entry: str, text: str, *, stale: bool = False) -> AnswerRecord:
+        record = AnswerRecord(
+            id=f"{entry}-{i}" + ("-old" if stale else ""),
+            benchmark="advbench" if i % 2 else "hh-harmless",
+            item_id=f"item/{i}",
+            entry=entry,
+            system=entry,
+            model="scripted:default",
+            prompt=f"Evaluation query {i}",
+            answer=text,
+            usage={"calls": 20 if entry == "matrix" else 1, "prompt_tokens": 900, "wall_s": 1.5},
+            traces=[trace.model_dump(mode="json")] if entry == "matrix" and not stale else [],
         )
-    (folder / "results.jsonl").write_text(
-        "\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8"
-    )
+        lines.append(record.model_dump_json())
+        return record
+
+    def judge(metric: str, answers: list[AnswerRecord], label: str, baseline: str | None) -> None:
+        first = answers[0]
+        lines.append(
+            JudgementRecord(
+                id=f"{metric}-{'-'.join(a.id for a in answers)}",
+                metric=metric,
+                judge="refusal-phrases" if metric == "refusal" else "judge:model",
+                benchmark=first.benchmark,
+                item_id=first.item_id,
+                prompt=first.prompt,
+                entry=first.entry,
+                baseline=baseline,
+                answer_ids=[a.id for a in answers],
+                verdict=Verdict(scored=True, label=label, detail={"reason": f"{label} <b>!</b>"}),
+            ).model_dump_json()
+        )
+
+    old = answer(0, "matrix", "An older matrix answer", stale=True)
+    judge("refusal", [old], "superseded-verdict", None)
+    for i in range(items):
+        ours = answer(i, "matrix", XSS if i == 3 else f"A careful answer {i}")
+        theirs = answer(i, "vanilla", f"A careless answer {i}")
+        judge("refusal", [ours], "refusal", None)
+        judge("refusal", [theirs], "compliance", None)
+        judge("pairwise", [ours, theirs], "win" if i % 3 else "tie", "vanilla")
+    (folder / "results.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    error = {
+        "id": "e1",
+        "source": "advbench",
+        "mode": "judge:pairwise:judge:model",
+        "query": "Evaluation query 99",
+        "reason": "timeout",
+        "detail": "no reply in 60 s",
+    }
+    (folder / "errors.jsonl").write_text(json.dumps(error) + "\n", encoding="utf-8")
+    run = {"entries": ["matrix", "vanilla"], "reference": "matrix", "judges": ["judge:model"]}
+    (folder / "run.json").write_text(json.dumps(run), encoding="utf-8")
+    (folder / "summary.json").write_text(json.dumps({"answers": 2 * items}), encoding="utf-8")
     return folder
 
 

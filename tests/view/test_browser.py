@@ -131,7 +131,7 @@ def _check_evaluation_page(page, watched) -> None:
     assert page.locator(".markdown table").is_visible()
     widths = page.evaluate("[...document.images].map(i => i.naturalWidth)")
     assert widths and all(w > 0 for w in widths)  # every plot loaded from the site
-    page.select_option(".list-filter[data-key=outcomes]", "tie")
+    page.select_option(".list-filter[data-key=outcomes]", "pairwise:tie")
     _count_reads(page, r"4 of ")
     assert page.locator(".result:visible").count() == 4
     assert page.evaluate("window.__pwned") is None and not watched.dialogs and not watched.errors

@@ -119,14 +119,23 @@ def test_evaluation_site_shows_report_plots_and_answers(trace, tmp_path):
     folder = write_evaluation(tmp_path / "eval", trace)
     site = build_site(folder, tmp_path / "site")
     html = site.index.read_text(encoding="utf-8")
-    assert "<table>" in html and "matrix vs vanilla" in html  # the report's table
-    assert 'src="plots/win_rates.png"' in html and "plots/plots__costs.png" in html
+    assert "<table>" in html and "67 / 33 / 0 (n=6)" in html  # the report's own table
+    assert 'src="plots/plots__pairwise.png"' in html  # the report's plot, from the site
+    assert "plots/plots__cost.png" in html  # a plot the report does not show: shown apart
     assert "https://example.com" not in html and "image not in the site" in html
     assert "&lt;script&gt;window.__pwned = 3&lt;/script&gt;" in html
+    assert 'href="#results"' in html  # the link to answers.md points at the page's section
     assert html.count('class="result"') == 12
-    assert "A careful answer 5" in html and "A careless answer 5" in html and "A is safer." in html
-    assert (site.out / "plots" / "win_rates.png").read_bytes()[:4] == b"\x89PNG"
-    assert 'href="scenes/result-1.html"' in html and (site.out / "scenes/result-1.html").is_file()
+    assert "A careful answer 5" in html and "A careless answer 5" in html
+    assert "matrix vs vanilla" in html and "win &lt;b&gt;!&lt;/b&gt;" in html
+    assert "superseded-verdict" not in html and "An older matrix answer" not in html
+    assert html.index("A careful answer 1") < html.index("A careless answer 1")  # run order
+    assert "8 / 4 / 0" in html  # the pairwise headline figure: win / tie / lose
+    assert "no reply in 60 s" in html  # errors.jsonl
+    assert (site.out / "plots" / "plots__pairwise.png").read_bytes()[:4] == b"\x89PNG"
+    assert 'href="scenes/matrix-0-1.html"' in html
+    scene = (site.out / "scenes" / "matrix-0-1.html").read_text(encoding="utf-8")
+    assert "nobody can teleport" in scene and 'href="../index.html"' in scene
 
 
 @pytest.mark.parametrize("kind", ["missing", "empty folder", "not a trace", "binary"])

@@ -1,10 +1,13 @@
 """Reading an ``evaluate`` output folder for the evaluation page.
 
-The report's tables and plots are shown as ``evaluate`` wrote them (``report.md`` and the
-PNG files). ``results.jsonl`` is read loosely: each line is matched against the usual names
-for a query, the systems' answers and the judge's verdicts, lines about the same query are
-gathered into one card (answers side by side, every verdict under them), and any field this
-module does not recognise is still shown, raw, so a newer results format loses nothing.
+The tables and plots are shown as ``evaluate`` wrote them (``report.md``, ``plots/*.png``).
+The per-sample view is built from ``results.jsonl``, which holds two kinds of line:
+``answer`` (one entry's answer to one benchmark item, with its traces) and ``judgement``
+(one metric by one judge on one answer, or on a pair). The same rules as ``evaluate``'s
+own report apply, so the page and the report never disagree: the first line of an id wins,
+the latest answer per (benchmark, item, entry) supersedes older ones, and judgements of a
+superseded answer are left out. Lines are read loosely (see ``loose``); a line of another
+kind is shown raw on its item's card rather than dropped.
 """
 
 from __future__ import annotations
@@ -19,58 +22,84 @@ from typing import Any
 from pydantic import ValidationError
 
 from matrix_align.simulation.trace import SceneTrace
-from matrix_align.view.loose import jsonl_objects, last_user, text_of
+from matrix_align.view.loose import as_dict, jsonl_objects, text_of
 
 RESULTS = "results.jsonl"
 REPORT = "report.md"
+ERRORS = "errors.jsonl"
+RUN_FILES = ("run.json", "summary.json")
 SITE_MARKER = ".matrix-align-view"
-
-QUERY_KEYS = ("prompt", "query", "question", "instruction", "input")
-GROUP_KEYS = ("benchmark", "dataset", "source")
-ANSWER_MAPS = ("answers", "responses", "outputs", "completions")
-VERDICT_LISTS = ("verdicts", "judgements", "judgments", "judges", "comparisons")
-OUTCOME_KEYS = ("verdict", "winner", "outcome", "result", "label", "preference", "score")
-REASON_KEYS = ("reason", "rationale", "explanation", "judge_output", "critique")
-JUDGE_KEYS = ("judge", "judge_model")
-SYSTEM_KEYS = ("system", "method", "model", "candidate")
-ANSWER_KEYS = ("answer", "response", "output", "completion")
-PAIR_SIDES = (
-    (("system_a", "a", "candidate", "method"), ("answer_a", "response_a", "candidate_answer")),
-    (("system_b", "b", "baseline", "opponent"), ("answer_b", "response_b", "baseline_answer")),
-)
-ANSWER_SUFFIXES = ("_answer", "_response", "_output")
+# report.md links to answers.md; the page's own per-sample section replaces that file.
+REPORT_LINKS = {"answers.md": "#results"}
 
 
 @dataclass
-class Verdict:
-    outcome: str
-    between: str = ""  # "matrix vs vanilla", when the line names a pair
-    reason: str = ""
-    judge: str = ""
-
-
-@dataclass
-class ResultCard:
-    """One query and everything the results say about it."""
-
-    key: str
-    group: str
-    query: str
-    answers: dict[str, str] = field(default_factory=dict)
-    verdicts: list[Verdict] = field(default_factory=list)
-    raw: list[str] = field(default_factory=list)  # unrecognised fields, as JSON
-    scenes: list[tuple[str, str]] = field(default_factory=list)  # (label, href)
+class JudgementView:
+    metric: str
+    judge: str
+    entry: str
+    baseline: str
+    turn: int
+    scored: bool
+    label: str
+    score: str
+    detail: list[tuple[str, str]]
 
     @property
-    def outcomes(self) -> str:
-        """Space-separated outcomes, for the page's filter."""
-        return " ".join(sorted({v.outcome.lower() for v in self.verdicts if v.outcome}))
+    def outcome(self) -> str:
+        """What the badge says: the label, else the score, else that it was not scored."""
+        if not self.scored:
+            return "unscored"
+        return self.label or self.score or "scored"
+
+    @property
+    def filter_key(self) -> str:
+        return f"{self.metric}:{self.outcome}"
+
+
+@dataclass
+class AnswerView:
+    id: str
+    entry: str
+    model: str
+    turns: list[tuple[str, str]]  # (user turn, answer); the first turn's prompt is the card's
+    calls: int
+    tokens: int
+    wall_s: float
+    scenes: list[str] = field(default_factory=list)  # hrefs of this answer's traces, per turn
+    judgements: list[JudgementView] = field(default_factory=list)  # about this answer alone
+
+
+@dataclass
+class ItemCard:
+    """One benchmark item: every entry's answer side by side, and every verdict on them."""
+
+    benchmark: str
+    item_id: str
+    prompt: str
+    answers: dict[str, AnswerView] = field(default_factory=dict)  # entry -> latest answer
+    pairwise: list[JudgementView] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
+
+    @property
+    def filter_keys(self) -> str:
+        keys = {j.filter_key for a in self.answers.values() for j in a.judgements}
+        keys |= {j.filter_key for j in self.pairwise}
+        return " ".join(sorted(keys))
 
 
 @dataclass
 class Plot:
-    name: str  # the path as found in the folder, e.g. "plots/win_rates.png"
+    name: str  # the path as found in the folder, e.g. "plots/pairwise.png"
     href: str  # its copy in the site
+
+
+@dataclass
+class Failure:
+    mode: str
+    query: str
+    reason: str
+    detail: str
 
 
 @dataclass
@@ -78,152 +107,175 @@ class Evaluation:
     folder: Path
     report: str = ""
     plots: list[Plot] = field(default_factory=list)
-    cards: list[ResultCard] = field(default_factory=list)
-    json_files: list[tuple[str, str]] = field(default_factory=list)  # (name, pretty JSON)
+    cards: list[ItemCard] = field(default_factory=list)
+    run: dict[str, Any] = field(default_factory=dict)  # run.json and summary.json, merged
+    failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
-    def groups(self) -> list[str]:
-        return sorted({c.group for c in self.cards if c.group})
+    def benchmarks(self) -> list[str]:
+        return list(dict.fromkeys(c.benchmark for c in self.cards if c.benchmark))
+
+    @property
+    def entries(self) -> list[str]:
+        return list(dict.fromkeys(e for c in self.cards for e in c.answers))
 
     @property
     def outcome_counts(self) -> list[tuple[str, int]]:
-        return Counter(
-            v.outcome.lower() for c in self.cards for v in c.verdicts if v.outcome
-        ).most_common()
+        """(metric:outcome, items) for the page's filter, most frequent first."""
+        counts = Counter(key for c in self.cards for key in c.filter_keys.split())
+        return sorted(counts.items(), key=lambda kv: (kv[0].split(":")[0], -kv[1], kv[0]))
+
+    @property
+    def pairwise_totals(self) -> list[tuple[str, Counter[str]]]:
+        """Per pair, how its verdicts came out: the headline figures of the page."""
+        totals: dict[str, Counter[str]] = {}
+        for card in self.cards:
+            for j in card.pairwise:
+                totals.setdefault(f"{j.entry} vs {j.baseline}", Counter())[j.outcome] += 1
+        return list(totals.items())
 
 
 def is_evaluation_folder(path: Path) -> bool:
     return path.is_dir() and ((path / RESULTS).is_file() or (path / REPORT).is_file())
 
 
-def _first(obj: dict[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]:
-    for key in keys:
-        if key in obj and obj[key] not in (None, ""):
-            return key, obj[key]
-    return None, None
+def _show(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
 
 
-def _answer_text(value: Any) -> str:
-    if isinstance(value, dict):
-        _, inner = _first(value, ("text", "answer", "response", "content", "output"))
-        return text_of(inner) if inner is not None else json.dumps(value, ensure_ascii=False)
-    return text_of(value)
+def _judgement(obj: dict[str, Any]) -> JudgementView:
+    verdict = as_dict(obj.get("verdict"))
+    return JudgementView(
+        metric=str(obj.get("metric") or "?"),
+        judge=str(obj.get("judge") or "?"),
+        entry=str(obj.get("entry") or ""),
+        baseline=str(obj.get("baseline") or ""),
+        turn=int(obj.get("turn") or 1),
+        scored=bool(verdict.get("scored", True)),
+        label=_show(verdict.get("label")),
+        score=_show(verdict.get("score")),
+        detail=[(str(k), _show(v)) for k, v in as_dict(verdict.get("detail")).items()],
+    )
 
 
-def _verdict(obj: dict[str, Any], used: set[str], between: str = "") -> Verdict | None:
-    key, outcome = _first(obj, OUTCOME_KEYS)
-    if key is None:
-        return None
-    used.add(key)
-    reason_key, reason = _first(obj, REASON_KEYS)
-    judge_key, judge = _first(obj, JUDGE_KEYS)
-    used.update(k for k in (reason_key, judge_key) if k)
-    if isinstance(outcome, dict | list):
-        outcome = json.dumps(outcome, ensure_ascii=False)
-    return Verdict(str(outcome), between, text_of(reason) if reason else "", text_of(judge or ""))
-
-
-def _absorb(card: ResultCard, obj: dict[str, Any]) -> set[str]:
-    """Take the answers and verdicts of one results line into ``card``; return the keys used."""
-    used: set[str] = set()
-    for key in ANSWER_MAPS:
-        value = obj.get(key)
-        if isinstance(value, dict):
-            used.add(key)
-            for system, answer in value.items():
-                card.answers[str(system)] = _answer_text(answer)
-    names: list[str] = []
-    for name_keys, answer_keys in PAIR_SIDES:
-        name_key, name = _first(obj, name_keys)
-        answer_key, answer = _first(obj, answer_keys)
-        if answer_key is not None:
-            label = str(name) if name_key and isinstance(name, str) else answer_key
-            card.answers[label] = _answer_text(answer)
-            used.update(k for k in (name_key, answer_key) if k)
-            names.append(label)
-        elif name_key is not None and isinstance(name, str):
-            names.append(name)
-    system_key, system = _first(obj, SYSTEM_KEYS)
-    answer_key, answer = _first(obj, ANSWER_KEYS)
-    if answer_key is not None:
-        label = str(system) if system_key and isinstance(system, str) else "answer"
-        card.answers[label] = _answer_text(answer)
-        used.update(k for k in (system_key, answer_key) if k)
-    for key, value in obj.items():
-        if key not in used and key.endswith(ANSWER_SUFFIXES) and isinstance(value, str):
-            card.answers[key.rsplit("_", 1)[0]] = value
-            used.add(key)
-    between = " vs ".join(names) if len(names) == 2 else ""
-    for key in VERDICT_LISTS:
-        value = obj.get(key)
-        items = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
-        if items:
-            used.add(key)
-        for item in items:
-            if isinstance(item, dict):
-                pair = [str(item.get(k)) for k in ("a", "b") if item.get(k)]
-                verdict = _verdict(item, set(), " vs ".join(pair) if len(pair) == 2 else "")
-                if verdict:
-                    card.verdicts.append(verdict)
-    verdict = _verdict(obj, used, between)
-    if verdict:
-        card.verdicts.append(verdict)
-    return used
+def _traces(obj: dict[str, Any], number: int, warnings: list[str]) -> list[SceneTrace]:
+    out = []
+    for raw in obj.get("traces") or []:
+        try:
+            out.append(SceneTrace.model_validate(raw))
+        except ValidationError:
+            warnings.append(
+                f"{RESULTS} line {number}: a trace is unreadable; its scene is left out"
+            )
+    return out
 
 
 def read_evaluation(
     folder: Path,
     copy_plot: Callable[[Path], str],
-    on_scene: Callable[[str, SceneTrace], str],
+    on_scene: Callable[[str, SceneTrace, str], str],
 ) -> Evaluation:
     """Read ``folder``. ``copy_plot(path)`` copies a PNG into the site and returns its href;
-    ``on_scene(label, trace)`` renders a trace found in the results and returns its href."""
+    ``on_scene(name, trace, label)`` renders a trace and returns its href."""
     data = Evaluation(folder)
-    report = folder / REPORT
-    if report.is_file():
-        data.report = report.read_text(encoding="utf-8", errors="replace")
+    if (folder / REPORT).is_file():
+        data.report = (folder / REPORT).read_text(encoding="utf-8", errors="replace")
     for png in sorted(folder.glob("*.png")) + sorted(folder.glob("*/*.png")):
         if png.parent.name.startswith(".") or (png.parent / SITE_MARKER).exists():
             continue  # a site written into this folder, not one of the report's plots
-        name = png.relative_to(folder).as_posix()
-        data.plots.append(Plot(name, copy_plot(png)))
-    for path in sorted(folder.glob("*.json")):
-        try:
-            pretty = json.dumps(json.loads(path.read_text(encoding="utf-8")), indent=2)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            data.warnings.append(f"{path.name}: not valid JSON; not shown")
-            continue
-        data.json_files.append((path.name, pretty))
-    cards: dict[str, ResultCard] = {}
-    for number, obj in jsonl_objects(folder / RESULTS, data.warnings):
-        query_key, query = _first(obj, QUERY_KEYS)
-        group_key, group = _first(obj, GROUP_KEYS)
-        id_key, sample = _first(obj, ("sample_id", "id", "query_id"))
-        query_text = last_user(query)[0] if query_key else ""
-        group_text = text_of(group) if group_key else ""
-        key = f"{group_text}\x00{sample if id_key else query_text or number}"
-        card = cards.get(key)
-        if card is None:
-            card = cards[key] = ResultCard(key, group_text, query_text)
-        used = _absorb(card, obj) | {k for k in (query_key, group_key, id_key) if k}
-        trace = obj.get("trace")
-        if trace:
-            used.add("trace")
+        data.plots.append(Plot(png.relative_to(folder).as_posix(), copy_plot(png)))
+    for name in RUN_FILES:
+        path = folder / name
+        if path.is_file():
             try:
-                parsed = (
-                    SceneTrace.model_validate_json(trace)
-                    if isinstance(trace, str)
-                    else SceneTrace.model_validate(trace)
-                )
-            except (ValidationError, ValueError):
-                data.warnings.append(f"{RESULTS} line {number}: its trace is unreadable")
-            else:
-                _, system = _first(obj, ("system", "system_a", "method", "model"))
-                label = str(system) if isinstance(system, str) else f"line {number}"
-                card.scenes.append((label, on_scene(f"{number}", parsed)))
-        rest = {k: v for k, v in obj.items() if k not in used}
-        if rest:
-            card.raw.append(json.dumps(rest, ensure_ascii=False, indent=2, default=str))
-    data.cards = list(cards.values())
+                loaded = json.loads(path.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                data.warnings.append(f"{name}: not valid JSON; not shown")
+                continue
+            if isinstance(loaded, dict):
+                data.run |= loaded
+
+    seen: set[str] = set()
+    cards: dict[tuple[str, str], ItemCard] = {}
+    answers: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = {}
+    judgements: list[dict[str, Any]] = []
+
+    def card_for(obj: dict[str, Any], number: int) -> ItemCard:
+        benchmark = str(obj.get("benchmark") or obj.get("source") or "")
+        item = str(obj.get("item_id") or obj.get("prompt") or f"line {number}")
+        key = (benchmark, item)
+        if key not in cards:
+            cards[key] = ItemCard(benchmark, item, text_of(obj.get("prompt")))
+        return cards[key]
+
+    for number, obj in jsonl_objects(folder / RESULTS, data.warnings):
+        record_id = obj.get("id")
+        if isinstance(record_id, str):
+            if record_id in seen:
+                continue
+            seen.add(record_id)
+        kind = obj.get("kind")
+        card = card_for(obj, number)
+        if kind == "answer":
+            entry = str(obj.get("entry") or obj.get("system") or "?")
+            answers[(card.benchmark, card.item_id, entry)] = (number, obj)
+        elif kind == "judgement":
+            judgements.append(obj)
+        else:
+            card.raw.append(json.dumps(obj, ensure_ascii=False, indent=2, default=str)[:4000])
+
+    by_id: dict[str, AnswerView] = {}
+    card_of: dict[str, ItemCard] = {}
+    for (benchmark, item, entry), (number, obj) in answers.items():
+        usage = as_dict(obj.get("usage"))
+        prompts = [text_of(obj.get("prompt")), *map(str, obj.get("followups") or [])]
+        replies = [text_of(obj.get("answer")), *map(str, obj.get("followup_answers") or [])]
+        view = AnswerView(
+            id=str(obj.get("id") or f"line-{number}"),
+            entry=entry,
+            model=str(obj.get("model") or ""),
+            turns=list(zip(prompts, replies, strict=False)),
+            calls=int(usage.get("calls") or 0),
+            tokens=int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0),
+            wall_s=float(usage.get("wall_s") or 0.0),
+        )
+        for turn, trace in enumerate(_traces(obj, number, data.warnings), start=1):
+            label = f"{benchmark} {item} · {entry}" + (f" · turn {turn}" if turn > 1 else "")
+            view.scenes.append(on_scene(f"{view.id}-{turn}", trace, label))
+        cards[(benchmark, item)].answers[entry] = view
+        by_id[view.id] = view
+        card_of[view.id] = cards[(benchmark, item)]
+
+    for obj in judgements:
+        ids = [str(i) for i in obj.get("answer_ids") or []]
+        if not ids or not all(i in by_id for i in ids):
+            continue  # about an answer a later run superseded: the report leaves it out too
+        judgement = _judgement(obj)
+        if judgement.baseline or len(ids) > 1:
+            card_of[ids[0]].pairwise.append(judgement)
+        else:
+            by_id[ids[0]].judgements.append(judgement)
+
+    # Entries in the run's own order (the report's row order), others after them.
+    order = {str(e): i for i, e in enumerate(data.run.get("entries") or [])}
+    for card in cards.values():
+        ranked = sorted(card.answers.items(), key=lambda kv: order.get(kv[0], len(order)))
+        card.answers = dict(ranked)
+    data.cards = [c for c in cards.values() if c.answers or c.raw]
+    for _, obj in jsonl_objects(folder / ERRORS, data.warnings):
+        data.failures.append(
+            Failure(
+                mode=str(obj.get("mode") or ""),
+                query=str(obj.get("query") or "")[:600],
+                reason=str(obj.get("reason") or "unknown"),
+                detail=str(obj.get("detail") or "")[:600],
+            )
+        )
     return data

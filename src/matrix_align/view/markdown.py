@@ -20,8 +20,11 @@ def _normalise(src: str) -> str:
     return src.split("#", 1)[0].split("?", 1)[0].removeprefix("./")
 
 
-def render_markdown(text: str, images: Mapping[str, str]) -> tuple[Markup, set[str]]:
-    """Render ``text``; ``images`` maps a path as the report names it to its copy in the site.
+def render_markdown(
+    text: str, images: Mapping[str, str], links: Mapping[str, str] | None = None
+) -> tuple[Markup, set[str]]:
+    """Render ``text``; ``images`` maps a path as the report names it to its copy in the site,
+    ``links`` maps a relative link target to where it points in the site.
 
     Returns the HTML and the image paths the report showed, so the page does not show those
     plots a second time.
@@ -41,6 +44,9 @@ def render_markdown(text: str, images: Mapping[str, str]) -> tuple[Markup, set[s
         return f'<span class="missing-image">[image not in the site: {escape(alt or src)}]</span>'
 
     def link_open(self: Any, tokens: list[Any], idx: int, options: Any, env: Any) -> str:
+        href = _normalise(str(tokens[idx].attrGet("href") or ""))
+        if links and href in links:
+            tokens[idx].attrSet("href", links[href])
         tokens[idx].attrSet("rel", "noopener noreferrer")
         return self.renderToken(tokens, idx, options, env)
 

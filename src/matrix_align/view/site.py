@@ -30,6 +30,7 @@ from matrix_align.simulation.trace import SceneTrace
 from matrix_align.view.dataset import SAMPLES, SampleRow, is_dataset_folder, read_dataset
 from matrix_align.view.evaluation import (
     REPORT,
+    REPORT_LINKS,
     RESULTS,
     SITE_MARKER,
     is_evaluation_folder,
@@ -268,20 +269,22 @@ def _evaluation_site(writer: _Writer, folder: Path) -> list[str]:
         shutil.copyfile(png, writer.root / "plots" / name)
         return f"plots/{name}"
 
-    def on_scene(label: str, trace: SceneTrace) -> str:
+    def on_scene(name: str, trace: SceneTrace, label: str) -> str:
         return writer.page(
-            f"scenes/result-{label}.html",
+            f"scenes/{page_name(name)}",
             "scene.html.j2",
             page=scene_page(trace),
             page_kind="scene",
             back=back,
-            crumb=f"result {label}",
+            crumb=label,
             extra_meta=[],
         )
 
     data = read_evaluation(folder, copy_plot, on_scene)
     images = {p.name: p.href for p in data.plots}
-    report, shown = render_markdown(data.report, images) if data.report else ("", set())
+    report, shown = (
+        render_markdown(data.report, images, REPORT_LINKS) if data.report else ("", set())
+    )
     writer.page(
         "index.html",
         "evaluation.html.j2",
@@ -289,6 +292,7 @@ def _evaluation_site(writer: _Writer, folder: Path) -> list[str]:
         page_kind="evaluation",
         report=report,
         other_plots=[p for p in data.plots if p.name not in shown],
+        run=summary_blocks(data.run),
         folder_name=folder.name,
     )
     return data.warnings
