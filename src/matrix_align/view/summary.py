@@ -20,8 +20,8 @@ class Block:
     kind: Literal["figures", "table", "kv", "list", "json"]
     title: str
     columns: list[str] = field(default_factory=list)
-    rows: list[list[str]] = field(default_factory=list)  # table; kv: [key, value]
-    items: list[str] = field(default_factory=list)  # list; figures: alternating via rows
+    rows: list[list[str]] = field(default_factory=list)  # table rows; kv, figures: [label, value]
+    items: list[str] = field(default_factory=list)  # list
     text: str = ""  # json
 
 
@@ -64,6 +64,8 @@ def summary_blocks(summary: dict[str, Any]) -> list[Block]:
     blocks: list[Block] = [figures]
     for key, value in summary.items():
         title = _label(key)
+        if value in ({}, [], ""):
+            continue  # an empty section says nothing ("failures by reason: {}")
         if isinstance(value, int | float) and not isinstance(value, bool):
             figures.rows.append([title, _show(value)])
         elif _is_scalar(value):
@@ -81,8 +83,7 @@ def summary_blocks(summary: dict[str, Any]) -> list[Block]:
         elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             blocks.append(_table(title, [("", v) for v in value], ""))
         elif isinstance(value, list) and all(_is_scalar(v) for v in value):
-            if value:
-                blocks.append(Block("list", title, items=[_show(v) for v in value]))
+            blocks.append(Block("list", title, items=[_show(v) for v in value]))
         else:
             text = json.dumps(value, ensure_ascii=False, indent=2, default=str)
             blocks.append(Block("json", title, text=text))
