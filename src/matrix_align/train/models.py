@@ -198,17 +198,23 @@ def load_causal_lm(
         import torch
         from transformers import BitsAndBytesConfig
 
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if precision == "bf16" else torch.float16,
-        )
-        if device_map is None:
+        compute = torch.bfloat16 if precision == "bf16" else torch.float16
+        quant: dict[str, Any] = {
+            "load_in_4bit": True,
+            "bnb_4bit_quant_type": "nf4",
+            "bnb_4bit_use_double_quant": True,
+            "bnb_4bit_compute_dtype": compute,
+        }
+        if sharded_launch():
+            # FSDP / ZeRO-3 shard the 4-bit weights: they must be stored in the compute dtype
+            # and placed by the sharding engine, not by a device map.
+            quant["bnb_4bit_quant_storage"] = compute
+        elif device_map is None:
             # One full copy per process: under `accelerate launch` each rank owns one GPU.
             from accelerate import PartialState
 
             device_map = {"": PartialState().local_process_index}
+        kwargs["quantization_config"] = BitsAndBytesConfig(**quant)
     if device_map is not None:
         kwargs["device_map"] = device_map
     try:
@@ -217,6 +223,16 @@ def load_causal_lm(
         return AutoModelForCausalLM.from_pretrained(src.path, **kwargs)
     except (OSError, ValueError) as exc:
         raise _load_error(src, "model", exc) from None
+
+
+def sharded_launch() -> bool:
+    """True under `accelerate launch` with FSDP or DeepSpeed ZeRO-3 (parameters sharded)."""
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true"):
+        return True
+    return (
+        os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true")
+        and os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "") == "3"
+    )
 
 
 def _load_error(src: ModelSource, what: str, exc: Exception) -> MatrixAlignError:
