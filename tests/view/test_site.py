@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import urllib.error
@@ -199,3 +200,25 @@ def test_server_binds_localhost_and_serves_only_files(trace, tmp_path):
             assert trace.roles[0].name in response.read().decode("utf-8")
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(server.url + "assets/", timeout=5)  # no directory listings
+
+
+def test_serve_from_the_command_line_stops_on_ctrl_c(trace, tmp_path):
+    source = write_trace(trace, tmp_path / "scene.json")
+    command = [sys.executable, "-m", "matrix_align", "view", str(source), "--serve", "--port", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = None
+        for line in process.stdout:  # the address is printed once the server listens
+            found = re.search(r"http://127\.0\.0\.1:\d+/", line)
+            if found:
+                url = found.group(0)
+                break
+        assert url, "the server's address was never printed"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            assert trace.roles[0].name in response.read().decode("utf-8")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -167,7 +167,15 @@ class _Writer:
         folder.mkdir(parents=True, exist_ok=True)
         static = resources.files("matrix_align.view") / "static"
         for name in ASSETS:
-            (folder / name).write_bytes((static / name).read_bytes())
+            try:
+                payload = (static / name).read_bytes()
+            except FileNotFoundError as exc:
+                raise MatrixAlignError(
+                    f"this installation of matrix-align lacks its view asset {name}.",
+                    hint="reinstall matrix-align (the package data must include "
+                    "view/static/*.css, *.js and *.svg)",
+                ) from exc
+            (folder / name).write_bytes(payload)
         (self.root / SITE_MARKER).write_text("written by matrix-align view\n", encoding="utf-8")
 
 
