@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from matrix_align.cli.app import main
 from matrix_align.errors import MatrixAlignError
 from matrix_align.view.diff import word_diff
 from matrix_align.view.serve import SiteServer
@@ -156,17 +157,15 @@ def test_bad_input_is_a_clear_error(kind, tmp_path):
     assert not list(tmp_path.glob("*-view")) and not list(tmp_path.glob(".*tmp*"))
 
 
-def test_command_line_reports_bad_input_without_traceback(tmp_path):
+def test_command_line_reports_bad_input_without_traceback(tmp_path, monkeypatch, capsys):
     folder = tmp_path / "nothing-here"
     folder.mkdir()
-    result = subprocess.run(
-        [sys.executable, "-m", "matrix_align", "view", str(folder)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2
-    assert "neither a `generate` output" in result.stderr and "Traceback" not in result.stderr
+    monkeypatch.setattr(sys, "argv", ["matrix-align", "view", str(folder)])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "neither a `generate` output" in err and "Traceback" not in err
 
 
 def test_never_replaces_a_folder_it_did_not_write(trace, tmp_path):
