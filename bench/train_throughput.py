@@ -103,8 +103,23 @@ def main() -> None:
             engine = "torch"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    run = run_trl if engine == "trl" else run_torch
-    step_times = run(model, args, bf16, cuda)
+    try:
+        step_times = (run_trl if engine == "trl" else run_torch)(model, args, bf16, cuda)
+    except Exception as exc:
+        if engine != "trl":
+            raise
+        # One shot on a lent GPU: a TRL/transformers mismatch there must not cost the figures.
+        import traceback
+
+        traceback.print_exc()
+        print(f"trl run failed ({type(exc).__name__}); retrying with --engine torch", flush=True)
+        engine = "torch"
+        del model
+        model, flops = build_model(args, dtype, "cuda" if cuda else "cpu")
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        step_times = run_torch(model, args, bf16, cuda)
 
     measured = step_times[args.warmup :]
     if len(measured) < 2:

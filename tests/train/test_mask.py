@@ -78,3 +78,36 @@ def test_gguf_tokenizer_has_the_chat_template(tokenizer: Any) -> None:
     pytest.importorskip("transformers")
     assert "<|im_start|>" in tokenizer.chat_template
     assert tokenizer.eos_token == "<|im_end|>"
+
+
+def test_bundled_vicuna_template_masks_only_the_answer(
+    tiny_model_dir: Path, tokenizer: Any, tmp_path: Path
+) -> None:
+    """For base models without a template (the paper's Wizard-Vicuna): the bundled Vicuna
+    format renders, and the loss still covers exactly the answer and the eos after it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from matrix_align.train.models import read_chat_template
+    from matrix_align.train.sft import build_sft_trainer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tok.chat_template = read_chat_template("vicuna")
+    chat = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
+    text = tok.apply_chat_template(chat, tokenize=False)
+    assert text.endswith(" USER: Hi? ASSISTANT: Hello." + tok.eos_token)
+    assert tok.apply_chat_template(chat[:1], tokenize=False, add_generation_prompt=True).endswith(
+        " ASSISTANT:"
+    )
+    record = {"prompt": chat[:1], "completion": chat[1:]}
+    data = load_train_data(write_jsonl(tmp_path / "v.jsonl", [record]), "sft")
+    trainer = build_sft_trainer(
+        TrainConfig(max_length=128, gradient_checkpointing=False, save_strategy="no"),
+        CPU,
+        model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+        tokenizer=tok,
+        dataset=data.dataset,
+        output_dir=tmp_path / "ckpt",
+    )
+    row = trainer.train_dataset[0]
+    kept = [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != -100]
+    assert tok.decode(kept).strip() == "Hello." + tok.eos_token

@@ -91,6 +91,11 @@ class TrainConfig(BaseModel):
     save_strategy: Literal["no", "steps", "epoch"] = "epoch"
     save_steps: int = Field(500, ge=1)
     save_total_limit: int | None = 2
+    chat_template: str | None = Field(
+        None,
+        description="replace the tokenizer's chat template: a bundled name (vicuna) or a "
+        ".jinja/.j2 file; needed for base models without one (the paper's Wizard-Vicuna)",
+    )
     merge: bool = Field(False, description="also write a merged full model to OUTPUT/merged")
     trainer_args: dict[str, Any] = Field(
         default_factory=dict,

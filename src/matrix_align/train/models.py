@@ -141,6 +141,22 @@ def load_tokenizer(src: ModelSource) -> PreTrainedTokenizerBase:
         raise _load_error(src, "tokenizer", exc) from None
 
 
+BUNDLED_TEMPLATES = {"vicuna": "vicuna_v1.1.j2", "vicuna_v1.1": "vicuna_v1.1.j2"}
+
+
+def read_chat_template(spec: str) -> str:
+    """A chat template by bundled name or from a .jinja/.j2 file."""
+    if spec in BUNDLED_TEMPLATES:
+        return (Path(__file__).parent / "templates" / BUNDLED_TEMPLATES[spec]).read_text("utf-8")
+    path = Path(spec).expanduser()
+    if path.suffix in (".jinja", ".j2") and path.is_file():
+        return path.read_text(encoding="utf-8")
+    raise MatrixAlignError(
+        f"Unknown chat template {spec!r}.",
+        hint=f"use a .jinja/.j2 file or one of: {', '.join(BUNDLED_TEMPLATES)}",
+    )
+
+
 def ensure_hf_folder(src: ModelSource, log: Any = None) -> ModelSource:
     """A GGUF source becomes a cached Hugging Face folder (converted once); others pass.
 

@@ -31,6 +31,7 @@ from matrix_align.train.models import (
     ensure_hf_folder,
     load_causal_lm,
     load_tokenizer,
+    read_chat_template,
     resolve_model_source,
 )
 from matrix_align.train.plots import loss_points, write_loss_curve
@@ -97,10 +98,13 @@ def prepare(
     )
     source = resolve_model_source(str(cfg.model))
     tokenizer = load_tokenizer(source)
+    if cfg.chat_template:
+        # Saved with the adapter, so generation later uses the template training used.
+        tokenizer.chat_template = read_chat_template(cfg.chat_template)
     if not tokenizer.chat_template:
         raise MatrixAlignError(
             f"The tokenizer of {cfg.model!r} has no chat template.",
-            hint="train from an instruction/chat model, or one whose tokenizer defines a template",
+            hint="give one with --set chat_template=vicuna (bundled) or a .jinja file",
         )
     kwargs = cfg.trainer_kwargs(env, output_dir / "checkpoints")
     return Prepared(cfg, env, finetune, precision, data, source, tokenizer, output_dir, kwargs)
