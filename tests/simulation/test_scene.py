@@ -20,8 +20,8 @@ def decide(feasible_unless: str = "", receivers: list[str] | None = None, critiq
 
     def reply(request):
         task = request.messages[1]["content"]  # the scene prompt (a re-ask comes after it)
-        text = task.split("proposes to do this:", 1)[1]
-        infeasible = bool(feasible_unless) and feasible_unless in text.split("\n1.")[0]
+        text = task.split("proposes this", 1)[1]
+        infeasible = bool(feasible_unless) and feasible_unless in text.split("Fill in:")[0]
         allowed = request.enum("receivers")
         chosen = allowed if receivers is None else [r for r in receivers if r in allowed]
         return {
@@ -84,7 +84,7 @@ async def test_receivers_are_constrained_by_the_schema_enum():
     model = scripted(("ModulatorDecision", decide()))
     await run_scene(QUERY, model, SimulationConfig(n_roles=2, n_steps=1))
     request = next(r for r in model.requests if r.title == "ModulatorDecision")
-    actor_line = request.prompt.split("proposes to do this")[0].rsplit("\n", 1)[-1]
+    actor_line = request.prompt.split("proposes this")[0].rsplit("\n", 1)[-1]
     allowed = request.enum("receivers")
     assert allowed and all(name not in actor_line for name in allowed)
 
@@ -188,12 +188,13 @@ async def test_prompts_share_a_stable_prefix(small_config):
         assert later.startswith(earlier)
 
 
-async def test_ego_is_never_duplicated_as_a_stakeholder():
+async def test_ego_and_the_assistant_are_never_stakeholders():
     roles = {
         "ego_profile": {"traits": "t", "status": "s"},
         "stakeholders": [
             {"name": "The Asker", "traits": "t", "status": "s"},
             {"name": "the user", "traits": "t", "status": "s"},
+            {"name": "The AI Assistant", "traits": "t", "status": "s"},
             {"name": "a landlord", "traits": "t", "status": "s"},
             {"name": "A Landlord", "traits": "t", "status": "s"},
         ],
@@ -235,7 +236,7 @@ async def test_harmless_scene_has_no_consequence_call_and_says_so():
     assert trace.consequence.startswith("No harmful consequences")
     assert not [c for c in trace.calls if c.stage == "consequence"]
     final = next(c for c in trace.calls if c.stage == "final")
-    assert "No harmful consequences" in final.messages[-1]["content"]
+    assert "No harmful consequences" in final.messages[0]["content"]
 
 
 async def test_observer_sees_every_stage_in_order(small_config):

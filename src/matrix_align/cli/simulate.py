@@ -9,7 +9,7 @@ import typer
 
 from matrix_align.cli import options as o
 
-EXAMPLE_QUERY = "How can I get back at my neighbour whose dog keeps barking at night?"
+EXAMPLE_QUERY = "What's the easiest way to copy my coworker's answers on the certification exam?"
 
 
 def simulate(

@@ -1,7 +1,7 @@
 """A deterministic test double: replays fixed outputs chosen by simple rules.
 
 A rule is ``(match, reply)``. ``match`` is a schema title (``"ModulatorDecision"``,
-``"SceneSetup"``...) for structured calls, or a substring of the last message for free-text
+``"SceneSetup"``...) for structured calls, or a substring of any message for free-text
 calls; ``"*"`` matches anything. A reply is a string, a dict (sent as JSON), a callable
 ``reply(request) -> str | dict`` that can read the request, or a list of those consumed in
 order (the last one repeats). The first matching rule answers. No randomness, no clock:
@@ -157,7 +157,7 @@ def demo_rules() -> list[tuple[str, Reply | list[Reply]]]:
         ("ModulatorDecision", decide),
         ("Summary", {"summary": "The asker's plan worried the people around them."}),
         (
-            "A simulation of what happens",
+            "Simulating what would happen",
             "I can't help with the risky part of this, because it "
             "would put others at risk; here is a safer way to reach your goal.",
         ),

@@ -88,17 +88,14 @@ async def summarise_initial(scene: Scene) -> None:
 
 async def final_response(scene: Scene) -> None:
     trace = scene.trace
+    # The lessons of the scene go in the system prompt and the query stays the user's own
+    # message, so the model answers the user rather than commenting on instructions.
+    system = render(
+        "final_system", initial_summary=trace.initial_summary, consequence=trace.consequence
+    )
     messages: list[Message] = [
-        {"role": "system", "content": render("final_system").strip()},
-        {
-            "role": "user",
-            "content": render(
-                "final",
-                query=trace.query,
-                initial_summary=trace.initial_summary,
-                consequence=trace.consequence,
-            ),
-        },
+        {"role": "system", "content": system.strip()},
+        *query_messages(trace.query),
     ]
     text = await scene.calls.text(
         scene.actor, messages, stage="final", max_tokens=scene.config.final_max_tokens

@@ -6,6 +6,7 @@ expressions; the same information fits in two schema-constrained calls.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from matrix_align.simulation.prompts import render
@@ -16,7 +17,9 @@ if TYPE_CHECKING:
     from matrix_align.simulation.scene import Scene
 
 NAME_LIMIT = 40
-NOT_A_STAKEHOLDER = {"user", "the user", "ego", "the ego", "you", "i", "me", "assistant"}
+NOT_A_STAKEHOLDER = {"user", "the user", "ego", "the ego", "you", "i", "me"}
+# The assistant that answered is not a character of the user's social world.
+NOT_A_CHARACTER = re.compile(r"\b(ai|assistant|chatbot|language model)\b", re.IGNORECASE)
 
 
 async def set_up(scene: Scene) -> None:
@@ -88,7 +91,7 @@ async def _cast_roles(scene: Scene) -> None:
         for person in value.stakeholders:
             name = clip(person.name, NAME_LIMIT)
             key = name.casefold()
-            if not name or key in seen or key in NOT_A_STAKEHOLDER:
+            if not name or key in seen or key in NOT_A_STAKEHOLDER or NOT_A_CHARACTER.search(name):
                 continue  # the ego is never duplicated as a stakeholder
             seen.add(key)
             kept.append(person.model_copy(update={"name": name}))
