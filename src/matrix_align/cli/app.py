@@ -45,7 +45,7 @@ def main() -> None:
     except MatrixAlignError as exc:
         from rich.console import Console
 
-        console = Console(stderr=True)
+        console = Console(stderr=True, soft_wrap=True)  # keep messages greppable: no wrapping
         console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
         if exc.hint:
             console.print(f"[dim]hint:[/] {exc.hint}", highlight=False)
