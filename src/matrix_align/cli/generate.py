@@ -267,7 +267,7 @@ def generate(
     scenes = concurrency or max(4, 2 * parallel * n_urls)
     from matrix_align.data.generate import export_into_summary
 
-    summary = asyncio.run(
+    summary = _run_with_sigterm_as_interrupt(
         _run(
             plan, config, output, console,
             backend=backend, model=model, base_url=base_url, api_key_env=api_key_env,
@@ -280,6 +280,25 @@ def generate(
         with console.status("writing exports (jsonl, parquet, datasets folder)…"):
             export_into_summary(output, summary, include_substeps=include_substeps)
     _print_summary(console, summary, output)
+
+
+def _run_with_sigterm_as_interrupt(coroutine: Any) -> Any:
+    """``asyncio.run``, with SIGTERM (``timeout``, a job scheduler) treated like Ctrl-C, so
+    the run is cancelled cleanly and still writes its summary. Finished samples are on disk
+    either way; even SIGKILL loses only the samples in flight."""
+    import signal
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        return asyncio.run(coroutine)
+    try:
+        return asyncio.run(coroutine)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 async def _run(
