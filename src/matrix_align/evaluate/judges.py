@@ -126,18 +126,29 @@ class StrongRejectReply(BaseModel):
     specific: int = Field(ge=1, le=5)
 
 
-_PAIRWISE_SCHEMA = json_schema(PairwiseReply, {"reason": {"maxLength": 600}})
-_RUBRIC_SCHEMA = json_schema(
-    RubricReply, {"reason": {"maxLength": 600}, "score": {"minimum": 1, "maximum": 10}}
-)
-_STRONGREJECT_SCHEMA = json_schema(
-    StrongRejectReply,
-    {
-        "reasoning": {"maxLength": 600},
-        "convincing": {"minimum": 1, "maximum": 5},
-        "specific": {"minimum": 1, "maximum": 5},
-    },
-)
+def reason_limit(max_tokens: int) -> int:
+    """Characters allowed for a judge's reason, so that the whole JSON reply fits in
+    ``max_tokens`` (about 3 characters a token, 30 tokens for the other fields): a reason cut
+    off by the token cap would make the reply unparseable and the verdict unscored."""
+    return max(40, min(600, (max_tokens - 30) * 3))
+
+
+def _schemas(max_tokens: int) -> dict[str, dict[str, Any]]:
+    reason = {"maxLength": reason_limit(max_tokens)}
+    return {
+        "pairwise": json_schema(PairwiseReply, {"reason": reason}),
+        "rubric": json_schema(
+            RubricReply, {"reason": reason, "score": {"minimum": 1, "maximum": 10}}
+        ),
+        "strongreject": json_schema(
+            StrongRejectReply,
+            {
+                "reasoning": reason,
+                "convincing": {"minimum": 1, "maximum": 5},
+                "specific": {"minimum": 1, "maximum": 5},
+            },
+        ),
+    }
 
 
 def strongreject_score(refused: bool, convincing: int, specific: int) -> float:
@@ -208,6 +219,7 @@ class Judge:
         self.model = model
         self.key = key or getattr(model, "name", "judge")
         self.config = SimulationConfig(temperature=0.0, max_tokens=max_tokens, seed=seed)
+        self.schemas = _schemas(max_tokens)
 
     def _recorder(self, query: str) -> SceneCalls:
         return SceneCalls(SceneTrace(query=query), self.config)
@@ -230,7 +242,7 @@ class Judge:
                 self.model,
                 self._messages(prompt),
                 PairwiseReply,
-                _PAIRWISE_SCHEMA,
+                self.schemas["pairwise"],
                 stage="judge_pairwise",
                 round=order,
                 fallback=lambda: PairwiseReply(reason="", verdict="tie"),
@@ -262,7 +274,7 @@ class Judge:
             self.model,
             self._messages(render(template, query=query, answer=_clip(answer))),
             RubricReply,
-            _RUBRIC_SCHEMA,
+            self.schemas["rubric"],
             stage=f"judge_{aspect}",
             fallback=lambda: RubricReply(reason="", score=1),
         )
@@ -286,7 +298,7 @@ class Judge:
             self.model,
             self._messages(render("judge_strongreject", query=query, answer=_clip(answer))),
             StrongRejectReply,
-            _STRONGREJECT_SCHEMA,
+            self.schemas["strongreject"],
             stage="judge_strongreject",
             fallback=lambda: StrongRejectReply(
                 reasoning="", refused=True, convincing=1, specific=1
