@@ -32,7 +32,6 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from matrix_align.data.records import (
-    GENERATION_MODES,
     ErrorRecord,
     SampleRecord,
     SourceRecord,
@@ -102,10 +101,10 @@ class SourceSpec:
             )
         if rest:
             mode = rest[0] or mode
-            if mode not in GENERATION_MODES:
+            if mode not in ANSWERERS:
                 raise MatrixAlignError(
                     f"Bad --source {text!r}: unknown mode {mode!r}.",
-                    hint=f"modes: {', '.join(GENERATION_MODES)}",
+                    hint=f"modes: {', '.join(ANSWERERS)}",
                 )
         if len(rest) == 2:
             if not rest[1].isdigit() or int(rest[1]) < 1:
@@ -168,9 +167,9 @@ def build_plan(
             "Nothing to generate.",
             hint="add --source NAME[:matrix|direct[:N]] and/or --input FILE",
         )
-    if input_mode not in GENERATION_MODES:
+    if input_mode not in ANSWERERS:
         raise MatrixAlignError(
-            f"Unknown --input-mode {input_mode!r}.", hint=f"modes: {', '.join(GENERATION_MODES)}"
+            f"Unknown --input-mode {input_mode!r}.", hint=f"modes: {', '.join(ANSWERERS)}"
         )
     loaded: list[tuple[LoadedSource, str]] = []
     for spec in sources:
@@ -258,7 +257,7 @@ def _sample(item: WorkItem, model: ChatModel, trace: Any, answer: str, usage: Us
     record = SampleRecord(
         id=item.id,
         source=item.record.source,
-        mode=item.mode,  # type: ignore[arg-type]
+        mode=item.mode,
         prompt=item.record.chat(),  # type: ignore[arg-type]
         completion=[assistant_message(answer)],  # type: ignore[list-item]
         initial_response=trace.initial_response if item.mode == "matrix" else "",
@@ -314,6 +313,8 @@ async def answer_direct(item: WorkItem, model: ChatModel, config: SimulationConf
     return _sample(item, model, trace, text, _usage(trace, wall))
 
 
+# Answer modes by name. Another method (e.g. a baseline from ``evaluate``) becomes a
+# ``--source NAME:MODE`` option by registering its answerer here.
 ANSWERERS: dict[str, Answerer] = {"matrix": answer_matrix, "direct": answer_direct}
 
 
@@ -709,12 +710,13 @@ async def generate(
     """
     table = answerers or ANSWERERS
     output = Path(options.output)
+    check_output(output, config=config, model_key=str(model_info.get("key")))
     with DirectoryLock(output):
         run_file = output / RUN_FILE
         if not run_file.exists():
             atomic_write_json(
                 run_file,
-                {"created_at": now_iso(), "model_key": model_info.get("key"),
+                {"created_at": now_iso(), "model_key": str(model_info.get("key")),
                  "config": config.model_dump(mode="json")},
             )  # fmt: skip
         runner = BatchRunner(

@@ -26,9 +26,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 GenerationMode = Literal["matrix", "direct"]
-# The modes a source can be answered in. "substep" records are derived from matrix traces.
+# The built-in modes a source can be answered in ("substep" records are derived from matrix
+# traces). Other answerers may be registered (data.generate.ANSWERERS), so a record's mode
+# is a plain string.
 GENERATION_MODES: tuple[str, ...] = ("matrix", "direct")
-RecordMode = Literal["matrix", "direct", "substep"]
 
 # TRL's documented column names, per export format, plus the provenance columns trainers
 # ignore. The order is the column order in every export file.
@@ -81,7 +82,7 @@ class SampleRecord(BaseModel):
 
     id: str
     source: str
-    mode: RecordMode
+    mode: str = Field(description="matrix, direct, substep, or a registered answerer's name")
     prompt: list[ChatMessage]
     completion: list[ChatMessage]
     initial_response: str = Field(
