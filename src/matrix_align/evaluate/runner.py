@@ -18,6 +18,7 @@ run with another ``--tag`` (e.g. a fine-tuned model) joins the same tables, and
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -360,8 +361,6 @@ async def answer_task(
 ) -> Outcome:
     """One system on one item; a multi-turn item sends each follow-up after the previous
     answer, the conversation so far rendered into the query (systems take one query)."""
-    import time
-
     started = time.perf_counter()
     user_turns = turns(task.record)
     history: list[ChatMessage] = []

@@ -40,6 +40,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from matrix_align.errors import MatrixAlignError
+from matrix_align.evaluate.judges import reason_limit
 from matrix_align.evaluate.prompts import load_yaml, render
 from matrix_align.llm.base import ChatModel, Message
 from matrix_align.simulation.calls import SceneCalls
@@ -235,7 +236,11 @@ async def _best_of_n(ctx: Context) -> str:
     )
     ctx.initial = candidates[0]
     schema = json_schema(
-        Choice, {"reason": {"maxLength": 400}, "best": {"enum": list(range(1, n + 1))}}
+        Choice,
+        {
+            "reason": {"maxLength": reason_limit(ctx.config.max_tokens)},
+            "best": {"enum": list(range(1, n + 1))},
+        },
     )
 
     def in_range(choice: Choice) -> Choice:
@@ -268,7 +273,7 @@ class Feedback(BaseModel):
 async def _self_refine(ctx: Context) -> str:
     answer = await _vanilla(ctx)
     ctx.initial = answer
-    schema = json_schema(Feedback, {"feedback": {"maxLength": 800}})
+    schema = json_schema(Feedback, {"feedback": {"maxLength": reason_limit(ctx.config.max_tokens)}})
     for round_ in range(ctx.options.refine_iterations):
         conversation: list[Message] = [
             *ctx.user(),

