@@ -52,6 +52,7 @@ def test_outputs_are_complete(sft_run: Path, tiny_model_dir: Path) -> None:
     assert (adapter / "adapter_config.json").exists()
     assert (adapter / "adapter_model.safetensors").exists()
     assert (adapter / "tokenizer_config.json").exists()
+    assert not list(sft_run.rglob("*.bin")) and not list(sft_run.rglob("*.pkl"))  # no pickles
     assert (sft_run / "merged" / "config.json").exists()
     png = (sft_run / "loss_curve.png").read_bytes()
     assert png.startswith(b"\x89PNG")

@@ -167,12 +167,10 @@ def ensure_hf_folder(src: ModelSource, log: Any = None) -> ModelSource:
         return src
     folder = cache_root() / "hf-models" / _gguf_key(src)
     if not (folder / "config.json").exists():
-        from transformers import AutoModelForCausalLM
-
         if log:
             log(f"converting {src.gguf_path.name} to a transformers folder (once): {folder}")
         try:
-            model = AutoModelForCausalLM.from_pretrained(src.path, gguf_file=src.gguf_file)
+            model = _dequantised_gguf_model(src)
         except (OSError, ValueError) as exc:
             raise _load_error(src, "model", exc) from None
         tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
@@ -180,6 +178,44 @@ def ensure_hf_folder(src: ModelSource, log: Any = None) -> ModelSource:
         load_tokenizer(src).save_pretrained(str(tmp))
         _publish(tmp, folder)
     return ModelSource(src.spec, "folder", str(folder))
+
+
+def ensure_hf_folder_model(src: ModelSource, kwargs: dict[str, Any]) -> PreTrainedModel:
+    """The model of a GGUF source, through the cached converted folder."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(ensure_hf_folder(src).path, **kwargs)
+
+
+def _dequantised_gguf_model(src: ModelSource) -> PreTrainedModel:
+    """Load a GGUF file as a plain fp32 model that can be trained and saved.
+
+    transformers attaches a GGUF "quantizer" to such a model even when it dequantised every
+    weight (no GGUF kernels on CPU/CUDA), and that quantizer declares the model neither
+    trainable nor serialisable. The weights themselves are ordinary tensors, so they are
+    copied into a fresh model built from the same config, without the quantizer.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    loaded = AutoModelForCausalLM.from_pretrained(
+        src.path, gguf_file=src.gguf_file, dtype=torch.float32
+    )
+    quantizer = getattr(loaded, "hf_quantizer", None)
+    if getattr(quantizer, "packed_modules", None):
+        raise ValueError("weights stayed in packed GGUF blocks; they must be dequantised")
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    clean = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = clean.load_state_dict(loaded.state_dict(), strict=False)
+    tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
+    if set(missing) - tied or unexpected:
+        raise ValueError(
+            f"GGUF weights do not fit the model: missing {missing}, extra {unexpected}"
+        )
+    clean.tie_weights()
+    return clean
 
 
 def _publish(tmp: Path, final: Path) -> None:
@@ -235,7 +271,8 @@ def load_causal_lm(
         kwargs["device_map"] = device_map
     try:
         if src.kind == "gguf":
-            return AutoModelForCausalLM.from_pretrained(src.path, gguf_file=src.gguf_file, **kwargs)
+            # Prefer ensure_hf_folder (converted once, cached); this path converts each time.
+            return ensure_hf_folder_model(src, kwargs)
         return AutoModelForCausalLM.from_pretrained(src.path, **kwargs)
     except (OSError, ValueError) as exc:
         raise _load_error(src, "model", exc) from None

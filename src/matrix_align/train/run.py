@@ -181,6 +181,9 @@ def run_training(
         return result
 
     prep.tokenizer.save_pretrained(str(weights_dir))
+    # The trainer pickles its arguments beside the weights; train_config.yaml says the same
+    # in plain text, and a shipped model folder should hold no pickle.
+    (weights_dir / "training_args.bin").unlink(missing_ok=True)
     resolved = cfg.model_copy(
         update={"model": source.path if prep.source.kind == "gguf" else cfg.model}
     )
