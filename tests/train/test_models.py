@@ -46,3 +46,9 @@ def test_folders_that_are_not_models(tmp_path: Path) -> None:
     text.write_bytes(b"x")
     with pytest.raises(MatrixAlignError, match="not a .gguf"):
         resolve_model_source(str(text))
+
+
+def test_embedded_resolves_to_the_bundled_gguf(tokenizer: object) -> None:
+    # The tokenizer fixture has assembled (or skipped for lack of) the embedded model.
+    src = resolve_model_source("embedded")
+    assert src.kind == "gguf" and src.gguf_path.exists()
