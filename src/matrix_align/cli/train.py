@@ -210,6 +210,8 @@ def train(
     from matrix_align.train.run import run_training
 
     result = run_training(cfg, overwrite=overwrite, resume=resume, log=log)
+    if not result.is_main_process:
+        return  # under accelerate/torchrun only the main process reports
     if result.first_loss is not None and result.final_loss is not None:
         loss = f"loss {result.first_loss:.4f} -> {result.final_loss:.4f}"
     else:

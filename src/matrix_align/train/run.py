@@ -64,6 +64,7 @@ class TrainResult:
     final_loss: float | None
     runtime_s: float
     loss_curve_png: Path | None
+    is_main_process: bool = True
 
 
 def prepare(
@@ -178,6 +179,7 @@ def run_training(
         loss_curve_png=None,
     )
     if not trainer.is_world_process_zero():
+        result.is_main_process = False
         return result
 
     prep.tokenizer.save_pretrained(str(weights_dir))
