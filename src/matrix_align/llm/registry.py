@@ -8,7 +8,7 @@ from typing import Any
 from matrix_align.errors import MatrixAlignError
 from matrix_align.llm.base import ChatModel
 
-BACKENDS = ("embedded", "openai", "scripted")
+BACKENDS = ("embedded", "openai", "transformers", "scripted")
 
 
 def make_model(
@@ -53,6 +53,12 @@ def make_model(
             max_in_flight=parallel,
             timeout_s=timeout_s,
         )
+    elif backend == "transformers":
+        # A model folder, a `train` output (merged model or base + adapter), a hub id, a GGUF
+        # file, or "embedded"; no constrained decoding (replies are parsed and validated).
+        from matrix_align.llm.transformers_backend import TransformersModel
+
+        base = TransformersModel(model or "embedded")
     elif backend == "scripted":
         from matrix_align.llm.scripted import ScriptedModel
 
