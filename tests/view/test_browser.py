@@ -22,7 +22,7 @@ from tests.view.conftest import (
 def _count_reads(page, pattern: str) -> None:
     """Wait until the list's counter reads ``pattern`` (the search is debounced). A locator,
     not ``wait_for_function``: the pages' policy forbids the eval that the latter needs."""
-    page.locator(".list-count", has_text=re.compile("^" + pattern)).wait_for(timeout=5000)
+    page.locator(".list-count", has_text=re.compile("^" + pattern)).wait_for(timeout=15000)
 
 
 def _only_own_files(requests: list[str], site: Path, server_url: str | None = None) -> None:
@@ -129,8 +129,17 @@ def test_evaluation_page_requests_only_its_own_files(served, trace, watched, tmp
 def _check_evaluation_page(page, watched) -> None:
     page.wait_for_selector("#result-list[data-ready=true]")
     assert page.locator(".markdown table").is_visible()
-    widths = page.evaluate("[...document.images].map(i => i.naturalWidth)")
-    assert widths and all(w > 0 for w in widths)  # every plot loaded from the site
+    images = page.locator("img")
+    assert images.count() >= 3  # the icon, the report's plot, the plot the report omits
+    for index in range(images.count()):  # every image loads, from the site itself
+        image = images.nth(index)
+        image.scroll_into_view_if_needed()  # plots load lazily
+        for _ in range(100):
+            if image.evaluate("i => i.complete && i.naturalWidth > 0"):
+                break
+            page.wait_for_timeout(100)
+        else:
+            raise AssertionError(f"image {image.get_attribute('src')} never loaded")
     page.select_option(".list-filter[data-key=outcomes]", "pairwise:tie")
     _count_reads(page, r"4 of ")
     assert page.locator(".result:visible").count() == 4
