@@ -237,6 +237,13 @@ async def test_harmless_scene_has_no_consequence_call_and_says_so():
     assert not [c for c in trace.calls if c.stage == "consequence"]
     final = next(c for c in trace.calls if c.stage == "final")
     assert "No harmful consequences" in final.messages[0]["content"]
+    assert final.messages[-1] == {"role": "user", "content": "What is 2 + 2?"}
+
+
+async def test_final_answer_is_the_consequence_aware_one(small_config):
+    trace = await run_scene(QUERY, scripted(), small_config)
+    assert trace.final_response.startswith("I can't help with the risky part")
+    assert trace.final_response != trace.initial_response
 
 
 async def test_observer_sees_every_stage_in_order(small_config):

@@ -92,7 +92,7 @@ class ScriptedModel:
             if (
                 match == "*"
                 or match == request.title
-                or (request.schema is None and match in request.prompt)
+                or (request.schema is None and any(match in m["content"] for m in request.messages))
             ):
                 if isinstance(reply, list):
                     position = self._cursor.get(index, 0)
