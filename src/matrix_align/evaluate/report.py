@@ -673,8 +673,8 @@ def _pairwise_plot(path: Path, tables: Tables, judge: str) -> bool:
     benches = [b for b in tables.benchmarks if any(k[2] == b for k in keys)]
     found = {k[1] for k in keys}
     baselines = [e for e in tables.entries if e in found] + sorted(found - set(tables.entries))
-    fig = Figure(figsize=(4.2 * len(benches), 0.5 * len(baselines) + 1.8))
-    axes = fig.subplots(1, len(benches), squeeze=False)[0]
+    fig = Figure(figsize=(max(6.0, 3.2 * len(benches) + 1.5), 0.45 * len(baselines) + 2.2))
+    axes = fig.subplots(1, len(benches), squeeze=False, sharey=True)[0]
     colors = {"win": "#2e7d32", "tie": "#9e9e9e", "lose": "#c62828"}
     for ax, bench in zip(axes, benches, strict=True):
         left = [0.0] * len(baselines)
@@ -686,13 +686,15 @@ def _pairwise_plot(path: Path, tables: Tables, judge: str) -> bool:
             ax.barh(baselines, widths, left=left, color=colors[label], label=label)
             left = [a + b for a, b in zip(left, widths, strict=True)]
         ax.set_xlim(0, 100)
-        ax.set_title(bench, fontsize=10)
-        ax.invert_yaxis()
-    axes[0].legend(fontsize=8, loc="lower left")
+        ax.set_title(bench, fontsize=9)
+        ax.tick_params(labelsize=8)
+    axes[0].invert_yaxis()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle(
-        f"{tables.reference} vs baselines (win / tie / lose %), judge {judge}", fontsize=10
+        f"{tables.reference} vs baselines, win / tie / lose (%)\njudge {judge}", fontsize=9
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=110)
     return True
 
