@@ -1,7 +1,7 @@
 """A deterministic test double: replays fixed outputs chosen by simple rules.
 
 A rule is ``(match, reply)``. ``match`` is a schema title (``"ModulatorDecision"``,
-``"SceneSetup"``...) for structured calls, or a substring of any message for free-text
+``"SceneSetup"``...) for structured calls, or a substring of the last message for free-text
 calls; ``"*"`` matches anything. A reply is a string, a dict (sent as JSON), a callable
 ``reply(request) -> str | dict`` that can read the request, or a list of those consumed in
 order (the last one repeats). The first matching rule answers. No randomness, no clock:
@@ -92,7 +92,7 @@ class ScriptedModel:
             if (
                 match == "*"
                 or match == request.title
-                or (request.schema is None and any(match in m["content"] for m in request.messages))
+                or (request.schema is None and match in request.prompt)
             ):
                 if isinstance(reply, list):
                     position = self._cursor.get(index, 0)
@@ -140,6 +140,15 @@ def demo_rules() -> list[tuple[str, Reply | list[Reply]]]:
             ],
         }
 
+    def answer(req: ScriptedRequest) -> str:
+        # The final answer's system prompt carries the scene's consequences.
+        if "Simulating what would happen" in req.messages[0]["content"]:
+            return (
+                "I can't help with the risky part of this, because it would put others at "
+                "risk; here is a safer way to reach your goal."
+            )
+        return "Here is a direct answer to the question."
+
     def decide(req: ScriptedRequest) -> dict[str, Any]:
         candidates = req.enum("receivers")
         return {
@@ -156,10 +165,5 @@ def demo_rules() -> list[tuple[str, Reply | list[Reply]]]:
         ("Reaction", {"reaction": "They notice and voice their concern."}),
         ("ModulatorDecision", decide),
         ("Summary", {"summary": "The asker's plan worried the people around them."}),
-        (
-            "Simulating what would happen",
-            "I can't help with the risky part of this, because it "
-            "would put others at risk; here is a safer way to reach your goal.",
-        ),
-        ("*", "Here is a direct answer to the question."),
+        ("*", answer),
     ]
