@@ -50,6 +50,7 @@ class Row:
     wall_s: float
     calls: int
     completion_tokens: int
+    load: float = 0.0  # 1-minute load average when the row finished (shared machines)
 
     @property
     def scenes_per_min(self) -> float:
@@ -102,8 +103,10 @@ async def measure(
             model = ConcurrencyLimitedModel(model, 1)
         wall, done, calls, tokens = await run_batch(model, config, n, conc, offset)
         offset += n
-        rows.append(Row(target, mode, done, wall, calls, tokens))
-        print(f"  {target:14} {mode:16} {done:3d} scenes in {wall:7.1f} s", flush=True)
+        load = os.getloadavg()[0]
+        rows.append(Row(target, mode, done, wall, calls, tokens, load))
+        print(f"  {target:14} {mode:16} {done:3d} scenes in {wall:7.1f} s (load {load:.1f})",
+              flush=True)  # fmt: skip
     return rows
 
 
@@ -171,8 +174,11 @@ def embedded_rows(args: argparse.Namespace) -> list[Row]:
 
 def print_table(rows: list[Row]) -> None:
     print()
-    print(f"{'target':14} {'mode':16} {'scenes':>6} {'wall s':>8} {'scenes/min':>10} "
-          f"{'calls/s':>8} {'calls/scene':>11} {'x seq':>6} {'x conc1':>7}")  # fmt: skip
+    header = (
+        f"{'target':14} {'mode':16} {'scenes':>6} {'wall s':>8} {'scenes/min':>10} "
+        f"{'calls/s':>8} {'calls/scene':>11} {'x seq':>6} {'x conc1':>7} {'load':>5}"
+    )
+    print(header)
     for target in dict.fromkeys(r.target for r in rows):
         group = [r for r in rows if r.target == target]
         seq, one = group[0].scenes_per_min, group[1].scenes_per_min
@@ -182,7 +188,7 @@ def print_table(rows: list[Row]) -> None:
                 f"{r.target:14} {r.mode:16} {r.scenes:6d} {r.wall_s:8.1f} "
                 f"{r.scenes_per_min:10.2f} {r.calls_per_s:8.1f} {per_scene:11.1f} "
                 f"{r.scenes_per_min / seq if seq else 0:6.2f} "
-                f"{r.scenes_per_min / one if one else 0:7.2f}"
+                f"{r.scenes_per_min / one if one else 0:7.2f} {r.load:5.1f}"
             )
 
 
