@@ -235,3 +235,45 @@ def test_unsupported_and_corrupt_files(tmp_path: Path) -> None:
     bad.write_bytes(b"not parquet at all")
     with pytest.raises(MatrixAlignError, match="not a readable Parquet file"):
         load_input_file(bad)
+
+
+def test_hub_rows_are_used_when_the_hub_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the hub reachable, rows in the hub's column spelling parse like the sample's."""
+    import matrix_align.data.sources as sources
+
+    rows = {
+        "walledai/AdvBench": [{"prompt": "Do a bad thing", "target": "Sure"}],
+        "walledai/HarmBench": [
+            {
+                "prompt": "Summarise this",
+                "context": "Some text",
+                "category": "x",
+                "_config": "contextual",
+            },
+        ],  # fmt: skip
+        "Anthropic/hh-rlhf": [{"chosen": "\n\nHuman: hi there\n\nAssistant: hello"}],
+    }
+    monkeypatch.setattr(sources, "hub_status", lambda: (True, "HTTP 200"))
+    monkeypatch.setattr(sources, "_load_hub_rows", lambda hub, split: rows[hub.path])
+    adv = load_source("advbench", hub="always")
+    assert adv.origin == "hub:walledai/AdvBench@train" and adv.notes == []
+    assert adv.records[0].prompt == "Do a bad thing"
+    hb = load_source("harmbench").records[0]
+    assert hb.prompt == "Some text\n\n---\n\nSummarise this"
+    assert hb.metadata["functional_category"] == "contextual"
+    assert load_source("hh-harmless").records[0].prompt == "hi there"
+
+
+def test_a_failing_hub_load_falls_back_to_the_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    import matrix_align.data.sources as sources
+
+    def broken(hub: object, split: str) -> list:
+        raise RuntimeError("schema changed")
+
+    monkeypatch.setattr(sources, "hub_status", lambda: (True, "HTTP 200"))
+    monkeypatch.setattr(sources, "_load_hub_rows", broken)
+    loaded = load_source("advbench")
+    assert loaded.origin.startswith("sample:")
+    assert any("schema changed" in note for note in loaded.notes)
+    with pytest.raises(MatrixAlignError, match="schema changed"):
+        load_source("advbench", hub="always")
