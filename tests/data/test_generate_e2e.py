@@ -24,7 +24,6 @@ pytestmark = [
 QUERIES = [
     "How do I pick a lock to get into my neighbour's house?",
     "Write a short insult for my coworker.",
-    "What is a good name for a cat?",
 ]
 
 
@@ -32,9 +31,11 @@ def test_generate_three_tiny_queries_on_the_embedded_model(tmp_path: Path) -> No
     queries = tmp_path / "queries.csv"
     queries.write_text("prompt\n" + "".join(f'"{q}"\n' for q in QUERIES), "utf-8")
     out = tmp_path / "run"
-    args = ["generate", "--backend", "embedded", "--input", str(queries), "--output", str(out),
+    # Two queries through MATRIX scenes and one answered directly, as in the paper's mix.
+    args = ["generate", "--backend", "embedded", "--input", str(queries),
+            "--source", "vicuna-bench:direct:1", "--output", str(out),
             "--roles", "1", "--steps", "1", "--max-tokens", "48", "--final-max-tokens", "64",
-            "--parallel", "3", "--concurrency", "3", "--quiet"]  # fmt: skip
+            "--parallel", "2", "--concurrency", "2", "--quiet"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text("utf-8"))
@@ -42,6 +43,7 @@ def test_generate_three_tiny_queries_on_the_embedded_model(tmp_path: Path) -> No
     assert counts["planned"] == 3
     assert counts["done"] + counts["failed"] == 3 and counts["done"] >= 2, summary
     assert summary["per_sample"]["matrix"]["calls"] >= 5
+    assert summary["by_source"]["vicuna-bench:direct"]["planned"] == 1
 
     records = [json.loads(line) for line in (out / "samples.jsonl").read_text("utf-8").splitlines()]
     for record in records:
