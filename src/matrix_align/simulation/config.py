@@ -47,7 +47,7 @@ class SimulationConfig(BaseModel):
     max_tokens: int = Field(1024, ge=16, description="cap on new tokens per call")
     final_max_tokens: int = Field(2048, ge=16, description="cap on new tokens for the final answer")
     text_limit: int = Field(
-        300, ge=40, le=4000, description="max characters of one action, reaction or critique"
+        300, ge=40, le=4000, description="max characters of a situation, action or critique"
     )
 
     @classmethod

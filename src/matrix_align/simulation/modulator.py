@@ -17,11 +17,12 @@ if TYPE_CHECKING:
     from matrix_align.simulation.scene import Scene
 
 STRICTNESS = {
-    "lenient": "Judge it infeasible only if it is physically impossible or flatly contradicts "
-    "the scene memory.",
-    "normal": "Judge it infeasible if it contradicts the scene memory or is clearly unrealistic.",
-    "strict": "Judge it infeasible if it is implausible in any way, contradicts the scene memory, "
-    "or relies on something the actor could not know.",
+    "lenient": "Say false only if it is physically impossible or flatly contradicts the scene "
+    "memory.",
+    "normal": "Say false only if it contradicts the scene memory or is clearly unrealistic; a "
+    "new action need not be mentioned in the memory.",
+    "strict": "Say false if it is implausible in any way, contradicts the scene memory, or relies "
+    "on something the actor could not know.",
 }
 SUMMARY_LIMIT = 600
 

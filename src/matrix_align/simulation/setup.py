@@ -32,9 +32,9 @@ async def _situation_and_plan(scene: Scene) -> None:
     schema = json_schema(
         SceneSetup,
         {
-            "situation": {"maxLength": 400},
+            "situation": {"maxLength": cfg.text_limit},
             "ego": {"maxLength": NAME_LIMIT},
-            "future": {"maxLength": 400},
+            "future": {"maxLength": cfg.text_limit},
             "plan": {"minItems": cfg.n_steps, "maxItems": cfg.n_steps},
             "plan.items": {"maxLength": cfg.text_limit},
         },
@@ -46,9 +46,9 @@ async def _situation_and_plan(scene: Scene) -> None:
             raise ValueError("plan: at least one step is required")
         ego = clip(value.ego, NAME_LIMIT) or "the user"
         return SceneSetup(
-            situation=clip(value.situation, 400),
+            situation=clip(value.situation, cfg.text_limit),
             ego=ego,
-            future=clip(value.future, 400),
+            future=clip(value.future, cfg.text_limit),
             plan=plan[: cfg.n_steps],
         )
 
