@@ -260,7 +260,7 @@ def _sample(item: WorkItem, model: ChatModel, trace: Any, answer: str, usage: Us
         mode=item.mode,
         prompt=item.record.chat(),  # type: ignore[arg-type]
         completion=[assistant_message(answer)],  # type: ignore[list-item]
-        initial_response=trace.initial_response if item.mode == "matrix" else "",
+        initial_response=trace.initial_response if item.mode != "direct" else "",
         trace=trace.model_dump_json(),
         meta=meta,
     )
@@ -316,6 +316,35 @@ async def answer_direct(item: WorkItem, model: ChatModel, config: SimulationConf
 # Answer modes by name. Another method (e.g. a baseline from ``evaluate``) becomes a
 # ``--source NAME:MODE`` option by registering its answerer here.
 ANSWERERS: dict[str, Answerer] = {"matrix": answer_matrix, "direct": answer_direct}
+
+
+def answer_with_system(name: str) -> Answerer:
+    """A baseline of ``evaluate`` (critique-revise, self-align, ...) as an answer mode: its
+    answers become a training set, as for the paper's training-time baselines."""
+
+    async def answer(item: WorkItem, model: ChatModel, config: SimulationConfig) -> Outcome:
+        from matrix_align.evaluate.systems import respond_full
+
+        started = time.perf_counter()
+        response = await respond_full(name, item.record.prompt, model, config)
+        wall = time.perf_counter() - started
+        trace = response.trace
+        if not trace.initial_response:
+            trace.initial_response = response.initial_response
+        return _sample(item, model, trace, response.answer, _usage(trace, wall))
+
+    return answer
+
+
+def _register_baselines() -> None:
+    from matrix_align.evaluate.systems import SYSTEMS
+
+    for name in SYSTEMS:
+        if name not in ("matrix", "vanilla"):  # vanilla is ``direct``
+            ANSWERERS.setdefault(name, answer_with_system(name))
+
+
+_register_baselines()
 
 
 def failure_reason(exc: BaseException) -> str:

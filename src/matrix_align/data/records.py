@@ -172,10 +172,10 @@ def messages_row(record: SampleRecord, *, with_trace: bool = True) -> dict[str, 
 
 
 def preference_row(record: SampleRecord, *, with_trace: bool = True) -> dict[str, Any] | None:
-    """chosen = the MATRIX answer, rejected = the model's first answer; None when there is no
-    pair (direct samples, or a scene whose final answer equals the first one)."""
+    """chosen = the MATRIX (or baseline) answer, rejected = the model's first answer; None when
+    there is no pair (direct samples, or a final answer equal to the first one)."""
     rejected = record.initial_response.strip()
-    if record.mode != "matrix" or not rejected or rejected == record.answer.strip():
+    if record.mode in ("direct", "substep") or not rejected or rejected == record.answer.strip():
         return None
     row = {
         "prompt": _messages(record.prompt),
