@@ -325,8 +325,9 @@ async def _run(
     connections that belong to the loop they were made in)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from matrix_align.data.generate import DelayedModel, GenerateOptions, ProgressState, generate
+    from matrix_align.data.generate import GenerateOptions, ProgressState, generate
     from matrix_align.llm.registry import make_model, preflight
+    from matrix_align.llm.wrappers import DelayedModel
 
     urls: str | list[str] | None = base_url[0] if base_url and len(base_url) == 1 else base_url
     chat_model: Any = make_model(

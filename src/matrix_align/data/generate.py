@@ -52,7 +52,7 @@ from matrix_align.errors import (
     PermanentBackendError,
     TransientBackendError,
 )
-from matrix_align.llm.base import ChatModel, Completion, Message
+from matrix_align.llm.base import ChatModel
 from matrix_align.simulation.config import SimulationConfig
 
 SAMPLES_FILE = "samples.jsonl"
@@ -788,35 +788,3 @@ def export_into_summary(
         for fmt, paths in result.files.items()
     }
     atomic_write_json(Path(output) / SUMMARY_FILE, summary)
-
-
-class DelayedModel:
-    """Adds a fixed delay before every call: simulated latency for tests and benchmarks
-    (e.g. to make sure a kill lands in the middle of a run)."""
-
-    def __init__(self, model: ChatModel, delay_s: float) -> None:
-        self.inner = model
-        self.delay_s = delay_s
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    async def check(self) -> None:
-        check = getattr(self.inner, "check", None)
-        if check is not None:
-            await check()
-
-    async def complete(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int,
-        temperature: float,
-        seed: int | None = None,
-        schema: dict[str, Any] | None = None,
-    ) -> Completion:
-        await asyncio.sleep(self.delay_s)
-        return await self.inner.complete(
-            messages, max_tokens=max_tokens, temperature=temperature, seed=seed, schema=schema
-        )

@@ -323,3 +323,26 @@ class CachingModel(_Wrapper):
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
         return result
+
+
+class DelayedModel(_Wrapper):
+    """Adds a fixed delay before every call: simulated latency for tests and benchmarks
+    (e.g. to make sure a kill lands in the middle of a run)."""
+
+    def __init__(self, model: ChatModel, delay_s: float) -> None:
+        super().__init__(model)
+        self.delay_s = delay_s
+
+    async def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int | None = None,
+        schema: dict[str, Any] | None = None,
+    ) -> Completion:
+        await asyncio.sleep(self.delay_s)
+        return await self.inner.complete(
+            messages, max_tokens=max_tokens, temperature=temperature, seed=seed, schema=schema
+        )
