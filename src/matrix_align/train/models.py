@@ -1,7 +1,8 @@
 """Where a model comes from, and loading it for training or generation.
 
 ``MODEL`` may be a local Hugging Face folder, a Hub id (``org/name``), a ``.gguf`` file (or a
-folder holding one), or ``embedded`` for the project's default GGUF model. GGUF files are
+folder holding one), ``embedded`` for the project's default GGUF model, or a bundled model's
+short name (``qwen2.5-coder-0.5b``, ``qwen2.5-coder-1.5b``; llm/model_files.py). GGUF files are
 dequantised by transformers (slow: about 75 s for the 0.5B model on CPU), so the result is
 converted once into a plain Hugging Face folder in the user cache and reused from there. That
 folder is also what an adapter trained on the embedded model names as its base, which is what
@@ -66,7 +67,7 @@ def resolve_model_source(spec: str) -> ModelSource:
     Checked up front (no weights read), so a typo fails before the data is tokenised.
     """
     spec = spec.strip()
-    if spec.lower() in EMBEDDED_NAMES:
+    if spec.lower() in EMBEDDED_NAMES or spec.lower() in _bundled_short_names():
         return _embedded_source(spec)
     path = Path(spec).expanduser()
     if path.is_file():
@@ -97,22 +98,36 @@ def resolve_model_source(spec: str) -> ModelSource:
         spec.startswith(("/", ".", "~")) or spec.endswith(".gguf") or spec.count("/") > 1
     )
     if looks_like_path or not _HUB_ID.match(spec):
+        shorts = _bundled_short_names()
         raise MatrixAlignError(
-            f"Unknown model {spec!r}: no such file or folder, and not a Hub id (org/name).",
-            hint="pass a local model folder, a .gguf file, a Hub id, or 'embedded'",
+            f"Unknown model {spec!r}: no such file or folder, not a Hub id (org/name)"
+            + (f", and not a bundled model ({', '.join(shorts)})" if shorts else "")
+            + ".",
+            hint="pass a local model folder, a .gguf file, a Hub id, 'embedded', or a bundled "
+            "model's short name",
         )
     return ModelSource(spec, "hub", spec)
 
 
-def _embedded_source(spec: str) -> ModelSource:
+def _bundled_short_names() -> tuple[str, ...]:
+    """Short names of the bundled GGUF models (empty if model_files is unavailable)."""
     try:
-        from matrix_align.llm.model_files import ensure_default_model
+        from matrix_align.llm.model_files import BUNDLED_MODELS
+    except ImportError:
+        return ()
+    return tuple(BUNDLED_MODELS)
+
+
+def _embedded_source(spec: str) -> ModelSource:
+    """A bundled model ("embedded"/"default" = the default one), assembled and verified."""
+    try:
+        from matrix_align.llm.model_files import ensure_bundled_model
     except ImportError:
         raise MatrixAlignError(
             "The embedded model is not available in this installation.",
             hint="pip install 'matrix-align[local]'",
         ) from None
-    path = Path(ensure_default_model())
+    path = Path(ensure_bundled_model(spec))
     return ModelSource(spec, "gguf", str(path.parent), path.name)
 
 
