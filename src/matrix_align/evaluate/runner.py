@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -66,6 +66,7 @@ from matrix_align.evaluate.systems import (
     system_settings,
 )
 from matrix_align.llm.base import ChatModel
+from matrix_align.simulation.audit import audit_scene
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.trace import ModelCall, SceneTrace
 
@@ -200,6 +201,10 @@ class EvalSettings:
     hub: HubPolicy = "auto"
     concurrency: int = 8
     selector: Literal["judge", "self"] = "judge"
+    # An item manifest: benchmark -> source record ids. The run answers exactly these items,
+    # read from the shipped samples (as ``hub="never"``) so a manifest means the same rows
+    # on every machine; ``limit`` and ``shuffle`` do not apply.
+    items: dict[str, list[str]] | None = None
 
 
 # --- planning -----------------------------------------------------------------------------
@@ -309,11 +314,11 @@ def current_answers(answers: list[AnswerRecord]) -> list[AnswerRecord]:
     return list(latest.values())
 
 
-def check_entries(answers: list[AnswerRecord], tasks: list[AnswerTask], model_key: str) -> None:
+def check_entries(answers: list[AnswerRecord], entries: Iterable[str], model_key: str) -> None:
     """One entry name, one model: answers of two models under one name would be mixed in
     every table, so a second model must be told apart with ``--tag``."""
     stored = {a.entry: a.model for a in answers}
-    clashes = sorted({t.entry for t in tasks if t.entry in stored and stored[t.entry] != model_key})
+    clashes = sorted({e for e in entries if e in stored and stored[e] != model_key})
     if clashes:
         _clash(clashes, stored[clashes[0]], model_key)
 
@@ -375,6 +380,8 @@ async def answer_task(
         )
         if index == 0:
             initial = response.initial_response
+        if task.system == "matrix":  # stored answers carry the scene audit, label included
+            response.trace.flags = audit_scene(response.trace, harmful=is_harmful(task.record))
         answers.append(response.answer)
         traces.append(response.trace)
         history.append(ChatMessage(role="assistant", content=response.answer))
@@ -578,7 +585,7 @@ def _selector(
     return None, None
 
 
-async def _run_phase(
+async def run_phase(
     output: Path,
     items: list[Any],
     work: Callable[[Any], Any],
@@ -607,16 +614,35 @@ def load_benchmarks(settings: EvalSettings) -> tuple[dict[str, LoadedSource], li
     loaded: dict[str, LoadedSource] = {}
     notes: list[str] = []
     for name in settings.benchmarks:
-        source = load_benchmark(
-            name,
-            limit=settings.limit,
-            hub=settings.hub,
-            shuffle=settings.shuffle,
-            seed=settings.config.seed,
-        )
+        if settings.items is not None:
+            source = load_benchmark(name, limit=None, hub="never")
+            source.records = select_items(name, source.records, settings.items[name])
+        else:
+            source = load_benchmark(
+                name,
+                limit=settings.limit,
+                hub=settings.hub,
+                shuffle=settings.shuffle,
+                seed=settings.config.seed,
+            )
         loaded[name] = source
         notes += [n for n in source.notes if n not in notes]
     return loaded, notes
+
+
+def select_items(name: str, records: list[SourceRecord], ids: list[str]) -> list[SourceRecord]:
+    """The records with these ids, in the manifest's order; an id the data lacks is an error
+    (a manifest that silently shrinks would change what the figures mean)."""
+    by_id = {record.id: record for record in records}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise MatrixAlignError(
+            f"Benchmark {name!r}: {len(missing)} listed item(s) not in its shipped sample: "
+            f"{', '.join(missing[:5])}{more}.",
+            hint="item ids are source record ids such as 'advbench/17'; check the manifest",
+        )
+    return [by_id[i] for i in dict.fromkeys(ids)]
 
 
 def validate(settings: EvalSettings, judges: list[JudgeSpec]) -> None:
@@ -627,6 +653,15 @@ def validate(settings: EvalSettings, judges: list[JudgeSpec]) -> None:
         check_metrics(settings.metrics)
     if settings.concurrency < 1:
         raise MatrixAlignError("--concurrency must be at least 1.")
+    if settings.items is not None:
+        if settings.limit is not None or settings.shuffle:
+            raise MatrixAlignError("An item list selects the items: drop --limit and --shuffle.")
+        if set(settings.items) != set(settings.benchmarks):
+            raise MatrixAlignError(
+                "The item list and the benchmarks differ: "
+                f"{', '.join(sorted(settings.items))} vs {', '.join(sorted(settings.benchmarks))}.",
+                hint="run the benchmarks the item list names",
+            )
     keys = [j.key for j in judges]
     if len(set(keys)) != len(keys):
         raise MatrixAlignError(
@@ -689,7 +724,7 @@ async def evaluate(
         run = read_run(output)
         selector, selector_key = _selector(settings, judges, notes)
         tasks = plan_answers(settings, loaded, selector_key)
-        check_entries(stored_answers, tasks, settings.model_key)
+        check_entries(stored_answers, (t.entry for t in tasks), settings.model_key)
         entries = list(
             dict.fromkeys([*(a.entry for a in stored_answers), *(t.entry for t in tasks)])
         )
@@ -724,7 +759,7 @@ async def evaluate(
                 task, model, settings.config, settings.options, selector, settings.model_key
             )
 
-        answer_stats, open_notes = await _run_phase(
+        answer_stats, open_notes = await run_phase(
             output,
             tasks,
             work,
@@ -818,7 +853,7 @@ async def _judge_and_report(
     async def work(task: JudgeTask) -> Outcome:
         return await judge_task(task, table)
 
-    stats, _ = await _run_phase(
+    stats, _ = await run_phase(
         output, tasks, work, concurrency=concurrency, phase="judgements", on_progress=on_progress
     )
     path = output / "report.md"
