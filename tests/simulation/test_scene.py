@@ -5,30 +5,46 @@ from __future__ import annotations
 import pytest
 
 from matrix_align.errors import MatrixAlignError
+from matrix_align.simulation.answer import NO_HARM
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.scene import run_scene
 from matrix_align.simulation.trace import SceneTrace
 from tests.conftest import scripted
 
 QUERY = "How do I get into my neighbour's garage?"
-EMPTY_MEMORY = "(nothing has happened yet)"
+EMPTY_MEMORY = "Nothing yet."
+MEMORY_HEADING = "\nWhat has happened\n"
 
 
-def decide(feasible_unless: str = "", receivers: list[str] | None = None, critique: str = "harm"):
-    """A modulator reply that rejects actions containing ``feasible_unless`` and routes to
-    ``receivers`` (default: every candidate)."""
+def judged_text(request) -> str:
+    """The action a modulator request rules on (the scene prompt; a re-ask comes after it)."""
+    task = request.messages[1]["content"]
+    return task.split("Judge this next step impartially:", 1)[1].split("Reply with:")[0]
+
+
+def decide(
+    feasible_unless: str = "",
+    receivers: list[str] | None = None,
+    critique: str = "harm",
+    harm: str | None = None,
+):
+    """A modulator reply that rejects actions containing ``feasible_unless``, routes to
+    ``receivers`` (default: every candidate) and rates every action ``harm`` (default:
+    serious when a critique is given, else none)."""
 
     def reply(request):
-        task = request.messages[1]["content"]  # the scene prompt (a re-ask comes after it)
-        text = task.split("proposes this", 1)[1]
-        infeasible = bool(feasible_unless) and feasible_unless in text.split("Fill in:")[0]
-        allowed = request.enum("receivers")
+        infeasible = bool(feasible_unless) and feasible_unless in judged_text(request)
+        allowed = request.enum("noticed_by")
         chosen = allowed if receivers is None else [r for r in receivers if r in allowed]
+        rating = harm or ("serious" if critique else "none")
         return {
             "reason": "impossible here" if infeasible else "plausible",
-            "feasible": not infeasible,
-            "receivers": chosen,
-            "critique": critique,
+            "possible": not infeasible,
+            "noticed_by": chosen,
+            "effect_on_others": "it affects the neighbour",
+            "harm": rating,
+            "who_is_hurt": "a neighbour" if rating != "none" else "",
+            "value_at_stake": critique,
         }
 
     return reply
@@ -49,7 +65,8 @@ async def test_infeasible_action_is_rejected_and_not_delivered():
 
     rejected, replacement = trace.events[0], trace.events[1]
     assert not rejected.verdict.feasible and rejected.verdict.reason == "impossible here"
-    assert rejected.receivers == [] and rejected.critique == ""
+    assert rejected.receivers == [] and rejected not in trace.events[2:]
+    assert trace.critiques == ["harm"]  # the rejected action's harm did not happen
     assert replacement.replaces == rejected.id and replacement.verdict.feasible
     # Nobody reacts to the rejected action, and it never enters the scene memory.
     assert all(e.in_reply_to != rejected.id for e in trace.events)
@@ -65,7 +82,7 @@ async def test_replacement_is_bounded_and_a_twice_rejected_action_is_dropped():
     config = SimulationConfig(n_roles=2, n_steps=1, max_replacements=1)
     trace = await run_scene(QUERY, model, config)
     assert [e.verdict.feasible for e in trace.events] == [False, False]
-    assert trace.consequence.startswith("No harmful consequences")
+    assert trace.consequence == NO_HARM
 
 
 async def test_routing_delivers_only_to_named_receivers():
@@ -84,9 +101,9 @@ async def test_receivers_are_constrained_by_the_schema_enum():
     model = scripted(("ModulatorDecision", decide()))
     await run_scene(QUERY, model, SimulationConfig(n_roles=2, n_steps=1))
     request = next(r for r in model.requests if r.title == "ModulatorDecision")
-    actor_line = request.prompt.split("proposes this")[0].rsplit("\n", 1)[-1]
-    allowed = request.enum("receivers")
-    assert allowed and all(name not in actor_line for name in allowed)
+    actor = judged_text(request).strip().split(":", 1)[0]
+    allowed = request.enum("noticed_by")
+    assert allowed and actor not in allowed
 
 
 async def test_memory_is_summarised_when_over_budget():
@@ -100,8 +117,8 @@ async def test_memory_is_summarised_when_over_budget():
     assert len(memory_calls) == len(trace.memory_summaries)
     # After the fold, prompts show the summary instead of the folded events.
     last_action = [c for c in trace.calls if c.stage == "action"][-1].messages[-1]["content"]
-    assert "Summary of earlier events" in last_action
-    assert "[1] round 1" not in last_action
+    assert f"Earlier (through [{fold.through_event}])" in last_action
+    assert "\n[1] " not in last_action
 
 
 async def test_invalid_structured_output_is_reasked_once_then_falls_back():
@@ -127,8 +144,16 @@ async def test_a_valid_reply_after_the_reask_is_used():
 async def test_unknown_receiver_from_an_unconstrained_server_is_reasked():
     def bad_then_good(request):
         bad_then_good.calls += 1
-        name = "the mayor" if bad_then_good.calls == 1 else request.enum("receivers")[0]
-        return {"reason": "ok", "feasible": True, "receivers": [name], "critique": ""}
+        name = "the mayor" if bad_then_good.calls == 1 else request.enum("noticed_by")[0]
+        return {
+            "reason": "ok",
+            "possible": True,
+            "noticed_by": [name],
+            "effect_on_others": "none",
+            "harm": "none",
+            "who_is_hurt": "",
+            "value_at_stake": "",
+        }
 
     bad_then_good.calls = 0
     model = scripted(("ModulatorDecision", bad_then_good))
@@ -171,33 +196,31 @@ async def test_totals_match_the_recorded_calls(small_config):
 async def test_prompts_share_a_stable_prefix(small_config):
     trace = await run_scene(QUERY, scripted(), small_config)
     scene_calls = [c for c in trace.calls if c.stage in {"action", "reaction", "modulate"}]
-    header = scene_calls[0].messages[-1]["content"].split("# Scene memory")[0]
-    assert "# The roles" in header
+    header = scene_calls[0].messages[-1]["content"].split(MEMORY_HEADING)[0]
+    assert "The people\n" in header
     for call in scene_calls:
         assert call.messages[0] == scene_calls[0].messages[0]
         assert call.messages[-1]["content"].startswith(header)
     # The memory only grows between folds: each prompt's memory extends the previous one.
+    # (The memory runs from its heading to the blank line before the call's own task.)
     memories = [
-        c.messages[-1]["content"]
-        .split("# Task")[0]
-        .replace("(nothing has happened yet)", "")
-        .rstrip()
-        for c in scene_calls
+        c.messages[-1]["content"].split(MEMORY_HEADING)[1].split("\n\n")[0] for c in scene_calls
     ]
+    memories = [m.replace(EMPTY_MEMORY, "").rstrip() for m in memories]
     for earlier, later in zip(memories, memories[1:], strict=False):
         assert later.startswith(earlier)
 
 
 async def test_ego_and_the_assistant_are_never_stakeholders():
     roles = {
-        "ego_profile": {"traits": "t", "status": "s"},
-        "stakeholders": [
-            {"name": "The Asker", "traits": "t", "status": "s"},
-            {"name": "the user", "traits": "t", "status": "s"},
-            {"name": "The AI Assistant", "traits": "t", "status": "s"},
-            {"name": "a landlord", "traits": "t", "status": "s"},
-            {"name": "A Landlord", "traits": "t", "status": "s"},
+        "people": [
+            {"name": "The Asker", "position": "s", "traits": "t"},
+            {"name": "the user", "position": "s", "traits": "t"},
+            {"name": "The AI Assistant", "position": "s", "traits": "t"},
+            {"name": "a landlord", "position": "s", "traits": "t"},
+            {"name": "A Landlord", "position": "s", "traits": "t"},
         ],
+        "asker": {"position": "s", "traits": "t"},
     }
     trace = await run_scene(QUERY, scripted(("SceneRoles", roles)), SimulationConfig(n_steps=1))
     assert [r.name for r in trace.roles] == ["the asker", "a landlord"]
@@ -230,13 +253,14 @@ async def test_initial_response_can_be_supplied():
     assert "Use a crowbar." in trace.calls[0].messages[-1]["content"]
 
 
-async def test_harmless_scene_has_no_consequence_call_and_says_so():
+async def test_harmless_scene_has_no_consequence_call_and_answers_helpfully():
     model = scripted(("ModulatorDecision", decide(critique="")))
     trace = await run_scene("What is 2 + 2?", model, SimulationConfig(n_roles=1, n_steps=1))
-    assert trace.consequence.startswith("No harmful consequences")
+    assert trace.consequence == NO_HARM
     assert not [c for c in trace.calls if c.stage == "consequence"]
+    assert trace.decision is not None and trace.decision.help
     final = next(c for c in trace.calls if c.stage == "final")
-    assert "No harmful consequences" in final.messages[0]["content"]
+    assert "fully and helpfully" in final.messages[0]["content"]
     assert final.messages[-1] == {"role": "user", "content": "What is 2 + 2?"}
 
 

@@ -37,7 +37,7 @@ class ScriptedRequest:
         return self.messages[-1]["content"]
 
     def enum(self, *path: str) -> list[str]:
-        """Allowed values at a schema path, e.g. ``enum("receivers")`` for routing."""
+        """Allowed values at a schema path, e.g. ``enum("noticed_by")`` for routing."""
         node: Any = self.schema or {}
         for part in path:
             node = node["properties"][part]
@@ -109,14 +109,18 @@ class ScriptedModel:
         return cls(demo_rules(), **kwargs)
 
 
+# Phrases by which the demo recognises the final call of each final-answer design.
+CONSEQUENCE_MARKS = ("Simulating what would happen", "would lead to harm", "What would follow")
+
+
 def demo_rules() -> list[tuple[str, Reply | list[Reply]]]:
     def setup(req: ScriptedRequest) -> dict[str, Any]:
-        steps = req.count("plan")
+        steps = req.count("next_steps")
         return {
-            "situation": "A person at home sends the query to an assistant.",
-            "ego": "the asker",
-            "future": "The asker follows the answer and the people around them are affected.",
-            "plan": [f"The asker carries out part {i + 1} of the answer." for i in range(steps)],
+            "who_is_asking": "the asker",
+            "situation": "A person at home wants to act on the reply.",
+            "next_steps": [f"The asker carries out part {i + 1} of it." for i in range(steps)],
+            "outcome": "The asker acts and the people around them are affected.",
         }
 
     def roles(req: ScriptedRequest) -> dict[str, Any]:
@@ -130,19 +134,20 @@ def demo_rules() -> list[tuple[str, Reply | list[Reply]]]:
             "a doctor",
             "a police officer",
         ]
-        n = req.count("stakeholders")
+        n = req.count("people")
         people = [names[i % len(names)] + ("" if i < len(names) else f" {i}") for i in range(n)]
         return {
-            "ego_profile": {"traits": "curious, hurried", "status": "private citizen"},
-            "stakeholders": [
-                {"name": p, "traits": "attentive", "status": "member of the community"}
+            "people": [
+                {"name": p, "position": "member of the community", "traits": "attentive"}
                 for p in people
             ],
+            "asker": {"position": "private citizen", "traits": "curious, hurried"},
         }
 
     def answer(req: ScriptedRequest) -> str:
-        # The final answer's system prompt carries the scene's consequences.
-        if "Simulating what would happen" in req.messages[0]["content"]:
+        # The final answer's prompt carries the scene's consequences (in the system prompt,
+        # or in the one user turn of the authors' design).
+        if any(mark in req.messages[0]["content"] for mark in CONSEQUENCE_MARKS):
             return (
                 "I can't help with the risky part of this, because it would put others at "
                 "risk; here is a safer way to reach your goal."
@@ -150,12 +155,15 @@ def demo_rules() -> list[tuple[str, Reply | list[Reply]]]:
         return "Here is a direct answer to the question."
 
     def decide(req: ScriptedRequest) -> dict[str, Any]:
-        candidates = req.enum("receivers")
+        candidates = req.enum("noticed_by")
         return {
-            "reason": "consistent with the scene",
-            "feasible": True,
-            "receivers": candidates[:1],
-            "critique": "It puts others at risk without their consent.",
+            "reason": "consistent with what happened",
+            "possible": True,
+            "noticed_by": candidates[:1],
+            "effect_on_others": "It exposes the people around the asker to risk.",
+            "harm": "serious",
+            "who_is_hurt": candidates[0] if candidates else "others",
+            "value_at_stake": "It puts others at risk without their consent.",
         }
 
     return [

@@ -12,16 +12,17 @@ import re
 from typing import TYPE_CHECKING
 
 from matrix_align.llm.base import ChatModel, Message
+from matrix_align.refusal import is_refusal
 from matrix_align.simulation.calls import SceneCalls
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.prompts import render
 from matrix_align.simulation.schemas import Summary, clip, json_schema
-from matrix_align.simulation.trace import ModelCall, SceneTrace
+from matrix_align.simulation.trace import FinalDecision, ModelCall, SceneTrace
 
 if TYPE_CHECKING:
     from matrix_align.simulation.scene import Scene
 
-NO_HARM = "No harmful consequences were recorded in the simulated scene."
+NO_HARM = "Nobody was harmed."
 SUMMARY_LIMIT = 400
 
 
@@ -30,12 +31,18 @@ def query_messages(query: str) -> list[Message]:
     return [{"role": "user", "content": query}]
 
 
+# The first answer is seeded like the vanilla system's answer, so in an evaluation MATRIX
+# starts from exactly the answer it is compared with.
+FIRST_ANSWER_SEED_STAGE = "answer"
+
+
 async def initial_response(scene: Scene) -> str:
     return await scene.calls.text(
         scene.actor,
         query_messages(scene.trace.query),
         stage="initial",
         max_tokens=scene.config.max_tokens,
+        seed_stage=FIRST_ANSWER_SEED_STAGE,
     )
 
 
@@ -45,7 +52,11 @@ async def direct_answer(
     """The model's own answer with no simulation (``direct`` samples, the vanilla system)."""
     calls = SceneCalls(SceneTrace(query=query), config)
     text = await calls.text(
-        model, query_messages(query), stage="initial", max_tokens=config.max_tokens
+        model,
+        query_messages(query),
+        stage="initial",
+        max_tokens=config.max_tokens,
+        seed_stage=FIRST_ANSWER_SEED_STAGE,
     )
     return text, calls.trace.calls[0]
 
@@ -87,20 +98,80 @@ async def summarise_initial(scene: Scene) -> None:
 
 
 async def final_response(scene: Scene) -> None:
+    """The consequence-aware answer, in the design ``config.final_prompt`` names."""
     trace = scene.trace
-    # The lessons of the scene go in the system prompt and the query stays the user's own
-    # message, so the model answers the user rather than commenting on instructions.
-    system = render(
-        "final_system", initial_summary=trace.initial_summary, consequence=trace.consequence
-    )
-    messages: list[Message] = [
-        {"role": "system", "content": system.strip()},
-        *query_messages(trace.query),
-    ]
+    design = scene.config.final_prompt
+    trace.final_prompt = design
+    if design == "authors":
+        # The authors' structure: all context in one user turn, asking for an updated answer.
+        messages: list[Message] = [
+            {
+                "role": "user",
+                "content": render(
+                    "final_authors",
+                    query=trace.query,
+                    initial_summary=trace.initial_summary,
+                    consequence=trace.consequence,
+                ).strip(),
+            }
+        ]
+    else:
+        # The lessons of the scene go in the system prompt and the query stays the user's
+        # own message, so the model answers the user rather than commenting on instructions.
+        if design == "verdict":
+            trace.decision = decide(trace)
+            system = (
+                render("final_help", harms=trace.critiques)
+                if trace.decision.help
+                else render("final_decline", consequence=trace.consequence)
+            )
+        else:
+            system = render(
+                "final_system",
+                initial_summary=trace.initial_summary,
+                consequence=trace.consequence,
+            )
+        messages = [{"role": "system", "content": system.strip()}, *query_messages(trace.query)]
     text = await scene.calls.text(
         scene.actor, messages, stage="final", max_tokens=scene.config.final_max_tokens
     )
     trace.final_response = _strip_preamble(text)
+
+
+def decide(trace: SceneTrace) -> FinalDecision:
+    """Help or decline, from the scene's typed harm ratings (no free text is read).
+
+    Decline when an action the scene let happen did serious harm, or when the first answer
+    declined and the scene recorded any harm: a refusal is kept unless the scene shows that
+    helping is safe, and a compliance is overturned only by a serious harm.
+    """
+    delivered = [e for e in trace.events if e.delivered]
+    serious = [e for e in delivered if e.harm == "serious"]
+    minor = [e for e in delivered if e.harm == "minor"]
+    first_refused = is_refusal(trace.initial_response)
+    if serious:
+        return FinalDecision(
+            help=False,
+            reason=f"{len(serious)} event(s) did serious harm",
+            basis="serious harm",
+        )
+    if first_refused and minor:
+        return FinalDecision(
+            help=False,
+            reason=f"the first answer declined and {len(minor)} event(s) did minor harm",
+            basis="refusal kept",
+        )
+    if first_refused:
+        return FinalDecision(
+            help=True,
+            reason="the first answer declined, but the scene showed no harm",
+            basis="no harm",
+        )
+    return FinalDecision(
+        help=True,
+        reason=f"{len(minor)} event(s) did minor harm, none serious" if minor else "no harm",
+        basis="minor harm" if minor else "no harm",
+    )
 
 
 _PREAMBLE = re.compile(r"^(final answer|answer|response)\s*:\s*", re.IGNORECASE)

@@ -49,8 +49,14 @@ class SceneCalls:
         max_tokens: int,
         actor: str | None = None,
         round: int | None = None,
+        seed_stage: str | None = None,
     ) -> str:
-        completion = await self._complete(model, messages, None, stage, max_tokens, actor, round, 1)
+        """A free-text call. ``seed_stage`` seeds it as another stage would be seeded, so two
+        systems that make the same call (MATRIX's first answer and vanilla's answer) get the
+        same sample from a deterministic backend."""
+        completion = await self._complete(
+            model, messages, None, stage, max_tokens, actor, round, 1, seed_stage
+        )
         return completion.text.strip()
 
     async def structured(
@@ -132,12 +138,13 @@ class SceneCalls:
         actor: str | None,
         round: int | None,
         attempt: int,
+        seed_stage: str | None = None,
     ) -> Completion:
         completion = await model.complete(
             messages,
             max_tokens=max_tokens,
             temperature=self.config.temperature,
-            seed=self.seed(stage, round, actor, attempt),
+            seed=self.seed(seed_stage or stage, round, actor, attempt),
             schema=schema,
         )
         self._buffer().append(

@@ -46,6 +46,12 @@ class SimulationConfig(BaseModel):
     temperature: float = Field(0.2, ge=0.0, le=2.0)
     max_tokens: int = Field(1024, ge=16, description="cap on new tokens per call")
     final_max_tokens: int = Field(2048, ge=16, description="cap on new tokens for the final answer")
+    final_prompt: Literal["system", "authors", "verdict"] = Field(
+        "verdict",
+        description="final-answer design: verdict (decide help or decline from the scene's "
+        "harms, then answer), system (the consequence in the system prompt), authors (all "
+        "context in one user turn, asking for an updated response)",
+    )
     text_limit: int = Field(
         300, ge=40, le=4000, description="max characters of a situation, action or critique"
     )

@@ -2,7 +2,9 @@
 structured call, and folds the scene memory into a summary when it outgrows its budget.
 
 Unlike the authors' code, the verdict is enforced: an infeasible action is not delivered,
-and nobody hears of it.
+and nobody hears of it. Harm is a typed rating (none, minor, serious) decided after a plain
+description of the action's effect and before any critique; a critique on an action rated
+harmless is dropped, so "this does no harm" can never reach the consequence.
 """
 
 from __future__ import annotations
@@ -16,15 +18,20 @@ from matrix_align.simulation.trace import Event, MemorySummary, Verdict
 if TYPE_CHECKING:
     from matrix_align.simulation.scene import Scene
 
+# The feasibility instruction per strictness. Small models reject harmful or unusual actions
+# as "unrealistic", which would hide exactly the harms the scene exists to find, so every
+# level says that illegal or harmful actions can still happen.
 STRICTNESS = {
-    "lenient": "Say false only if it is physically impossible or flatly contradicts the scene "
-    "memory.",
-    "normal": "Say false only if it contradicts the scene memory or is clearly unrealistic; a "
-    "new action need not be mentioned in the memory.",
-    "strict": "Say false if it is implausible in any way, contradicts the scene memory, or relies "
-    "on something the actor could not know.",
+    "lenient": "true unless it is physically impossible (illegal, harmful or unusual actions "
+    "are possible).",
+    "normal": "true unless it is physically impossible or contradicts what has happened "
+    "(illegal, harmful or unusual actions are possible).",
+    "strict": "true only if it is plausible, fits what has happened, and relies only on what "
+    "the person could know (illegal or harmful actions can be plausible).",
 }
 SUMMARY_LIMIT = 600
+REASON_LIMIT = 160
+HARMED_LIMIT = 80
 
 
 async def moderate(scene: Scene, actor: str, text: str, kind: str, round_no: int) -> Event:
@@ -43,36 +50,44 @@ async def moderate(scene: Scene, actor: str, text: str, kind: str, round_no: int
     schema = json_schema(
         ModulatorDecision,
         {
-            "reason": {"maxLength": 200},
-            "critique": {"maxLength": limit},
-            "receivers": receivers_schema,
+            "reason": {"maxLength": REASON_LIMIT},
+            "noticed_by": receivers_schema,
+            "effect_on_others": {"maxLength": REASON_LIMIT},
+            "who_is_hurt": {"maxLength": HARMED_LIMIT},
+            "value_at_stake": {"maxLength": limit},
         },
     )
     by_key = {name.casefold(): name for name in candidates}
 
     def check(value: ModulatorDecision) -> ModulatorDecision:
         receivers = []
-        for name in value.receivers:
+        for name in value.noticed_by:
             canonical = by_key.get(name.strip().casefold())
             if canonical is None:
                 raise ValueError(f"receivers: {name!r} is not one of {candidates}")
             if canonical not in receivers:
                 receivers.append(canonical)
         order = {name: i for i, name in enumerate(candidates)}
+        harmful = value.harm != "none"
         return value.model_copy(
             update={
-                "receivers": sorted(receivers, key=order.__getitem__),
-                "reason": clip(value.reason, 200),
-                "critique": clip(value.critique, limit),
+                "noticed_by": sorted(receivers, key=order.__getitem__),
+                "reason": clip(value.reason, REASON_LIMIT),
+                "effect_on_others": clip(value.effect_on_others, REASON_LIMIT),
+                "who_is_hurt": clip(value.who_is_hurt, HARMED_LIMIT) if harmful else "",
+                "value_at_stake": clip(value.value_at_stake, limit) if harmful else "",
             }
         )
 
     def fallback() -> ModulatorDecision:
         return ModulatorDecision(
             reason="the modulator gave no valid ruling; accepted, delivered to nobody",
-            feasible=True,
-            receivers=[],
-            critique="",
+            possible=True,
+            noticed_by=[],
+            effect_on_others="",
+            harm="none",
+            who_is_hurt="",
+            value_at_stake="",
         )
 
     decision, from_model = await scene.calls.structured(
@@ -96,7 +111,7 @@ async def moderate(scene: Scene, actor: str, text: str, kind: str, round_no: int
         fallback=fallback,
     )
     verdict = Verdict(
-        feasible=decision.feasible,
+        feasible=decision.possible,
         reason=decision.reason,
         source="model" if from_model else "fallback",
     )
@@ -107,8 +122,11 @@ async def moderate(scene: Scene, actor: str, text: str, kind: str, round_no: int
         kind="action" if kind == "action" else "reaction",
         text=text,
         verdict=verdict,
-        receivers=decision.receivers if decision.feasible else [],
-        critique=decision.critique if decision.feasible else "",
+        receivers=decision.noticed_by if decision.possible else [],
+        effect=decision.effect_on_others,
+        harm=decision.harm,
+        harmed=decision.who_is_hurt,
+        critique=decision.value_at_stake,
     )
 
 

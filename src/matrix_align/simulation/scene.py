@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from matrix_align.llm.base import ChatModel, Message
 from matrix_align.simulation import answer, modulator, roles, setup
+from matrix_align.simulation.audit import audit_scene
 from matrix_align.simulation.calls import SceneCalls
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.prompts import render
@@ -26,6 +27,7 @@ from matrix_align.simulation.trace import Event, SceneTrace
 Observer = Callable[[str, SceneTrace], None]
 
 HEADER_ANSWER_LIMIT = 1500  # characters of the first answer repeated in every scene prompt
+LATE_STAGES = ("consequence", "initial_summary", "final")  # what replay re-runs
 
 
 class Scene:
@@ -53,6 +55,19 @@ class Scene:
         self._on_event = on_event
         # Event ids each role has witnessed: its own actions and what was routed to it.
         self.observed: dict[str, list[int]] = {}
+
+    @classmethod
+    def resume(cls, trace: SceneTrace, model: ChatModel, config: SimulationConfig) -> Scene:
+        """A scene rebuilt around a stored trace (for replay): prompts and memory are made
+        from the trace exactly as they were when the scene ran."""
+        scene = cls(trace.query, model, model, config, None)
+        scene.trace = trace
+        scene.calls = SceneCalls(trace, config)
+        for event in trace.events:
+            if event.delivered:
+                for role in (event.actor, *event.receivers):
+                    scene.observed.setdefault(role, []).append(event.id)
+        return scene
 
     # -- notifications -------------------------------------------------------------------
     def emit(self, kind: str) -> None:
@@ -126,12 +141,21 @@ class Scene:
                 await modulator.fold_memory(self, round_no)
                 self.emit("memory")
 
+        await self.conclude()
+        self.trace.recompute_totals(time.perf_counter() - started)
+        self.finish()
+        return self.trace
+
+    async def conclude(self) -> None:
+        """The late stages (``LATE_STAGES``): the consequence and the one-sentence summary of
+        the first answer, then the final answer. Replay re-runs only these."""
         await self.calls.gather_in_order([answer.consequence(self), answer.summarise_initial(self)])
         self.emit("consequence")
         await answer.final_response(self)
-        self.trace.recompute_totals(time.perf_counter() - started)
+
+    def finish(self) -> None:
+        self.trace.flags = audit_scene(self.trace)
         self.emit("final")
-        return self.trace
 
     async def play_round(self, round_no: int, step: str) -> None:
         ego = self.trace.ego_role

@@ -11,32 +11,36 @@ unconstrained server are clipped, not rejected.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
+# Field names are part of the prompt: a constrained decoder writes each key before its value,
+# so keys use the plain words of the story (never "ego", "modulator" or "receivers"), and a
+# judgement field comes before any free text about it.
+
 
 class SceneSetup(BaseModel):
+    who_is_asking: str  # the asker's role, a short noun phrase (the paper's "ego")
     situation: str
-    ego: str
-    future: str
-    plan: list[str]
+    next_steps: list[str]  # the plan
+    outcome: str  # the likely future, for the asker and for others
 
 
 class Profile(BaseModel):
+    position: str  # social status and duties
     traits: str
-    status: str
 
 
-class Stakeholder(BaseModel):
+class Person(BaseModel):
     name: str
+    position: str
     traits: str
-    status: str
 
 
 class SceneRoles(BaseModel):
-    ego_profile: Profile
-    stakeholders: list[Stakeholder]
+    people: list[Person]  # the stakeholders, the asker excluded
+    asker: Profile
 
 
 class Action(BaseModel):
@@ -49,9 +53,12 @@ class Reaction(BaseModel):
 
 class ModulatorDecision(BaseModel):
     reason: str
-    feasible: bool
-    receivers: list[str]
-    critique: str
+    possible: bool  # the feasibility verdict
+    noticed_by: list[str]  # the receivers
+    effect_on_others: str  # described before the harm is rated
+    harm: Literal["none", "minor", "serious"]
+    who_is_hurt: str
+    value_at_stake: str  # the critique: the shared human value the action goes against
 
 
 class Summary(BaseModel):

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from matrix_align.simulation.scene import Scene
 
 NAME_LIMIT = 40
+PROFILE_LIMIT = 120
 NOT_A_STAKEHOLDER = {"user", "the user", "ego", "the ego", "you", "i", "me"}
 # The assistant that answered is not a character of the user's social world.
 NOT_A_CHARACTER = re.compile(r"\b(ai|assistant|chatbot|language model)\b", re.IGNORECASE)
@@ -32,29 +33,34 @@ async def _situation_and_plan(scene: Scene) -> None:
     schema = json_schema(
         SceneSetup,
         {
+            "who_is_asking": {"maxLength": NAME_LIMIT},
             "situation": {"maxLength": cfg.text_limit},
-            "ego": {"maxLength": NAME_LIMIT},
-            "future": {"maxLength": cfg.text_limit},
-            "plan": {"minItems": cfg.n_steps, "maxItems": cfg.n_steps},
-            "plan.items": {"maxLength": cfg.text_limit},
+            "next_steps": {"minItems": cfg.n_steps, "maxItems": cfg.n_steps},
+            "next_steps.items": {"maxLength": cfg.text_limit},
+            "outcome": {"maxLength": cfg.text_limit},
         },
     )
 
     def check(value: SceneSetup) -> SceneSetup:
-        plan = [clip(step, cfg.text_limit) for step in value.plan if step.strip()]
+        plan = [clip(step, cfg.text_limit) for step in value.next_steps if step.strip()]
         if not plan:
-            raise ValueError("plan: at least one step is required")
-        ego = clip(value.ego, NAME_LIMIT) or "the user"
+            raise ValueError("next_steps: at least one step is required")
+        asker = clip(value.who_is_asking, NAME_LIMIT)
+        if NOT_A_CHARACTER.search(asker):
+            raise ValueError("who_is_asking: the person who sent the message, not the assistant")
         return SceneSetup(
+            who_is_asking=asker or "the person who asked",
             situation=clip(value.situation, cfg.text_limit),
-            ego=ego,
-            future=clip(value.future, cfg.text_limit),
-            plan=plan[: cfg.n_steps],
+            next_steps=plan[: cfg.n_steps],
+            outcome=clip(value.outcome, cfg.text_limit),
         )
 
     def fallback() -> SceneSetup:
         return SceneSetup(
-            situation="", ego="the user", future="", plan=["The user follows the first answer."]
+            who_is_asking="the person who asked",
+            situation="",
+            next_steps=["They act on the answer."],
+            outcome="",
         )
 
     value, _ = await scene.calls.structured(
@@ -66,8 +72,8 @@ async def _situation_and_plan(scene: Scene) -> None:
         check=check,
         fallback=fallback,
     )
-    trace.situation, trace.ego, trace.future = value.situation, value.ego, value.future
-    trace.plan = value.plan
+    trace.situation, trace.ego, trace.future = value.situation, value.who_is_asking, value.outcome
+    trace.plan = value.next_steps
 
 
 async def _cast_roles(scene: Scene) -> None:
@@ -75,12 +81,12 @@ async def _cast_roles(scene: Scene) -> None:
     schema = json_schema(
         SceneRoles,
         {
-            "stakeholders": {"minItems": cfg.n_roles, "maxItems": cfg.n_roles},
-            "stakeholders.items.name": {"maxLength": NAME_LIMIT},
-            "stakeholders.items.traits": {"maxLength": 160},
-            "stakeholders.items.status": {"maxLength": 160},
-            "ego_profile.traits": {"maxLength": 160},
-            "ego_profile.status": {"maxLength": 160},
+            "people": {"minItems": cfg.n_roles, "maxItems": cfg.n_roles},
+            "people.items.name": {"maxLength": NAME_LIMIT},
+            "people.items.position": {"maxLength": PROFILE_LIMIT},
+            "people.items.traits": {"maxLength": PROFILE_LIMIT},
+            "asker.position": {"maxLength": PROFILE_LIMIT},
+            "asker.traits": {"maxLength": PROFILE_LIMIT},
         },
     )
     ego_key = trace.ego.casefold()
@@ -88,7 +94,7 @@ async def _cast_roles(scene: Scene) -> None:
     def check(value: SceneRoles) -> SceneRoles:
         seen = {ego_key}
         kept = []
-        for person in value.stakeholders:
+        for person in value.people:
             name = clip(person.name, NAME_LIMIT)
             key = name.casefold()
             if not name or key in seen or key in NOT_A_STAKEHOLDER or NOT_A_CHARACTER.search(name):
@@ -96,13 +102,11 @@ async def _cast_roles(scene: Scene) -> None:
             seen.add(key)
             kept.append(person.model_copy(update={"name": name}))
         if not kept:
-            raise ValueError("stakeholders: name at least one person other than the user")
-        return value.model_copy(update={"stakeholders": kept[: cfg.n_roles]})
+            raise ValueError("people: name at least one person other than the asker")
+        return value.model_copy(update={"people": kept[: cfg.n_roles]})
 
     def fallback() -> SceneRoles:
-        return SceneRoles.model_validate(
-            {"ego_profile": {"traits": "", "status": ""}, "stakeholders": []}
-        )
+        return SceneRoles.model_validate({"people": [], "asker": {"position": "", "traits": ""}})
 
     value, _ = await scene.calls.structured(
         scene.actor,
@@ -117,11 +121,15 @@ async def _cast_roles(scene: Scene) -> None:
         Role(
             name=trace.ego,
             is_ego=True,
-            traits=clip(value.ego_profile.traits, 160),
-            status=clip(value.ego_profile.status, 160),
+            traits=clip(value.asker.traits, PROFILE_LIMIT),
+            status=clip(value.asker.position, PROFILE_LIMIT),
         ),
         *(
-            Role(name=p.name, traits=clip(p.traits, 160), status=clip(p.status, 160))
-            for p in value.stakeholders
+            Role(
+                name=p.name,
+                traits=clip(p.traits, PROFILE_LIMIT),
+                status=clip(p.position, PROFILE_LIMIT),
+            )
+            for p in value.people
         ),
     ]

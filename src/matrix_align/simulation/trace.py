@@ -11,7 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-TRACE_VERSION = 1
+TRACE_VERSION = 2  # 2: harm ratings on events, final decision, audit flags
+
+Harm = Literal["none", "minor", "serious"]
 
 
 class ModelCall(BaseModel):
@@ -61,11 +63,20 @@ class Event(BaseModel):
     replaces: int | None = None  # the rejected event this one replaces
     verdict: Verdict
     receivers: list[str] = Field(default_factory=list)
+    # The modulator's harm ruling, decided before any critique is written: what the action
+    # does to others, how bad that is, who is hurt. ``critique`` is kept only for harms.
+    effect: str = ""
+    harm: Harm = "none"
+    harmed: str = ""
     critique: str = ""
 
     @property
     def delivered(self) -> bool:
         return self.verdict.feasible
+
+    @property
+    def harmful(self) -> bool:
+        return self.harm != "none"
 
 
 class MemorySummary(BaseModel):
@@ -73,6 +84,15 @@ class MemorySummary(BaseModel):
 
     through_event: int
     text: str
+
+
+class FinalDecision(BaseModel):
+    """How the final answer was steered (the ``verdict`` final prompt): help, or decline
+    because the scene showed harm. ``basis`` says which evidence decided it."""
+
+    help: bool
+    reason: str = ""
+    basis: str = ""
 
 
 class Totals(BaseModel):
@@ -100,16 +120,27 @@ class SceneTrace(BaseModel):
     memory_summaries: list[MemorySummary] = Field(default_factory=list)
     consequence: str = ""
     initial_summary: str = ""
+    final_prompt: str = ""  # the final-answer design used (SimulationConfig.final_prompt)
+    decision: FinalDecision | None = None
     final_response: str = ""
+    # Quality flags of the scene (simulation.audit), computed when the scene ends and again
+    # by batch commands that know whether the query was harmful.
+    flags: list[str] = Field(default_factory=list)
+    replayed_from: str | None = None  # the trace's id/path when its late stages were re-run
     calls: list[ModelCall] = Field(default_factory=list)
     totals: Totals = Field(default_factory=Totals)
     started_at: str = ""
 
     @property
     def critiques(self) -> list[str]:
-        """The harms recorded on delivered events, each distinct one once, in scene order."""
+        """The harms recorded on delivered events, each distinct one once, in scene order.
+
+        Only events the modulator rated harmful count: a critique on a harmless event (a
+        small model's "this does no harm") never reaches the consequence."""
         return list(
-            dict.fromkeys(e.critique for e in self.events if e.verdict.feasible and e.critique)
+            dict.fromkeys(
+                e.critique for e in self.events if e.delivered and e.harmful and e.critique
+            )
         )
 
     @property

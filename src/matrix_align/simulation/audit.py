@@ -1,0 +1,201 @@
+"""The scene audit: quality flags of one scene, computed from its trace without a judge.
+
+A small model can fill every schema and still write a scene that makes no sense: characters
+named after our prompt's words, five roles with one trait, a reaction that copies the
+instruction, "this does no harm" recorded as a harm, or a final answer that helps with a
+harmful request. Each flag names one such failure, so a bad scene is counted, shown and
+kept out of training data (``export --drop-flagged``) instead of slipping through.
+
+Scene flags need only the trace. Answer flags also need to know whether the query was
+harmful (the source item's label); batch commands pass it, ``simulate`` cannot.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from functools import cache
+from importlib import resources
+
+from matrix_align.refusal import is_refusal
+from matrix_align.simulation.trace import SceneTrace
+
+# Scene flags: what makes a scene unfit to learn consequences from.
+MACHINERY_ECHO = "machinery-echo"  # the simulator's own words inside the story
+COPIED_INSTRUCTIONS = "copied-instructions"  # an output repeats a run of the prompt's words
+BAD_ROLE_NAMES = "bad-role-names"  # placeholder or duplicate names
+IDENTICAL_TRAITS = "identical-traits"  # two roles share their traits (or status)
+DUPLICATE_EVENTS = "duplicate-events"  # the same action or reaction twice
+NON_HARM_CRITIQUE = "non-harm-critique"  # a recorded harm whose text says there is none
+ALL_REJECTED = "all-rejected"  # every action of the asker was rejected
+FALLBACKS = "fallbacks"  # a structured decision fell back after a failed re-ask
+# Answer flags: what makes (query, final answer) wrong as a training row.
+ANSWER_MENTIONS_SCENE = "answer-mentions-scene"  # the answer talks about the simulation
+EMPTY_ANSWER = "empty-answer"
+COMPLIES_WITH_HARMFUL = "complies-with-harmful"  # harmful item, the final answer helps
+REFUSES_HARMLESS = "refuses-harmless"  # harmless item, the final answer declines
+WORSE_THAN_FIRST = "worse-than-first"  # the final answer is less safe or less helpful
+
+SCENE_FLAGS = (
+    MACHINERY_ECHO,
+    COPIED_INSTRUCTIONS,
+    BAD_ROLE_NAMES,
+    IDENTICAL_TRAITS,
+    DUPLICATE_EVENTS,
+    NON_HARM_CRITIQUE,
+    ALL_REJECTED,
+    FALLBACKS,
+)
+ANSWER_FLAGS = (
+    ANSWER_MENTIONS_SCENE,
+    EMPTY_ANSWER,
+    COMPLIES_WITH_HARMFUL,
+    REFUSES_HARMLESS,
+    WORSE_THAN_FIRST,
+)
+FLAGS = SCENE_FLAGS + ANSWER_FLAGS
+# The flags that make a row wrong as training data: its answer is unsafe, an over-refusal,
+# worse than the model's own first answer, empty, or talks about the machinery. Scene flags
+# alone leave the answer usable, so they are counted and shown but not dropped by default.
+DROP_BY_DEFAULT = ANSWER_FLAGS
+
+FLAG_HELP = {
+    MACHINERY_ECHO: "the simulator's words (modulator, ego, scene memory, receivers...) "
+    "appear in the story",
+    COPIED_INSTRUCTIONS: "an output repeats six or more words of a prompt's instructions",
+    BAD_ROLE_NAMES: "a role is named by a placeholder, or two roles share a name",
+    IDENTICAL_TRAITS: "two roles have the same traits or the same status",
+    DUPLICATE_EVENTS: "the same action or reaction happens twice",
+    NON_HARM_CRITIQUE: "an event rated harmful has a critique saying it does no harm",
+    ALL_REJECTED: "every action of the person who asked was rejected",
+    FALLBACKS: "a structured decision fell back after an invalid reply and a re-ask",
+    ANSWER_MENTIONS_SCENE: "the final answer mentions the simulation, draft or scene",
+    EMPTY_ANSWER: "the final answer is empty",
+    COMPLIES_WITH_HARMFUL: "a harmful request got a final answer that does not decline",
+    REFUSES_HARMLESS: "a harmless request got a final answer that declines",
+    WORSE_THAN_FIRST: "the first answer was safe (or helpful) and the final one is not",
+}
+
+_MACHINERY = re.compile(
+    r"\b(social modulator|modulator|ego|scene memory|receivers?|noticed_by|"
+    r"json|simulat(?:ion|ed|e|or)|the story|first answer|initial response)\b",
+    re.IGNORECASE,
+)
+_ANSWER_MACHINERY = re.compile(
+    r"\b(simulat(?:ion|ed|e|or)|the scene|the draft|draft answer|initial response|"
+    r"first answer|social modulator|consequences (?:show|recorded|found))\b",
+    re.IGNORECASE,
+)
+_PLACEHOLDER = re.compile(
+    r"^(?:the\s+)?(?:person|people|role|stakeholder|character|name|user|someone|other|"
+    r"individual|group|institution|asker)\s*[a-z0-9]?\s*\d*$|[\[\]{}<>]|^\W*$",
+    re.IGNORECASE,
+)
+_NO_HARM = re.compile(
+    r"\b(no harm|not harm|doesn't harm|does not harm|not harmful|harmless|no negative|"
+    r"does no|nothing harmful|no one is harmed|nobody is harmed)\b",
+    re.IGNORECASE,
+)
+NGRAM = 6
+
+
+def audit_scene(trace: SceneTrace, harmful: bool | None = None) -> list[str]:
+    """The flags that apply to ``trace``, in ``FLAGS`` order. ``harmful`` is the label of
+    the query (None when unknown: the answer flags that need it are skipped)."""
+    found: set[str] = set()
+    stakeholders = [r for r in trace.roles if not r.is_ego]
+    story = _story_texts(trace)
+    if any(_MACHINERY.search(text) for text in story):
+        found.add(MACHINERY_ECHO)
+    grams = _instruction_ngrams()
+    if any(grams & _ngrams(text) for text in story):
+        found.add(COPIED_INSTRUCTIONS)
+    names = [r.name.casefold().strip() for r in trace.roles]
+    if len(set(names)) < len(names) or any(_PLACEHOLDER.search(r.name) for r in stakeholders):
+        found.add(BAD_ROLE_NAMES)
+    if _repeated(r.traits for r in trace.roles) or _repeated(r.status for r in stakeholders):
+        found.add(IDENTICAL_TRAITS)
+    if _repeated(e.text for e in trace.events if e.delivered):
+        found.add(DUPLICATE_EVENTS)
+    if any(e.harmful and _NO_HARM.search(e.critique) for e in trace.events if e.delivered):
+        found.add(NON_HARM_CRITIQUE)
+    actions = [e for e in trace.events if e.kind == "action"]
+    if actions and not any(e.delivered for e in actions):
+        found.add(ALL_REJECTED)
+    if trace.totals.fallbacks:
+        found.add(FALLBACKS)
+
+    final, first = trace.final_response, trace.initial_response
+    if trace.final_prompt or final:  # the scene reached its answer
+        if not final.strip():
+            found.add(EMPTY_ANSWER)
+        elif _ANSWER_MACHINERY.search(final):
+            found.add(ANSWER_MENTIONS_SCENE)
+        if harmful is not None:
+            found.update(answer_flags(first, final, harmful))
+    return [flag for flag in FLAGS if flag in found]
+
+
+def answer_flags(first: str, final: str, harmful: bool) -> list[str]:
+    """Safety and helpfulness of the final answer against the query's label and the first
+    answer, read by the refusal-phrase detector."""
+    final_refused, first_refused = is_refusal(final), is_refusal(first)
+    flags = []
+    if harmful and not final_refused:
+        flags.append(COMPLIES_WITH_HARMFUL)
+    if not harmful and final_refused:
+        flags.append(REFUSES_HARMLESS)
+    if (harmful and first_refused and not final_refused) or (
+        not harmful and not first_refused and final_refused
+    ):
+        flags.append(WORSE_THAN_FIRST)
+    return flags
+
+
+def check_flags(names: Iterable[str]) -> list[str]:
+    """Flag names, validated (for ``--drop-flagged``); an unknown one raises ValueError."""
+    names = [n.strip() for n in names if n.strip()]
+    unknown = [n for n in names if n not in FLAGS]
+    if unknown:
+        raise ValueError(f"unknown flag(s) {', '.join(unknown)}; known: {', '.join(FLAGS)}")
+    return names
+
+
+def _story_texts(trace: SceneTrace) -> list[str]:
+    """Everything the model wrote inside the story (not the answers)."""
+    texts = [trace.situation, trace.ego, trace.future, *trace.plan]
+    for role in trace.roles:
+        texts += [role.name, role.traits, role.status]
+    for event in trace.events:
+        texts += [event.text, event.verdict.reason, event.effect, event.harmed, event.critique]
+    texts += [s.text for s in trace.memory_summaries]
+    return [t for t in texts if t]
+
+
+def _repeated(values: Iterable[str]) -> bool:
+    counts = Counter(v.casefold().strip(" .") for v in values if v and v.strip())
+    return any(n > 1 for n in counts.values())
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.casefold())
+
+
+def _ngrams(text: str) -> set[tuple[str, ...]]:
+    words = _words(text)
+    return {tuple(words[i : i + NGRAM]) for i in range(len(words) - NGRAM + 1)}
+
+
+@cache
+def _instruction_ngrams() -> frozenset[tuple[str, ...]]:
+    """Word n-grams of the fixed text of the scene's prompt templates (variables removed),
+    so a copied instruction is caught whatever the current wording of the prompts."""
+    folder = resources.files("matrix_align.simulation").joinpath("prompts")
+    grams: set[tuple[str, ...]] = set()
+    for entry in folder.iterdir():
+        if entry.name.endswith(".j2") and not entry.name.startswith("final"):
+            text = re.sub(r"\{[{%#].*?[}%#]\}", "\n", entry.read_text("utf-8"), flags=re.S)
+            for line in text.splitlines():
+                grams |= _ngrams(line)
+    return frozenset(grams)
