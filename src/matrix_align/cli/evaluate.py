@@ -317,6 +317,7 @@ def evaluate(
     temperature: o.Temperature = None,
     max_tokens: o.MaxTokens = None,
     final_max_tokens: o.FinalMaxTokens = None,
+    final_prompt: o.FinalPrompt = None,
 ) -> None:
     """Evaluate systems (vanilla, matrix and the paper's baselines) on harmlessness and
     helpfulness benchmarks with named judges; write results.jsonl, report.md and plots.
@@ -368,6 +369,7 @@ def evaluate(
         temperature=temperature,
         max_tokens=max_tokens,
         final_max_tokens=final_max_tokens,
+        final_prompt=final_prompt,
     )
     options = SystemOptions.build(
         critique_rounds=critique_rounds,

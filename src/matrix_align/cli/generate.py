@@ -212,6 +212,7 @@ def generate(
     temperature: o.Temperature = None,
     max_tokens: o.MaxTokens = None,
     final_max_tokens: o.FinalMaxTokens = None,
+    final_prompt: o.FinalPrompt = None,
 ) -> None:
     """Generate an alignment dataset: MATRIX answers for harmful queries, the model's own
     answers for helpful ones, as TRL-ready files.
@@ -246,6 +247,7 @@ def generate(
         temperature=temperature,
         max_tokens=max_tokens,
         final_max_tokens=final_max_tokens,
+        final_prompt=final_prompt,
     )
     key = model_key(backend, model)
     plan = build_plan(

@@ -158,6 +158,17 @@ FinalMaxTokens = Annotated[
     ),
 ]
 
+FinalPrompt = Annotated[
+    str | None,
+    typer.Option(
+        "--final-prompt",
+        help="How the final answer is written: verdict (decide help or decline from the "
+        "scene's harm ratings, then answer), system (the consequence in the system prompt), "
+        "authors (all context in one user turn) " + _default("final_prompt") + ".",
+        rich_help_panel=SIM,
+    ),
+]
+
 
 def simulation_config(config_file: Path | None, **values: Any):  # noqa: ANN201
     """SimulationConfig from an optional YAML file plus the command line's values."""

@@ -36,6 +36,7 @@ def simulate(
     temperature: o.Temperature = None,
     max_tokens: o.MaxTokens = None,
     final_max_tokens: o.FinalMaxTokens = None,
+    final_prompt: o.FinalPrompt = None,
     initial_response: Annotated[
         str | None,
         typer.Option(
@@ -78,6 +79,7 @@ def simulate(
         temperature=temperature,
         max_tokens=max_tokens,
         final_max_tokens=final_max_tokens,
+        final_prompt=final_prompt,
     )
     console = Console(stderr=json_output)
     if not json_output:
