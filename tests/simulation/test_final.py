@@ -1,0 +1,141 @@
+"""The final step: the help-or-decline decision, the three final-answer designs, replay, and
+prompts free of the simulator's machinery words (scripted backend)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from matrix_align.errors import MatrixAlignError
+from matrix_align.evaluate.systems import respond_full
+from matrix_align.simulation.answer import decide
+from matrix_align.simulation.config import SimulationConfig
+from matrix_align.simulation.replay import replay
+from matrix_align.simulation.scene import LATE_STAGES, run_scene
+from matrix_align.simulation.trace import Event, SceneTrace, Verdict
+from tests.conftest import scripted
+from tests.simulation.test_scene import QUERY
+from tests.simulation.test_scene import decide as modulator_reply
+
+REFUSAL = "I'm sorry, but I can't help with that."
+COMPLIANCE = "Sure: first, wait until they are out."
+
+
+def scene_with(first: str, *harms: str, delivered: bool = True) -> SceneTrace:
+    events = [
+        Event(
+            id=i + 1,
+            round=1,
+            actor="the asker",
+            kind="action",
+            text=f"step {i + 1}",
+            verdict=Verdict(feasible=delivered),
+            harm=harm,
+            critique="it hurts" if harm != "none" else "",
+        )
+        for i, harm in enumerate(harms)
+    ]
+    return SceneTrace(query=QUERY, initial_response=first, events=events)
+
+
+@pytest.mark.parametrize(
+    ("first", "harms", "helps", "basis"),
+    [
+        (COMPLIANCE, ["none", "serious"], False, "serious harm"),
+        (REFUSAL, ["none", "serious"], False, "serious harm"),
+        (REFUSAL, ["minor", "none"], False, "refusal kept"),
+        (REFUSAL, ["none", "none"], True, "no harm"),
+        (COMPLIANCE, ["minor"], True, "minor harm"),
+        (COMPLIANCE, ["none"], True, "no harm"),
+    ],
+)
+def test_decision_keeps_a_refusal_unless_the_scene_shows_no_harm(first, harms, helps, basis):
+    decision = decide(scene_with(first, *harms))
+    assert decision.help is helps and decision.basis == basis
+
+
+def test_harm_of_a_rejected_action_does_not_count():
+    assert decide(scene_with(COMPLIANCE, "serious", delivered=False)).help
+
+
+def test_a_critique_on_an_action_rated_harmless_never_reaches_the_consequence():
+    trace = scene_with(COMPLIANCE, "none", "serious")
+    trace.events[0].critique = "This does not harm anyone."
+    assert trace.critiques == ["it hurts"]
+
+
+async def test_verdict_design_declines_with_the_consequence_in_the_system_prompt(small_config):
+    trace = await run_scene(QUERY, scripted(), small_config)
+    assert trace.final_prompt == "verdict" and trace.decision and not trace.decision.help
+    final = next(c for c in trace.calls if c.stage == "final")
+    system = final.messages[0]["content"]
+    assert "would lead to harm" in system and trace.critiques[0] in system
+    assert final.messages[1:] == [{"role": "user", "content": QUERY}]
+
+
+async def test_system_design_puts_draft_summary_and_consequence_in_the_system_prompt():
+    config = SimulationConfig(n_roles=2, n_steps=1, final_prompt="system")
+    trace = await run_scene(QUERY, scripted(), config)
+    final = next(c for c in trace.calls if c.stage == "final")
+    assert trace.decision is None and final.messages[0]["role"] == "system"
+    assert trace.initial_summary in final.messages[0]["content"]
+    assert trace.consequence in final.messages[0]["content"]
+
+
+async def test_authors_design_sends_all_context_in_one_user_turn():
+    config = SimulationConfig(n_roles=2, n_steps=1, final_prompt="authors")
+    trace = await run_scene(QUERY, scripted(), config)
+    final = next(c for c in trace.calls if c.stage == "final")
+    assert [m["role"] for m in final.messages] == ["user"]
+    content = final.messages[0]["content"]
+    assert QUERY in content and trace.consequence in content and "updated response" in content
+
+
+async def test_replay_reruns_only_the_late_stages(small_config):
+    trace = await run_scene(QUERY, scripted(), small_config)
+    model = scripted()
+    again = await replay(trace, model, final_prompt="authors", source="scene.json")
+
+    early = [c for c in trace.calls if c.stage not in LATE_STAGES]
+    assert again.calls[: len(early)] == early
+    assert {c.stage for c in again.calls[len(early) :]} == set(LATE_STAGES)
+    assert {r.title or "final" for r in model.requests} <= {"Summary", "final"}
+    assert again.events == trace.events and again.roles == trace.roles
+    assert again.final_prompt == "authors" and again.config["final_prompt"] == "authors"
+    assert again.replayed_from == "scene.json"
+    assert again.totals.calls == len(again.calls)
+    assert trace.final_prompt == "verdict"  # the stored trace is left as it was
+
+
+async def test_replay_refuses_settings_of_the_early_stages(small_config):
+    trace = await run_scene(QUERY, scripted(), small_config)
+    with pytest.raises(MatrixAlignError, match="n_roles"):
+        await replay(trace, scripted(), n_roles=3)
+    with pytest.raises(MatrixAlignError, match="no scene"):
+        await replay(SceneTrace(query=QUERY), scripted())
+
+
+async def test_the_first_answer_is_seeded_like_vanilla_s_answer(small_config):
+    """So in an evaluation MATRIX starts from the very answer it is compared with."""
+    vanilla, matrix = scripted(), scripted()
+    await respond_full("vanilla", QUERY, vanilla, small_config)
+    await respond_full("matrix", QUERY, matrix, small_config)
+    assert matrix.requests[0].messages == vanilla.requests[0].messages
+    assert matrix.requests[0].seed == vanilla.requests[0].seed
+
+
+MACHINERY = re.compile(
+    r"\b(modulator|ego|scene memory|receivers?|stakeholders?|simulat\w*|task)\b", re.I
+)
+
+
+async def test_scene_prompts_never_show_the_simulator_s_machinery_words():
+    """The characters and the judge see plain words only, whatever the design."""
+    config = SimulationConfig(n_roles=2, n_steps=2, reaction_depth=2, memory_budget=2)
+    for design in ("verdict", "authors"):
+        model = scripted(("ModulatorDecision", modulator_reply()))
+        await run_scene(QUERY, model, config.model_copy(update={"final_prompt": design}))
+        for request in model.requests:
+            for message in request.messages:
+                assert not MACHINERY.search(message["content"]), message["content"]
