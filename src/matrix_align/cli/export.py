@@ -4,6 +4,9 @@
 types, adds or drops the scene sub-steps, drops traces for a smaller dataset, or writes the
 exports elsewhere. It reads ``samples.jsonl`` only, so it is safe to run while a generate
 run is still appending (it sees the samples finished so far).
+
+``--drop-flagged`` leaves out the samples the scene audit flagged; its default is the
+audit's ``DROP_BY_DEFAULT``, and the help text lists those flags from there.
 """
 
 from __future__ import annotations
@@ -12,6 +15,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS
+
+DROP_HELP = (
+    "Leave out the matrix samples the scene audit flagged with any of these flags "
+    "(comma-separated), from every format. Default: "
+    + ", ".join(DROP_BY_DEFAULT)
+    + ": the flags that make the (query, answer) row wrong as training data (an unsafe "
+    "answer to a harmful query, a refusal of a harmless one, an answer worse than the "
+    "model's first, an empty one, or one that talks about the simulation). 'none' keeps "
+    "every row. Known flags: " + ", ".join(FLAGS) + ". Whatever is dropped, a sample whose "
+    "answer complies with a harmful query or is worse than the first answer never becomes a "
+    "preference pair."
+)
 
 
 def _split_list(values: list[str] | None, allowed: tuple[str, ...], what: str) -> list[str]:
@@ -72,17 +89,27 @@ def export(
             "trace column (--no-traces leaves it empty: much smaller files).",
         ),
     ] = True,
+    drop_flagged: Annotated[
+        str | None,
+        typer.Option("--drop-flagged", metavar="FLAG,...|none", help=DROP_HELP),
+    ] = None,
 ) -> None:
     """Write TRL-ready datasets (prompt-completion, messages, preference) from a run."""
     from rich.console import Console
 
-    from matrix_align.data.export import EXPORT_DIR, FILE_TYPES, export_samples
+    from matrix_align.data.export import (
+        EXPORT_DIR,
+        FILE_TYPES,
+        export_samples,
+        parse_drop_flags,
+    )
     from matrix_align.data.records import EXPORT_FORMATS
 
     samples = run if run.is_file() else run / "samples.jsonl"
     folder = samples.parent
     chosen_formats = _split_list(formats, EXPORT_FORMATS, "format")
     chosen_types = _split_list(file_types, FILE_TYPES, "file type")
+    drop = parse_drop_flags(drop_flagged)
     result = export_samples(
         samples,
         dest or folder / EXPORT_DIR,
@@ -90,11 +117,27 @@ def export(
         file_types=chosen_types,
         include_substeps=include_substeps,
         with_traces=traces,
+        drop_flagged=drop,
     )
     console = Console(stderr=True)
     for fmt, paths in result.files.items():
         shown = ", ".join(str(p) for p in paths.values())
         console.print(f"{fmt}: {result.rows[fmt]} rows -> {shown}", highlight=False)
+    if result.dropped:
+        each = ", ".join(f"{flag} {n}" for flag, n in result.dropped_by_flag.items())
+        console.print(
+            f"dropped {result.dropped} flagged sample(s) from every format ({each})",
+            highlight=False,
+        )
+    else:
+        shown = ", ".join(drop) or "none"
+        console.print(f"dropped no sample (--drop-flagged {shown})", highlight=False)
+    if result.pairs_withheld and "preference" in chosen_formats:
+        console.print(
+            f"preference: {result.pairs_withheld} pair(s) withheld: the final answer complies "
+            "with a harmful query or is worse than the first answer",
+            highlight=False,
+        )
     if result.skipped:
         console.print(
             f"[yellow]note:[/] skipped {result.skipped} line(s) that are not sample records",

@@ -12,6 +12,13 @@ Every view also has ``id``, ``source``, ``mode``, ``trace`` and ``meta`` (JSON s
 which trainers ignore. ``--include-substeps`` adds each valid scene call of the matrix
 samples as a ``substep`` prompt -> output row to the two SFT views.
 
+The scene audit (``simulation.audit``) decides what is left out: a matrix sample carrying a
+flag of ``drop_flagged`` (default ``DROP_BY_DEFAULT``, the flags that make its (query,
+answer) row wrong as training data) is dropped from every view, its sub-steps with it; and
+a sample whose final answer is unsafe or worse than its first never becomes a preference
+pair (``records.pair_withheld``), whatever is dropped. A sample written before the audit
+is audited from its stored trace.
+
 Everything streams from ``samples.jsonl`` (a run may hold thousands of large traces), and
 each file is written beside its final name and renamed into place, so an interrupted export
 never leaves a half-written dataset where a trainer would pick it up.
@@ -22,7 +29,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,12 +41,15 @@ from matrix_align.data.records import (
     FORMAT_COLUMNS,
     SampleRecord,
     messages_row,
+    pair_withheld,
     preference_row,
     prompt_completion_row,
+    sample_flags,
     substep_records,
 )
 from matrix_align.data.store import dumps_line, read_jsonl
 from matrix_align.errors import MatrixAlignError
+from matrix_align.simulation.audit import DROP_BY_DEFAULT, check_flags
 
 FILE_TYPES: tuple[str, ...] = ("jsonl", "parquet", "hf")
 EXPORT_DIR = "exports"
@@ -51,6 +62,36 @@ class ExportResult:
     files: dict[str, dict[str, Path]] = field(default_factory=dict)  # format -> type -> path
     rows: dict[str, int] = field(default_factory=dict)  # format -> row count
     skipped: int = 0  # stored lines that are not valid sample records
+    drop_flagged: tuple[str, ...] = ()  # the flags whose samples were left out
+    dropped: int = 0  # samples left out of every view by ``drop_flagged``
+    dropped_by_flag: dict[str, int] = field(default_factory=dict)  # flag -> samples it dropped
+    pairs_withheld: int = 0  # kept samples with no preference pair (``pair_withheld``)
+
+    def filter_summary(self) -> dict[str, Any]:
+        """What the audit left out, for summary.json and the command's report."""
+        return {
+            "drop_flagged": ",".join(self.drop_flagged) or "none",
+            "samples_dropped": self.dropped,
+            "preference_pairs_withheld": self.pairs_withheld,
+        }
+
+
+def parse_drop_flags(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``--drop-flagged``: None means ``DROP_BY_DEFAULT``, ``none`` keeps every row, else
+    comma-separated flag names (validated: an unknown name lists the known ones)."""
+    if value is None:
+        return DROP_BY_DEFAULT
+    parts = [value] if isinstance(value, str) else list(value)
+    names = [n for part in parts for n in part.split(",")]
+    if [n.strip().lower() for n in names if n.strip()] == ["none"]:
+        return ()
+    try:
+        return tuple(dict.fromkeys(check_flags(names)))
+    except ValueError as exc:
+        raise MatrixAlignError(
+            f"Bad --drop-flagged: {exc}.",
+            hint="give flag names separated by commas, or none to keep every row",
+        ) from None
 
 
 def columns(fmt: str) -> tuple[str, ...]:
@@ -58,8 +99,13 @@ def columns(fmt: str) -> tuple[str, ...]:
     return FORMAT_COLUMNS[fmt] + EXTRA_COLUMNS
 
 
-def iter_samples(samples_path: Path, counter: list[int] | None = None) -> Iterator[SampleRecord]:
-    """Valid sample records of a run, first occurrence of each id only."""
+def iter_samples(
+    samples_path: Path,
+    counter: list[int] | None = None,
+    audited: Mapping[str, list[str]] | None = None,
+) -> Iterator[SampleRecord]:
+    """Valid sample records of a run, first occurrence of each id only. ``audited`` holds
+    the flags of samples written before the audit (id -> flags), filled in here."""
     seen: set[str] = set()
     for _, raw in read_jsonl(samples_path):
         try:
@@ -70,18 +116,29 @@ def iter_samples(samples_path: Path, counter: list[int] | None = None) -> Iterat
             continue
         if record.id not in seen:
             seen.add(record.id)
+            if record.flags is None and audited is not None and record.id in audited:
+                record.flags = list(audited[record.id])
             yield record
 
 
 def iter_rows(
-    samples_path: Path, fmt: str, *, include_substeps: bool = False, with_traces: bool = True
+    samples_path: Path,
+    fmt: str,
+    *,
+    include_substeps: bool = False,
+    with_traces: bool = True,
+    drop_flagged: Sequence[str] = (),
+    audited: Mapping[str, list[str]] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The rows of one export format, in sample order (substeps right after their scene)."""
+    """The rows of one export format, in sample order (substeps right after their scene),
+    without the samples that carry a flag of ``drop_flagged``."""
     if fmt not in FORMAT_COLUMNS:
         raise MatrixAlignError(
             f"Unknown export format {fmt!r}.", hint=f"formats: {', '.join(EXPORT_FORMATS)}"
         )
-    for record in iter_samples(samples_path):
+    for record in iter_samples(samples_path, audited=audited):
+        if drop_flagged and set(sample_flags(record)) & set(drop_flagged):
+            continue
         if fmt == "preference":
             row = preference_row(record, with_trace=with_traces)
             if row is not None:
@@ -161,14 +218,12 @@ def _write_parquet(rows: Iterator[dict[str, Any]], fmt: str, path: Path) -> int:
     return count
 
 
-def _hf_rows(samples_path: str, fmt: str, include_substeps: bool, with_traces: bool):  # noqa: ANN202
-    for row in iter_rows(
-        Path(samples_path), fmt, include_substeps=include_substeps, with_traces=with_traces
-    ):
+def _hf_rows(samples_path: str, fmt: str, options: dict[str, Any]):  # noqa: ANN202
+    for row in iter_rows(Path(samples_path), fmt, **options):
         yield _ordered(row, fmt)
 
 
-def _write_hf(samples_path: Path, fmt: str, path: Path, include: bool, traces: bool) -> int:
+def _write_hf(samples_path: Path, fmt: str, path: Path, options: dict[str, Any]) -> int:
     """``datasets.Dataset.save_to_disk``. Built with ``from_generator`` (streams to Arrow)
     into a private, throw-away cache folder: the shared HF cache would key the build by the
     generator's code and arguments, and could hand back a stale dataset after more samples
@@ -185,18 +240,13 @@ def _write_hf(samples_path: Path, fmt: str, path: Path, include: bool, traces: b
     disable_progress_bars()  # a library call should not draw progress bars of its own
     work = Path(tempfile.mkdtemp(prefix=".hf-build-", dir=path.parent))
     try:
-        has_rows = next(iter_rows(samples_path, fmt, include_substeps=include), None) is not None
+        has_rows = next(iter_rows(samples_path, fmt, **options), None) is not None
         if has_rows:
             dataset = datasets.Dataset.from_generator(
                 _hf_rows,
                 features=features,
                 cache_dir=str(work / "cache"),
-                gen_kwargs={
-                    "samples_path": str(samples_path),
-                    "fmt": fmt,
-                    "include_substeps": include,
-                    "with_traces": traces,
-                },
+                gen_kwargs={"samples_path": str(samples_path), "fmt": fmt, "options": options},
             )
         else:
             dataset = datasets.Dataset.from_dict({name: [] for name in features}, features=features)
@@ -225,8 +275,10 @@ def export_samples(
     file_types: Sequence[str] = FILE_TYPES,
     include_substeps: bool = False,
     with_traces: bool = True,
+    drop_flagged: Sequence[str] = DROP_BY_DEFAULT,
 ) -> ExportResult:
-    """Write ``dest/<type>/<format>.{jsonl,parquet}`` and ``dest/hf/<format>/``."""
+    """Write ``dest/<type>/<format>.{jsonl,parquet}`` and ``dest/hf/<format>/``, leaving out
+    the samples flagged with any of ``drop_flagged`` (see the module's docstring)."""
     samples_path = Path(samples_path)
     if not samples_path.exists():
         raise MatrixAlignError(
@@ -244,11 +296,29 @@ def export_samples(
                 f"Unknown export file type {kind!r}.", hint=f"types: {', '.join(FILE_TYPES)}"
             )
     dest = Path(dest)
-    result = ExportResult()
+    drop = tuple(check_flags(drop_flagged))
+    result = ExportResult(drop_flagged=drop)
     counter = [0]
-    for _ in iter_samples(samples_path, counter):
-        pass
+    audited: dict[str, list[str]] = {}  # samples written before the audit: audited once
+    dropped: Counter[str] = Counter()
+    for record in iter_samples(samples_path, counter):
+        flags = sample_flags(record)
+        if record.flags is None and flags:
+            audited[record.id] = flags
+        hits = [flag for flag in drop if flag in flags]
+        if hits:
+            result.dropped += 1
+            dropped.update(hits)
+        elif pair_withheld(record.model_copy(update={"flags": flags})):
+            result.pairs_withheld += 1
     result.skipped = counter[0]
+    result.dropped_by_flag = {flag: dropped[flag] for flag in drop if dropped[flag]}
+    options: dict[str, Any] = {
+        "include_substeps": include_substeps,
+        "with_traces": with_traces,
+        "drop_flagged": drop,
+        "audited": audited,
+    }
     for fmt in formats:
         result.files[fmt] = {}
         for kind in file_types:
@@ -256,12 +326,10 @@ def export_samples(
             folder.mkdir(parents=True, exist_ok=True)
             if kind == "hf":
                 path = folder / fmt
-                count = _write_hf(samples_path, fmt, path, include_substeps, with_traces)
+                count = _write_hf(samples_path, fmt, path, options)
             else:
                 path = folder / f"{fmt}.{kind}"
-                rows = iter_rows(
-                    samples_path, fmt, include_substeps=include_substeps, with_traces=with_traces
-                )
+                rows = iter_rows(samples_path, fmt, **options)
                 writer = _write_jsonl if kind == "jsonl" else _write_parquet
                 count = writer(rows, fmt, path)
             result.files[fmt][kind] = path

@@ -36,6 +36,7 @@ from matrix_align.data.records import (
     SampleRecord,
     SourceRecord,
     assistant_message,
+    sample_flags,
     sample_id,
 )
 from matrix_align.data.sources import (
@@ -53,6 +54,7 @@ from matrix_align.errors import (
     TransientBackendError,
 )
 from matrix_align.llm.base import ChatModel
+from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS, audit_scene
 from matrix_align.simulation.config import SimulationConfig
 
 SAMPLES_FILE = "samples.jsonl"
@@ -242,7 +244,14 @@ class Outcome:
 Answerer = Callable[[WorkItem, ChatModel, SimulationConfig], Awaitable[Outcome]]
 
 
-def _sample(item: WorkItem, model: ChatModel, trace: Any, answer: str, usage: Usage) -> Outcome:
+def _sample(
+    item: WorkItem,
+    model: ChatModel,
+    trace: Any,
+    answer: str,
+    usage: Usage,
+    flags: list[str] | None = None,
+) -> Outcome:
     if not answer.strip():
         raise EmptyAnswerError("the model produced an empty final answer")
     meta = {
@@ -262,6 +271,7 @@ def _sample(item: WorkItem, model: ChatModel, trace: Any, answer: str, usage: Us
         completion=[assistant_message(answer)],  # type: ignore[list-item]
         initial_response=trace.initial_response if item.mode != "direct" else "",
         trace=trace.model_dump_json(),
+        flags=flags,
         meta=meta,
     )
     return Outcome(record=record, usage=usage)
@@ -287,7 +297,11 @@ async def answer_matrix(item: WorkItem, model: ChatModel, config: SimulationConf
     wall = time.perf_counter() - started
     if not trace.totals.calls and trace.calls:
         trace.recompute_totals(wall)
-    return _sample(item, model, trace, trace.final_response, _usage(trace, wall))
+    # The scene audited itself without the query's label; with it, the answer flags count too.
+    harmful = item.record.metadata.get("harmful")
+    trace.flags = audit_scene(trace, harmful=harmful if isinstance(harmful, bool) else None)
+    usage = _usage(trace, wall)
+    return _sample(item, model, trace, trace.final_response, usage, flags=trace.flags)
 
 
 async def answer_direct(item: WorkItem, model: ChatModel, config: SimulationConfig) -> Outcome:
@@ -433,7 +447,14 @@ class RunStats:
 
 def _sample_index(record: dict[str, Any]) -> dict[str, Any]:
     usage = record.get("meta", {}).get("generation", {}).get("usage", {})
-    return {"source": record.get("source"), "mode": record.get("mode"), "usage": usage}
+    flags = record.get("flags")
+    if flags is None and record.get("mode") == "matrix":  # written before the audit
+        try:
+            flags = sample_flags(SampleRecord.model_validate(record))
+        except ValueError:
+            flags = None
+    return {"source": record.get("source"), "mode": record.get("mode"), "usage": usage,
+            "flags": flags}  # fmt: skip
 
 
 def _error_index(record: dict[str, Any]) -> dict[str, Any]:
@@ -598,6 +619,20 @@ def _mean(values: Iterable[float]) -> float:
     return round(sum(values) / len(values), 2) if values else 0.0
 
 
+def _audit_counts(entries: Iterable[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, int]]:
+    """The scene audit over the dataset's matrix samples: how many are free of the flags
+    ``export`` drops by default (``DROP_BY_DEFAULT``), and how many samples carry each flag."""
+    flagged = [e.get("flags") or [] for e in entries if e.get("mode") == "matrix"]
+    clean = sum(1 for flags in flagged if not set(flags) & set(DROP_BY_DEFAULT))
+    by_flag = Counter(flag for flags in flagged for flag in flags)
+    audit = {
+        "matrix_samples": len(flagged),
+        "without_dropped_flags": clean,
+        "without_dropped_flags_fraction": round(clean / len(flagged), 3) if flagged else None,
+    }
+    return audit, {flag: by_flag[flag] for flag in FLAGS}
+
+
 def summarize(
     runner: BatchRunner,
     plan: Plan,
@@ -607,7 +642,8 @@ def summarize(
     model_info: dict[str, Any],
 ) -> dict[str, Any]:
     """summary.json: the dataset's counts (planned = done + failed + pending), failures by
-    reason, calls and tokens per sample by mode, and this run's wall time and rates."""
+    reason, calls and tokens per sample by mode, the scene audit of the matrix samples, and
+    this run's wall time and rates."""
     planned_ids = {item.id for item in plan.items}
     done_ids = planned_ids & runner.samples.ids
     failed_ids = (planned_ids & runner.errors.ids) - done_ids
@@ -631,6 +667,7 @@ def summarize(
             "wall_s": _mean(u.get("wall_s", 0.0) for u in usages),
         }
     wall = stats.wall_time_s
+    audit, by_flag = _audit_counts(runner.samples.entries.values())
     return {
         "updated_at": now_iso(),
         "model": model_info,
@@ -646,6 +683,8 @@ def summarize(
         "by_source": dict(by_group),
         "failures_by_reason": dict(reasons),
         "per_sample": per_mode,
+        "audit": audit,
+        "audit_flags": by_flag,
         "sources": [
             {
                 "name": source.name,
@@ -779,7 +818,8 @@ async def generate(
 def export_into_summary(
     output: Path, summary: dict[str, Any], *, include_substeps: bool = False
 ) -> None:
-    """Write the run's exports and list them in its summary.json."""
+    """Write the run's exports and list them in its summary.json, with what the audit's
+    default filter left out."""
     from matrix_align.data.export import export_run
 
     result = export_run(output, include_substeps=include_substeps)
@@ -787,4 +827,6 @@ def export_into_summary(
         fmt: {"rows": result.rows[fmt], **{kind: str(path) for kind, path in paths.items()}}
         for fmt, paths in result.files.items()
     }
+    summary["export_filter"] = result.filter_summary()
+    summary["export_dropped_by_flag"] = result.dropped_by_flag
     atomic_write_json(Path(output) / SUMMARY_FILE, summary)

@@ -25,6 +25,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from matrix_align.simulation.audit import COMPLIES_WITH_HARMFUL, WORSE_THAN_FIRST, audit_scene
+from matrix_align.simulation.trace import SceneTrace
+
 GenerationMode = Literal["matrix", "direct"]
 # The built-in modes a source can be answered in ("substep" records are derived from matrix
 # traces). Other answerers may be registered (data.generate.ANSWERERS), so a record's mode
@@ -40,6 +43,11 @@ FORMAT_COLUMNS: dict[str, tuple[str, ...]] = {
     "preference": ("prompt", "chosen", "rejected"),
 }
 EXPORT_FORMATS: tuple[str, ...] = tuple(FORMAT_COLUMNS)
+# A matrix sample with one of these flags never becomes a preference pair (chosen = final
+# answer, rejected = first answer), even when the export keeps flagged rows: its final answer
+# helps with a harmful request, or is less safe or helpful than the first one, so the pair
+# would reward the wrong answer.
+NO_PAIR_FLAGS: tuple[str, ...] = (WORSE_THAN_FIRST, COMPLIES_WITH_HARMFUL)
 
 
 class ChatMessage(BaseModel):
@@ -89,6 +97,11 @@ class SampleRecord(BaseModel):
         "", description="the model's first answer (the rejected side of a preference pair)"
     )
     trace: str = Field(description="the SceneTrace as JSON (SceneTrace.model_validate_json)")
+    flags: list[str] | None = Field(
+        None,
+        description="the scene audit's flags (simulation.audit) of a matrix sample, with the "
+        "query's harmful label; None: not audited (samples written before the audit)",
+    )
     meta: dict[str, Any] = Field(
         default_factory=dict,
         description="source metadata (label, category...), source_id, and 'generation': "
@@ -101,6 +114,12 @@ class SampleRecord(BaseModel):
 
     def usage(self) -> dict[str, Any]:
         return dict(self.meta.get("generation", {}).get("usage", {}))
+
+    @property
+    def harmful(self) -> bool | None:
+        """The source's label of the query (``meta["harmful"]``), None when it has none."""
+        value = self.meta.get("harmful")
+        return value if isinstance(value, bool) else None
 
 
 class ErrorRecord(BaseModel):
@@ -171,11 +190,36 @@ def messages_row(record: SampleRecord, *, with_trace: bool = True) -> dict[str, 
     return row | _extras(record, trace=None if with_trace else "")
 
 
+def sample_flags(record: SampleRecord) -> list[str]:
+    """The audit flags of a sample: the stored ones, or, for a matrix sample written before
+    the audit, those of its stored trace. Other modes are not scenes: no flags."""
+    if record.flags is not None:
+        return list(record.flags)
+    if record.mode != "matrix" or not record.trace:
+        return []
+    return audit_scene(SceneTrace.model_validate_json(record.trace), harmful=record.harmful)
+
+
+def _has_pair(record: SampleRecord) -> bool:
+    rejected = record.initial_response.strip()
+    return (
+        record.mode not in ("direct", "substep")
+        and bool(rejected)
+        and rejected != record.answer.strip()
+    )
+
+
+def pair_withheld(record: SampleRecord) -> bool:
+    """The sample has two different answers, but as a pair they would teach the wrong
+    direction (a ``NO_PAIR_FLAGS`` flag): no preference row, whatever the export drops."""
+    return _has_pair(record) and bool(set(sample_flags(record)) & set(NO_PAIR_FLAGS))
+
+
 def preference_row(record: SampleRecord, *, with_trace: bool = True) -> dict[str, Any] | None:
     """chosen = the MATRIX (or baseline) answer, rejected = the model's first answer; None when
-    there is no pair (direct samples, or a final answer equal to the first one)."""
-    rejected = record.initial_response.strip()
-    if record.mode in ("direct", "substep") or not rejected or rejected == record.answer.strip():
+    there is no pair (direct samples, or a final answer equal to the first one) and when the
+    pair is withheld (``pair_withheld``)."""
+    if not _has_pair(record) or pair_withheld(record):
         return None
     row = {
         "prompt": _messages(record.prompt),
