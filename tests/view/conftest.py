@@ -43,9 +43,12 @@ def _decide(request: Any) -> dict[str, Any]:
     infeasible = "teleports" in instruction
     return {
         "reason": "nobody can teleport" if infeasible else "plausible",
-        "feasible": not infeasible,
-        "receivers": request.enum("receivers"),
-        "critique": "" if infeasible else "It invades the neighbour's privacy.",
+        "possible": not infeasible,
+        "noticed_by": request.enum("noticed_by"),
+        "effect_on_others": "" if infeasible else "The neighbour's garage is entered uninvited.",
+        "harm": "none" if infeasible else "serious",
+        "who_is_hurt": "" if infeasible else "the neighbour",
+        "value_at_stake": "" if infeasible else "It invades the neighbour's privacy.",
     }
 
 
@@ -55,9 +58,9 @@ def make_trace(
     """A real scene on the scripted backend: the ego's first action is rejected and replaced."""
 
     def answer(request: Any) -> str:
-        # The final call is the only free-text call whose system prompt carries a draft answer.
+        # The final call is the only free-text call with a system prompt (the assistant's).
         first = request.messages[0]
-        if first["role"] == "system" and "draft answer" in first["content"]:
+        if first["role"] == "system" and "harmless assistant" in first["content"]:
             return final
         return "Break the lock with a crowbar while they sleep."
 

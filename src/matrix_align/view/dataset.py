@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS, audit_scene
 from matrix_align.simulation.trace import SceneTrace
 from matrix_align.view.loose import as_dict, jsonl_objects, last_user, text_of
 
@@ -50,6 +51,12 @@ class SampleRow:
     calls: int = 0
     tokens: int = 0
     unchanged: bool = False  # a matrix sample whose answer is the first answer
+    flags: list[str] = field(default_factory=list)  # the scene audit's flags (matrix samples)
+
+    @property
+    def dropped(self) -> bool:
+        """``export`` leaves this sample out by default."""
+        return bool(set(self.flags) & set(DROP_BY_DEFAULT))
 
 
 @dataclass
@@ -75,12 +82,36 @@ class Dataset:
         return [(v, done[v], failed[v]) for v in values]
 
     @property
+    def matrix_samples(self) -> list[SampleRow]:
+        return [r for r in self.samples if r.mode == "matrix"]
+
+    @property
+    def flag_counts(self) -> list[tuple[str, int]]:
+        """(flag, samples) for each flag some sample carries, in the audit's order."""
+        counts = Counter(f for r in self.samples for f in r.flags)
+        return [(f, counts[f]) for f in FLAGS if counts[f]] + [
+            (f, n) for f, n in counts.items() if f not in FLAGS
+        ]
+
+    @property
     def failure_reasons(self) -> list[tuple[str, int]]:
         return Counter(r.reason or "unknown" for r in self.failures).most_common()
 
 
 def is_dataset_folder(path: Path) -> bool:
     return path.is_dir() and (path / SAMPLES).is_file()
+
+
+def _flags(obj: dict[str, Any], mode: str, trace: SceneTrace | None) -> list[str]:
+    """The sample's stored flags; a matrix sample written before the audit is audited from
+    its trace, with the source's harmful label."""
+    stored = obj.get("flags")
+    if isinstance(stored, list):
+        return [str(f) for f in stored]
+    if mode != "matrix" or trace is None:
+        return []
+    harmful = as_dict(obj.get("meta")).get("harmful")
+    return audit_scene(trace, harmful=harmful if isinstance(harmful, bool) else None)
 
 
 def _trace(value: Any) -> SceneTrace | None:
@@ -125,6 +156,7 @@ def read_dataset(
             first = str(exc).splitlines()[0]
             data.warnings.append(f"{SAMPLES} line {number}: its trace is unreadable ({first})")
             trace = None
+        row.flags = _flags(obj, row.mode, trace)
         if trace is not None:
             row.query = row.query or _clip(trace.query)
             row.events = len(trace.events)

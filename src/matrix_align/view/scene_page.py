@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAG_HELP, audit_scene
 from matrix_align.simulation.trace import Event, MemorySummary, ModelCall, Role, SceneTrace
 from matrix_align.view.diff import WordDiff, word_diff
 
@@ -67,6 +68,17 @@ class StageTotals:
 
 
 @dataclass
+class FlagView:
+    name: str
+    help: str
+    drops: bool  # export leaves the sample out by default
+
+
+def flag_views(flags: list[str]) -> list[FlagView]:
+    return [FlagView(f, FLAG_HELP.get(f, ""), f in DROP_BY_DEFAULT) for f in flags]
+
+
+@dataclass
 class ScenePage:
     trace: SceneTrace
     roles: list[RoleView]
@@ -80,6 +92,8 @@ class ScenePage:
     rejected: int
     unchanged: bool  # the final answer is the first one, word for word
     depth: dict[int, int]  # event id -> how deep in a reply chain (0: an ego action)
+    flags: list[FlagView] = field(default_factory=list)
+    flags_note: str = ""  # where the flags come from, when not from the scene's own audit
 
     @property
     def played_rounds(self) -> set[int]:
@@ -173,9 +187,19 @@ def _depths(events: list[Event]) -> dict[int, int]:
     return depth
 
 
-def scene_page(trace: SceneTrace) -> ScenePage:
-    """Everything the scene template shows, computed once from the trace."""
+def _flags(trace: SceneTrace, flags: list[str] | None) -> tuple[list[str], str]:
+    if flags is not None:
+        return flags, ""
+    if trace.version >= 2:  # audited when the scene ended (and again by generate)
+        return trace.flags, ""
+    return audit_scene(trace), "computed now: this trace was written before the scene audit"
+
+
+def scene_page(trace: SceneTrace, flags: list[str] | None = None) -> ScenePage:
+    """Everything the scene template shows, computed once from the trace. ``flags``: the
+    audit's flags when the caller knows better than the trace (a dataset sample's own)."""
     calls, stages = _calls(trace)
+    shown, note = _flags(trace, flags)
     rejected = sum(1 for e in trace.events if not e.verdict.feasible)
     return ScenePage(
         trace=trace,
@@ -190,4 +214,6 @@ def scene_page(trace: SceneTrace) -> ScenePage:
         rejected=rejected,
         unchanged=trace.initial_response.strip() == trace.final_response.strip(),
         depth=_depths(trace.events),
+        flags=flag_views(shown),
+        flags_note=note,
     )

@@ -26,6 +26,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import ValidationError
 
 from matrix_align.errors import MatrixAlignError
+from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAG_HELP
 from matrix_align.simulation.trace import SceneTrace
 from matrix_align.view.dataset import SAMPLES, SampleRow, is_dataset_folder, read_dataset
 from matrix_align.view.evaluation import (
@@ -137,6 +138,8 @@ def _environment() -> Environment:
     )
     env.filters["num"] = _num
     env.filters["secs"] = _secs
+    env.globals["flag_help"] = FLAG_HELP
+    env.globals["drop_flags"] = DROP_BY_DEFAULT
     try:
         env.globals["version"] = metadata.version("matrix-align")
     except metadata.PackageNotFoundError:
@@ -249,7 +252,7 @@ def _dataset_site(writer: _Writer, folder: Path) -> list[str]:
         return writer.page(
             f"scenes/{page_name(row.id)}",
             "scene.html.j2",
-            page=scene_page(trace),
+            page=scene_page(trace, flags=row.flags if row.mode == "matrix" else None),
             page_kind="scene",
             back=back,
             crumb=row.id[:12],

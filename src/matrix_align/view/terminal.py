@@ -8,6 +8,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from matrix_align.simulation.audit import FLAG_HELP
 from matrix_align.simulation.trace import Event, SceneTrace
 
 ANSWER_PREVIEW = 1200
@@ -63,6 +64,8 @@ class SceneRenderer:
         self.console.print(Panel(Text(trace.consequence), title="Consequence", border_style="red"))
 
     def _on_final(self, trace: SceneTrace) -> None:
+        if trace.decision is not None:
+            self.console.print(render_decision(trace))
         self.console.print(
             Columns(
                 [
@@ -78,6 +81,7 @@ class SceneRenderer:
             )
         )
         self.console.print(footer(trace))
+        self.console.print(audit_lines(trace))
 
 
 def render_event(event: Event) -> Group:
@@ -95,11 +99,44 @@ def render_event(event: Event) -> Group:
     else:
         receivers = ", ".join(event.receivers) if event.receivers else "nobody else"
         lines.append(Text(f"    ✓ feasible · noticed by {receivers}", style="green"))
-        if event.critique:
-            lines.append(Text(f"    ⚠ {event.critique}", style="yellow"))
+        if event.effect:
+            lines.append(Text(f"    effect: {event.effect}", style="dim"))
+        if event.harmful:
+            harm = f"    ⚠ harm: {event.harm}"
+            if event.harmed:
+                harm += f" — who: {event.harmed}"
+            if event.critique:
+                harm += f" — {event.critique}"
+            lines.append(Text(harm, style="red" if event.harm == "serious" else "yellow"))
+        else:
+            lines.append(Text("    harm: none", style="dim"))
     if event.verdict.source == "fallback":
         lines.append(Text("    (modulator output invalid twice: fallback ruling)", style="dim"))
     return Group(*lines)
+
+
+def render_decision(trace: SceneTrace) -> Text:
+    """The final step's verdict: help or decline, and why."""
+    decision = trace.decision
+    assert decision is not None
+    line = Text("Decision: ", style="bold")
+    line.append("help" if decision.help else "decline", style="green" if decision.help else "red")
+    if decision.reason:
+        line.append(f" — {decision.reason}")
+    if decision.basis:
+        line.append(f" ({decision.basis})", style="dim")
+    return line
+
+
+def audit_lines(trace: SceneTrace) -> Text:
+    """The scene audit's flags, each with its one-line meaning, or that there are none."""
+    if not trace.flags:
+        return Text("audit: no flags", style="green")
+    out = Text(f"audit: {len(trace.flags)} flag(s)", style="bold yellow")
+    for flag in trace.flags:
+        out.append(f"\n  ⚑ {flag}", style="yellow")
+        out.append(f": {FLAG_HELP.get(flag, '')}")
+    return out
 
 
 def footer(trace: SceneTrace) -> Text:
