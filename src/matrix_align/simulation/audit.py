@@ -93,8 +93,9 @@ _PLACEHOLDER = re.compile(
     re.IGNORECASE,
 )
 _NO_HARM = re.compile(
-    r"\b(no harm|not harm|doesn't harm|does not harm|not harmful|harmless|no negative|"
-    r"does no|nothing harmful|no one is harmed|nobody is harmed)\b",
+    r"\b(no harm|not harmful|(?:does|do|will|would) not (?:harm|hurt)|(?:doesn't|won't|"
+    r"does no) (?:harm|hurt)|harms? (?:no one|nobody)|(?:no one|nobody) is (?:harmed|hurt)|"
+    r"no negative)\b",
     re.IGNORECASE,
 )
 NGRAM = 6

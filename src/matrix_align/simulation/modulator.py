@@ -81,7 +81,7 @@ async def moderate(scene: Scene, actor: str, text: str, kind: str, round_no: int
 
     def fallback() -> ModulatorDecision:
         return ModulatorDecision(
-            reason="the modulator gave no valid ruling; accepted, delivered to nobody",
+            reason="no valid ruling was given; accepted, seen by nobody",
             possible=True,
             noticed_by=[],
             effect_on_others="",
