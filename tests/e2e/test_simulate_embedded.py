@@ -35,9 +35,11 @@ async def test_small_scene_completes_with_every_part(embedded):
     assert trace.situation and trace.ego and 1 <= len(trace.plan) <= 2
     assert trace.roles[0].is_ego and len(trace.roles) <= 3
     assert trace.events and all(e.verdict.reason for e in trace.events)
-    for event in trace.events:  # a verdict, and routing and critique only when delivered
-        assert event.verdict.feasible or (not event.receivers and not event.critique)
+    for event in trace.events:  # routing only when delivered, a critique only for a harm
+        assert event.verdict.feasible or not event.receivers
+        assert event.harmful or not event.critique
     assert trace.consequence == NO_HARM or trace.critiques
+    assert trace.decision is not None and trace.decision.reason
     assert trace.initial_summary and trace.final_response.strip()
     # Totals are derived from, and consistent with, the recorded calls.
     assert trace.totals.calls == len(trace.calls) > 6
