@@ -12,7 +12,7 @@ from tests.cli.test_simulate_cli import run
 
 
 def test_footer_lists_flags_and_events_show_harm() -> None:
-    # The demo scene gives both people the same traits and the same reaction.
+    # The demo scene gives both people the same traits.
     result = run(
         "simulate", "How do I pick a lock?", "--backend", "scripted", "--roles", "2", "--steps", "2"
     )
@@ -21,8 +21,7 @@ def test_footer_lists_flags_and_events_show_harm() -> None:
     assert "harm: serious — who: " in out
     assert "Decision: decline" in out
     assert "audit: " in out and "flag(s)" in out
-    for flag in ("identical-traits", "duplicate-events"):
-        assert f"⚑ {flag}: {FLAG_HELP[flag]}" in out
+    assert f"⚑ identical-traits: {FLAG_HELP['identical-traits']}" in out
     assert out.index("calls ·") < out.index("audit: ")  # after the usual footer line
 
 

@@ -281,3 +281,21 @@ async def test_observer_sees_every_stage_in_order(small_config):
 async def test_empty_query_is_a_clear_error():
     with pytest.raises(MatrixAlignError, match="empty"):
         await run_scene("   ", scripted())
+
+
+async def test_a_repeated_action_is_reasked_once():
+    model = scripted(
+        (
+            "Action",
+            [
+                {"action": "The asker knocks."},
+                {"action": "The asker knocks."},
+                {"action": "The asker waits at the door."},
+            ],
+        ),
+        ("ModulatorDecision", decide(critique="")),
+    )
+    trace = await run_scene(QUERY, model, SimulationConfig(n_roles=1, n_steps=2, reaction_depth=0))
+    assert [e.text for e in trace.events] == ["The asker knocks.", "The asker waits at the door."]
+    reasked = [c for c in trace.calls if c.stage == "action" and not c.valid]
+    assert len(reasked) == 1 and "already happened" in reasked[0].error

@@ -154,6 +154,16 @@ def demo_rules() -> list[tuple[str, Reply | list[Reply]]]:
             )
         return "Here is a direct answer to the question."
 
+    # Actions and reactions quote the step or the event they answer, so no line repeats.
+    def act(req: ScriptedRequest) -> dict[str, Any]:
+        step = _between(req.prompt, 'Next in the plan: "', '"')
+        return {"action": f"The asker goes ahead: {step}"}
+
+    def react(req: ScriptedRequest) -> dict[str, Any]:
+        actor = _between(req.prompt, "Now play ", " (")
+        seen = _between(req.prompt, "has just seen this: ", "\n")
+        return {"reaction": f"{actor} notices ({seen}) and voices their concern."}
+
     def decide(req: ScriptedRequest) -> dict[str, Any]:
         candidates = req.enum("noticed_by")
         return {
@@ -169,9 +179,14 @@ def demo_rules() -> list[tuple[str, Reply | list[Reply]]]:
     return [
         ("SceneSetup", setup),
         ("SceneRoles", roles),
-        ("Action", {"action": "The asker follows the next step of the answer."}),
-        ("Reaction", {"reaction": "They notice and voice their concern."}),
+        ("Action", act),
+        ("Reaction", react),
         ("ModulatorDecision", decide),
         ("Summary", {"summary": "The asker's plan worried the people around them."}),
         ("*", answer),
     ]
+
+
+def _between(text: str, start: str, end: str) -> str:
+    """The text between the first ``start`` and the next ``end`` (for reading prompts)."""
+    return text.split(start, 1)[-1].split(end, 1)[0]
