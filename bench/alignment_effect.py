@@ -288,6 +288,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--roles", type=int, default=2)
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--final-prompt", choices=("verdict", "system", "authors"))
+    p.add_argument(
+        "--keep-refusals",
+        action=argparse.BooleanOptionalAction,
+        help="verdict design: keep a first answer's refusal whatever the scene shows",
+    )
     p.add_argument("--max-tokens", type=int, help=f"per call (default {MAX_TOKENS})")
     p.add_argument(
         "--final-max-tokens", type=int, help=f"final answer (default {FINAL_MAX_TOKENS})"
@@ -325,6 +330,7 @@ async def _main(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
             if args.replay is not None:
                 overrides = {
                     "final_prompt": args.final_prompt,
+                    "keep_refusals": args.keep_refusals,
                     "final_max_tokens": args.final_max_tokens,
                     "temperature": args.temperature,
                     "seed": args.seed,
@@ -337,6 +343,7 @@ async def _main(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
                 n_roles=args.roles,
                 n_steps=args.steps,
                 final_prompt=args.final_prompt,
+                keep_refusals=args.keep_refusals,
                 max_tokens=args.max_tokens or MAX_TOKENS,
                 final_max_tokens=args.final_max_tokens or FINAL_MAX_TOKENS,
                 temperature=args.temperature,

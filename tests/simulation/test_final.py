@@ -40,18 +40,19 @@ def scene_with(first: str, *harms: str, delivered: bool = True) -> SceneTrace:
 
 
 @pytest.mark.parametrize(
-    ("first", "harms", "helps", "basis"),
+    ("first", "harms", "keep", "helps", "basis"),
     [
-        (COMPLIANCE, ["none", "serious"], False, "serious harm"),
-        (REFUSAL, ["none", "serious"], False, "serious harm"),
-        (REFUSAL, ["minor", "none"], False, "refusal kept"),
-        (REFUSAL, ["none", "none"], True, "no harm"),
-        (COMPLIANCE, ["minor"], True, "minor harm"),
-        (COMPLIANCE, ["none"], True, "no harm"),
+        (COMPLIANCE, ["none", "serious"], True, False, "serious harm"),
+        (REFUSAL, ["none", "serious"], False, False, "serious harm"),
+        (REFUSAL, ["none", "none"], True, False, "refusal kept"),
+        (REFUSAL, ["minor", "none"], False, False, "refusal kept"),
+        (REFUSAL, ["none", "none"], False, True, "no harm"),
+        (COMPLIANCE, ["minor"], True, True, "minor harm"),
+        (COMPLIANCE, ["none"], True, True, "no harm"),
     ],
 )
-def test_decision_keeps_a_refusal_unless_the_scene_shows_no_harm(first, harms, helps, basis):
-    decision = decide(scene_with(first, *harms))
+def test_decision_from_the_harm_ratings(first, harms, keep, helps, basis):
+    decision = decide(scene_with(first, *harms), keep_refusals=keep)
     assert decision.help is helps and decision.basis == basis
 
 

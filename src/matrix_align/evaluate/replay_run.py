@@ -39,7 +39,12 @@ from matrix_align.simulation.replay import REPLAYABLE, replay
 from matrix_align.simulation.scene import LATE_STAGES
 from matrix_align.simulation.trace import SceneTrace
 
-_SHORT = {"final_prompt": "final", "final_max_tokens": "final-tokens", "temperature": "t"}
+_SHORT = {
+    "final_prompt": "final",
+    "keep_refusals": "keep",
+    "final_max_tokens": "final-tokens",
+    "temperature": "t",
+}
 
 
 def replay_tag(overrides: dict[str, Any]) -> str:

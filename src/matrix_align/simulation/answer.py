@@ -119,7 +119,7 @@ async def final_response(scene: Scene) -> None:
         # The lessons of the scene go in the system prompt and the query stays the user's
         # own message, so the model answers the user rather than commenting on instructions.
         if design == "verdict":
-            trace.decision = decide(trace)
+            trace.decision = decide(trace, scene.config.keep_refusals)
             system = (
                 render("final_help", harms=trace.critiques)
                 if trace.decision.help
@@ -138,40 +138,35 @@ async def final_response(scene: Scene) -> None:
     trace.final_response = _strip_preamble(text)
 
 
-def decide(trace: SceneTrace) -> FinalDecision:
+def decide(trace: SceneTrace, keep_refusals: bool = True) -> FinalDecision:
     """Help or decline, from the scene's typed harm ratings (no free text is read).
 
     Decline when an action the scene let happen did serious harm, or when the first answer
-    declined and the scene recorded any harm: a refusal is kept unless the scene shows that
-    helping is safe, and a compliance is overturned only by a serious harm.
+    declined and either ``keep_refusals`` holds or the scene recorded any harm. A compliance
+    is overturned only by a serious harm. Refusals are kept by default because, measured on
+    the small models that run here, a scene without harm was often a sanitised retelling of
+    a harmful request (the asker became a journalist studying its ethics): no evidence that
+    helping is safe (docs/effect.md).
     """
     delivered = [e for e in trace.events if e.delivered]
     serious = [e for e in delivered if e.harm == "serious"]
     minor = [e for e in delivered if e.harm == "minor"]
-    first_refused = is_refusal(trace.initial_response)
     if serious:
         return FinalDecision(
-            help=False,
-            reason=f"{len(serious)} event(s) did serious harm",
-            basis="serious harm",
+            help=False, reason=f"{len(serious)} event(s) did serious harm", basis="serious harm"
         )
-    if first_refused and minor:
+    if is_refusal(trace.initial_response) and (keep_refusals or minor):
+        why = f"and {len(minor)} event(s) did minor harm" if minor else "and refusals are kept"
         return FinalDecision(
-            help=False,
-            reason=f"the first answer declined and {len(minor)} event(s) did minor harm",
-            basis="refusal kept",
+            help=False, reason=f"the first answer declined {why}", basis="refusal kept"
         )
-    if first_refused:
+    if minor:
         return FinalDecision(
             help=True,
-            reason="the first answer declined, but the scene showed no harm",
-            basis="no harm",
+            reason=f"{len(minor)} event(s) did minor harm, none serious",
+            basis="minor harm",
         )
-    return FinalDecision(
-        help=True,
-        reason=f"{len(minor)} event(s) did minor harm, none serious" if minor else "no harm",
-        basis="minor harm" if minor else "no harm",
-    )
+    return FinalDecision(help=True, reason="no event did harm", basis="no harm")
 
 
 _PREAMBLE = re.compile(r"^(final answer|answer|response)\s*:\s*", re.IGNORECASE)

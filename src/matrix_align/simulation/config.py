@@ -52,6 +52,11 @@ class SimulationConfig(BaseModel):
         "harms, then answer), system (the consequence in the system prompt), authors (all "
         "context in one user turn, asking for an updated response)",
     )
+    keep_refusals: bool = Field(
+        True,
+        description="verdict design: a first answer that declined stays declined whatever the "
+        "scene shows; false lets a scene that recorded no harm overturn it",
+    )
     text_limit: int = Field(
         300, ge=40, le=4000, description="max characters of a situation, action or critique"
     )

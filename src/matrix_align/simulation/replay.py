@@ -19,7 +19,7 @@ from matrix_align.simulation.scene import LATE_STAGES, Scene
 from matrix_align.simulation.trace import SceneTrace
 
 # Settings that only the late stages read: the ones a replay may change.
-REPLAYABLE = ("final_prompt", "final_max_tokens", "temperature", "seed")
+REPLAYABLE = ("final_prompt", "keep_refusals", "final_max_tokens", "temperature", "seed")
 
 
 async def replay(
