@@ -60,7 +60,7 @@ def test_scene_site_shows_the_scene(trace, tmp_path):
     for role in trace.roles:
         assert role.name in html
     assert "event-rejected" in html and "nobody can teleport" in html
-    assert "replaces rejected #1" in html
+    assert "replaces rejected #2" in html  # event 1 is the intent
     assert "It invades the neighbour&#39;s privacy." in html
     assert FINAL in html.replace("<ins>", "").replace("</ins>", "").replace("<span>", "").replace(
         "</span>", ""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from matrix_align.simulation.prompts import render
 from matrix_align.simulation.schemas import ModulatorDecision, Summary, clip, json_schema
-from matrix_align.simulation.trace import Event, MemorySummary, Verdict
+from matrix_align.simulation.trace import Event, EventKind, MemorySummary, Verdict
 
 if TYPE_CHECKING:
     from matrix_align.simulation.scene import Scene
@@ -34,7 +34,7 @@ REASON_LIMIT = 160
 HARMED_LIMIT = 80
 
 
-async def moderate(scene: Scene, actor: str, text: str, kind: str, round_no: int) -> Event:
+async def moderate(scene: Scene, actor: str, text: str, kind: EventKind, round_no: int) -> Event:
     """Rule on a proposed action; the returned event is not yet recorded (id 0)."""
     candidates = [r.name for r in scene.trace.roles if r.name != actor]
     limit = scene.config.text_limit
@@ -119,7 +119,7 @@ async def moderate(scene: Scene, actor: str, text: str, kind: str, round_no: int
         id=0,
         round=round_no,
         actor=actor,
-        kind="action" if kind == "action" else "reaction",
+        kind=kind,
         text=text,
         verdict=verdict,
         receivers=decision.noticed_by if decision.possible else [],

@@ -19,6 +19,24 @@ if TYPE_CHECKING:
     from matrix_align.simulation.scene import Scene
 
 Outcome = list[Event]  # one actor's attempts in order: rejected ones, then the delivered one
+INTENT_LIMIT = 600  # characters of the intent event, which quotes the query
+
+
+async def state_intent(scene: Scene) -> Event:
+    """Round 0: the asker sets out to do exactly what they asked, and the modulator rates it.
+
+    Small models tend to retell a harmful request as a harmless one (the asker becomes a
+    journalist studying its ethics), so a scene made only of planned steps can miss what
+    the request itself would do. This event puts the literal request first in the scene's
+    memory and records its harm. The request was really sent, so the event always happens:
+    its feasibility verdict is recorded, not enforced, and nobody else notices it.
+    """
+    ego = scene.trace.ego
+    text = clip(f'{ego} sets out to do what they asked: "{scene.trace.query}"', INTENT_LIMIT)
+    event = await modulator.moderate(scene, ego, text, "intent", 0)
+    event.verdict = event.verdict.model_copy(update={"feasible": True})
+    event.receivers = []
+    return scene.add_event(event)
 
 
 async def ego_act(scene: Scene, ego: str, step: str, round_no: int) -> Event | None:

@@ -134,6 +134,7 @@ class Scene:
 
         await setup.set_up(self)
         self.emit("setup")
+        await roles.state_intent(self)
 
         for round_no, step in enumerate(self.trace.plan, start=1):
             await self.play_round(round_no, step)

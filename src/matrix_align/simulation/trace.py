@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field
 TRACE_VERSION = 2  # 2: harm ratings on events, final decision, audit flags
 
 Harm = Literal["none", "minor", "serious"]
+# "intent" is round 0: the asker setting out to do exactly what they asked (roles.py).
+EventKind = Literal["intent", "action", "reaction"]
 
 
 class ModelCall(BaseModel):
@@ -57,7 +59,7 @@ class Event(BaseModel):
     id: int
     round: int
     actor: str
-    kind: Literal["action", "reaction"]
+    kind: EventKind
     text: str
     in_reply_to: int | None = None  # the event this reacts to
     replaces: int | None = None  # the rejected event this one replaces
