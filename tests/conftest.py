@@ -7,6 +7,11 @@ import pytest
 from matrix_align.llm.scripted import ScriptedModel, demo_rules
 from matrix_align.simulation.config import SimulationConfig
 
+# The small bundled model (Qwen2.5-Coder-0.5B-Instruct) that every test running or assembling a
+# real model uses, never "the default" (the 1.1 GB 1.5B): it keeps the suite fast, and CI
+# installs only it, with the local-0-5b extra.
+TEST_MODEL = "qwen2.5-coder-0.5b"
+
 
 @pytest.fixture
 def small_config() -> SimulationConfig:

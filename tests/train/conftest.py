@@ -1,7 +1,8 @@
 """Fixtures for the training tests: a real tokenizer, a tiny random Qwen2 model, tiny data.
 
-No model hub is reachable, so the tokenizer (and its chat template) comes from the embedded
-model's GGUF file, extracted once and cached by matrix_align.train.models; the model is a
+No model hub is reachable, so the tokenizer (and its chat template) comes from the small
+bundled model's GGUF file (TEST_MODEL, the 0.5B), extracted once and cached by
+matrix_align.train.models; the model is a
 2-layer Qwen2 with random weights built from a config, so the tests run the real TRL/PEFT code
 on CPU in seconds. Tests that need torch/trl skip when the [train] extra is not installed.
 """

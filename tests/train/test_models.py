@@ -8,6 +8,7 @@ import pytest
 
 from matrix_align.errors import MatrixAlignError
 from matrix_align.train.models import resolve_model_source
+from tests.conftest import TEST_MODEL
 
 
 def test_folders_files_and_hub_ids(tmp_path: Path) -> None:
@@ -48,7 +49,30 @@ def test_folders_that_are_not_models(tmp_path: Path) -> None:
         resolve_model_source(str(text))
 
 
-def test_embedded_resolves_to_the_bundled_gguf(tokenizer: object) -> None:
-    # The tokenizer fixture has assembled (or skipped for lack of) the embedded model.
-    src = resolve_model_source("embedded")
+def test_a_bundled_short_name_resolves_to_its_gguf(tokenizer: object) -> None:
+    # The tokenizer fixture has assembled (or skipped for lack of) the small bundled model.
+    src = resolve_model_source(TEST_MODEL)
     assert src.kind == "gguf" and src.gguf_path.exists()
+    assert src.gguf_file == "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+
+
+def test_embedded_resolves_to_the_default_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """'embedded' names the default bundled model; checked without assembling its 1.1 GB."""
+    from matrix_align.llm import model_files
+
+    asked: list[str] = []
+
+    def fake_ensure(name: str) -> Path:
+        asked.append(name)
+        model = model_files.bundled_model(name)
+        assert model is not None
+        return Path("/cache/models") / model.filename
+
+    monkeypatch.setattr(model_files, "ensure_bundled_model", fake_ensure)
+    src = resolve_model_source("embedded")
+    assert asked == ["embedded"]
+    assert (src.kind, src.gguf_file) == ("gguf", model_files.DEFAULT_MODEL.filename)
+    assert (
+        model_files.bundled_model("embedded")
+        is model_files.BUNDLED_MODELS[model_files.DEFAULT_SHORT_NAME]
+    )

@@ -33,8 +33,9 @@ def train(
         typer.Option(
             "--model",
             "-m",
-            help="Base model: Hugging Face id, local folder, .gguf file, or 'embedded' (the "
-            "bundled Qwen2.5-Coder-0.5B-Instruct).",
+            help="Base model: Hugging Face id, local folder, .gguf file, 'embedded' (the "
+            "default bundled model) or a bundled model's short name (qwen2.5-coder-1.5b, "
+            "qwen2.5-coder-0.5b).",
             rich_help_panel=DATA,
         ),
     ] = None,

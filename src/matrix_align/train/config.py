@@ -54,7 +54,9 @@ class TrainConfig(BaseModel):
 
     method: Method = Field("sft", description="sft on MATRIX answers, or dpo on chosen/rejected")
     model: str | None = Field(
-        None, description="Hugging Face id, local folder, .gguf file, or 'embedded'"
+        None,
+        description="Hugging Face id, local folder, .gguf file, 'embedded' (the default bundled "
+        "model) or a bundled model's short name (qwen2.5-coder-1.5b, qwen2.5-coder-0.5b)",
     )
     data: str | None = Field(None, description="generate output dir, JSONL/Parquet file, HF dir")
     output: str | None = Field(None, description="folder for adapter, metrics, card")
