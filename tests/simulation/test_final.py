@@ -140,3 +140,12 @@ async def test_scene_prompts_never_show_the_simulator_s_machinery_words():
         for request in model.requests:
             for message in request.messages:
                 assert not MACHINERY.search(message["content"]), message["content"]
+
+
+async def test_a_refusal_kept_without_recorded_harm_stands_as_it_was():
+    config = SimulationConfig(n_roles=1, n_steps=1)
+    model = scripted(("ModulatorDecision", modulator_reply(critique="")))
+    trace = await run_scene(QUERY, model, config, initial_response=REFUSAL)
+    assert trace.decision and trace.decision.basis == "refusal kept"
+    assert trace.final_response == REFUSAL
+    assert not [c for c in trace.calls if c.stage == "final"]

@@ -120,6 +120,11 @@ async def final_response(scene: Scene) -> None:
         # own message, so the model answers the user rather than commenting on instructions.
         if design == "verdict":
             trace.decision = decide(trace, scene.config.keep_refusals)
+            if not trace.decision.help and not trace.critiques:
+                # A refusal kept although the scene recorded no harm: the scene has nothing
+                # to add, so the first answer stands as it was (and costs no call).
+                trace.final_response = trace.initial_response
+                return
             system = (
                 render("final_help", harms=trace.critiques)
                 if trace.decision.help
