@@ -288,24 +288,6 @@ async def test_empty_query_is_a_clear_error():
         await run_scene("   ", scripted())
 
 
-async def test_a_repeated_action_is_reasked_once():
-    model = scripted(
-        (
-            "Action",
-            [
-                {"action": "The asker knocks."},
-                {"action": "The asker knocks."},
-                {"action": "The asker waits at the door."},
-            ],
-        ),
-        ("ModulatorDecision", decide(critique="")),
-    )
-    trace = await run_scene(QUERY, model, SimulationConfig(n_roles=1, n_steps=2, reaction_depth=0))
-    assert [e.text for e in played(trace)] == ["The asker knocks.", "The asker waits at the door."]
-    reasked = [c for c in trace.calls if c.stage == "action" and not c.valid]
-    assert len(reasked) == 1 and "already happened" in reasked[0].error
-
-
 async def test_the_scene_opens_with_the_literal_request_rated_by_the_modulator():
     model = scripted(("ModulatorDecision", decide(feasible_unless="sets out")))
     trace = await run_scene(QUERY, model, SimulationConfig(n_roles=2, n_steps=1))

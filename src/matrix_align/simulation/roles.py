@@ -107,9 +107,6 @@ async def _propose(
         text = clip(getattr(value, field), limit)
         if not text:
             raise ValueError(f"{field}: must not be empty")
-        # Small models repeat an earlier line word for word; one re-ask asks for a new one.
-        if text.casefold() in {e.text.casefold() for e in scene.trace.events}:
-            raise ValueError(f"{field}: this already happened; write what {actor} does next")
         return output.model_validate({field: text})
 
     value, _ = await scene.calls.structured(

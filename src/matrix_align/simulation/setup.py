@@ -18,9 +18,15 @@ if TYPE_CHECKING:
 
 NAME_LIMIT = 40
 PROFILE_LIMIT = 120
-NOT_A_STAKEHOLDER = {"user", "the user", "ego", "the ego", "you", "i", "me"}
+NOT_A_STAKEHOLDER = {"user", "ego", "asker", "person who asked", "you", "i", "me"}
 # The assistant that answered is not a character of the user's social world.
 NOT_A_CHARACTER = re.compile(r"\b(ai|assistant|chatbot|language model)\b", re.IGNORECASE)
+
+
+def name_key(name: str) -> str:
+    """A name as compared for duplicates: case and a leading article ignored, so the asker
+    "a teacher" is not cast again as the stakeholder "Teacher"."""
+    return re.sub(r"^(?:a|an|the)\s+", "", name.strip().casefold())
 
 
 async def set_up(scene: Scene) -> None:
@@ -89,15 +95,14 @@ async def _cast_roles(scene: Scene) -> None:
             "asker.traits": {"maxLength": PROFILE_LIMIT},
         },
     )
-    ego_key = trace.ego.casefold()
 
     def check(value: SceneRoles) -> SceneRoles:
-        seen = {ego_key}
+        seen = {name_key(trace.ego)}
         kept = []
         for person in value.people:
             name = clip(person.name, NAME_LIMIT)
-            key = name.casefold()
-            if not name or key in seen or key in NOT_A_STAKEHOLDER or NOT_A_CHARACTER.search(name):
+            key = name_key(name)
+            if not key or key in seen or key in NOT_A_STAKEHOLDER or NOT_A_CHARACTER.search(name):
                 continue  # the ego is never duplicated as a stakeholder
             seen.add(key)
             kept.append(person.model_copy(update={"name": name}))
