@@ -79,7 +79,7 @@ FLAG_HELP = {
 
 _MACHINERY = re.compile(
     r"\b(social modulator|modulator|ego|scene memory|receivers?|noticed_by|"
-    r"json|simulat(?:ion|ed|e|or)|the story|first answer|initial response)\b",
+    r"json|simulat(?:ion|ed|e|or)|first answer|initial response)\b",
     re.IGNORECASE,
 )
 _ANSWER_MACHINERY = re.compile(
