@@ -1,9 +1,11 @@
 """The answers around a scene: the model's first answer, the consequence drawn from the
-scene, and the final, consequence-aware answer.
+scene, and the final, consequence-aware answer in one of three designs (``final_prompt``):
+``verdict`` (help or decline decided from the scene's harm ratings, then answered under a
+system prompt for that decision), ``system`` (the consequence in the system prompt, the
+model decides) and ``authors`` (all context in one user turn, as the authors' code did).
 
-The final prompt describes the refusal-and-redirect pattern in words instead of showing a
-worked example: with small models a few-shot example leaks into the answer (the authors'
-code returned its example refusal even for harmless queries).
+No design shows a worked example: with small models a few-shot example leaks into the
+answer (the authors' code returned its example refusal even for harmless queries).
 """
 
 from __future__ import annotations
