@@ -71,7 +71,7 @@ async def test_verdict_design_declines_with_the_consequence_in_the_system_prompt
     assert trace.final_prompt == "verdict" and trace.decision and not trace.decision.help
     final = next(c for c in trace.calls if c.stage == "final")
     system = final.messages[0]["content"]
-    assert "would lead to harm" in system and trace.critiques[0] in system
+    assert "would cause harm" in system and trace.harms[0] in system
     assert final.messages[1:] == [{"role": "user", "content": QUERY}]
 
 
@@ -149,3 +149,11 @@ async def test_a_refusal_kept_without_recorded_harm_stands_as_it_was():
     assert trace.decision and trace.decision.basis == "refusal kept"
     assert trace.final_response == REFUSAL
     assert not [c for c in trace.calls if c.stage == "final"]
+
+
+def test_harms_say_what_happened_and_to_whom():
+    trace = scene_with(COMPLIANCE, "serious", "serious", "none")
+    trace.events[0].effect, trace.events[0].harmed = "It scares the neighbour.", "the neighbour"
+    trace.events[1].effect = "It scares the neighbour."
+    trace.events[1].harmed = "the neighbour"
+    assert trace.harms == ["It scares the neighbour (hurt: the neighbour)."]

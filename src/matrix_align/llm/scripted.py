@@ -110,7 +110,7 @@ class ScriptedModel:
 
 
 # Phrases by which the demo recognises the final call of each final-answer design.
-CONSEQUENCE_MARKS = ("Simulating what would happen", "would lead to harm", "What would follow")
+CONSEQUENCE_MARKS = ("Simulating what would happen", "would cause harm", "What would follow")
 
 
 def demo_rules() -> list[tuple[str, Reply | list[Reply]]]:

@@ -64,21 +64,21 @@ async def direct_answer(
 
 
 async def consequence(scene: Scene) -> None:
-    """The critiques recorded during the scene, plus a summary of them."""
-    critiques = scene.trace.critiques
-    if not critiques:
+    """The harms recorded during the scene (``SceneTrace.harms``), plus a summary of them."""
+    harms = scene.trace.harms
+    if not harms:
         scene.trace.consequence = NO_HARM
         return
     value, _ = await scene.calls.structured(
         scene.actor,
-        scene.messages(render("consequence", critiques=critiques)),
+        scene.messages(render("consequence", critiques=harms)),
         Summary,
         json_schema(Summary, {"summary": {"maxLength": SUMMARY_LIMIT}}),
         stage="consequence",
         check=lambda v: Summary(summary=clip(v.summary, SUMMARY_LIMIT)),
         fallback=lambda: Summary(summary=""),
     )
-    lines = [f"- {c}" for c in critiques]
+    lines = [f"- {harm}" for harm in harms]
     if value.summary:
         lines.append(f"In sum: {value.summary}")
     scene.trace.consequence = "\n".join(lines)
@@ -122,15 +122,15 @@ async def final_response(scene: Scene) -> None:
         # own message, so the model answers the user rather than commenting on instructions.
         if design == "verdict":
             trace.decision = decide(trace, scene.config.keep_refusals)
-            if not trace.decision.help and not trace.critiques:
+            if not trace.decision.help and not trace.harms:
                 # A refusal kept although the scene recorded no harm: the scene has nothing
                 # to add, so the first answer stands as it was (and costs no call).
                 trace.final_response = trace.initial_response
                 return
             system = (
-                render("final_help", harms=trace.critiques)
+                render("final_verdict_help", harms=trace.harms)
                 if trace.decision.help
-                else render("final_decline", consequence=trace.consequence)
+                else render("final_verdict_decline", consequence=trace.consequence)
             )
         else:
             system = render(

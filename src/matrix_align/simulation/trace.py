@@ -146,6 +146,21 @@ class SceneTrace(BaseModel):
         )
 
     @property
+    def harms(self) -> list[str]:
+        """What the harmful delivered events did, each distinct one once: the modulator's
+        description of the effect and who is hurt (the critique when there is no effect).
+        The consequence is made of these, so it says what happens rather than which value
+        is at stake."""
+        lines = []
+        for event in self.events:
+            if event.delivered and event.harmful:
+                line = (event.effect or event.critique).strip().rstrip(".")
+                if line and event.harmed:
+                    line += f" (hurt: {event.harmed})"
+                lines.append(f"{line}." if line else "")
+        return [line for line in dict.fromkeys(lines) if line]
+
+    @property
     def ego_role(self) -> Role | None:
         return next((r for r in self.roles if r.is_ego), None)
 
