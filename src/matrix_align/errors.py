@@ -2,11 +2,28 @@
 
 The CLI prints these as one clear message (no traceback) and exits non-zero. Anything else
 that escapes is a bug in matrix-align, not a user mistake.
+
+Exit codes tell a script what happened without parsing the output: a run that produced
+everything, some of it, or nothing at all, and a command that could not start.
 """
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the run started but produced nothing usable (every item failed, or aborted)
+EXIT_USAGE = 2  # bad input, options or setup: nothing was run
+EXIT_PARTIAL = 3  # the run finished, but some items failed (a re-run retries them)
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success; 1 the run failed (every item failed, or it stopped early); "
+    "2 bad input or setup (nothing was run); 3 partial success (some items failed: rerun the "
+    "same command to retry them); 130 interrupted."
+)
 
 
 class MatrixAlignError(Exception):
     """A problem the user can fix (bad option, unreachable server, missing file...)."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
@@ -15,6 +32,12 @@ class MatrixAlignError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+
+class RunFailed(MatrixAlignError):
+    """The run started but produced nothing usable: every item failed, or it stopped early."""
+
+    exit_code = EXIT_FAILED
 
 
 class BackendUnavailable(MatrixAlignError):

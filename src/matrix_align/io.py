@@ -1,10 +1,72 @@
-"""Small file helpers shared by the commands: outputs are written whole or not at all."""
+"""Small file helpers shared by the commands: outputs are written whole or not at all, and a
+destination or input that cannot be used is one clear error before any work starts.
+
+Temporary files and folders are made beside their final name (so the rename that publishes
+them is atomic) under a hidden name that carries the writer's process id. A process killed
+by SIGKILL cannot clean up after itself, so the next writer of the same name removes the
+leftovers whose process is gone.
+"""
 
 from __future__ import annotations
 
+import json
 import os
-import tempfile
+import secrets
+import shutil
 from pathlib import Path
+from typing import Any
+
+from matrix_align.errors import MatrixAlignError
+
+TEMP_SUFFIX = ".tmp"
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # no cheap check: keep the file
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def sweep_orphans(folder: Path, prefix: str) -> None:
+    """Remove ``folder/PREFIX<pid>-*`` files and folders whose process no longer runs."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        pid = entry.name[len(prefix) :].split("-", 1)[0]
+        if not pid.isdigit() or _process_alive(int(pid)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def temp_beside(path: str | Path, *, folder: bool = False) -> Path:
+    """A new, empty, hidden temp file (or folder) beside ``path``, unique to this call, after
+    removing the ones killed writers of ``path`` left behind."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    sweep_orphans(path.parent, prefix)
+    while True:
+        tmp = path.parent / f"{prefix}{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        try:
+            if folder:
+                tmp.mkdir()
+            else:
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            continue
+        return tmp
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -12,14 +74,112 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     never leaves a half-written file behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = temp_beside(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with tmp.open("w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_json(path: str | Path, data: Any) -> Path:
+    """``atomic_write_text`` of ``data`` as indented JSON: a reader never sees half of it."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    return atomic_write_text(path, text)
+
+
+def _folder_problem(path: Path) -> str | None:
+    """Why files cannot be written into ``path`` (created if missing), or None."""
+    if path.exists() and not path.is_dir():
+        return f"{path} is a file, not a folder"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        temp_beside(path / "write-check").unlink()
+    except (FileExistsError, NotADirectoryError):
+        return f"{path} cannot be created: part of that path is a file"
+    except PermissionError:
+        return f"{path} is not writable (permission denied)"
+    except OSError as exc:
+        return f"{path} cannot be written: {exc.strerror or exc}"
+    return None
+
+
+def writable_folder(path: str | Path, what: str) -> Path:
+    """Create ``path`` if needed and prove it takes files; ``what`` names it in the error
+    (e.g. ``--output``). Checked before any work, so a bad destination never costs a run."""
+    path = Path(path)
+    problem = _folder_problem(path)
+    if problem:
+        raise MatrixAlignError(
+            f"{what} {problem}.", hint=f"give {what} a folder you can write to (created if missing)"
+        )
+    return path
+
+
+def writable_file(path: str | Path, what: str) -> Path:
+    """Check that a file can be written at ``path`` (its folder is created if needed)."""
+    path = Path(path)
+    hint = f"give {what} a file path in a folder you can write to"
+    if path.is_dir():
+        raise MatrixAlignError(f"{what} {path} is a folder, not a file.", hint=hint)
+    problem = _folder_problem(path.parent)
+    if problem:
+        raise MatrixAlignError(f"{what} {path} cannot be written: {problem}.", hint=hint)
+    return path
+
+
+def _read_text(path: Path, what: str) -> str:
+    """A UTF-8 text file's content, or one clear error saying why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MatrixAlignError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise MatrixAlignError(f"{what} {path} is a folder, not a file.") from None
+    except PermissionError:
+        raise MatrixAlignError(f"{what} {path} cannot be read (permission denied).") from None
+    except UnicodeDecodeError as exc:
+        raise MatrixAlignError(
+            f"{what} {path} is not UTF-8 text (byte {exc.start}).",
+            hint="save it as UTF-8",
+        ) from None
+    except OSError as exc:
+        raise MatrixAlignError(f"{what} {path} cannot be read: {exc.strerror or exc}.") from None
+
+
+def read_yaml_mapping(path: str | Path, what: str = "Config file") -> dict[str, Any]:
+    """A YAML file holding a mapping (an empty file is an empty mapping)."""
+    import yaml
+
+    path = Path(path)
+    text = _read_text(path, what)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise MatrixAlignError(f"{what} {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise MatrixAlignError(f"{what} {path} must hold a mapping of field: value.")
+    return data
+
+
+def read_json_object(path: str | Path, what: str, *, hint: str | None = None) -> dict[str, Any]:
+    """A JSON file holding an object; anything else is one clear error with ``hint``."""
+    path = Path(path)
+    try:
+        text = _read_text(path, what)
+    except MatrixAlignError as exc:
+        raise MatrixAlignError(exc.message, hint=hint) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MatrixAlignError(f"{what} {path} is not valid JSON ({exc.msg}).", hint=hint) from None
+    if not isinstance(data, dict):
+        raise MatrixAlignError(f"{what} {path} must hold a JSON object.", hint=hint)
+    return data

@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from matrix_align.errors import MatrixAlignError
+from matrix_align.errors import EXIT_CODES_HELP, EXIT_INTERRUPTED, MatrixAlignError
 
 COMMAND_MODULES = ("simulate", "generate", "export", "train", "evaluate", "view")
 
@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 
 
-@app.callback()
+@app.callback(epilog=EXIT_CODES_HELP)
 def _root() -> None:
     """Align LLMs by social scene simulation (MATRIX): simulate, generate, train, evaluate."""
 
@@ -39,17 +39,28 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    """Entry point: user mistakes become one clear message and exit code 2, never a traceback."""
+    """Entry point: user mistakes become one clear message and a non-zero exit code (see
+    ``errors.EXIT_CODES_HELP``), never a traceback."""
     try:
         app()
     except MatrixAlignError as exc:
-        from rich.console import Console
-
-        console = Console(stderr=True, soft_wrap=True)  # keep messages greppable: no wrapping
-        console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-        if exc.hint:
-            console.print(f"[dim]hint:[/] {exc.hint}", highlight=False)
-        sys.exit(2)
+        print_error(exc)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def print_error(exc: MatrixAlignError) -> None:
+    """The error and its hint on stderr. The text is escaped, not read as rich markup (an
+    install hint such as ``pip install 'matrix-align[train]'`` must print as it is), and
+    scrubbed of secrets (a --base-url with credentials is quoted in many messages)."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from matrix_align.redact import redact
+
+    console = Console(stderr=True, soft_wrap=True)  # keep messages greppable: no wrapping
+    console.print(f"[bold red]error:[/] {escape(redact(exc.message))}", highlight=False)
+    if exc.hint:
+        console.print(f"[dim]hint:[/] {escape(redact(exc.hint))}", highlight=False)

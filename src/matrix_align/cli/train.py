@@ -159,6 +159,7 @@ def train(
     """
     from rich.console import Console
 
+    from matrix_align.extras import TRAIN_HINT, TRAIN_MODULES, require_modules
     from matrix_align.train.config import TrainConfig, parse_set_options
 
     console = Console(stderr=True)
@@ -190,7 +191,7 @@ def train(
         }
     )
     cfg = TrainConfig.load(config_file, overrides)
-    _require_train_extra()
+    require_modules(TRAIN_MODULES, "Training", TRAIN_HINT)
 
     def log(message: str) -> None:
         console.print(f"[dim]train:[/] {message}", highlight=False)
@@ -225,21 +226,6 @@ def train(
         f"  use it:  matrix-align simulate --backend transformers --model {result.output_dir}",
         highlight=False,
     )
-
-
-def _require_train_extra() -> None:
-    """One clear message instead of an ImportError from deep inside a trainer."""
-    import importlib.util
-
-    missing = [
-        m for m in ("torch", "transformers", "trl", "peft") if not importlib.util.find_spec(m)
-    ]
-    if missing:
-        raise MatrixAlignError(
-            f"Training needs {', '.join(missing)}, which is not installed.",
-            hint="pip install 'matrix-align[train]' (on a GPU machine install the CUDA build "
-            "of torch first)",
-        )
 
 
 def register(app: typer.Typer) -> None:

@@ -49,6 +49,7 @@ from matrix_align.data.records import (
 )
 from matrix_align.data.store import dumps_line, read_jsonl
 from matrix_align.errors import MatrixAlignError
+from matrix_align.io import temp_beside
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, check_flags
 
 FILE_TYPES: tuple[str, ...] = ("jsonl", "parquet", "hf")
@@ -184,7 +185,7 @@ def _ordered(row: dict[str, Any], fmt: str) -> dict[str, Any]:
 
 
 def _write_jsonl(rows: Iterator[dict[str, Any]], fmt: str, path: Path) -> int:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temp_beside(path)
     count = 0
     with tmp.open("wb") as handle:
         for row in rows:
@@ -201,7 +202,7 @@ def _write_parquet(rows: Iterator[dict[str, Any]], fmt: str, path: Path) -> int:
     import pyarrow.parquet as pq
 
     schema = arrow_schema(fmt)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temp_beside(path)
     count = 0
     with pq.ParquetWriter(tmp, schema) as writer:
         batch: list[dict[str, Any]] = []

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -53,6 +52,7 @@ from matrix_align.errors import (
     PermanentBackendError,
     TransientBackendError,
 )
+from matrix_align.io import atomic_write_json
 from matrix_align.llm.base import ChatModel
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS, audit_scene
 from matrix_align.simulation.config import SimulationConfig
@@ -65,13 +65,6 @@ RUN_FILE = "run.json"
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write-then-rename, so a reader (or a crash) never sees half a summary."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", "utf-8")
-    os.replace(tmp, path)
 
 
 # --- what to generate -----------------------------------------------------------------

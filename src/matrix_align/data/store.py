@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from matrix_align.errors import MatrixAlignError
+from matrix_align.io import temp_beside
 
 IndexFn = Callable[[dict[str, Any]], Any]
 
@@ -151,7 +152,7 @@ class JsonlStore:
         was_open = self._fd is not None
         self.close()
         kept = dropped = 0
-        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp = temp_beside(self.path)
         with tmp.open("wb") as handle:
             for record in self.records():
                 if keep(record):

@@ -59,8 +59,10 @@ def make_model(
         # A model folder, a `train` output (merged model or base + adapter), a hub id, a GGUF
         # file, "embedded" or a bundled short name (qwen2.5-coder-1.5b); no constrained
         # decoding (replies are parsed and validated).
+        from matrix_align.extras import TRAIN_HINT, TRAIN_MODULES, require_modules
         from matrix_align.llm.transformers_backend import TransformersModel
 
+        require_modules(TRAIN_MODULES[:2], "The transformers backend", TRAIN_HINT)
         base = TransformersModel(model or "embedded")
     elif backend == "scripted":
         from matrix_align.llm.scripted import ScriptedModel

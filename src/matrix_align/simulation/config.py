@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from matrix_align.errors import MatrixAlignError
+from matrix_align.io import read_yaml_mapping
 
 
 class SimulationConfig(BaseModel):
@@ -64,15 +64,7 @@ class SimulationConfig(BaseModel):
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: object) -> SimulationConfig:
         """Read a YAML mapping of fields; ``overrides`` (non-None) win over the file."""
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise MatrixAlignError(f"Config file not found: {path}") from None
-        except yaml.YAMLError as exc:
-            raise MatrixAlignError(f"Config file {path} is not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise MatrixAlignError(f"Config file {path} must hold a mapping of option: value.")
+        data = read_yaml_mapping(path)
         data.update({k: v for k, v in overrides.items() if v is not None})
         return cls.build(**data)
 

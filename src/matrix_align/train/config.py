@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from matrix_align.errors import MatrixAlignError
+from matrix_align.io import read_yaml_mapping
 
 Method = Literal["sft", "dpo"]
 Finetune = Literal["auto", "qlora", "lora", "full"]
@@ -138,18 +139,7 @@ class TrainConfig(BaseModel):
         """
         data: dict[str, Any] = {}
         if path is not None:
-            path = Path(path)
-            try:
-                loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                raise MatrixAlignError(f"Config file not found: {path}") from None
-            except yaml.YAMLError as exc:
-                raise MatrixAlignError(f"Config file {path} is not valid YAML: {exc}") from None
-            if loaded is None:
-                loaded = {}
-            if not isinstance(loaded, dict):
-                raise MatrixAlignError(f"Config file {path} must hold a mapping of field: value.")
-            data.update(loaded)
+            data.update(read_yaml_mapping(path))
         for key, value in (overrides or {}).items():
             if value is None:
                 continue
