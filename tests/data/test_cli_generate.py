@@ -217,3 +217,52 @@ def test_list_sources() -> None:
     result = CliRunner().invoke(app, ["generate", "--list-sources"])
     assert result.exit_code == 0
     assert "pku-saferlhf" in result.output and "CC BY-NC 4.0" in result.output
+
+
+def test_exit_codes_tell_success_partial_and_total_failure(tmp_path: Path) -> None:
+    import typer
+
+    from matrix_align.cli.generate import _exit_for
+    from matrix_align.errors import EXIT_PARTIAL, RunFailed
+
+    def summary(done: int, failed: int) -> dict:
+        return {"counts": {"done": done, "failed": failed},
+                "failures_by_reason": {"timeout": failed} if failed else {}}  # fmt: skip
+
+    _exit_for(summary(3, 0), tmp_path)  # returns: exit 0
+    with pytest.raises(typer.Exit) as partial:
+        _exit_for(summary(2, 1), tmp_path)
+    assert partial.value.exit_code == EXIT_PARTIAL
+    with pytest.raises(RunFailed, match="Every sample failed \\(timeout 3\\)"):
+        _exit_for(summary(0, 3), tmp_path)
+
+
+def test_unusable_output_destinations_are_one_clear_error(tmp_path: Path) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    runner = CliRunner()
+    base = ["generate", "--backend", "scripted", "--source", "vicuna-bench:direct:1", "--quiet"]
+    for output, why in ((a_file, "is a file"), (a_file / "sub", "part of that path is a file")):
+        result = runner.invoke(app, [*base, "--output", str(output), "--hub", "never"])
+        assert isinstance(result.exception, MatrixAlignError), result.output
+        assert why in str(result.exception)
+    result = runner.invoke(app, [*base, "--output", "", "--hub", "never"])
+    assert result.exit_code == 2 and "is empty" in result.output
+    export = runner.invoke(app, ["export", str(tmp_path), "--to", str(a_file)])
+    assert isinstance(export.exception, MatrixAlignError)
+
+
+def test_evaluate_never_overwrites_a_generate_folder(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    runner = CliRunner()
+    result = runner.invoke(app, ["generate", "--backend", "scripted", "--source",
+                                 "vicuna-bench:direct:1", "--output", str(out), "--quiet",
+                                 "--hub", "never", "--no-export", *TINY])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    before = (out / "run.json").read_bytes(), (out / "summary.json").read_bytes()
+    result = runner.invoke(app, ["evaluate", "--backend", "scripted", "--metrics", "refusal",
+                                 "-B", "advbench", "--limit", "1", "--hub", "never",
+                                 "--output", str(out)])  # fmt: skip
+    assert isinstance(result.exception, MatrixAlignError)
+    assert "`matrix-align generate` output folder" in str(result.exception)
+    assert ((out / "run.json").read_bytes(), (out / "summary.json").read_bytes()) == before

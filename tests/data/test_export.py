@@ -134,3 +134,28 @@ def test_an_empty_preference_set_still_has_its_columns(tmp_path: Path) -> None:
     assert table.num_rows == 0 and table.column_names == TRL["preference"] + EXTRA
     dataset = datasets.load_from_disk(str(exports / "hf/preference"))
     assert len(dataset) == 0 and dataset.column_names == TRL["preference"] + EXTRA
+
+
+def test_an_export_into_a_folder_another_export_holds_is_refused(
+    run_folder: Path, tmp_path: Path
+) -> None:
+    from matrix_align.data.store import DirectoryLock
+
+    dest = tmp_path / "busy"
+    with DirectoryLock(dest), pytest.raises(MatrixAlignError, match="Another matrix-align"):
+        export_samples(run_folder / "samples.jsonl", dest, file_types=["jsonl"])
+    assert not (dest / "jsonl").exists()
+    result = export_samples(run_folder / "samples.jsonl", dest, file_types=["jsonl"])
+    assert result.rows["messages"] > 0
+    assert not list(dest.rglob("*.tmp")), "temp files are unique and renamed away"
+
+
+def test_a_file_that_is_not_a_run_is_refused(tmp_path: Path) -> None:
+    other = tmp_path / "notes.jsonl"
+    other.write_text('{"hello": "world"}\nplain text\n')
+    with pytest.raises(MatrixAlignError, match="holds no sample records"):
+        export_samples(other, tmp_path / "x")
+    assert not (tmp_path / "x" / "jsonl").exists()
+    empty = tmp_path / "samples.jsonl"
+    empty.write_text("")  # a run with no finished sample yet exports empty datasets
+    assert export_samples(empty, tmp_path / "y", file_types=["jsonl"]).rows["messages"] == 0

@@ -293,3 +293,41 @@ def test_faults_from_a_loopback_server(tmp_path: Path, tiny_config: SimulationCo
     assert again["counts"]["done"] == 14 and again["counts"]["failed"] == 0
     assert again["this_run"]["attempted"] == summary["counts"]["failed"]
     assert len({r["id"] for r in stored(tmp_path)}) == len(stored(tmp_path)) == 14
+
+
+def test_samples_without_a_readable_run_file_are_never_appended_to(
+    tmp_path: Path, tiny_config
+) -> None:
+    path = write_queries(tmp_path / "q.jsonl", ["a?"])
+    out = tmp_path / "o"
+    run(plan_for(path, tiny_config), ScriptedModel.demo(), tiny_config, out)
+    other = SimulationConfig(n_roles=1, n_steps=3)
+    run_file = out / "run.json"
+    for broken in (None, b"{not json", b"\xff\xfe\x00", b"[1, 2]"):
+        if broken is None:
+            run_file.unlink()
+        else:
+            run_file.write_bytes(broken)
+        with pytest.raises(MatrixAlignError, match="run.json|run file") as info:
+            run(plan_for(path, other), ScriptedModel.demo(), other, out)
+        assert "new --output folder" in str(info.value.hint)
+    assert len(stored(out)) == 1  # nothing of the other settings was appended
+
+
+def test_an_evaluation_folder_is_not_a_generate_output(tmp_path: Path, tiny_config) -> None:
+    (tmp_path / "results.jsonl").write_text("")
+    with pytest.raises(MatrixAlignError, match="`matrix-align evaluate` output folder"):
+        check_output(tmp_path, config=tiny_config, model_key=KEY)
+
+
+def test_credentials_in_messages_never_reach_errors_jsonl(tmp_path: Path, tiny_config) -> None:
+    class Refusing:
+        name = "refusing"
+
+        async def complete(self, messages: list[Message], **kwargs: Any) -> Completion:
+            raise PermanentBackendError("openai:m at http://bob:s3cret@127.0.0.1:1/v1: HTTP 404")
+
+    path = write_queries(tmp_path / "q.jsonl", ["a?", "b?"])
+    run(plan_for(path, tiny_config, mode="direct"), Refusing(), tiny_config, tmp_path)
+    details = [e["detail"] for e in stored(tmp_path, "errors.jsonl")]
+    assert len(details) == 2 and all("s3cret" not in d and "***@127.0.0.1" in d for d in details)

@@ -158,3 +158,34 @@ async def test_mt_bench_sends_the_follow_up_and_grades_both_turns(
     assert "Conversation so far" in follow_up and only.followups[0] in follow_up
     grades = sorted((j.turn, j.verdict.score) for j in judgements if j.metric == "mt-bench")
     assert grades == [(1, 6.0), (2, 6.0)]
+
+
+async def test_a_judge_that_fails_every_judgement_fails_the_command(
+    tmp_path: Path, tiny_config
+) -> None:
+    import typer
+
+    from matrix_align.cli.evaluate import _exit_for
+    from matrix_align.errors import PermanentBackendError, RunFailed
+
+    class DeadJudgeModel:
+        name = "dead"
+
+        async def complete(self, messages, **kwargs):  # noqa: ANN001, ANN201
+            raise PermanentBackendError("HTTP 404: no such route")
+
+    dead = JudgeSpec("openai:dead", Judge(DeadJudgeModel(), key="openai:dead"))
+    s = settings(tmp_path, tiny_config, metrics=["harmlessness"], limit=1)
+    result = await evaluate(s, answering_model(), [dead])
+    assert result.silent_judges == {"openai:dead": ["harmlessness"]}
+    report = (s.output / "report.md").read_text()
+    assert "openai:dead (no verdicts: every judgement failed" in report
+    with pytest.raises(RunFailed, match="openai:dead \\(harmlessness\\)"):
+        _exit_for(result)
+
+    healthy = await evaluate(s, answering_model(), [spec("ok")])
+    assert healthy.silent_judges == {}
+    _exit_for(healthy)  # returns: exit 0
+    result.silent_judges = {}
+    with pytest.raises(typer.Exit):  # some judgements failed, not all: partial
+        _exit_for(result)

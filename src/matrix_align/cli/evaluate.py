@@ -264,6 +264,7 @@ def evaluate(
         Path | None,
         typer.Option(
             "--rejudge",
+            parser=o.path_value,
             help="Judge the stored answers of this evaluation folder again (with the given "
             "judges and metrics) and rewrite its report; no answer is regenerated.",
             rich_help_panel=JUDGE,
@@ -274,6 +275,7 @@ def evaluate(
         typer.Option(
             "--output",
             "-o",
+            parser=o.path_value,
             help="Evaluation folder: results.jsonl, report.md, plots/.",
             rich_help_panel=RUN,
         ),
@@ -336,6 +338,8 @@ def evaluate(
     from matrix_align.errors import MatrixAlignError
     from matrix_align.evaluate.benchmarks import PAPER_BENCHMARKS, check_metrics
     from matrix_align.evaluate.systems import SystemOptions
+    from matrix_align.folders import require_kind
+    from matrix_align.io import writable_folder
 
     console = Console(stderr=True)
     chosen_metrics = _split(metrics)
@@ -353,6 +357,8 @@ def evaluate(
 
     if output is None:
         raise MatrixAlignError("evaluate needs --output FOLDER.", hint="e.g. --output runs/eval")
+    require_kind(output, "evaluate", "--output")
+    writable_folder(output, "--output")
     if hub not in HUB_POLICIES:
         raise MatrixAlignError(f"Unknown --hub {hub!r}.", hint="auto, never or always")
     if selector not in ("judge", "self"):
@@ -583,7 +589,35 @@ def _print_result(console: Any, result: Any) -> None:
             highlight=False,
         )
     console.print(f"report: {result.report}", highlight=False)
+    _exit_for(result)
+
+
+def _exit_for(result: Any) -> None:
+    """Exit 1 when a requested judge gave no verdict at all (its metrics are missing from the
+    report), 3 when some answers or judgements failed, else return (exit 0)."""
+    from matrix_align.errors import EXIT_PARTIAL, RunFailed
+
+    if result.silent_judges:
+        shown = "; ".join(
+            f"{judge} ({', '.join(metrics)})" for judge, metrics in result.silent_judges.items()
+        )
+        raise RunFailed(
+            f"Every judgement of a requested judge failed, so its metrics are missing from the "
+            f"report: {shown}.",
+            hint=f"see {result.output / 'errors.jsonl'}; check the judge (--judge-base-url, "
+            "--judge-model), then rerun the same command to retry the judgements",
+        )
+    answers = result.answer_stats
+    if answers is not None and answers.failed and not answers.completed + answers.skipped_done:
+        raise RunFailed(
+            f"Every answer failed ({answers.failed}); nothing was evaluated.",
+            hint=f"see {result.output / 'errors.jsonl'}; check the backend, then rerun",
+        )
+    if (answers is not None and answers.failed) or result.judge_stats.failed:
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("evaluate")(evaluate)
+    from matrix_align.errors import EXIT_CODES_HELP
+
+    app.command("evaluate", epilog=EXIT_CODES_HELP)(evaluate)

@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from matrix_align.cli.options import path_value
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS
 
 DROP_HELP = (
@@ -52,10 +53,15 @@ def _split_list(values: list[str] | None, allowed: tuple[str, ...], what: str) -
 
 
 def export(
-    run: Annotated[Path, typer.Argument(help="A generate --output folder (or its samples.jsonl).")],
+    run: Annotated[
+        Path,
+        typer.Argument(
+            parser=path_value, help="A generate --output folder (or its samples.jsonl)."
+        ),
+    ],
     dest: Annotated[
         Path | None,
-        typer.Option("--to", help="Destination folder (default: RUN/exports)."),
+        typer.Option("--to", parser=path_value, help="Destination folder (default: RUN/exports)."),
     ] = None,
     formats: Annotated[
         list[str] | None,
@@ -104,12 +110,15 @@ def export(
         parse_drop_flags,
     )
     from matrix_align.data.records import EXPORT_FORMATS
+    from matrix_align.io import writable_folder
 
     samples = run if run.is_file() else run / "samples.jsonl"
     folder = samples.parent
     chosen_formats = _split_list(formats, EXPORT_FORMATS, "format")
     chosen_types = _split_list(file_types, FILE_TYPES, "file type")
     drop = parse_drop_flags(drop_flagged)
+    if samples.is_file():  # else export_samples says there is nothing to export
+        writable_folder(dest or folder / EXPORT_DIR, "--to")
     result = export_samples(
         samples,
         dest or folder / EXPORT_DIR,

@@ -62,6 +62,7 @@ def generate(
         typer.Option(
             "--output",
             "-o",
+            parser=o.path_value,
             help="Run folder: samples.jsonl, errors.jsonl, "
             "summary.json, exports/. Re-run the same command to resume.",
             rich_help_panel=RUN,
@@ -228,6 +229,7 @@ def generate(
     from matrix_align.data.generate import SourceSpec, build_plan, check_output, model_key
     from matrix_align.data.sources import HUB_POLICIES
     from matrix_align.errors import MatrixAlignError
+    from matrix_align.io import writable_folder
 
     console = Console(stderr=True)
     if output is None:
@@ -263,6 +265,7 @@ def generate(
         hub=hub,  # type: ignore[arg-type]
     )
     check_output(output, config=config, model_key=key)
+    writable_folder(output, "--output")
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     n_urls = len(base_url) if base_url else 1
@@ -282,6 +285,24 @@ def generate(
         with console.status("writing exports (jsonl, parquet, datasets folder)…"):
             export_into_summary(output, summary, include_substeps=include_substeps)
     _print_summary(console, summary, output)
+    _exit_for(summary, output)
+
+
+def _exit_for(summary: dict[str, Any], output: Path) -> None:
+    """Exit 1 when the dataset has failures and no sample at all, 3 when it has both, else
+    return (exit 0). Counts are the dataset's, so a resumed run is judged on the whole."""
+    from matrix_align.errors import EXIT_PARTIAL, RunFailed
+
+    counts = summary["counts"]
+    if not counts["failed"]:
+        return
+    if not counts["done"]:
+        reasons = ", ".join(f"{k} {v}" for k, v in summary["failures_by_reason"].items())
+        raise RunFailed(
+            f"Every sample failed ({reasons}); nothing was generated.",
+            hint=f"see {output / 'errors.jsonl'}; check the backend, then rerun the same command",
+        )
+    raise typer.Exit(EXIT_PARTIAL)
 
 
 def _run_with_sigterm_as_interrupt(coroutine: Any) -> Any:
@@ -457,4 +478,6 @@ def _print_summary(console: Any, summary: dict[str, Any], output: Path) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("generate")(generate)
+    from matrix_align.errors import EXIT_CODES_HELP
+
+    app.command("generate", epilog=EXIT_CODES_HELP)(generate)

@@ -30,6 +30,17 @@ def _default(field: str) -> str:
 SIM = "Simulation"
 BACK = "Backend"
 
+
+def path_value(value: str | Path) -> Path:
+    """The parser of every path option: an empty value is refused, since ``Path("")`` is
+    ``.`` and would put a run's files into the current folder."""
+    if isinstance(value, Path):
+        return value
+    if not value.strip():
+        raise typer.BadParameter("is empty; give a path")
+    return Path(value)
+
+
 Backend = Annotated[str, typer.Option("--backend", "-b", help=BACKEND_HELP, rich_help_panel=BACK)]
 Model = Annotated[
     str | None,
@@ -73,6 +84,7 @@ ConfigFile = Annotated[
     Path | None,
     typer.Option(
         "--config",
+        parser=path_value,
         help="YAML file of simulation settings; options given here win.",
         rich_help_panel=SIM,
     ),

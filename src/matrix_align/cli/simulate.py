@@ -47,7 +47,12 @@ def simulate(
     ] = None,
     trace_out: Annotated[
         Path | None,
-        typer.Option("--trace-out", "-o", help="Write the full scene trace (JSON) to this file."),
+        typer.Option(
+            "--trace-out",
+            "-o",
+            parser=o.path_value,
+            help="Write the full scene trace (JSON) to this file.",
+        ),
     ] = None,
     json_output: Annotated[
         bool,

@@ -7,11 +7,14 @@ from typing import Annotated
 
 import typer
 
+from matrix_align.cli.options import path_value
+
 
 def view(
     path: Annotated[
         Path,
         typer.Argument(
+            parser=path_value,
             help="A scene trace (.json from `simulate --trace-out`), a `generate` output "
             "folder, or an `evaluate` output folder.",
             show_default=False,
@@ -22,6 +25,7 @@ def view(
         typer.Option(
             "--out",
             "-o",
+            parser=path_value,
             help="Where to write the site (default: NAME-view/ beside a trace file, view/ "
             "inside a folder). Replaced if it is a site written earlier.",
         ),

@@ -47,7 +47,7 @@ from matrix_align.data.records import (
     sample_flags,
     substep_records,
 )
-from matrix_align.data.store import dumps_line, read_jsonl
+from matrix_align.data.store import DirectoryLock, dumps_line, read_jsonl
 from matrix_align.errors import MatrixAlignError
 from matrix_align.io import temp_beside
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, check_flags
@@ -297,12 +297,32 @@ def export_samples(
                 f"Unknown export file type {kind!r}.", hint=f"types: {', '.join(FILE_TYPES)}"
             )
     dest = Path(dest)
+    with DirectoryLock(dest, hint="wait for the other export (or generate run) to finish"):
+        return _export_locked(
+            samples_path, dest, formats=formats, file_types=file_types,
+            include_substeps=include_substeps, with_traces=with_traces,
+            drop_flagged=drop_flagged,
+        )  # fmt: skip
+
+
+def _export_locked(
+    samples_path: Path,
+    dest: Path,
+    *,
+    formats: Sequence[str],
+    file_types: Sequence[str],
+    include_substeps: bool,
+    with_traces: bool,
+    drop_flagged: Sequence[str],
+) -> ExportResult:
     drop = tuple(check_flags(drop_flagged))
     result = ExportResult(drop_flagged=drop)
     counter = [0]
     audited: dict[str, list[str]] = {}  # samples written before the audit: audited once
     dropped: Counter[str] = Counter()
+    seen = 0
     for record in iter_samples(samples_path, counter):
+        seen += 1
         flags = sample_flags(record)
         if record.flags is None and flags:
             audited[record.id] = flags
@@ -313,6 +333,11 @@ def export_samples(
         elif pair_withheld(record.model_copy(update={"flags": flags})):
             result.pairs_withheld += 1
     result.skipped = counter[0]
+    if not seen and samples_path.stat().st_size > 0:
+        raise MatrixAlignError(
+            f"{samples_path} holds no sample records, so it is not a `generate` run.",
+            hint="export a `matrix-align generate --output` folder or its samples.jsonl",
+        )
     result.dropped_by_flag = {flag: dropped[flag] for flag in drop if dropped[flag]}
     options: dict[str, Any] = {
         "include_substeps": include_substeps,

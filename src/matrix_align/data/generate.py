@@ -19,7 +19,6 @@ Why it is built this way:
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -50,14 +49,17 @@ from matrix_align.errors import (
     BackendUnavailable,
     MatrixAlignError,
     PermanentBackendError,
+    RunFailed,
     TransientBackendError,
 )
-from matrix_align.io import atomic_write_json
+from matrix_align.folders import SAMPLES, require_kind
+from matrix_align.io import atomic_write_json, read_json_object
 from matrix_align.llm.base import ChatModel
+from matrix_align.redact import redact
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS, audit_scene
 from matrix_align.simulation.config import SimulationConfig
 
-SAMPLES_FILE = "samples.jsonl"
+SAMPLES_FILE = SAMPLES
 ERRORS_FILE = "errors.jsonl"
 SUMMARY_FILE = "summary.json"
 RUN_FILE = "run.json"
@@ -556,7 +558,7 @@ class BatchRunner:
                         ErrorRecord(
                             **item.error_fields(),
                             reason=reason,
-                            detail=f"{type(exc).__name__}: {exc}"[:2000],
+                            detail=redact(f"{type(exc).__name__}: {exc}")[:2000],
                             at=now_iso(),
                         )
                     )
@@ -570,7 +572,7 @@ class BatchRunner:
                     ):
                         stats.aborted = (
                             f"{consecutive} samples failed in a row (last: {reason}: "
-                            f"{str(exc)[:200]})"
+                            f"{redact(str(exc))[:200]})"
                         )
                 else:
                     self.samples.append(record)
@@ -716,15 +718,23 @@ def summarize(
 
 def check_output(output: Path, *, config: SimulationConfig, model_key: str) -> None:
     """Refuse to mix settings in one dataset: an output folder holds samples of one
-    configuration and model, recorded in run.json by the first run."""
+    configuration and model, recorded in run.json by the first run. Samples without a
+    readable run.json cannot be checked, so they are refused too, never appended to."""
+    require_kind(output, "generate", "--output")
     run_file = output / RUN_FILE
+    fix = "restore it, or use a new --output folder (one dataset, one configuration)"
     if not run_file.exists():
+        stored = [name for name in (SAMPLES_FILE, ERRORS_FILE) if (output / name).exists()]
+        if stored:
+            raise MatrixAlignError(
+                f"{output} holds {stored[0]} but no {RUN_FILE}, so the settings its samples "
+                "were generated with cannot be checked.",
+                hint=fix,
+            )
         return
-    try:
-        previous = json.loads(run_file.read_text("utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return
-    old_config = previous.get("config", {})
+    previous = read_json_object(run_file, "The run file", hint=fix)
+    old_config = previous.get("config")
+    old_config = old_config if isinstance(old_config, dict) else {}
     new_config = config.model_dump(mode="json")
     changed = [
         k
@@ -771,8 +781,9 @@ async def generate(
     """
     table = answerers or ANSWERERS
     output = Path(options.output)
-    check_output(output, config=config, model_key=str(model_info.get("key")))
     with DirectoryLock(output):
+        # Checked under the lock: another run may have written run.json since the CLI did.
+        check_output(output, config=config, model_key=str(model_info.get("key")))
         run_file = output / RUN_FILE
         if not run_file.exists():
             atomic_write_json(
@@ -798,7 +809,7 @@ async def generate(
             atomic_write_json(output / SUMMARY_FILE, summary)
             runner.close()
         if stats.aborted:
-            raise MatrixAlignError(
+            raise RunFailed(
                 f"Stopped early: {stats.aborted}.",
                 hint="check the backend (server up? model loaded?), then rerun the same "
                 "command: finished samples are kept and failed ones retried",

@@ -184,12 +184,18 @@ class DirectoryLock:
     """An exclusive, advisory lock on an output folder (``fcntl.flock`` on ``.lock``).
 
     Two ``generate`` processes appending to the same ``samples.jsonl`` would both resume from
-    the same ids and write each sample twice; the second one is refused instead. The OS
+    the same ids and write each sample twice, and two exports into one folder would
+    interleave their files; the second one is refused instead. The OS
     drops the lock when the process dies, even by ``kill -9``.
     """
 
-    def __init__(self, folder: Path | str) -> None:
+    def __init__(
+        self,
+        folder: Path | str,
+        hint: str = "wait for it to finish, or choose another --output folder",
+    ) -> None:
         self.path = Path(folder) / ".lock"
+        self.hint = hint
         self._handle: Any = None
 
     def acquire(self) -> None:
@@ -206,7 +212,7 @@ class DirectoryLock:
             handle.close()
             raise MatrixAlignError(
                 f"Another matrix-align process is writing to {self.path.parent}.",
-                hint="wait for it to finish, or choose another --output folder",
+                hint=self.hint,
             ) from None
         self._handle = handle
 

@@ -275,11 +275,15 @@ def _suffix(unscored: int) -> str:
 
 def render_report(tables: Tables, run: dict[str, Any], plots: list[str], notes: list[str]) -> str:
     t = tables
+    # A judge that was asked but gave no verdict at all is named, not silently left out.
+    silent = [j for j in run.get("judges") or [] if j not in t.judges]
+    judges = [*t.judges, *(f"{j} (no verdicts: every judgement failed, see errors.jsonl)"
+                           for j in silent)]  # fmt: skip
     lines = ["# Evaluation report", ""]
     lines += [
         f"- Entries (system, or system@tag): {', '.join(t.entries) or '–'}",
         f"- Models: {', '.join(f'{e} = {m}' for e, m in (run.get('models') or {}).items()) or '–'}",
-        f"- Judges: {', '.join(t.judges) or 'none (refusal-phrase detector only)'}",
+        f"- Judges: {', '.join(judges) or 'none (refusal-phrase detector only)'}",
         f"- Reference entry for pairwise judging: {t.reference or '–'}",
     ]
     benches = run.get("benchmarks") or {}

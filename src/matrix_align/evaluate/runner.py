@@ -38,7 +38,7 @@ from matrix_align.data.generate import (
 from matrix_align.data.records import ChatMessage, SourceRecord, render_conversation, sample_id
 from matrix_align.data.sources import HubPolicy, LoadedSource
 from matrix_align.data.store import DirectoryLock, read_jsonl
-from matrix_align.errors import MatrixAlignError
+from matrix_align.errors import MatrixAlignError, RunFailed
 from matrix_align.evaluate.benchmarks import (
     BENCHMARKS,
     MODEL_JUDGED,
@@ -65,12 +65,13 @@ from matrix_align.evaluate.systems import (
     respond_full,
     system_settings,
 )
+from matrix_align.folders import RESULTS, require_kind
 from matrix_align.llm.base import ChatModel
 from matrix_align.simulation.audit import audit_scene
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.trace import ModelCall, SceneTrace
 
-RESULTS_FILE = "results.jsonl"
+RESULTS_FILE = RESULTS
 ERRORS_FILE = "errors.jsonl"
 RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
@@ -338,7 +339,7 @@ def read_run(output: Path) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(path.read_text("utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # unreadable, not UTF-8, not JSON: start it afresh
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -553,6 +554,9 @@ class EvalResult:
     judge_stats: RunStats
     notes: list[str]
     report: Path
+    # Judges that were asked for verdicts and gave none (every judgement failed): judge ->
+    # the metrics now missing from the report. The command fails on these.
+    silent_judges: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _reference(given: str | None, entries: list[str], run: dict[str, Any]) -> str | None:
@@ -681,6 +685,7 @@ def prepare(settings: EvalSettings, n_judges: int) -> Prepared:
     """Every check that needs no model: names, benchmark data (loaded in full), the output
     folder's entries, and a judge for every judged metric. Run before building backends."""
     validate(settings, [])
+    require_kind(settings.output, "evaluate", "--output")
     loaded, notes = load_benchmarks(settings)
     stored, _ = read_results(settings.output)
     new_entries = {entry_name(s, settings.tag) for s in settings.systems}
@@ -771,12 +776,12 @@ async def evaluate(
             notes += open_notes
             atomic_write_json(output / RUN_FILE, run_info | {"notes": notes})
         if answer_stats.aborted:
-            raise MatrixAlignError(
+            raise RunFailed(
                 f"Stopped early: {answer_stats.aborted}.",
                 hint="check the backend, then rerun the same command: finished answers are "
                 "kept and failed ones retried",
             )
-        judge_stats, report_path = await _judge_and_report(
+        judge_stats, report_path, silent = await _judge_and_report(
             output,
             judges,
             settings.metrics,
@@ -785,7 +790,7 @@ async def evaluate(
             on_progress=on_progress,
             report=report,
         )
-    return EvalResult(output, answer_stats, judge_stats, notes, report_path)
+    return EvalResult(output, answer_stats, judge_stats, notes, report_path, silent)
 
 
 async def rejudge(
@@ -829,10 +834,10 @@ async def rejudge(
         run["reference"] = reference
         run["updated_at"] = now_iso()
         atomic_write_json(output / RUN_FILE, run)
-        judge_stats, report_path = await _judge_and_report(
+        judge_stats, report_path, silent = await _judge_and_report(
             output, judges, metrics, reference, concurrency=concurrency, on_progress=on_progress
         )
-    return EvalResult(output, None, judge_stats, [], report_path)
+    return EvalResult(output, None, judge_stats, [], report_path, silent)
 
 
 async def _judge_and_report(
@@ -844,7 +849,7 @@ async def _judge_and_report(
     concurrency: int,
     on_progress: ProgressFn | None,
     report: bool = True,
-) -> tuple[RunStats, Path]:
+) -> tuple[RunStats, Path, dict[str, list[str]]]:
     answers, _ = read_results(output)
     answers = current_answers(answers)
     tasks = plan_judgements(answers, judges, metrics, reference)
@@ -870,7 +875,21 @@ async def _judge_and_report(
         "judge_wall_time_s": stats.wall_time_s,
     }
     atomic_write_json(output / SUMMARY_FILE, summary)
-    return stats, path
+    return stats, path, _silent_judges(output, tasks)
+
+
+def _silent_judges(output: Path, tasks: list[JudgeTask]) -> dict[str, list[str]]:
+    """Judges with planned judgements and not one stored verdict among them."""
+    _, judgements = read_results(output)
+    stored = {j.id for j in judgements}
+    planned: dict[str, list[JudgeTask]] = {}
+    for task in tasks:
+        planned.setdefault(task.judge, []).append(task)
+    return {
+        judge: list(dict.fromkeys(t.metric for t in mine))
+        for judge, mine in planned.items()
+        if judge != REFUSAL_DETECTOR and not any(t.id in stored for t in mine)
+    }
 
 
 __all__ = [

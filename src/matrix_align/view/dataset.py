@@ -16,11 +16,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from matrix_align.folders import SAMPLES, folder_kind
+from matrix_align.redact import redact
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS, audit_scene
 from matrix_align.simulation.trace import SceneTrace
 from matrix_align.view.loose import as_dict, jsonl_objects, last_user, text_of
 
-SAMPLES = "samples.jsonl"
 ERRORS = "errors.jsonl"
 SUMMARY = "summary.json"
 # The list keeps the start of long texts (the scene page has them whole): a page of ten
@@ -99,7 +100,7 @@ class Dataset:
 
 
 def is_dataset_folder(path: Path) -> bool:
-    return path.is_dir() and (path / SAMPLES).is_file()
+    return folder_kind(path) == "generate"
 
 
 def _flags(obj: dict[str, Any], mode: str, trace: SceneTrace | None) -> list[str]:
@@ -183,7 +184,7 @@ def read_dataset(
             answer="",
             status="failed",
             reason=str(obj.get("reason") or "unknown"),
-            detail=_clip(str(obj.get("detail") or ""), 600),
+            detail=_clip(redact(str(obj.get("detail") or "")), 600),
         )
     data.rows = list(rows.values())
     summary_path = folder / SUMMARY

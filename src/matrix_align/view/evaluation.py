@@ -21,11 +21,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from matrix_align.folders import REPORT, RESULTS, folder_kind
+from matrix_align.redact import redact
 from matrix_align.simulation.trace import SceneTrace
 from matrix_align.view.loose import as_dict, jsonl_objects, text_of
 
-RESULTS = "results.jsonl"
-REPORT = "report.md"
 ERRORS = "errors.jsonl"
 RUN_FILES = ("run.json", "summary.json")
 SITE_MARKER = ".matrix-align-view"
@@ -137,7 +137,7 @@ class Evaluation:
 
 
 def is_evaluation_folder(path: Path) -> bool:
-    return path.is_dir() and ((path / RESULTS).is_file() or (path / REPORT).is_file())
+    return folder_kind(path) == "evaluate"
 
 
 def _show(value: Any) -> str:
@@ -275,7 +275,7 @@ def read_evaluation(
                 mode=str(obj.get("mode") or ""),
                 query=str(obj.get("query") or "")[:600],
                 reason=str(obj.get("reason") or "unknown"),
-                detail=str(obj.get("detail") or "")[:600],
+                detail=redact(str(obj.get("detail") or ""))[:600],
             )
         )
     return data
