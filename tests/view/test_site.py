@@ -221,3 +221,67 @@ def test_serve_from_the_command_line_stops_on_ctrl_c(trace, tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_links_in_an_evaluation_folder_are_never_copied(trace, tmp_path):
+    folder = write_evaluation(tmp_path / "eval", trace)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET", encoding="utf-8")
+    (folder / "plots" / "evil.png").symlink_to(secret)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "leak.png").write_text("TOP-SECRET", encoding="utf-8")
+    (folder / "linked").symlink_to(outside, target_is_directory=True)
+    site = build_site(folder, tmp_path / "site")
+    copied = [p for p in site.out.rglob("*") if p.is_file()]
+    assert not any("TOP-SECRET" in p.read_bytes().decode("utf-8", "replace") for p in copied)
+    assert any("evil.png: a link" in w for w in site.warnings)
+    assert any("leak.png: a link" in w for w in site.warnings)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="no named pipes")
+def test_a_named_pipe_is_refused_not_read(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    with pytest.raises(MatrixAlignError, match="not a regular file"):
+        build_site(fifo)
+
+
+def test_leftovers_of_a_killed_build_are_swept(trace, tmp_path):
+    from tests.test_io import dead_pid
+
+    source = write_trace(trace, tmp_path / "scene.json")
+    leftover = tmp_path / f".scene-view.{dead_pid()}-abcd.tmp"
+    leftover.mkdir()
+    (leftover / "index.html").write_text("half", encoding="utf-8")
+    build_site(source)
+    assert not leftover.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_server_answers_only_its_own_host_name(trace, tmp_path):
+    site = build_site(write_trace(trace, tmp_path / "scene.json"))
+    with SiteServer(site.out, 0) as server:
+        for host, allowed in ((f"127.0.0.1:{server.port}", True),
+                              (f"localhost:{server.port}", True),
+                              (f"evil.example:{server.port}", False)):  # fmt: skip
+            request = urllib.request.Request(server.url + "index.html", headers={"Host": host})
+            if allowed:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    assert response.status == 200
+            else:
+                with pytest.raises(urllib.error.HTTPError) as refused:
+                    urllib.request.urlopen(request, timeout=5)
+                assert refused.value.code == 403
+
+
+def test_an_unusable_out_is_one_clear_error(trace, tmp_path):
+    source = write_trace(trace, tmp_path / "scene.json")
+    a_file = tmp_path / "file"
+    a_file.write_text("x", encoding="utf-8")
+    with pytest.raises(MatrixAlignError, match="is a file, not a folder"):
+        build_site(source, a_file / "site")
+    with pytest.raises(MatrixAlignError, match="not a site written by"):
+        build_site(source, a_file)

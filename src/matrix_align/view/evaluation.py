@@ -177,6 +177,24 @@ def _traces(obj: dict[str, Any], number: int, warnings: list[str]) -> list[Scene
     return out
 
 
+def own_file(folder: Path, path: Path, warnings: list[str]) -> bool:
+    """Whether ``path`` is a regular file of ``folder`` itself. A symbolic link (to the file
+    or to a folder above it) could point anywhere, and whatever it points at would be copied
+    into the site and served; it is left out, with a warning."""
+    if not path.exists() and not path.is_symlink():
+        return False
+    try:
+        inside = path.resolve(strict=True).is_relative_to(folder.resolve(strict=True))
+    except OSError:
+        inside = False
+    if path.is_symlink() or not inside or not path.is_file():
+        warnings.append(
+            f"{path.relative_to(folder).as_posix()}: a link or not a regular file; not shown"
+        )
+        return False
+    return True
+
+
 def read_evaluation(
     folder: Path,
     copy_plot: Callable[[Path], str],
@@ -185,15 +203,16 @@ def read_evaluation(
     """Read ``folder``. ``copy_plot(path)`` copies a PNG into the site and returns its href;
     ``on_scene(name, trace, label)`` renders a trace and returns its href."""
     data = Evaluation(folder)
-    if (folder / REPORT).is_file():
+    if own_file(folder, folder / REPORT, data.warnings):
         data.report = (folder / REPORT).read_text(encoding="utf-8", errors="replace")
     for png in sorted(folder.glob("*.png")) + sorted(folder.glob("*/*.png")):
         if png.parent.name.startswith(".") or (png.parent / SITE_MARKER).exists():
             continue  # a site written into this folder, not one of the report's plots
-        data.plots.append(Plot(png.relative_to(folder).as_posix(), copy_plot(png)))
+        if own_file(folder, png, data.warnings):
+            data.plots.append(Plot(png.relative_to(folder).as_posix(), copy_plot(png)))
     for name in RUN_FILES:
         path = folder / name
-        if path.is_file():
+        if own_file(folder, path, data.warnings):
             try:
                 loaded = json.loads(path.read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError):

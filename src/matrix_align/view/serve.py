@@ -32,6 +32,25 @@ class _Handler(SimpleHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         super().end_headers()
 
+    def _host_allowed(self) -> bool:
+        """A page of any web site can make a browser ask 127.0.0.1 under its own name (DNS
+        rebinding) and read the answer: only requests addressed to this server by its
+        loopback name are answered."""
+        host = (self.headers.get("Host") or "").strip().lower()
+        return host in getattr(self.server, "allowed_hosts", ())
+
+    def do_GET(self) -> None:
+        if self._host_allowed():
+            super().do_GET()
+        else:
+            self.send_error(403, "Unknown Host header")
+
+    def do_HEAD(self) -> None:
+        if self._host_allowed():
+            super().do_HEAD()
+        else:
+            self.send_error(403, "Unknown Host header")
+
     def list_directory(self, path: Any) -> None:  # type: ignore[override]
         self.send_error(404, "No such page")
         return None
@@ -54,6 +73,9 @@ class SiteServer:
             ) from exc
         self._httpd.daemon_threads = True
         self.port = int(self._httpd.server_address[1])
+        self._httpd.allowed_hosts = {  # type: ignore[attr-defined]
+            f"{name}:{self.port}" for name in (HOST, "localhost")
+        }
         self.url = f"http://{HOST}:{self.port}/"
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name="matrix-align-view", daemon=True

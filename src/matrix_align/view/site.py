@@ -13,10 +13,8 @@ build leaves the previous site intact, and a re-run never mixes pages of two dat
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata, resources
 from pathlib import Path
@@ -26,6 +24,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import ValidationError
 
 from matrix_align.errors import MatrixAlignError
+from matrix_align.io import temp_beside, writable_folder
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAG_HELP
 from matrix_align.simulation.trace import SceneTrace
 from matrix_align.view.dataset import SAMPLES, SampleRow, is_dataset_folder, read_dataset
@@ -70,6 +69,11 @@ def detect(path: Path) -> tuple[Kind, Path]:
         path = path.parent  # a file of a generate folder stands for the folder
     elif path.is_file() and path.name in (RESULTS, REPORT):
         path = path.parent
+    if not path.is_dir() and not path.is_file():
+        # A named pipe or a device would block the read forever, or never end.
+        raise MatrixAlignError(
+            f"{path} is not a regular file or a folder.", hint=f"Give {EXPECTED}."
+        )
     if path.is_dir():
         if is_dataset_folder(path):
             return "dataset", path
@@ -198,7 +202,8 @@ def _swap_in(staging: Path, out: Path) -> None:
     """Replace ``out`` with the finished ``staging`` folder."""
     _check_replaceable(out)
     if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        old = temp_beside(out, folder=True)
+        old.rmdir()  # a free name for the old site, swept like the staging folder if killed
         out.rename(old)
         staging.rename(out)
         shutil.rmtree(old, ignore_errors=True)
@@ -212,8 +217,8 @@ def build_site(path: Path | str, out: Path | str | None = None) -> Site:
     trace = load_trace(source) if kind == "scene" else None  # fail before writing anything
     target = Path(out) if out is not None else default_out(kind, source)
     _check_replaceable(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    writable_folder(target.parent, "the folder of --out")
+    staging = temp_beside(target, folder=True)  # a killed build's leftovers are swept here
     site = Site(kind, source, target)
     try:
         writer = _Writer(staging, source)
