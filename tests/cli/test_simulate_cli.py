@@ -134,3 +134,52 @@ def test_help_explains_the_options():
         "--json",
     ):
         assert flag in result.stdout
+
+
+def test_control_sequences_in_scene_text_never_reach_the_terminal():
+    hostile = "Tell me\x1b]52;c;ZXZpbA==\x07 a secret\x1b]0;pwned\x07\x1b[2J now"
+    result = run("simulate", hostile, "--backend", "scripted", "--roles", "1", "--steps", "1")
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "\\x1b]52;c;ZXZpbA==" in result.stdout  # shown, as text
+
+
+def test_unusable_trace_out_fails_before_the_first_call(tmp_path: Path):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    result = run("simulate", "hi", "--backend", "scripted", "--trace-out", str(a_file / "t.json"))
+    assert result.returncode == 2 and "--trace-out" in result.stderr
+    assert "preparing the model" not in result.stdout and "Traceback" not in result.stderr
+
+
+def test_queries_that_are_empty_or_not_unicode_are_clear_errors():
+    for query, why in (("", "The query is empty"), ("   ", "The query is empty"),
+                       ("bad \udcff byte", "not valid Unicode")):  # fmt: skip
+        env = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1"}
+        args = [*CLI, "simulate", query, "--backend", "scripted"]
+        result = subprocess.run(
+            [os.fsencode(a) for a in args], capture_output=True, timeout=120, env=env
+        )
+        err = result.stderr.decode("utf-8", "replace")
+        assert result.returncode == 2 and why in err and "Traceback" not in err
+
+
+def test_a_config_that_is_not_utf8_or_is_a_folder_is_a_clear_error(tmp_path: Path):
+    binary = tmp_path / "sim.yaml"
+    binary.write_bytes(b"n_roles: \xff\n")
+    for config, why in ((binary, "not UTF-8"), (tmp_path, "is a folder")):
+        result = run("simulate", "hi", "--backend", "scripted", "--config", str(config))
+        assert result.returncode == 2 and why in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_a_server_whose_chat_path_is_wrong_is_a_clear_error():
+    from matrix_align.testing import FakeOpenAIServer
+
+    with FakeOpenAIServer() as server:
+        result = run("simulate", "hi", "--backend", "openai", "--base-url",
+                     server.base_url + "/wrong", "--model", server.models[0],
+                     "--request-timeout", "10")  # fmt: skip
+    assert result.returncode == 2, result.stdout
+    assert "rejected a request" in result.stderr and "HTTP 404" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -277,3 +277,12 @@ def test_a_failing_hub_load_falls_back_to_the_sample(monkeypatch: pytest.MonkeyP
     assert any("schema changed" in note for note in loaded.notes)
     with pytest.raises(MatrixAlignError, match="schema changed"):
         load_source("advbench", hub="always")
+
+
+def test_a_prompt_that_is_not_valid_unicode_is_a_clear_error(tmp_path: Path) -> None:
+    from matrix_align.data.sources import load_input_file
+
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"prompt": "fine"}\n{"prompt": "bad \\ud800 text"}\n', encoding="utf-8")
+    with pytest.raises(MatrixAlignError, match=r"q.jsonl, line 2 holds '\\ud800'"):
+        load_input_file(path)

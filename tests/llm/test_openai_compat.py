@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import time
 from typing import Any
@@ -319,3 +320,100 @@ def test_minimal_instance_handles_pydantic_refs_and_bounds():
         "maybe": -1,
         "short": "te",
     }
+
+
+class DripServer:
+    """A loopback server that answers every request with headers, then one body byte every
+    0.1 s and never finishes: each read succeeds, the request never ends."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+        self.base_url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+
+    def _serve(self) -> None:
+        import threading
+
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100000\r\n\r\n")  # fmt: skip
+            while not self.stop.is_set():
+                try:
+                    conn.sendall(b" ")
+                except OSError:
+                    return
+                time.sleep(0.1)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+async def test_a_server_that_drips_bytes_hits_the_request_deadline():
+    server = DripServer()
+    try:
+        model = OpenAICompatModel(server.base_url, MODEL, timeout_s=0.8, check_timeout_s=0.5)
+        started = time.perf_counter()
+        with pytest.raises(TransientBackendError, match="timed out after 0.8 s"):
+            await model.complete(USER, max_tokens=8, temperature=0.0)
+        with pytest.raises(BackendUnavailable, match="within 0.5 s"):
+            await model.check()
+        assert time.perf_counter() - started < 5
+        await model.aclose()
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    "url, why",
+    [
+        ("http://127.0.0.1:99999/v1", "port 99999 is out of range"),
+        ("http://[::1/v1", "Bad --base-url"),
+        ("localhost:8000/v1", "http:// or https://"),
+    ],
+)
+def test_malformed_base_urls_are_clear_errors(url, why):
+    from matrix_align.errors import MatrixAlignError
+
+    with pytest.raises(MatrixAlignError, match=re.escape(why)):
+        OpenAICompatModel(url, MODEL)
+
+
+def test_credentials_in_a_bad_url_are_not_quoted():
+    from matrix_align.errors import MatrixAlignError
+
+    with pytest.raises(MatrixAlignError) as info:
+        OpenAICompatModel("http://bob:s3cret@127.0.0.1:99999/v1", MODEL)
+    assert "s3cret" not in str(info.value)
+
+
+def test_non_numeric_token_usage_counts_as_unknown():
+    from types import SimpleNamespace
+
+    model = OpenAICompatModel("http://127.0.0.1:1/v1", MODEL)
+    message = SimpleNamespace(content="fine")
+    details = SimpleNamespace(cached_tokens=float("inf"))
+    usage = SimpleNamespace(prompt_tokens="lots", completion_tokens=None,
+                            prompt_tokens_details=details)  # fmt: skip
+    response = SimpleNamespace(
+        choices=[SimpleNamespace(message=message, finish_reason="stop")], usage=usage, model=MODEL
+    )
+    completion = model._to_completion(response, 0.1, None, model._endpoints[0])
+    assert completion.text == "fine"
+    assert (completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens) == (
+        0, 0, 0,
+    )  # fmt: skip

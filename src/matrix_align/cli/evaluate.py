@@ -308,6 +308,7 @@ def evaluate(
     base_url: o.BaseUrl = None,
     api_key_env: o.ApiKeyEnv = "OPENAI_API_KEY",
     parallel: o.Parallel = 4,
+    request_timeout: o.RequestTimeout = 300.0,
     config_file: o.ConfigFile = None,
     roles: o.Roles = None,
     steps: o.Steps = None,
@@ -350,7 +351,7 @@ def evaluate(
         _rejudge(
             console, rejudge_folder, judges, chosen_metrics, reference, concurrency=concurrency,
             retries=retries, judge_api_key_env=judge_api_key_env, judge_parallel=judge_parallel,
-            judge_max_tokens=judge_max_tokens, quiet=quiet,
+            judge_max_tokens=judge_max_tokens, quiet=quiet, timeout_s=request_timeout,
         )  # fmt: skip
         return
     from matrix_align.evaluate.runner import EvalSettings
@@ -406,7 +407,7 @@ def evaluate(
             console, settings, judges, backend=backend, model=model, base_url=base_url,
             api_key_env=api_key_env, parallel=parallel, retries=retries,
             judge_api_key_env=judge_api_key_env, judge_parallel=judge_parallel,
-            judge_max_tokens=judge_max_tokens, quiet=quiet,
+            judge_max_tokens=judge_max_tokens, quiet=quiet, timeout_s=request_timeout,
         )
     )  # fmt: skip
 
@@ -419,6 +420,7 @@ async def _build_judges(
     retries: int,
     max_tokens: int,
     seed: int,
+    timeout_s: float,
 ) -> list[Any]:
     from matrix_align.data.generate import model_key
     from matrix_align.evaluate.judges import Judge
@@ -429,7 +431,7 @@ async def _build_judges(
     for backend, name, url in judges:
         chat = make_model(
             backend, model=name, base_url=url, api_key_env=api_key_env, parallel=parallel,
-            retries=retries,
+            retries=retries, timeout_s=timeout_s,
         )  # fmt: skip
         await preflight(chat)
         key = model_key(backend, name)
@@ -452,6 +454,7 @@ async def _evaluate(
     judge_parallel: int,
     judge_max_tokens: int,
     quiet: bool,
+    timeout_s: float,
 ) -> None:
     """Checks that need no model first (names, data, folder, judges needed), then the
     backends, then the run, all in this one event loop."""
@@ -463,12 +466,12 @@ async def _evaluate(
     urls: str | list[str] | None = base_url[0] if base_url and len(base_url) == 1 else base_url
     chat_model = make_model(
         backend, model=model, base_url=urls, api_key_env=api_key_env, parallel=parallel,
-        retries=retries,
+        retries=retries, timeout_s=timeout_s,
     )  # fmt: skip
     await preflight(chat_model)
     specs = await _build_judges(
         judges, api_key_env=judge_api_key_env, parallel=judge_parallel, retries=retries,
-        max_tokens=judge_max_tokens, seed=settings.config.seed,
+        max_tokens=judge_max_tokens, seed=settings.config.seed, timeout_s=timeout_s,
     )  # fmt: skip
     for spec in specs:
         if spec.key == settings.model_key:
@@ -505,6 +508,7 @@ def _rejudge(
     judge_parallel: int,
     judge_max_tokens: int,
     quiet: bool,
+    timeout_s: float,
 ) -> None:
     from matrix_align.evaluate import runner
 
@@ -512,7 +516,7 @@ def _rejudge(
         seed = int((runner.read_run(folder).get("simulation") or {}).get("seed", 0))
         specs = await _build_judges(
             judges, api_key_env=judge_api_key_env, parallel=judge_parallel, retries=retries,
-            max_tokens=judge_max_tokens, seed=seed,
+            max_tokens=judge_max_tokens, seed=seed, timeout_s=timeout_s,
         )  # fmt: skip
         try:
             with _progress(console, quiet) as on_progress:

@@ -202,6 +202,7 @@ def generate(
     base_url: o.BaseUrl = None,
     api_key_env: o.ApiKeyEnv = "OPENAI_API_KEY",
     parallel: o.Parallel = 4,
+    request_timeout: o.RequestTimeout = 300.0,
     config_file: o.ConfigFile = None,
     roles: o.Roles = None,
     steps: o.Steps = None,
@@ -276,7 +277,8 @@ def generate(
         _run(
             plan, config, output, console,
             backend=backend, model=model, base_url=base_url, api_key_env=api_key_env,
-            parallel=parallel, retries=retries, concurrency=scenes, abort_after=abort_after,
+            parallel=parallel, request_timeout=request_timeout, retries=retries,
+            concurrency=scenes, abort_after=abort_after,
             include_substeps=include_substeps, export=export, quiet=quiet, call_delay=call_delay,
             key=key,
         )
@@ -335,6 +337,7 @@ async def _run(
     base_url: list[str] | None,
     api_key_env: str,
     parallel: int,
+    request_timeout: float,
     retries: int,
     concurrency: int,
     abort_after: int,
@@ -355,7 +358,7 @@ async def _run(
     urls: str | list[str] | None = base_url[0] if base_url and len(base_url) == 1 else base_url
     chat_model: Any = make_model(
         backend, model=model, base_url=urls, api_key_env=api_key_env, parallel=parallel,
-        retries=retries,
+        retries=retries, timeout_s=request_timeout,
     )  # fmt: skip
     await preflight(chat_model)
     if call_delay > 0:

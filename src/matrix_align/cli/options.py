@@ -12,7 +12,12 @@ from typing import Annotated, Any
 
 import typer
 
-from matrix_align.errors import BackendUnavailable, MatrixAlignError, TransientBackendError
+from matrix_align.errors import (
+    BackendUnavailable,
+    MatrixAlignError,
+    PermanentBackendError,
+    TransientBackendError,
+)
 from matrix_align.llm.model_files import short_names_text
 from matrix_align.llm.registry import BACKENDS
 
@@ -77,6 +82,16 @@ Parallel = Annotated[
         max=256,
         help="Requests served at once: llama.cpp slots (embedded) or in flight per server "
         "(openai).",
+        rich_help_panel=BACK,
+    ),
+]
+RequestTimeout = Annotated[
+    float,
+    typer.Option(
+        "--request-timeout",
+        min=1,
+        help="Seconds one model request may take in all, sending to last byte (openai), "
+        "before it counts as timed out and is retried.",
         rich_help_panel=BACK,
     ),
 ]
@@ -192,15 +207,21 @@ def simulation_config(config_file: Path | None, **values: Any):  # noqa: ANN201
 
 
 def build_model(
-    backend: str, model: str | None, base_url: list[str] | None, api_key_env: str, parallel: int
+    backend: str,
+    model: str | None,
+    base_url: list[str] | None,
+    api_key_env: str,
+    parallel: int,
+    timeout_s: float = 300.0,
 ):  # noqa: ANN201
     """A ready backend: constructed, then checked (server reachable, model file sound)."""
     from matrix_align.llm.registry import make_model, preflight
 
     urls: str | list[str] | None = base_url[0] if base_url and len(base_url) == 1 else base_url
     chat_model = make_model(
-        backend, model=model, base_url=urls, api_key_env=api_key_env, parallel=parallel
-    )
+        backend, model=model, base_url=urls, api_key_env=api_key_env, parallel=parallel,
+        timeout_s=timeout_s,
+    )  # fmt: skip
     run_async(preflight(chat_model))
     return chat_model
 
@@ -215,4 +236,9 @@ def run_async(coroutine: Any) -> Any:
         raise MatrixAlignError(
             f"The model backend kept failing after retries: {exc}",
             hint="check that the server is up and not overloaded; rerun to resume",
+        ) from None
+    except PermanentBackendError as exc:
+        raise MatrixAlignError(
+            f"The model backend rejected a request: {exc}",
+            hint="check --base-url (it usually ends in /v1) and --model",
         ) from None

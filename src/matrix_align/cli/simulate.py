@@ -25,6 +25,7 @@ def simulate(
     base_url: o.BaseUrl = None,
     api_key_env: o.ApiKeyEnv = "OPENAI_API_KEY",
     parallel: o.Parallel = 4,
+    request_timeout: o.RequestTimeout = 300.0,
     config_file: o.ConfigFile = None,
     roles: o.Roles = None,
     steps: o.Steps = None,
@@ -68,8 +69,8 @@ def simulate(
     """
     from rich.console import Console
 
-    from matrix_align.io import atomic_write_text
-    from matrix_align.simulation.scene import run_scene
+    from matrix_align.io import atomic_write_text, writable_file
+    from matrix_align.simulation.scene import check_query, run_scene
     from matrix_align.view.terminal import SceneRenderer
 
     config = o.simulation_config(
@@ -86,14 +87,18 @@ def simulate(
         final_max_tokens=final_max_tokens,
         final_prompt=final_prompt,
     )
+    query = EXAMPLE_QUERY if query is None else query  # "" is an empty query, not omitted
+    check_query(query)  # before the model is prepared (loading one takes a while)
+    if trace_out is not None:  # before the first call: a scene is too costly to lose
+        writable_file(trace_out, "--trace-out")
     console = Console(stderr=json_output)
     if not json_output:
         console.print(f"[dim]backend {backend}: preparing the model…[/]")
-    chat_model = o.build_model(backend, model, base_url, api_key_env, parallel)
+    chat_model = o.build_model(backend, model, base_url, api_key_env, parallel, request_timeout)
     renderer = None if json_output else SceneRenderer(console)
     trace = o.run_async(
         run_scene(
-            query or EXAMPLE_QUERY,
+            query,
             chat_model,
             config,
             initial_response=initial_response,

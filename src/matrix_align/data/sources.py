@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from matrix_align.data.records import ChatMessage, SourceRecord, render_conversation
 from matrix_align.errors import MatrixAlignError
+from matrix_align.text import require_unicode
 
 HubPolicy = Literal["auto", "never", "always"]
 HUB_POLICIES: tuple[str, ...] = ("auto", "never", "always")
@@ -602,6 +603,9 @@ def load_input_file(
                 hint="give every row a text prompt, or a list of chat messages ending with "
                 "a user turn",
             )
+        where = f"Input file {path}, {line_word} {index + 1}"
+        require_unicode(prompt, where)
+        require_unicode(json.dumps(row, ensure_ascii=False, default=str), where)
         if prompt in seen:
             continue
         seen.add(prompt)

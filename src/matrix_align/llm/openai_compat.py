@@ -23,7 +23,9 @@ requests in flight (ties: fewest served so far, then list order), and each endpo
 most ``max_in_flight`` at once, so a fleet of continuous-batching servers stays evenly full.
 
 Retries are off in the ``openai`` client (``max_retries=0``): ``RetryingModel`` owns them, so
-one policy covers every backend. Errors map to ``TransientBackendError`` (connection, timeout,
+one policy covers every backend. ``timeout_s`` is a deadline for the whole request: the HTTP
+client's own timeout bounds each read, so a server that sends a byte now and then would
+otherwise hold a request forever. Errors map to ``TransientBackendError`` (connection, timeout,
 429, 5xx, malformed body) or ``PermanentBackendError`` (other 4xx). The API key is read from
 the environment variable named by ``api_key_env`` and never appears in a repr or a message.
 """
@@ -42,8 +44,14 @@ import httpx
 import openai
 from openai import AsyncOpenAI
 
-from matrix_align.errors import BackendUnavailable, PermanentBackendError, TransientBackendError
+from matrix_align.errors import (
+    BackendUnavailable,
+    MatrixAlignError,
+    PermanentBackendError,
+    TransientBackendError,
+)
 from matrix_align.llm.base import Completion, Message, parse_json, schema_name
+from matrix_align.redact import redact, register_secret
 
 Dialect = Literal["auto", "openai", "vllm", "ollama", "llamacpp"]
 DIALECTS: tuple[str, ...] = get_args(Dialect)
@@ -131,6 +139,37 @@ def structured_output_params(
     return {"response_format": {"type": "json_schema", "json_schema": json_schema}}
 
 
+def check_base_url(url: str) -> None:
+    """A clear error for a base URL that cannot be requested (before any connection)."""
+    try:
+        parsed = httpx.URL(url)
+        port = parsed.port
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:
+        reason = str(exc) or "it cannot be parsed"
+    else:
+        reason = ""
+        if parsed.scheme not in ("http", "https"):
+            reason = "it must start with http:// or https://"
+        elif not parsed.host:
+            reason = "it names no host"
+        elif port is not None and not 0 < port < 65536:
+            reason = f"port {port} is out of range (1-65535)"
+    if reason:
+        raise MatrixAlignError(
+            f"Bad --base-url {redact(url)}: {reason}.",
+            hint="write it like http://localhost:8000/v1",
+        )
+
+
+def _token_count(value: Any) -> int:
+    """A usage figure as reported; anything but a number (None, text) counts as unknown, 0,
+    rather than failing a reply whose text is fine."""
+    try:
+        return max(int(value or 0), 0)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
 def _parse_version(text: str) -> tuple[int, ...] | None:
     match = re.match(r"\s*v?(\d+)\.(\d+)(?:\.(\d+))?", text)
     if not match:
@@ -148,6 +187,16 @@ class _Endpoint:
     in_flight: int = 0
     served: int = 0
     served_models: list[str] = field(default_factory=list)
+
+
+async def _within(seconds: float, request: Any, url: str) -> Any:
+    """Await ``request`` under a deadline for the whole of it; running out is reported as
+    the client's own timeout, so every caller maps it one way."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await request
+    except TimeoutError:
+        raise openai.APITimeoutError(request=httpx.Request("POST", url)) from None
 
 
 class OpenAICompatModel:
@@ -178,6 +227,8 @@ class OpenAICompatModel:
             raise ValueError(f"dialect must be one of {DIALECTS}, not {dialect!r}")
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be >= 1")
+        for url in urls:
+            check_base_url(url)
         self.model = model
         self.name = f"openai:{model}"
         self.api_key_env = api_key_env
@@ -185,6 +236,7 @@ class OpenAICompatModel:
         self.timeout_s = timeout_s
         self.check_timeout_s = check_timeout_s
         self.dialect: Dialect = dialect
+        register_secret(os.environ.get(api_key_env))
         self._endpoints = [
             _Endpoint(url, dialect=None if dialect == "auto" else dialect) for url in urls
         ]
@@ -216,12 +268,8 @@ class OpenAICompatModel:
 
     def _redact(self, text: str) -> str:
         """Remove the key from text a server echoed back (OpenAI quotes part of a bad key)."""
-        key = os.environ.get(self.api_key_env)
-        if key:
-            text = text.replace(key, "***")
-            if len(key) > 8:
-                text = text.replace(key[:8], "***")
-        return text
+        register_secret(os.environ.get(self.api_key_env))
+        return redact(text)
 
     def _bind_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -287,7 +335,9 @@ class OpenAICompatModel:
             max_retries=0,
             timeout=self.check_timeout_s,
         ) as client:
-            page = await client.models.list()
+            page = await _within(
+                self.check_timeout_s, client.models.list(), f"{endpoint.url}/models"
+            )
             return list(page.data)
 
     async def _vllm_is_legacy(self, endpoint: _Endpoint) -> bool:
@@ -468,7 +518,11 @@ class OpenAICompatModel:
             client = self._client(endpoint.url)
             started = time.perf_counter()
             try:
-                response = await client.chat.completions.create(**kwargs)
+                response = await _within(
+                    self.timeout_s,
+                    client.chat.completions.create(**kwargs),
+                    f"{endpoint.url}/chat/completions",
+                )
             except (openai.APIError, ValueError) as exc:
                 raise self._map_error(exc, endpoint) from None
             latency = time.perf_counter() - started
@@ -489,9 +543,9 @@ class OpenAICompatModel:
         return Completion(
             text=text,
             parsed=parse_json(text) if schema is not None else None,
-            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-            cached_tokens=int(getattr(details, "cached_tokens", 0) or 0),
+            prompt_tokens=_token_count(getattr(usage, "prompt_tokens", 0)),
+            completion_tokens=_token_count(getattr(usage, "completion_tokens", 0)),
+            cached_tokens=_token_count(getattr(details, "cached_tokens", 0)),
             latency_s=latency,
             finish_reason=str(choice.finish_reason or "stop"),
             model=str(getattr(response, "model", None) or self.model),

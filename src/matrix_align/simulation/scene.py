@@ -189,6 +189,16 @@ class Scene:
         return delivered
 
 
+def check_query(query: str) -> None:
+    """A query a scene can run: not blank, and text that can be sent (valid Unicode)."""
+    from matrix_align.errors import MatrixAlignError
+    from matrix_align.text import require_unicode
+
+    if not query or not query.strip():
+        raise MatrixAlignError("The query is empty.", hint="pass the question to simulate")
+    require_unicode(query, "The query")
+
+
 async def run_scene(
     query: str,
     actor: ChatModel,
@@ -205,9 +215,6 @@ async def run_scene(
     caller already has the model's answer. ``on_event(kind, trace)`` is called as the scene
     unfolds (kinds: initial, setup, event, memory, consequence, final) for live display.
     """
-    if not query or not query.strip():
-        from matrix_align.errors import MatrixAlignError
-
-        raise MatrixAlignError("The query is empty.", hint="pass the question to simulate")
+    check_query(query)
     scene = Scene(query.strip(), actor, modulator or actor, config or SimulationConfig(), on_event)
     return await scene.run(initial_response)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import BaseModel
 from rich.columns import Columns
 from rich.console import Console, Group
 from rich.panel import Panel
@@ -10,12 +13,38 @@ from rich.text import Text
 
 from matrix_align.simulation.audit import FLAG_HELP
 from matrix_align.simulation.trace import Event, SceneTrace
+from matrix_align.text import printable
 
 ANSWER_PREVIEW = 1200
 
 
+class _Shown:
+    """A read-only view of a trace (or any part of it) whose strings are ``printable``: model
+    text reaches the terminal through this one door, so no handler can forget to clean it."""
+
+    def __init__(self, obj: BaseModel) -> None:
+        self._obj = obj
+
+    def __getattr__(self, name: str) -> Any:
+        return _shown(getattr(self._obj, name))
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, BaseModel):
+        return _Shown(value)
+    if isinstance(value, list | tuple):
+        return [_shown(v) for v in value]
+    if isinstance(value, dict):
+        return {_shown(k): _shown(v) for k, v in value.items()}
+    return value
+
+
 class SceneRenderer:
-    """Prints each part of the scene as soon as the simulator reports it."""
+    """Prints each part of the scene as soon as the simulator reports it. Model text is
+    untrusted: handlers see the trace through ``_Shown``, so control sequences in it (a
+    clipboard write, a screen clear) are printed as visible escapes, never executed."""
 
     def __init__(self, console: Console):
         self.console = console
@@ -24,7 +53,7 @@ class SceneRenderer:
     def __call__(self, kind: str, trace: SceneTrace) -> None:
         handler = getattr(self, f"_on_{kind}", None)
         if handler is not None:
-            handler(trace)
+            handler(_Shown(trace))
 
     def _on_initial(self, trace: SceneTrace) -> None:
         self.console.print(Panel(Text(trace.query), title="Query", border_style="cyan"))
