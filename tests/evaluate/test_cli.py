@@ -86,3 +86,19 @@ def test_judge_specs_pair_options_by_position() -> None:
         judge_specs(["a", "b"], ["x", "y", "z"], None)
     with pytest.raises(MatrixAlignError, match="--judge-base-url"):
         judge_specs(["openai"], ["a", "b", "c"], ["u1", "u2"])
+
+
+def test_notes_print_their_brackets(capsys, tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from matrix_align.cli.evaluate import _print_result
+
+    stats = SimpleNamespace(completed=1, skipped_done=0, failed=0)
+    result = SimpleNamespace(
+        answer_stats=stats, judge_stats=stats, output=tmp_path, report=tmp_path / "report.md",
+        notes=["Plots need matplotlib: pip install 'matrix-align[eval]'"], silent_judges={},
+    )  # fmt: skip
+    _print_result(Console(stderr=True, width=200), result)
+    assert "pip install 'matrix-align[eval]'" in capsys.readouterr().err

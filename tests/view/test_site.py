@@ -285,3 +285,16 @@ def test_an_unusable_out_is_one_clear_error(trace, tmp_path):
         build_site(source, a_file / "site")
     with pytest.raises(MatrixAlignError, match="not a site written by"):
         build_site(source, a_file)
+
+
+def test_credentials_in_stored_errors_are_not_shown(trace, tmp_path):
+    import json
+
+    folder = write_dataset(tmp_path / "run", trace, n=2)
+    error = {"id": "x1", "source": "s", "mode": "matrix", "reason": "backend_rejected",
+             "detail": "openai:m at http://bob:s3cret@10.0.0.1/v1: HTTP 404"}  # fmt: skip
+    with (folder / "errors.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(error) + "\n")
+    site = build_site(folder, tmp_path / "site")
+    html = site.index.read_text(encoding="utf-8")
+    assert "s3cret" not in html and "http://***@10.0.0.1/v1" in html

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from matrix_align.cli import options as o
 
@@ -584,7 +585,7 @@ def _print_result(console: Any, result: Any) -> None:
         highlight=False,
     )
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     answers_failed = result.answer_stats.failed if result.answer_stats is not None else 0
     if answers_failed or j.failed:
         console.print(

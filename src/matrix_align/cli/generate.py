@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from matrix_align.cli import options as o
 
@@ -268,7 +269,7 @@ def generate(
     check_output(output, config=config, model_key=key)
     writable_folder(output, "--output")
     for note in plan.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     n_urls = len(base_url) if base_url else 1
     scenes = concurrency or max(4, 2 * parallel * n_urls)
     from matrix_align.data.generate import export_into_summary
@@ -472,7 +473,7 @@ def _print_summary(console: Any, summary: dict[str, Any], output: Path) -> None:
         )
     for note in summary.get("notes", []):
         if "shipped sample" not in note and "CC BY-NC" not in note:
-            console.print(f"[yellow]note:[/] {note}", highlight=False)
+            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if "exports" in summary:
         rows = ", ".join(f"{fmt} {info['rows']}" for fmt, info in summary["exports"].items())
         console.print(

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from matrix_align.cli import options as o
 
@@ -109,7 +110,7 @@ def simulate(
     if trace_out is not None:
         atomic_write_text(trace_out, payload + "\n")
         if not json_output:
-            console.print(f"[dim]trace written to {trace_out}[/]")
+            console.print(f"[dim]trace written to {escape(str(trace_out))}[/]")
     if json_output:
         typer.echo(payload)
 

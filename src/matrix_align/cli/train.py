@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from matrix_align.errors import MatrixAlignError
 
@@ -194,7 +195,7 @@ def train(
     require_modules(TRAIN_MODULES, "Training", TRAIN_HINT)
 
     def log(message: str) -> None:
-        console.print(f"[dim]train:[/] {message}", highlight=False)
+        console.print(f"[dim]train:[/] {escape(message)}", highlight=False)
 
     if dry_run:
         from matrix_align.train.run import prepare

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from matrix_align.cli.options import path_value
 
@@ -61,7 +62,7 @@ def view(
     pages = f"{site.pages} page{'s' if site.pages != 1 else ''}"
     console.print(f"{site.kind} site: {pages} written in {elapsed:.1f} s", highlight=False)
     for warning in site.warnings[:10]:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if len(site.warnings) > 10:
         console.print(
             f"[yellow]… and {len(site.warnings) - 10} more warnings (listed on the page)[/]"
