@@ -310,6 +310,8 @@ def evaluate(
     api_key_env: o.ApiKeyEnv = "OPENAI_API_KEY",
     parallel: o.Parallel = 4,
     request_timeout: o.RequestTimeout = 300.0,
+    rpm: o.Rpm = None,
+    tpm: o.Tpm = None,
     config_file: o.ConfigFile = None,
     roles: o.Roles = None,
     steps: o.Steps = None,
@@ -348,11 +350,13 @@ def evaluate(
     if chosen_metrics is not None:
         check_metrics(chosen_metrics)
     judges = judge_specs(judge_backend, judge_model, judge_base_url)
+    limits = o.rate_limits(rpm, tpm)
     if rejudge_folder is not None:
         _rejudge(
             console, rejudge_folder, judges, chosen_metrics, reference, concurrency=concurrency,
-            retries=retries, judge_api_key_env=judge_api_key_env, judge_parallel=judge_parallel,
-            judge_max_tokens=judge_max_tokens, quiet=quiet, timeout_s=request_timeout,
+            retries=retries, limits=limits, judge_api_key_env=judge_api_key_env,
+            judge_parallel=judge_parallel, judge_max_tokens=judge_max_tokens, quiet=quiet,
+            timeout_s=request_timeout,
         )  # fmt: skip
         return
     from matrix_align.evaluate.runner import EvalSettings
@@ -406,7 +410,7 @@ def evaluate(
     asyncio.run(
         _evaluate(
             console, settings, judges, backend=backend, model=model, base_url=base_url,
-            api_key_env=api_key_env, parallel=parallel, retries=retries,
+            api_key_env=api_key_env, parallel=parallel, retries=retries, limits=limits,
             judge_api_key_env=judge_api_key_env, judge_parallel=judge_parallel,
             judge_max_tokens=judge_max_tokens, quiet=quiet, timeout_s=request_timeout,
         )
@@ -422,6 +426,7 @@ async def _build_judges(
     max_tokens: int,
     seed: int,
     timeout_s: float,
+    limits: Any = None,
 ) -> list[Any]:
     from matrix_align.data.generate import model_key
     from matrix_align.evaluate.judges import Judge
@@ -432,7 +437,7 @@ async def _build_judges(
     for backend, name, url in judges:
         chat = make_model(
             backend, model=name, base_url=url, api_key_env=api_key_env, parallel=parallel,
-            retries=retries, timeout_s=timeout_s,
+            retries=retries, timeout_s=timeout_s, limits=limits,
         )  # fmt: skip
         await preflight(chat)
         key = model_key(backend, name)
@@ -451,6 +456,7 @@ async def _evaluate(
     api_key_env: str,
     parallel: int,
     retries: int,
+    limits: Any,
     judge_api_key_env: str,
     judge_parallel: int,
     judge_max_tokens: int,
@@ -467,12 +473,13 @@ async def _evaluate(
     urls: str | list[str] | None = base_url[0] if base_url and len(base_url) == 1 else base_url
     chat_model = make_model(
         backend, model=model, base_url=urls, api_key_env=api_key_env, parallel=parallel,
-        retries=retries, timeout_s=timeout_s,
+        retries=retries, timeout_s=timeout_s, limits=limits,
     )  # fmt: skip
     await preflight(chat_model)
     specs = await _build_judges(
         judges, api_key_env=judge_api_key_env, parallel=judge_parallel, retries=retries,
         max_tokens=judge_max_tokens, seed=settings.config.seed, timeout_s=timeout_s,
+        limits=limits,
     )  # fmt: skip
     for spec in specs:
         if spec.key == settings.model_key:
@@ -505,6 +512,7 @@ def _rejudge(
     *,
     concurrency: int,
     retries: int,
+    limits: Any,
     judge_api_key_env: str,
     judge_parallel: int,
     judge_max_tokens: int,
@@ -517,7 +525,7 @@ def _rejudge(
         seed = int((runner.read_run(folder).get("simulation") or {}).get("seed", 0))
         specs = await _build_judges(
             judges, api_key_env=judge_api_key_env, parallel=judge_parallel, retries=retries,
-            max_tokens=judge_max_tokens, seed=seed, timeout_s=timeout_s,
+            max_tokens=judge_max_tokens, seed=seed, timeout_s=timeout_s, limits=limits,
         )  # fmt: skip
         try:
             with _progress(console, quiet) as on_progress:

@@ -204,6 +204,8 @@ def generate(
     api_key_env: o.ApiKeyEnv = "OPENAI_API_KEY",
     parallel: o.Parallel = 4,
     request_timeout: o.RequestTimeout = 300.0,
+    rpm: o.Rpm = None,
+    tpm: o.Tpm = None,
     config_file: o.ConfigFile = None,
     roles: o.Roles = None,
     steps: o.Steps = None,
@@ -279,7 +281,7 @@ def generate(
             plan, config, output, console,
             backend=backend, model=model, base_url=base_url, api_key_env=api_key_env,
             parallel=parallel, request_timeout=request_timeout, retries=retries,
-            concurrency=scenes, abort_after=abort_after,
+            limits=o.rate_limits(rpm, tpm), concurrency=scenes, abort_after=abort_after,
             include_substeps=include_substeps, export=export, quiet=quiet, call_delay=call_delay,
             key=key,
         )
@@ -340,6 +342,7 @@ async def _run(
     parallel: int,
     request_timeout: float,
     retries: int,
+    limits: Any,
     concurrency: int,
     abort_after: int,
     include_substeps: bool,
@@ -359,7 +362,7 @@ async def _run(
     urls: str | list[str] | None = base_url[0] if base_url and len(base_url) == 1 else base_url
     chat_model: Any = make_model(
         backend, model=model, base_url=urls, api_key_env=api_key_env, parallel=parallel,
-        retries=retries, timeout_s=request_timeout,
+        retries=retries, timeout_s=request_timeout, limits=limits,
     )  # fmt: skip
     await preflight(chat_model)
     if call_delay > 0:
