@@ -304,6 +304,17 @@ def evaluate(
     list_only: Annotated[
         bool, typer.Option("--list", help="List systems, benchmarks and metrics, and exit.")
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the plan and the estimated calls, tokens (and cost, with the prices) "
+            "and exit; no model is loaded or called.",
+            rich_help_panel=RUN,
+        ),
+    ] = False,
+    price_in: o.PriceIn = None,
+    price_out: o.PriceOut = None,
     backend: o.Backend = "embedded",
     model: o.Model = None,
     base_url: o.BaseUrl = None,
@@ -340,6 +351,7 @@ def evaluate(
     from matrix_align.data.generate import model_key
     from matrix_align.data.sources import HUB_POLICIES
     from matrix_align.errors import MatrixAlignError
+    from matrix_align.estimate import check_prices
     from matrix_align.evaluate.benchmarks import PAPER_BENCHMARKS, check_metrics
     from matrix_align.evaluate.systems import SystemOptions
     from matrix_align.folders import require_kind
@@ -351,6 +363,12 @@ def evaluate(
         check_metrics(chosen_metrics)
     judges = judge_specs(judge_backend, judge_model, judge_base_url)
     limits = o.rate_limits(rpm, tpm)
+    check_prices(dry_run, price_in, price_out)
+    if dry_run and rejudge_folder is not None:
+        raise MatrixAlignError(
+            "--dry-run estimates a new evaluation, not a re-judging.",
+            hint="drop --rejudge (or --dry-run)",
+        )
     if rejudge_folder is not None:
         _rejudge(
             console, rejudge_folder, judges, chosen_metrics, reference, concurrency=concurrency,
@@ -364,7 +382,8 @@ def evaluate(
     if output is None:
         raise MatrixAlignError("evaluate needs --output FOLDER.", hint="e.g. --output runs/eval")
     require_kind(output, "evaluate", "--output")
-    writable_folder(output, "--output")
+    if not dry_run:
+        writable_folder(output, "--output")
     if hub not in HUB_POLICIES:
         raise MatrixAlignError(f"Unknown --hub {hub!r}.", hint="auto, never or always")
     if selector not in ("judge", "self"):
@@ -407,6 +426,19 @@ def evaluate(
         concurrency=concurrency,
         selector=selector,  # type: ignore[arg-type]
     )
+    if dry_run:
+        from matrix_align.estimate import print_estimate
+        from matrix_align.evaluate import runner
+        from matrix_align.evaluate.dry_run import estimate_evaluate
+
+        prepared = runner.prepare(settings, len(judges))
+        for note in prepared.notes:
+            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        estimate = estimate_evaluate(
+            settings, prepared, judges, backend=backend, judge_max_tokens=judge_max_tokens
+        )
+        print_estimate(estimate, price_in, price_out)
+        return
     asyncio.run(
         _evaluate(
             console, settings, judges, backend=backend, model=model, base_url=base_url,

@@ -192,6 +192,17 @@ def generate(
             rich_help_panel=RUN,
         ),
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the plan and the estimated calls, tokens (and cost, with the prices) "
+            "and exit; no model is loaded or called.",
+            rich_help_panel=RUN,
+        ),
+    ] = False,
+    price_in: o.PriceIn = None,
+    price_out: o.PriceOut = None,
     call_delay: Annotated[
         float,
         typer.Option(
@@ -233,11 +244,13 @@ def generate(
     from matrix_align.data.generate import SourceSpec, build_plan, check_output, model_key
     from matrix_align.data.sources import HUB_POLICIES
     from matrix_align.errors import MatrixAlignError
+    from matrix_align.estimate import check_prices
     from matrix_align.io import writable_folder
 
     console = Console(stderr=True)
     if output is None:
         raise MatrixAlignError("generate needs --output FOLDER.", hint="e.g. --output runs/demo")
+    check_prices(dry_run, price_in, price_out)
     if hub not in HUB_POLICIES:
         raise MatrixAlignError(f"Unknown --hub {hub!r}.", hint="auto, never or always")
     specs = [SourceSpec.parse(text) for text in source or []]
@@ -269,6 +282,15 @@ def generate(
         hub=hub,  # type: ignore[arg-type]
     )
     check_output(output, config=config, model_key=key)
+    if dry_run:
+        from matrix_align.data.dry_run import estimate_generate
+        from matrix_align.estimate import print_estimate
+
+        for note in plan.notes:
+            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        estimate = estimate_generate(plan, config, output, backend=backend)
+        print_estimate(estimate, price_in, price_out)
+        return
     writable_folder(output, "--output")
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)

@@ -116,6 +116,24 @@ Tpm = Annotated[
         rich_help_panel=BACK,
     ),
 ]
+PriceIn = Annotated[
+    float | None,
+    typer.Option(
+        "--price-in",
+        min=0,
+        help="With --dry-run: USD per million prompt tokens, for a cost estimate.",
+        rich_help_panel="Run",
+    ),
+]
+PriceOut = Annotated[
+    float | None,
+    typer.Option(
+        "--price-out",
+        min=0,
+        help="With --dry-run: USD per million completion tokens, for a cost estimate.",
+        rich_help_panel="Run",
+    ),
+]
 ConfigFile = Annotated[
     Path | None,
     typer.Option(
