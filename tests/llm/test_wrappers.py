@@ -114,18 +114,13 @@ async def test_permanent_errors_are_not_retried():
     assert inner.calls == 1
 
 
-def test_backoff_grows_is_jittered_capped_and_honours_retry_after():
+def test_backoff_grows_is_jittered_and_capped():
     model = RetryingModel(Flaky([]), base_delay_s=1.0, max_delay_s=8.0, rng=random.Random(0))
     delays = [model.delay_s(n) for n in range(6)]
     for n, delay in enumerate(delays):
         ceiling = min(8.0, 2.0**n)
         assert ceiling / 2 <= delay <= ceiling
     assert max(delays) <= 8.0
-    hinted = TransientBackendError("429")
-    hinted.retry_after_s = 5.0  # type: ignore[attr-defined]
-    assert model.delay_s(0, hinted) == 5.0
-    hinted.retry_after_s = 60.0  # type: ignore[attr-defined]
-    assert model.delay_s(0, hinted) == 8.0
 
 
 async def test_accounting_sums_usage_over_the_fake_server():

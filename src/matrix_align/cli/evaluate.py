@@ -304,12 +304,25 @@ def evaluate(
     list_only: Annotated[
         bool, typer.Option("--list", help="List systems, benchmarks and metrics, and exit.")
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the plan and the estimated calls, tokens (and cost, with the prices) "
+            "and exit; no model is loaded or called.",
+            rich_help_panel=RUN,
+        ),
+    ] = False,
+    price_in: o.PriceIn = None,
+    price_out: o.PriceOut = None,
     backend: o.Backend = "embedded",
     model: o.Model = None,
     base_url: o.BaseUrl = None,
     api_key_env: o.ApiKeyEnv = "OPENAI_API_KEY",
     parallel: o.Parallel = 4,
     request_timeout: o.RequestTimeout = 300.0,
+    rpm: o.Rpm = None,
+    tpm: o.Tpm = None,
     config_file: o.ConfigFile = None,
     roles: o.Roles = None,
     steps: o.Steps = None,
@@ -338,6 +351,7 @@ def evaluate(
     from matrix_align.data.generate import model_key
     from matrix_align.data.sources import HUB_POLICIES
     from matrix_align.errors import MatrixAlignError
+    from matrix_align.estimate import check_prices
     from matrix_align.evaluate.benchmarks import PAPER_BENCHMARKS, check_metrics
     from matrix_align.evaluate.systems import SystemOptions
     from matrix_align.folders import require_kind
@@ -348,11 +362,19 @@ def evaluate(
     if chosen_metrics is not None:
         check_metrics(chosen_metrics)
     judges = judge_specs(judge_backend, judge_model, judge_base_url)
+    limits = o.rate_limits(rpm, tpm)
+    check_prices(dry_run, price_in, price_out)
+    if dry_run and rejudge_folder is not None:
+        raise MatrixAlignError(
+            "--dry-run estimates a new evaluation, not a re-judging.",
+            hint="drop --rejudge (or --dry-run)",
+        )
     if rejudge_folder is not None:
         _rejudge(
             console, rejudge_folder, judges, chosen_metrics, reference, concurrency=concurrency,
-            retries=retries, judge_api_key_env=judge_api_key_env, judge_parallel=judge_parallel,
-            judge_max_tokens=judge_max_tokens, quiet=quiet, timeout_s=request_timeout,
+            retries=retries, limits=limits, judge_api_key_env=judge_api_key_env,
+            judge_parallel=judge_parallel, judge_max_tokens=judge_max_tokens, quiet=quiet,
+            timeout_s=request_timeout,
         )  # fmt: skip
         return
     from matrix_align.evaluate.runner import EvalSettings
@@ -360,7 +382,8 @@ def evaluate(
     if output is None:
         raise MatrixAlignError("evaluate needs --output FOLDER.", hint="e.g. --output runs/eval")
     require_kind(output, "evaluate", "--output")
-    writable_folder(output, "--output")
+    if not dry_run:
+        writable_folder(output, "--output")
     if hub not in HUB_POLICIES:
         raise MatrixAlignError(f"Unknown --hub {hub!r}.", hint="auto, never or always")
     if selector not in ("judge", "self"):
@@ -403,10 +426,23 @@ def evaluate(
         concurrency=concurrency,
         selector=selector,  # type: ignore[arg-type]
     )
+    if dry_run:
+        from matrix_align.estimate import print_estimate
+        from matrix_align.evaluate import runner
+        from matrix_align.evaluate.dry_run import estimate_evaluate
+
+        prepared = runner.prepare(settings, len(judges))
+        for note in prepared.notes:
+            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        estimate = estimate_evaluate(
+            settings, prepared, judges, backend=backend, judge_max_tokens=judge_max_tokens
+        )
+        print_estimate(estimate, price_in, price_out)
+        return
     asyncio.run(
         _evaluate(
             console, settings, judges, backend=backend, model=model, base_url=base_url,
-            api_key_env=api_key_env, parallel=parallel, retries=retries,
+            api_key_env=api_key_env, parallel=parallel, retries=retries, limits=limits,
             judge_api_key_env=judge_api_key_env, judge_parallel=judge_parallel,
             judge_max_tokens=judge_max_tokens, quiet=quiet, timeout_s=request_timeout,
         )
@@ -422,6 +458,7 @@ async def _build_judges(
     max_tokens: int,
     seed: int,
     timeout_s: float,
+    limits: Any = None,
 ) -> list[Any]:
     from matrix_align.data.generate import model_key
     from matrix_align.evaluate.judges import Judge
@@ -432,7 +469,7 @@ async def _build_judges(
     for backend, name, url in judges:
         chat = make_model(
             backend, model=name, base_url=url, api_key_env=api_key_env, parallel=parallel,
-            retries=retries, timeout_s=timeout_s,
+            retries=retries, timeout_s=timeout_s, limits=limits,
         )  # fmt: skip
         await preflight(chat)
         key = model_key(backend, name)
@@ -451,6 +488,7 @@ async def _evaluate(
     api_key_env: str,
     parallel: int,
     retries: int,
+    limits: Any,
     judge_api_key_env: str,
     judge_parallel: int,
     judge_max_tokens: int,
@@ -467,12 +505,13 @@ async def _evaluate(
     urls: str | list[str] | None = base_url[0] if base_url and len(base_url) == 1 else base_url
     chat_model = make_model(
         backend, model=model, base_url=urls, api_key_env=api_key_env, parallel=parallel,
-        retries=retries, timeout_s=timeout_s,
+        retries=retries, timeout_s=timeout_s, limits=limits,
     )  # fmt: skip
     await preflight(chat_model)
     specs = await _build_judges(
         judges, api_key_env=judge_api_key_env, parallel=judge_parallel, retries=retries,
         max_tokens=judge_max_tokens, seed=settings.config.seed, timeout_s=timeout_s,
+        limits=limits,
     )  # fmt: skip
     for spec in specs:
         if spec.key == settings.model_key:
@@ -505,6 +544,7 @@ def _rejudge(
     *,
     concurrency: int,
     retries: int,
+    limits: Any,
     judge_api_key_env: str,
     judge_parallel: int,
     judge_max_tokens: int,
@@ -517,7 +557,7 @@ def _rejudge(
         seed = int((runner.read_run(folder).get("simulation") or {}).get("seed", 0))
         specs = await _build_judges(
             judges, api_key_env=judge_api_key_env, parallel=judge_parallel, retries=retries,
-            max_tokens=judge_max_tokens, seed=seed, timeout_s=timeout_s,
+            max_tokens=judge_max_tokens, seed=seed, timeout_s=timeout_s, limits=limits,
         )  # fmt: skip
         try:
             with _progress(console, quiet) as on_progress:

@@ -192,6 +192,17 @@ def generate(
             rich_help_panel=RUN,
         ),
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the plan and the estimated calls, tokens (and cost, with the prices) "
+            "and exit; no model is loaded or called.",
+            rich_help_panel=RUN,
+        ),
+    ] = False,
+    price_in: o.PriceIn = None,
+    price_out: o.PriceOut = None,
     call_delay: Annotated[
         float,
         typer.Option(
@@ -204,6 +215,8 @@ def generate(
     api_key_env: o.ApiKeyEnv = "OPENAI_API_KEY",
     parallel: o.Parallel = 4,
     request_timeout: o.RequestTimeout = 300.0,
+    rpm: o.Rpm = None,
+    tpm: o.Tpm = None,
     config_file: o.ConfigFile = None,
     roles: o.Roles = None,
     steps: o.Steps = None,
@@ -231,11 +244,13 @@ def generate(
     from matrix_align.data.generate import SourceSpec, build_plan, check_output, model_key
     from matrix_align.data.sources import HUB_POLICIES
     from matrix_align.errors import MatrixAlignError
+    from matrix_align.estimate import check_prices
     from matrix_align.io import writable_folder
 
     console = Console(stderr=True)
     if output is None:
         raise MatrixAlignError("generate needs --output FOLDER.", hint="e.g. --output runs/demo")
+    check_prices(dry_run, price_in, price_out)
     if hub not in HUB_POLICIES:
         raise MatrixAlignError(f"Unknown --hub {hub!r}.", hint="auto, never or always")
     specs = [SourceSpec.parse(text) for text in source or []]
@@ -267,6 +282,15 @@ def generate(
         hub=hub,  # type: ignore[arg-type]
     )
     check_output(output, config=config, model_key=key)
+    if dry_run:
+        from matrix_align.data.dry_run import estimate_generate
+        from matrix_align.estimate import print_estimate
+
+        for note in plan.notes:
+            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        estimate = estimate_generate(plan, config, output, backend=backend)
+        print_estimate(estimate, price_in, price_out)
+        return
     writable_folder(output, "--output")
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
@@ -279,7 +303,7 @@ def generate(
             plan, config, output, console,
             backend=backend, model=model, base_url=base_url, api_key_env=api_key_env,
             parallel=parallel, request_timeout=request_timeout, retries=retries,
-            concurrency=scenes, abort_after=abort_after,
+            limits=o.rate_limits(rpm, tpm), concurrency=scenes, abort_after=abort_after,
             include_substeps=include_substeps, export=export, quiet=quiet, call_delay=call_delay,
             key=key,
         )
@@ -340,6 +364,7 @@ async def _run(
     parallel: int,
     request_timeout: float,
     retries: int,
+    limits: Any,
     concurrency: int,
     abort_after: int,
     include_substeps: bool,
@@ -359,7 +384,7 @@ async def _run(
     urls: str | list[str] | None = base_url[0] if base_url and len(base_url) == 1 else base_url
     chat_model: Any = make_model(
         backend, model=model, base_url=urls, api_key_env=api_key_env, parallel=parallel,
-        retries=retries, timeout_s=request_timeout,
+        retries=retries, timeout_s=request_timeout, limits=limits,
     )  # fmt: skip
     await preflight(chat_model)
     if call_delay > 0:

@@ -95,6 +95,45 @@ RequestTimeout = Annotated[
         rich_help_panel=BACK,
     ),
 ]
+Rpm = Annotated[
+    int | None,
+    typer.Option(
+        "--rpm",
+        min=1,
+        help="Requests per minute at most, over all calls of this process (a hosted API's "
+        "limit; retries count). Default: no limit.",
+        rich_help_panel=BACK,
+    ),
+]
+Tpm = Annotated[
+    int | None,
+    typer.Option(
+        "--tpm",
+        min=1,
+        help="Tokens (prompt + completion) per minute at most, over all calls of this "
+        "process; a call reserves its prompt estimate plus --max-tokens until the server "
+        "reports its usage. Default: no limit.",
+        rich_help_panel=BACK,
+    ),
+]
+PriceIn = Annotated[
+    float | None,
+    typer.Option(
+        "--price-in",
+        min=0,
+        help="With --dry-run: USD per million prompt tokens, for a cost estimate.",
+        rich_help_panel="Run",
+    ),
+]
+PriceOut = Annotated[
+    float | None,
+    typer.Option(
+        "--price-out",
+        min=0,
+        help="With --dry-run: USD per million completion tokens, for a cost estimate.",
+        rich_help_panel="Run",
+    ),
+]
 ConfigFile = Annotated[
     Path | None,
     typer.Option(
@@ -213,6 +252,7 @@ def build_model(
     api_key_env: str,
     parallel: int,
     timeout_s: float = 300.0,
+    limits: Any = None,
 ):  # noqa: ANN201
     """A ready backend: constructed, then checked (server reachable, model file sound)."""
     from matrix_align.llm.registry import make_model, preflight
@@ -220,10 +260,18 @@ def build_model(
     urls: str | list[str] | None = base_url[0] if base_url and len(base_url) == 1 else base_url
     chat_model = make_model(
         backend, model=model, base_url=urls, api_key_env=api_key_env, parallel=parallel,
-        timeout_s=timeout_s,
+        timeout_s=timeout_s, limits=limits,
     )  # fmt: skip
     run_async(preflight(chat_model))
     return chat_model
+
+
+def rate_limits(rpm: int | None, tpm: int | None):  # noqa: ANN201
+    """The process's one budget for --rpm/--tpm (None without either), shared by every model
+    the command builds, so judges and the model under test draw on the same limit."""
+    from matrix_align.llm.rate_limit import RateLimits
+
+    return RateLimits.per_minute(rpm, tpm)
 
 
 def run_async(coroutine: Any) -> Any:

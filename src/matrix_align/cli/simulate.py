@@ -27,6 +27,8 @@ def simulate(
     api_key_env: o.ApiKeyEnv = "OPENAI_API_KEY",
     parallel: o.Parallel = 4,
     request_timeout: o.RequestTimeout = 300.0,
+    rpm: o.Rpm = None,
+    tpm: o.Tpm = None,
     config_file: o.ConfigFile = None,
     roles: o.Roles = None,
     steps: o.Steps = None,
@@ -95,7 +97,10 @@ def simulate(
     console = Console(stderr=json_output)
     if not json_output:
         console.print(f"[dim]backend {backend}: preparing the model…[/]")
-    chat_model = o.build_model(backend, model, base_url, api_key_env, parallel, request_timeout)
+    chat_model = o.build_model(
+        backend, model, base_url, api_key_env, parallel, request_timeout,
+        limits=o.rate_limits(rpm, tpm),
+    )  # fmt: skip
     renderer = None if json_output else SceneRenderer(console)
     trace = o.run_async(
         run_scene(

@@ -51,6 +51,7 @@ from matrix_align.errors import (
     TransientBackendError,
 )
 from matrix_align.llm.base import Completion, Message, parse_json, schema_name
+from matrix_align.llm.retry_after import retry_after_s
 from matrix_align.redact import redact, register_secret
 
 Dialect = Literal["auto", "openai", "vllm", "ollama", "llamacpp"]
@@ -457,7 +458,8 @@ class OpenAICompatModel:
         """openai's exception -> ours, with status and a short reason; never the key.
 
         The result carries ``status`` (HTTP status or None) and, for a 429/5xx that said
-        when to come back, ``retry_after_s``, which ``RetryingModel`` honours.
+        when to come back (``Retry-After`` in seconds or as a date, or ``retry-after-ms``),
+        ``retry_after_s``, which ``RetryingModel`` honours.
         """
         where = f"{self.name} at {endpoint.url}"
         status: int | None = None
@@ -473,12 +475,8 @@ class OpenAICompatModel:
             text = f"{where}: HTTP {status}: {self._short_reason(exc)}"
             transient = status == 429 or status >= 500 or status in (408, 409)
             err = TransientBackendError(text) if transient else PermanentBackendError(text)
-            header = exc.response.headers.get("retry-after")
-            if transient and header:
-                try:
-                    retry_after = float(header)
-                except ValueError:
-                    retry_after = None
+            if transient:
+                retry_after = retry_after_s(exc.response.headers)
         else:  # a body that is not JSON, or JSON without choices
             status = 200
             err = TransientBackendError(f"{where}: malformed response body")

@@ -3,10 +3,13 @@ dependency (xllamacpp for ``embedded``) only matters when that backend is chosen
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from matrix_align.errors import MatrixAlignError
 from matrix_align.llm.base import ChatModel
+
+if TYPE_CHECKING:
+    from matrix_align.llm.rate_limit import RateLimits
 
 BACKENDS = ("embedded", "openai", "transformers", "scripted")
 
@@ -21,15 +24,18 @@ def make_model(
     retries: int = 3,
     timeout_s: float = 300.0,
     script: Any | None = None,
+    limits: RateLimits | None = None,
 ) -> ChatModel:
-    """Build a backend wrapped with retries and accounting.
+    """Build a backend wrapped with retries and accounting (and pacing, given ``limits``).
 
     ``parallel`` is the number of requests the backend serves at once: llama.cpp slots for
     ``embedded``, the in-flight limit per endpoint for ``openai``. For ``embedded``, ``model``
     is a bundled model's short name (``qwen2.5-coder-0.5b``, ``qwen2.5-coder-1.5b``), a GGUF
-    path, or None for the default bundled model.
+    path, or None for the default bundled model. ``limits`` is the per-minute budget of
+    requests and tokens, one object shared by every model of the process; it sits inside
+    the retries, since each retry is a request too.
     """
-    from matrix_align.llm.wrappers import AccountingModel, RetryingModel
+    from matrix_align.llm.wrappers import AccountingModel, RateLimitedModel, RetryingModel
 
     if backend == "embedded":
         from matrix_align.llm.embedded import EmbeddedModel
@@ -72,6 +78,8 @@ def make_model(
         raise MatrixAlignError(
             f"Unknown backend {backend!r}.", hint=f"choose one of: {', '.join(BACKENDS)}"
         )
+    if limits is not None:
+        base = RateLimitedModel(base, limits)
     return AccountingModel(RetryingModel(base, max_retries=retries))
 
 

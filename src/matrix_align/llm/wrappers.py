@@ -4,7 +4,7 @@ Why wrappers: retries, a concurrency limit, accounting and a response cache are 
 for llama.cpp in-process, a vLLM fleet or the scripted test double, so each lives once here
 and composes around any ``ChatModel``::
 
-    AccountingModel(RetryingModel(OpenAICompatModel(...), max_retries=3))
+    AccountingModel(RetryingModel(RateLimitedModel(OpenAICompatModel(...), limits)))
 
 Each wrapper forwards ``name`` (traces name the real model, not the wrapper) and ``check()``
 (so ``registry.preflight`` reaches the backend through any stack of wrappers), and
@@ -24,11 +24,13 @@ import json
 import random
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from matrix_align.errors import TransientBackendError
 from matrix_align.llm.base import ChatModel, Completion, Message
+from matrix_align.llm.rate_limit import RateLimits, approx_prompt_tokens
 
 
 class _Wrapper:
@@ -55,15 +57,37 @@ class _Wrapper:
         return f"{type(self).__name__}({self.inner!r})"
 
 
+# The longest a call waits in all because servers said so (Retry-After and its kin) before
+# it gives up: long enough for a per-minute limit to reset twice, short enough that a daily
+# quota or a server gone for maintenance fails the sample instead of stalling the run.
+MAX_SERVER_WAIT_S = 120.0
+
+
 class RetryingModel(_Wrapper):
-    """Retries ``TransientBackendError`` with exponential backoff and jitter.
+    """Retries ``TransientBackendError``: after the wait the server asked for, else with
+    exponential backoff and jitter.
 
     Only transient failures are retried (timeouts, 429, 5xx, dropped connections): a
-    permanent error (a rejected request) or a bug would fail the same way again. The delay
-    before retry ``n`` (0-based) is ``min(max_delay_s, base_delay_s * 2**n)``, scaled by a
-    random factor in [0.5, 1] so that many scenes failing together do not retry in lockstep;
-    a server's ``Retry-After`` (``retry_after_s`` on the error) raises it, still capped at
-    ``max_delay_s``. After ``max_retries`` retries the last error is raised.
+    permanent error (a rejected request) or a bug would fail the same way again.
+
+    Server-directed waits: an error whose ``retry_after_s`` is positive (a 429 or 503 with
+    ``Retry-After`` in seconds or as an HTTP-date, or ``retry-after-ms``) is retried after
+    that long, however long it is, as long as the waits of this call add up to at most
+    ``max_server_wait_s``; past that the call fails at once, since retrying sooner than the
+    server said is refused again. Such retries do not use up ``max_retries``. The wait also
+    pauses every other call through this wrapper before its next attempt, because a rate
+    limit is the server's, not one request's; each caller resumes with a little jitter so
+    they do not all return in the same instant.
+
+    Other transient errors: the delay before retry ``n`` (0-based) is
+    ``min(max_delay_s, base_delay_s * 2**n)``, scaled by a random factor in [0.5, 1] so that
+    many scenes failing together do not retry in lockstep. After ``max_retries`` such
+    retries the last error is raised.
+
+    Why a small loop and not tenacity: the two budgets (a count for unexplained failures, a
+    time bound for server-directed waits) and the pause shared by all calls would each be a
+    custom callback there, and the loop is shorter than that glue. ``clock`` and ``sleep``
+    are injectable so tests of 30 s waits take no time.
     """
 
     def __init__(
@@ -73,7 +97,10 @@ class RetryingModel(_Wrapper):
         base_delay_s: float = 0.5,
         max_delay_s: float = 8.0,
         *,
+        max_server_wait_s: float = MAX_SERVER_WAIT_S,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         super().__init__(model)
         if max_retries < 0:
@@ -81,17 +108,24 @@ class RetryingModel(_Wrapper):
         self.max_retries = max_retries
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
+        self.max_server_wait_s = max_server_wait_s
         self.retries = 0  # retries made so far, over all calls (for run summaries)
+        self.server_waits = 0  # of which after a server-directed wait
         self._rng = rng or random.Random()
+        self._clock = clock
+        self._sleep = sleep
+        self._paused_until = 0.0  # on ``clock``: no attempt starts before this
 
-    def delay_s(self, attempt: int, error: BaseException | None = None) -> float:
-        """Seconds to wait before retry number ``attempt`` (0-based)."""
+    def delay_s(self, attempt: int) -> float:
+        """Seconds of backoff before retry number ``attempt`` (0-based) of an error that did
+        not say when to come back."""
         delay = min(self.max_delay_s, self.base_delay_s * 2**attempt)
-        delay *= 0.5 + 0.5 * self._rng.random()
-        hinted = getattr(error, "retry_after_s", None)
-        if isinstance(hinted, int | float) and hinted > delay:
-            delay = min(float(hinted), self.max_delay_s)
-        return delay
+        return delay * (0.5 + 0.5 * self._rng.random())
+
+    async def _wait_out_pause(self) -> None:
+        remaining = self._paused_until - self._clock()
+        if remaining > 0:
+            await self._sleep(remaining * (1.0 + 0.1 * self._rng.random()))
 
     async def complete(
         self,
@@ -102,8 +136,10 @@ class RetryingModel(_Wrapper):
         seed: int | None = None,
         schema: dict[str, Any] | None = None,
     ) -> Completion:
-        attempt = 0
+        attempt = 0  # backoff retries used, against max_retries
+        server_wait = 0.0  # seconds this call waited because a server said so
         while True:
+            await self._wait_out_pause()
             try:
                 return await self.inner.complete(
                     messages,
@@ -113,11 +149,65 @@ class RetryingModel(_Wrapper):
                     schema=schema,
                 )
             except TransientBackendError as error:
-                if attempt >= self.max_retries:
-                    raise
-                await asyncio.sleep(self.delay_s(attempt, error))
-                attempt += 1
+                hinted = getattr(error, "retry_after_s", None)
+                if isinstance(hinted, int | float) and hinted > 0:
+                    if server_wait + hinted > self.max_server_wait_s:
+                        raise _past_bound(error, hinted, self.max_server_wait_s) from None
+                    server_wait += hinted
+                    self._paused_until = max(self._paused_until, self._clock() + hinted)
+                    self.server_waits += 1
+                else:
+                    if attempt >= self.max_retries:
+                        raise
+                    await self._sleep(self.delay_s(attempt))
+                    attempt += 1
                 self.retries += 1
+
+
+def _past_bound(error: TransientBackendError, hinted: float, bound: float) -> Exception:
+    """The error, saying why it was not retried (its attributes kept for the caller)."""
+    err = TransientBackendError(
+        f"{error} (the server asked to wait {hinted:g} s more; matrix-align waits at most "
+        f"{bound:g} s in all for one request)"
+    )
+    err.__dict__.update(error.__dict__)
+    return err
+
+
+class RateLimitedModel(_Wrapper):
+    """Paces calls to a per-minute budget of requests and tokens (see llm/rate_limit.py).
+
+    Each call (each attempt, when inside ``RetryingModel``: a retry is a request too) takes
+    one request and reserves its estimated tokens, then settles the reservation to the usage
+    the server reported. A failed call keeps its estimate: the server may have counted it.
+    """
+
+    def __init__(self, model: ChatModel, limits: RateLimits) -> None:
+        super().__init__(model)
+        self.limits = limits
+
+    async def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int | None = None,
+        schema: dict[str, Any] | None = None,
+    ) -> Completion:
+        if self.limits.requests is not None:
+            await self.limits.requests.acquire(1)
+        spend = None
+        if self.limits.tokens is not None:
+            estimate = approx_prompt_tokens(messages) + max_tokens
+            spend = await self.limits.tokens.acquire(estimate)
+        result = await self.inner.complete(
+            messages, max_tokens=max_tokens, temperature=temperature, seed=seed, schema=schema
+        )
+        used = result.prompt_tokens + result.completion_tokens
+        if spend is not None and self.limits.tokens is not None and used > 0:
+            self.limits.tokens.settle(spend, used)
+        return result
 
 
 class ConcurrencyLimitedModel(_Wrapper):

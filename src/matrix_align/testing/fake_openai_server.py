@@ -166,6 +166,9 @@ class FakeOpenAIServer:
             JSON (requests without a schema are answered normally).
         hang_s: how long a ``timeout`` fault holds the request; it ends early when the
             server stops, so a ``with`` block never waits for it.
+        rate_limit_first: the first this many chat requests are refused with 429 and
+            ``rate_limit_headers`` (default ``Retry-After: 30``), as a hosted API answers
+            a client over its per-minute limit; counted in ``rate_limited``.
         seed: seeds the fault RNG, so a fault sequence is reproducible (for requests that
             arrive in the same order).
         version: when set, ``GET /version`` answers ``{"version": version}`` as vLLM does.
@@ -193,6 +196,8 @@ class FakeOpenAIServer:
         fail_malformed_body: float = 0.0,
         fail_invalid_json: float = 0.0,
         hang_s: float = 30.0,
+        rate_limit_first: int = 0,
+        rate_limit_headers: dict[str, str] | None = None,
         seed: int = 0,
         version: str | None = None,
         require_api_key: str | None = None,
@@ -210,6 +215,9 @@ class FakeOpenAIServer:
         self.alpha = alpha
         self.fault_rates = dict(zip(_FAULT_KINDS, rates, strict=True))
         self.hang_s = hang_s
+        self.rate_limit_first = rate_limit_first
+        self.rate_limit_headers = dict(rate_limit_headers or {"Retry-After": "30"})
+        self.rate_limited = 0
         self.version = version
         self.require_api_key = require_api_key
         self.requests: list[dict[str, Any]] = []
@@ -313,6 +321,9 @@ class FakeOpenAIServer:
                 fault = None
             if fault is not None:
                 self.fault_counts[fault] += 1
+            if self.rate_limited < self.rate_limit_first:
+                self.rate_limited += 1
+                fault = "rate_limited"
             self.requests.append(
                 {
                     "body": body,
@@ -344,6 +355,9 @@ class FakeOpenAIServer:
             status, payload, headers = _error(429, "rate limited (injected)", "rate_limit")
             headers["Retry-After"] = "0"
             return status, payload, headers
+        if fault == "rate_limited":
+            status, payload, headers = _error(429, "rate limit reached", "rate_limit")
+            return status, payload, {**headers, **self.rate_limit_headers}
         if fault == "timeout":
             self._stopping.wait(self.hang_s)
         if body.get("model") not in self.models:
@@ -477,6 +491,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     for kind in ("500", "429", "timeout", "malformed-body", "invalid-json"):
         parser.add_argument(f"--fail-{kind}", type=float, default=0.0, metavar="FRACTION")
     parser.add_argument("--hang", type=float, default=30.0, help="seconds a timeout fault holds")
+    parser.add_argument(
+        "--rate-limit-first", type=int, default=0, metavar="N",
+        help="refuse the first N chat requests with 429 and --retry-after",
+    )  # fmt: skip
+    parser.add_argument("--retry-after", default="30", help="Retry-After of those 429s")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--version", dest="server_version", default=None)
     args = parser.parse_args(argv)
@@ -492,6 +511,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail_malformed_body=args.fail_malformed_body,
         fail_invalid_json=args.fail_invalid_json,
         hang_s=args.hang,
+        rate_limit_first=args.rate_limit_first,
+        rate_limit_headers={"Retry-After": args.retry_after},
         seed=args.seed,
         version=args.server_version,
         host=args.host,

@@ -1,0 +1,89 @@
+"""``evaluate --dry-run``: the plan (items, systems, judges) and its estimated calls and
+tokens, checked against the real scripted run; a second estimate reads the folder's own
+figures."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from matrix_align.cli.app import main
+
+
+def run_cli(monkeypatch: pytest.MonkeyPatch, capsys, *args: str) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", ["matrix-align", "evaluate", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, " ".join((captured.out + captured.err).split())
+
+
+def estimated(text: str) -> tuple[int, int]:
+    match = re.search(r"estimated: ([\d,]+) calls, ([\d,]+) prompt \+ ([\d,]+) completion", text)
+    assert match, text
+    calls, prompt, completion = (int(g.replace(",", "")) for g in match.groups())
+    return calls, prompt + completion
+
+
+def recorded(folder: Path) -> tuple[int, int]:
+    calls = tokens = 0
+    for line in (folder / "results.jsonl").read_text("utf-8").splitlines():
+        usage = json.loads(line).get("usage") or {}
+        calls += usage.get("calls", 0)
+        tokens += usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
+    return calls, tokens
+
+
+def row(text: str, label: str) -> list[str]:
+    """The cells after ``label`` in its table row (the output with whitespace collapsed)."""
+    cells = text.split(f"│ {label} │", 1)[1].split(" │ │", 1)[0].split(" │ ")
+    return [c.strip(" │") for c in cells]
+
+
+def assert_close(estimate: int, real: int, what: str) -> None:
+    assert real > 0 and abs(estimate - real) <= 0.25 * real, f"{what}: {estimate} vs {real}"
+
+
+def test_the_estimate_is_within_25_percent_of_the_scripted_run(
+    monkeypatch, capsys, tmp_path: Path
+) -> None:
+    out = tmp_path / "eval"
+    common = ("--backend", "scripted", "--judge-backend", "scripted", "--hub", "never",
+              "-B", "advbench,mt-bench", "--limit", "3", "--roles", "1", "--steps", "1", "-q",
+              "-o", str(out))  # fmt: skip
+    args = (*common, "-S", "vanilla,matrix,critique-revise")
+    code, text = run_cli(monkeypatch, capsys, *args, "--dry-run", "--price-in", "1",
+                         "--price-out", "4")  # fmt: skip
+    assert code == 0, text
+    assert not out.exists()
+    assert "plan: advbench 3 items, mt-bench 3 items; systems vanilla, matrix," in text
+    assert "judges: scripted:default" in text and "estimated cost: $" in text
+    assert "mt-bench: matrix" in text and "scripted:default: pairwise" in text
+    calls, tokens = estimated(text)
+    code, text = run_cli(monkeypatch, capsys, *args)
+    assert code == 0, text
+    real_calls, real_tokens = recorded(out)
+    assert_close(calls, real_calls, "calls")
+    assert_close(tokens, real_tokens, "tokens")
+
+    # Adding a system: the finished answers are not counted again, and the new ones are
+    # estimated from the folder's figures where it has them.
+    code, text = run_cli(monkeypatch, capsys, *common, "-S", "vanilla,matrix,debate", "--dry-run")
+    assert code == 0, text
+    vanilla = row(text, "advbench: vanilla")
+    assert vanilla[:3] == ["3", "0", "1.0"] and vanilla[-1] == "measured (3)"
+    assert row(text, "advbench: debate")[:2] == ["3", "3"]
+    assert row(text, "advbench: debate")[-1] == "rehearsed (2)"
+
+
+def test_dry_run_and_rejudge_do_not_mix(monkeypatch, capsys, tmp_path: Path) -> None:
+    code, text = run_cli(monkeypatch, capsys, "--rejudge", str(tmp_path), "--judge-backend",
+                         "scripted", "--dry-run")  # fmt: skip
+    assert code == 2 and "not a re-judging" in text

@@ -1,0 +1,83 @@
+"""Install contracts: extras declare tested ranges; only the test set-up pins exact versions.
+
+A user who installed a CUDA torch (or any newer transformers) must be able to add
+`matrix-align[train]` without pip replacing it, while scripts/test.sh installs exactly the
+versions the suite was run on (constraints/test.txt), e.g. the CPU torch build.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+from matrix_align.llm import model_files
+
+_REPO = Path(__file__).resolve().parents[1]
+_PYPROJECT = tomllib.loads((_REPO / "pyproject.toml").read_text(encoding="utf-8"))
+_EXTRAS: dict[str, list[str]] = _PYPROJECT["project"]["optional-dependencies"]
+# Model chunks are data checked by sha256, so they alone stay pinned in the package.
+_CHUNKS = {c.distribution for m in model_files.BUNDLED_MODELS.values() for c in m.chunks}
+
+
+def _constraints() -> dict[str, Version]:
+    pins: dict[str, Version] = {}
+    for line in (_REPO / "constraints" / "test.txt").read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            req = Requirement(line)
+            (spec,) = req.specifier
+            assert spec.operator == "==", f"constraints/test.txt pins exactly: {line}"
+            pins[req.name] = Version(spec.version)
+    return pins
+
+
+def _code_requirements() -> list[tuple[str, Requirement]]:
+    """Every requirement of every extra that is a third-party package and not a model chunk."""
+    found = []
+    for extra, reqs in _EXTRAS.items():
+        for text in reqs:
+            req = Requirement(text)
+            if req.name != "matrix-align" and text not in _CHUNKS:
+                found.append((extra, req))
+    return found
+
+
+def test_torch_has_a_minimum_only() -> None:
+    """No upper bound and no pin: pip keeps whichever torch build the user installed first."""
+    torches = [req for _, req in _code_requirements() if req.name == "torch"]
+    assert torches, "the train extra needs torch"
+    for req in torches:
+        assert {s.operator for s in req.specifier} == {">="}, str(req)
+
+
+@pytest.mark.parametrize(("extra", "req"), _code_requirements(), ids=str)
+def test_extras_declare_ranges_whose_minimum_is_the_tested_version(
+    extra: str, req: Requirement
+) -> None:
+    operators = {s.operator for s in req.specifier}
+    assert "==" not in operators and "===" not in operators, f"[{extra}] pins {req}"
+    if req.name in {"pytest", "pytest-asyncio", "ruff"}:
+        return  # test tools: the suite only needs a minimum, not the one it was run with
+    minimums = [Version(s.version) for s in req.specifier if s.operator == ">="]
+    assert minimums, f"[{extra}] {req} has no minimum"
+    pins = _constraints()
+    assert req.name in pins, f"constraints/test.txt does not pin {req.name}"
+    # The tested version satisfies the range and is its minimum (the range never claims an
+    # older release works than the one tested).
+    assert pins[req.name] in req.specifier
+    assert minimums[0].release == pins[req.name].release[: len(minimums[0].release)]
+
+
+def test_every_constraint_belongs_to_an_extra() -> None:
+    named = {req.name for _, req in _code_requirements()}
+    assert set(_constraints()) <= named
+
+
+def test_the_test_script_installs_with_the_constraints() -> None:
+    script = (_REPO / "scripts" / "test.sh").read_text(encoding="utf-8")
+    assert re.search(r"pip install .*-c constraints/test\.txt -e '\.\[", script)
