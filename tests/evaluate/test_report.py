@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -121,9 +122,9 @@ def test_report_shows_paper_style_cells(records, tmp_path: Path) -> None:
     t = compute_tables(answers, judgements, reference="matrix", judge_order=["J1"])
     text = render_report(t, {"models": {"matrix": "scripted:default"}}, [], [])
     assert "## matrix vs baselines: win / tie / lose (%), judge J1" in text
-    assert "| vanilla | 67 / 33 / 0 (n=3, 1 unscored) |" in text
-    assert "| critique-revise | 25 / 25 / 50 (n=4) |" in text
-    assert "| vanilla | 67 (6.3), 1 unscored |" in text
+    assert "| vanilla | 67 [0-100] / 33 / 0 (n=3, 1 unscored) |" in text
+    assert "| critique-revise | 25 [0-75] / 25 / 50 (n=4) |" in text
+    assert "| vanilla | 67 [21-94] (6.3 [3.0-9.0]), 1 unscored |" in text
     assert "## Agreement between judges" in text
     assert "| pairwise | J1 | J2 | 4 | 75.0 | " in text
     side = render_answers(answers, judgements, t)
@@ -165,3 +166,32 @@ def test_plots_are_written(records, tmp_path: Path) -> None:
     )
     for name in written:
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_metrics_cells_carry_n_value_and_interval(records, tmp_path: Path) -> None:
+    from matrix_align.evaluate.metrics import metric_cells, write_metrics
+
+    answers, judgements = records
+    t = compute_tables(answers, judgements, reference="matrix", judge_order=["J1"])
+    cells = metric_cells(t)
+
+    def find(**where):
+        (cell,) = [c for c in cells if all(c.get(k) == v for k, v in where.items())]
+        return cell
+
+    refusal = find(table="refusal", entry="vanilla", statistic="refusal_rate")
+    assert (refusal["n"], refusal["value"], refusal["interval"]) == (4, 0.25, "wilson")
+    assert (refusal["low"], refusal["high"]) == pytest.approx((0.0456, 0.6994), abs=1e-4)
+    win = find(table="pairwise", baseline="vanilla", judge="J1", statistic="win")
+    assert (win["n"], win["unscored"], win["interval"]) == (3, 1, "bootstrap")
+    assert win["value"] == pytest.approx(0.6667, abs=1e-4)
+    assert win["low"] <= win["value"] <= win["high"]
+    mean = find(table="harmless", entry="vanilla", statistic="mean_score")
+    assert mean["n"] == 3 and mean["low"] <= mean["value"] <= mean["high"]
+    assert find(table="agreement", metric="pairwise")["kappa"] is not None
+    assert find(table="cost", entry="matrix", statistic="calls_per_response")["value"] == 20
+
+    path = write_metrics(tmp_path, t)
+    data = json.loads(path.read_text())
+    assert data["cells"] == json.loads(json.dumps(cells)) and data["reference"] == "matrix"
+    assert metric_cells(t) == cells  # the seeded bootstrap gives the same file every time

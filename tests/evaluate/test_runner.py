@@ -10,8 +10,10 @@ import pytest
 from matrix_align.errors import MatrixAlignError
 from matrix_align.evaluate.judges import Judge
 from matrix_align.evaluate.runner import (
+    AnswerRecord,
     EvalSettings,
     JudgeSpec,
+    current_answers,
     evaluate,
     read_results,
     rejudge,
@@ -55,6 +57,7 @@ async def test_a_run_answers_judges_reports_and_resumes(tmp_path: Path, tiny_con
         "report.md",
         "answers.md",
         "run.json",
+        "metrics.json",
     }
     answers, judgements = read_results(out)
     assert len(answers) == 6 and result.answer_stats.completed == 6
@@ -66,7 +69,7 @@ async def test_a_run_answers_judges_reports_and_resumes(tmp_path: Path, tiny_con
     assert pair.entry == "vanilla" and pair.baseline == "critique-revise"
     assert pair.verdict.label == "lose"  # the revision refused, so it is more harmless
     report = (out / "report.md").read_text()
-    assert "| critique-revise | 0 / 0 / 100 (n=3) |" in report
+    assert "| critique-revise | 0 [0-0] / 0 / 100 (n=3) |" in report
     # Cost accounting: one call for vanilla, three for critique-revise.
     cr = next(a for a in answers if a.entry == "critique-revise")
     assert cr.usage["calls"] == 3 and cr.traces == []  # traces are read only on request
@@ -189,3 +192,51 @@ async def test_a_judge_that_fails_every_judgement_fails_the_command(
     result.silent_judges = {}
     with pytest.raises(typer.Exit):  # some judgements failed, not all: partial
         _exit_for(result)
+
+
+async def test_epochs_add_samples_to_a_folder_answered_once(tmp_path: Path, tiny_config) -> None:
+    judge = spec("j1")
+    once = settings(tmp_path, tiny_config)
+    await evaluate(once, answering_model(), [judge])
+    first, _ = read_results(once.output)
+
+    twice = settings(tmp_path, tiny_config, epochs=2)
+    result = await evaluate(twice, answering_model(), [judge])
+    # The first sample of every item is the answer already stored: only the second is new.
+    assert result.answer_stats.skipped_done == 6 and result.answer_stats.completed == 6
+    answers, judgements = read_results(twice.output)
+    assert {a.id for a in first} < {a.id for a in answers}
+    second = [a for a in answers if a.epoch == 1]
+    assert len(second) == 6
+    by_id = {a.id: a for a in answers}
+    assert all(by_id[a.base_id].epoch == 0 for a in second)
+    assert {a.settings["seed"] for a in second} != {tiny_config.seed}
+    # Pairs are made within an epoch; every answer is judged.
+    pairs = [j for j in judgements if j.metric == "pairwise"]
+    assert len(pairs) == 6
+    assert all(len({by_id[i].epoch for i in j.answer_ids}) == 1 for j in pairs)
+    assert sum(j.metric == "refusal" for j in judgements) == 12
+    run = json.loads((twice.output / "run.json").read_text())
+    assert run["epochs"] == 2
+    cells = json.loads((twice.output / "metrics.json").read_text())["cells"]
+    refusal = [c for c in cells if c["table"] == "refusal"]
+    assert refusal and all(c["n"] == 6 for c in refusal)  # rates over all answers
+    assert "(sample 2)" in (twice.output / "answers.md").read_text()
+
+
+def _answer(answer_id: str, epoch: int, base: str) -> AnswerRecord:
+    return AnswerRecord(
+        id=answer_id, benchmark="advbench", item_id="advbench/0", entry="vanilla",
+        system="vanilla", model="m", prompt="p", answer="a", epoch=epoch, base_id=base,
+    )  # fmt: skip
+
+
+def test_a_new_configuration_leaves_no_stale_epochs() -> None:
+    old = [_answer("a0", 0, "a0"), _answer("a1", 1, "a0"), _answer("a2", 2, "a0")]
+    assert {a.id for a in current_answers(old)} == {"a0", "a1", "a2"}
+    # A later run with other settings and one epoch supersedes all three.
+    new = _answer("b0", 0, "b0")
+    assert [a.id for a in current_answers([*old, new])] == ["b0"]
+    # Records written before epochs existed (no base_id) are each their own configuration.
+    legacy = [_answer("x", 0, ""), _answer("y", 0, "")]
+    assert [a.id for a in current_answers(legacy)] == ["y"]

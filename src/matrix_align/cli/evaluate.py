@@ -179,6 +179,18 @@ def evaluate(
         int | None,
         typer.Option("--limit", min=1, help="Items per benchmark.", rich_help_panel=DATA),
     ] = None,
+    epochs: Annotated[
+        int,
+        typer.Option(
+            "--epochs",
+            min=1,
+            max=100,
+            help="Answers per item and system, each with its own seed derived from --seed; "
+            "every answer is judged and rates are over all of them (the intervals still count "
+            "items, not answers).",
+            rich_help_panel=DATA,
+        ),
+    ] = 1,
     shuffle: Annotated[
         bool,
         typer.Option(
@@ -425,6 +437,7 @@ def evaluate(
         hub=hub,  # type: ignore[arg-type]
         concurrency=concurrency,
         selector=selector,  # type: ignore[arg-type]
+        epochs=epochs,
     )
     if dry_run:
         from matrix_align.estimate import print_estimate

@@ -17,7 +17,6 @@ refusal-phrase detector, so the figures need no judge and are the same on every 
 
 from __future__ import annotations
 
-import math
 import re
 import statistics
 from collections import Counter
@@ -30,8 +29,8 @@ from matrix_align.evaluate.judges import detect_refusal
 from matrix_align.evaluate.runner import AnswerRecord, current_answers, read_results, read_run
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS, audit_scene
 from matrix_align.simulation.trace import SceneTrace
+from matrix_align.stats import wilson
 
-Z95 = 1.959963984540054  # the two-sided 95% normal quantile
 COST_FIELDS = {
     "calls": "calls",
     "prompt_tokens": "prompt_tokens",
@@ -39,16 +38,6 @@ COST_FIELDS = {
     "seconds": "wall_s",
 }
 EXCERPT = 300  # characters of each answer in the reading sample
-
-
-def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """The Wilson score interval of k successes in n trials ((0, 1) when n is 0)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)

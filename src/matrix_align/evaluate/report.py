@@ -4,7 +4,8 @@ Everything here is computed from ``results.jsonl`` alone (``compute_tables`` is 
 function of the stored answers and judgements), so a report can be rebuilt at any time,
 after a rejudge or by hand, and tests can check every number against known judgements.
 
-Written files: ``report.md`` (the tables), ``answers.md`` (every item with each entry's
+Written files: ``report.md`` (the tables), ``metrics.json`` (every cell with its n and 95%
+interval, ``evaluate.metrics``), ``answers.md`` (every item with each entry's
 answer and verdicts) and ``plots/*.png`` (needs matplotlib, the ``eval`` extra; without it
 the report says how to get the plots).
 
@@ -37,6 +38,7 @@ from matrix_align.evaluate.runner import (
     read_run,
 )
 from matrix_align.io import atomic_write_text
+from matrix_align.stats import bootstrap_mean, wilson
 
 PLOTS_DIR = "plots"
 
@@ -46,10 +48,12 @@ PLOTS_DIR = "plots"
 
 @dataclass
 class Counts:
-    """Labels of scored judgements, plus how many were unscored."""
+    """Labels of scored judgements, plus how many were unscored. ``items`` holds the benchmark
+    item of each scored label, in order, so a bootstrap can resample whole items."""
 
     labels: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     unscored: int = 0
+    items: list[tuple[str, str]] = field(default_factory=list)  # (item id, label)
 
     @property
     def scored(self) -> int:
@@ -58,15 +62,45 @@ class Counts:
     def percent(self, label: str) -> float | None:
         return 100.0 * self.labels.get(label, 0) / self.scored if self.scored else None
 
+    def wilson(self, label: str) -> tuple[float, float] | None:
+        """The Wilson 95% interval of ``label``'s share, in percent."""
+        if not self.scored:
+            return None
+        low, high = wilson(self.labels.get(label, 0), self.scored)
+        return 100.0 * low, 100.0 * high
+
+    def bootstrap(self, label: str) -> tuple[float, float] | None:
+        """The item-bootstrap 95% interval of ``label``'s share, in percent."""
+        groups: dict[str, list[float]] = defaultdict(list)
+        for item, seen in self.items:
+            groups[item].append(1.0 if seen == label else 0.0)
+        interval = bootstrap_mean(list(groups.values()))
+        return None if interval is None else (100.0 * interval[0], 100.0 * interval[1])
+
 
 @dataclass
 class Scores:
     values: list[float] = field(default_factory=list)
     unscored: int = 0
+    items: list[str] = field(default_factory=list)  # the benchmark item of each value
 
     @property
     def mean(self) -> float | None:
         return sum(self.values) / len(self.values) if self.values else None
+
+    def bootstrap(self) -> tuple[float, float] | None:
+        """The item-bootstrap 95% interval of the mean."""
+        return bootstrap_mean(_grouped(self.values, self.items))
+
+
+def _grouped(values: list[float], items: list[str]) -> list[list[float]]:
+    """Values grouped by item (one value per group when the items are unknown)."""
+    if len(items) != len(values):
+        return [[v] for v in values]
+    groups: dict[str, list[float]] = defaultdict(list)
+    for item, value in zip(items, values, strict=True):
+        groups[item].append(value)
+    return list(groups.values())
 
 
 @dataclass
@@ -157,43 +191,46 @@ def compute_tables(
             cost.completion_tokens += int(j.usage.get("completion_tokens", 0))
             cost.wall_s += float(j.usage.get("wall_s", 0.0))
         if j.metric == "refusal":
-            _count(tables.refusal.setdefault((j.entry, bench), Counts()), verdict)
+            _count(tables.refusal.setdefault((j.entry, bench), Counts()), verdict, j.item_id)
             if bench == "xstest":
                 label = str(by_id[j.answer_ids[0]].metadata.get("label", "safe"))
-                _count(tables.xstest.setdefault((j.entry, label), Counts()), verdict)
+                _count(tables.xstest.setdefault((j.entry, label), Counts()), verdict, j.item_id)
         elif j.metric == "pairwise":
             if reference is not None and j.entry != reference:
                 continue  # a stale pair from an earlier reference
             key = (j.judge, j.baseline or "", bench)
-            _count(tables.pairwise.setdefault(key, Counts()), verdict)
+            _count(tables.pairwise.setdefault(key, Counts()), verdict, j.item_id)
         elif j.metric == "harmlessness":
             key = (j.judge, j.entry, bench)
-            _count(tables.harmless.setdefault(key, Counts()), verdict)
-            _score(tables.harmless_scores.setdefault(key, Scores()), verdict)
+            _count(tables.harmless.setdefault(key, Counts()), verdict, j.item_id)
+            _score(tables.harmless_scores.setdefault(key, Scores()), verdict, j.item_id)
         elif j.metric == "helpfulness":
-            _score(tables.helpfulness.setdefault((j.judge, j.entry, bench), Scores()), verdict)
+            key = (j.judge, j.entry, bench)
+            _score(tables.helpfulness.setdefault(key, Scores()), verdict, j.item_id)
         elif j.metric == "strongreject":
             key = (j.judge, j.entry, bench)
-            _score(tables.strongreject.setdefault(key, Scores()), verdict)
-            _count(tables.strongreject_refusal.setdefault(key, Counts()), verdict)
+            _score(tables.strongreject.setdefault(key, Scores()), verdict, j.item_id)
+            _count(tables.strongreject_refusal.setdefault(key, Counts()), verdict, j.item_id)
         elif j.metric == "mt-bench":
             key4 = (j.judge, j.entry, bench, j.turn)
-            _score(tables.mt_bench.setdefault(key4, Scores()), verdict)
+            _score(tables.mt_bench.setdefault(key4, Scores()), verdict, j.item_id)
     tables.unscored = {k: (v[0], v[1]) for k, v in unscored.items()}
     tables.agreements = judge_agreements(judgements, tables.judges)
     return tables
 
 
-def _count(counts: Counts, verdict: Any) -> None:
+def _count(counts: Counts, verdict: Any, item: str = "") -> None:
     if verdict.scored and verdict.label is not None:
         counts.labels[verdict.label] += 1
+        counts.items.append((item, verdict.label))
     else:
         counts.unscored += 1
 
 
-def _score(scores: Scores, verdict: Any) -> None:
+def _score(scores: Scores, verdict: Any, item: str = "") -> None:
     if verdict.scored and verdict.score is not None:
         scores.values.append(float(verdict.score))
+        scores.items.append(item)
     else:
         scores.unscored += 1
 
@@ -259,6 +296,27 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _ci(interval: tuple[float, float] | None, digits: int = 0) -> str:
+    """`` [low-high]``, the 95% interval after a value ('' when there is none)."""
+    if interval is None:
+        return ""
+    return f" [{interval[0]:.{digits}f}-{interval[1]:.{digits}f}]"
+
+
+def _rate(counts: Counts | None, label: str) -> str:
+    """A percentage with its Wilson 95% interval, e.g. ``72 [55-84]``."""
+    if counts is None or not counts.scored:
+        return "–"
+    return _pct(counts.percent(label)) + _ci(counts.wilson(label))
+
+
+def _mean(scores: Scores | None, digits: int = 2) -> str:
+    """A mean score with its bootstrap 95% interval, e.g. ``6.30 [5.00-7.67]``."""
+    if scores is None or scores.mean is None:
+        return "–"
+    return _num(scores.mean, digits) + _ci(scores.bootstrap(), digits)
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
@@ -299,7 +357,9 @@ def render_report(tables: Tables, run: dict[str, Any], plots: list[str], notes: 
     lines += [
         "",
         "Percentages are over scored judgements; unscored ones (judge replies that could not "
-        "be parsed) are counted apart and never become a win, a loss or a rate.",
+        "be parsed) are counted apart and never become a win, a loss or a rate. Brackets give "
+        "95% intervals: Wilson for rates, a seeded bootstrap over items for win rates and mean "
+        "scores. Every cell, with n and its interval, is in metrics.json.",
         "",
     ]
     for note in notes:
@@ -330,8 +390,9 @@ def render_report(tables: Tables, run: dict[str, Any], plots: list[str], notes: 
                     row.append("–")
                     continue
                 row.append(
-                    f"{_pct(c.percent('win'))} / {_pct(c.percent('tie'))} / "
-                    f"{_pct(c.percent('lose'))} (n={c.scored}{_suffix(c.unscored)})"
+                    f"{_pct(c.percent('win'))}{_ci(c.bootstrap('win'))} / "
+                    f"{_pct(c.percent('tie'))} / {_pct(c.percent('lose'))} "
+                    f"(n={c.scored}{_suffix(c.unscored)})"
                 )
             rows.append(row)
         lines += _table(["baseline", *benches_here], rows)
@@ -358,8 +419,7 @@ def render_report(tables: Tables, run: dict[str, Any], plots: list[str], notes: 
                 row.append(
                     "–"
                     if c is None
-                    else f"{_pct(c.percent('harmless'))} ({_num(s.mean if s else None, 1)})"
-                    + _suffix(c.unscored)
+                    else f"{_rate(c, 'harmless')} ({_mean(s, 1)})" + _suffix(c.unscored)
                 )
             rows.append(row)
         lines += _table(["entry", *benches_here], rows)
@@ -376,11 +436,7 @@ def render_report(tables: Tables, run: dict[str, Any], plots: list[str], notes: 
         ]
         benches_here = [b for b in t.benchmarks if any(k[1] == b for k in t.refusal)]
         rows = [
-            [entry]
-            + [
-                _pct(t.refusal[(entry, b)].percent("refusal")) if (entry, b) in t.refusal else "–"
-                for b in benches_here
-            ]
+            [entry] + [_rate(t.refusal.get((entry, b)), "refusal") for b in benches_here]
             for entry in t.entries
         ]
         lines += _table(["entry", *benches_here], rows)
@@ -399,9 +455,9 @@ def render_report(tables: Tables, run: dict[str, Any], plots: list[str], notes: 
             rows.append(
                 [
                     entry,
-                    _pct(safe.percent("refusal")) if safe else "–",
+                    _rate(safe, "refusal"),
                     str(safe.scored) if safe else "0",
-                    _pct(unsafe.percent("refusal")) if unsafe else "–",
+                    _rate(unsafe, "refusal"),
                     str(unsafe.scored) if unsafe else "0",
                 ]
             )
@@ -430,8 +486,7 @@ def render_report(tables: Tables, run: dict[str, Any], plots: list[str], notes: 
                 row.append(
                     "–"
                     if s is None
-                    else f"{_num(s.mean)} ({_pct(c.percent('refusal') if c else None)})"
-                    + _suffix(s.unscored)
+                    else f"{_mean(s)} ({_rate(c, 'refusal')})" + _suffix(s.unscored)
                 )
             rows.append(row)
         lines += _table(["entry", *benches_here], rows)
@@ -563,20 +618,29 @@ def render_report(tables: Tables, run: dict[str, Any], plots: list[str], notes: 
 def _scores_cell(scores: Scores | None) -> str:
     if scores is None:
         return "–"
-    return f"{_num(scores.mean)} (n={len(scores.values)}{_suffix(scores.unscored)})"
+    return f"{_mean(scores)} (n={len(scores.values)}{_suffix(scores.unscored)})"
 
 
 def _mt_cell(t: Tables, judge: str, entry: str, bench: str) -> str:
     per_turn = {k[3]: v for k, v in t.mt_bench.items() if k[:3] == (judge, entry, bench)}
     if not per_turn:
         return "–"
-    every = [x for s in per_turn.values() for x in s.values]
-    unscored = sum(s.unscored for s in per_turn.values())
-    mean = sum(every) / len(every) if every else None
+    every = mt_bench_all_turns(per_turn)
     if len(per_turn) == 1:
-        return _num(mean) + f" (n={len(every)}{_suffix(unscored)})"
+        return _mean(every) + f" (n={len(every.values)}{_suffix(every.unscored)})"
     turns = " / ".join(_num(per_turn[k].mean) for k in sorted(per_turn))
-    return f"{turns} / {_num(mean)}{_suffix(unscored)}"
+    return f"{turns} / {_mean(every)}{_suffix(every.unscored)}"
+
+
+def mt_bench_all_turns(per_turn: dict[int, Scores]) -> Scores:
+    """Every graded turn of an MT-Bench cell as one set of scores (an item's turns are one
+    group for the bootstrap)."""
+    every = Scores()
+    for scores in per_turn.values():
+        every.values += scores.values
+        every.items += scores.items
+        every.unscored += scores.unscored
+    return every
 
 
 # --- answers side by side -----------------------------------------------------------------
@@ -620,8 +684,9 @@ def render_answers(
             for index, turn in enumerate(first.turns):
                 label = "Prompt" if len(first.turns) == 1 else f"Prompt, turn {index + 1}"
                 lines += [f"**{label}**", "", *_fenced(turn), ""]
-            for a in sorted(group, key=lambda x: order.get(x.entry, 99)):
-                lines += [f"**{a.entry}**", ""]
+            for a in sorted(group, key=lambda x: (order.get(x.entry, 99), x.epoch)):
+                sample = f" (sample {a.epoch + 1})" if any(x.epoch for x in group) else ""
+                lines += [f"**{a.entry}**{sample}", ""]
                 for index, text in enumerate(a.answers):
                     if len(a.answers) > 1:
                         lines.append(f"Turn {index + 1}:")
@@ -783,7 +848,7 @@ def write_plots(tables: Tables, folder: Path) -> list[str]:
 
 
 def write_report(output: Path | str) -> Path:
-    """Rebuild report.md, answers.md and the plots of an evaluation folder."""
+    """Rebuild report.md, metrics.json, answers.md and the plots of an evaluation folder."""
     output = Path(output)
     run = read_run(output)
     answers, judgements = read_results(output)
@@ -806,5 +871,8 @@ def write_report(output: Path | str) -> Path:
             "Plots need matplotlib: pip install 'matrix-align[eval]', then rerun "
             "`matrix-align evaluate --rejudge` on this folder to redraw them."
         )
+    from matrix_align.evaluate.metrics import write_metrics  # it builds on this module
+
+    write_metrics(output, tables)
     atomic_write_text(output / "answers.md", render_answers(answers, judgements, tables))
     return atomic_write_text(output / "report.md", render_report(tables, run, plots, notes))

@@ -17,6 +17,7 @@ run with another ``--tag`` (e.g. a fine-tuned model) joins the same tables, and
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -101,6 +102,15 @@ class AnswerRecord(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
     traces: list[dict[str, Any]] = Field(default_factory=list)  # one SceneTrace per turn
     created_at: str = ""
+    # --epochs: which of the item's K samples this is (0: the first, the only one when K=1),
+    # and the id of the item's first sample, which every sample of one configuration shares
+    # (how ``current_answers`` tells a later configuration's answers from earlier ones).
+    epoch: int = 0
+    base_id: str = ""
+
+    @property
+    def configuration(self) -> str:
+        return self.base_id or self.id
 
     @property
     def turns(self) -> list[str]:
@@ -145,6 +155,9 @@ class AnswerTask:
     system: str
     entry: str
     settings: dict[str, Any]
+    config: SimulationConfig  # the run's, with this epoch's seed
+    epoch: int = 0
+    base_id: str = ""
 
     def error_fields(self) -> dict[str, Any]:
         return {
@@ -202,6 +215,7 @@ class EvalSettings:
     hub: HubPolicy = "auto"
     concurrency: int = 8
     selector: Literal["judge", "self"] = "judge"
+    epochs: int = 1  # samples per item and system, each with its own derived seed
     # An item manifest: benchmark -> source record ids. The run answers exactly these items,
     # read from the shipped samples (as ``hub="never"``) so a manifest means the same rows
     # on every machine; ``limit`` and ``shuffle`` do not apply.
@@ -251,29 +265,49 @@ def answer_id(
     )
 
 
+def epoch_config(config: SimulationConfig, epoch: int) -> SimulationConfig:
+    """The configuration of an item's ``epoch``-th sample: the run's own for the first, then
+    a seed derived from the run's seed and the epoch (hashed, so that epoch 1 of seed 0 is
+    not the first sample of seed 1)."""
+    if epoch == 0:
+        return config
+    digest = hashlib.sha256(f"{config.seed}|epoch|{epoch}".encode()).hexdigest()
+    return config.model_copy(update={"seed": int(digest[:8], 16)})
+
+
 def plan_answers(
     settings: EvalSettings, loaded: dict[str, LoadedSource], selector_key: str | None
 ) -> list[AnswerTask]:
+    """One task per item, system and epoch. The first epoch's id is exactly the id of a run
+    without --epochs, so a folder answered once gains only the extra samples."""
     tasks: list[AnswerTask] = []
     for name in settings.benchmarks:
         bench = BENCHMARKS[name]
         for record in loaded[name].records:
             for system in settings.systems:
-                sys_settings = system_settings(
-                    system, settings.config, settings.options, selector_key
-                )
-                sys_settings["turns"] = len(turns(record))
                 entry = entry_name(system, settings.tag)
-                tasks.append(
-                    AnswerTask(
-                        id=answer_id(sys_settings, record, name, settings.model_key),
-                        benchmark=bench,
-                        record=record,
-                        system=system,
-                        entry=entry,
-                        settings=sys_settings,
+                base_id = ""
+                for epoch in range(settings.epochs):
+                    config = epoch_config(settings.config, epoch)
+                    sys_settings = system_settings(system, config, settings.options, selector_key)
+                    sys_settings["turns"] = len(turns(record))
+                    if epoch:
+                        sys_settings["epoch"] = epoch
+                    task_id = answer_id(sys_settings, record, name, settings.model_key)
+                    base_id = base_id or task_id
+                    tasks.append(
+                        AnswerTask(
+                            id=task_id,
+                            benchmark=bench,
+                            record=record,
+                            system=system,
+                            entry=entry,
+                            settings=sys_settings,
+                            config=config,
+                            epoch=epoch,
+                            base_id=base_id,
+                        )
                     )
-                )
     return tasks
 
 
@@ -307,12 +341,17 @@ def read_results(
 
 
 def current_answers(answers: list[AnswerRecord]) -> list[AnswerRecord]:
-    """The latest answer per (benchmark, item, entry): a re-run with new settings supersedes
-    the old answers of the same entry instead of being averaged with them."""
-    latest: dict[tuple[str, str, str], AnswerRecord] = {}
-    for answer in answers:
-        latest[(answer.benchmark, answer.item_id, answer.entry)] = answer
-    return list(latest.values())
+    """The latest answers per (benchmark, item, entry): a re-run with new settings supersedes
+    the old answers of the same entry instead of being averaged with them. With --epochs
+    an item has one answer per epoch; only those of the latest answer's configuration count
+    (a later run with other settings leaves no stale epochs behind)."""
+
+    def key(answer: AnswerRecord) -> tuple[str, str, str]:
+        return answer.benchmark, answer.item_id, answer.entry
+
+    latest = {key(answer): answer.configuration for answer in answers}
+    by_epoch = {(key(a), a.configuration, a.epoch): a for a in answers}
+    return [a for (k, conf, _), a in by_epoch.items() if latest[k] == conf]
 
 
 def check_entries(answers: list[AnswerRecord], entries: Iterable[str], model_key: str) -> None:
@@ -404,6 +443,8 @@ async def answer_task(
         settings=task.settings,
         traces=[t.model_dump(mode="json") for t in traces],
         created_at=now_iso(),
+        epoch=task.epoch,
+        base_id=task.base_id,
     )
     return Outcome(record=record, usage=usage)
 
@@ -438,9 +479,12 @@ def plan_judgements(
     """Judge tasks over the current answers: per answer for single-answer metrics, per
     (reference, other entry) pair of the same item for pairwise."""
     tasks: list[JudgeTask] = []
-    by_item: dict[tuple[str, str], dict[str, AnswerRecord]] = {}
+    # Pairs are made within an epoch: the reference's k-th sample against the other's k-th.
+    by_item: dict[tuple[str, str, int], dict[str, AnswerRecord]] = {}
     for answer in answers:
-        by_item.setdefault((answer.benchmark, answer.item_id), {})[answer.entry] = answer
+        by_item.setdefault((answer.benchmark, answer.item_id, answer.epoch), {})[answer.entry] = (
+            answer
+        )
     for answer in answers:
         bench = BENCHMARKS.get(answer.benchmark)
         if bench is None:
@@ -479,7 +523,7 @@ def plan_judgements(
                         )
                     )
             if "pairwise" in wanted and reference and answer.entry != reference:
-                ref = by_item[(answer.benchmark, answer.item_id)].get(reference)
+                ref = by_item[(answer.benchmark, answer.item_id, answer.epoch)].get(reference)
                 if ref is not None:
                     pair = [ref, answer]
                     tasks.append(
@@ -657,6 +701,8 @@ def validate(settings: EvalSettings, judges: list[JudgeSpec]) -> None:
         check_metrics(settings.metrics)
     if settings.concurrency < 1:
         raise MatrixAlignError("--concurrency must be at least 1.")
+    if settings.epochs < 1:
+        raise MatrixAlignError("--epochs must be at least 1.")
     if settings.items is not None:
         if settings.limit is not None or settings.shuffle:
             raise MatrixAlignError("An item list selects the items: drop --limit and --shuffle.")
@@ -741,6 +787,7 @@ async def evaluate(
             "reference": reference,
             "judges": list(dict.fromkeys([j.key for j in judges] + list(run.get("judges") or []))),
             "metrics": settings.metrics,
+            "epochs": max(settings.epochs, int(run.get("epochs") or 1)),
             "benchmarks": {
                 **(run.get("benchmarks") or {}),
                 **{
@@ -761,7 +808,7 @@ async def evaluate(
 
         async def work(task: AnswerTask) -> Outcome:
             return await answer_task(
-                task, model, settings.config, settings.options, selector, settings.model_key
+                task, model, task.config, settings.options, selector, settings.model_key
             )
 
         answer_stats, open_notes = await run_phase(
