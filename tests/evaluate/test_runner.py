@@ -240,3 +240,27 @@ def test_a_new_configuration_leaves_no_stale_epochs() -> None:
     # Records written before epochs existed (no base_id) are each their own configuration.
     legacy = [_answer("x", 0, ""), _answer("y", 0, "")]
     assert [a.id for a in current_answers(legacy)] == ["y"]
+
+
+async def test_run_json_records_provenance_and_old_folders_are_refused(
+    tmp_path: Path, tiny_config
+) -> None:
+    judge = spec("j1")
+    s = settings(tmp_path, tiny_config)
+    await evaluate(s, answering_model(), [judge])
+    run = json.loads((s.output / "run.json").read_text())
+    record = run["provenance"]
+    assert record["model"]["name"] == "scripted-actor"
+    assert record["models"] == {"scripted:j1": {"name": "j1"}}
+    assert record["datasets"]["advbench"]["revision"].startswith("sha256:")
+    answers, _ = read_results(s.output, with_traces=True)
+    assert all(t["provenance"]["matrix_align"] for a in answers for t in a.traces)
+
+    # A folder answered before ids included the prompt templates: one clear error, no work.
+    del run["prompt_templates_sha256"]
+    (s.output / "run.json").write_text(json.dumps(run))
+    with pytest.raises(MatrixAlignError, match="earlier matrix-align") as caught:
+        await evaluate(s, answering_model(), [judge])
+    assert "--rejudge" in (caught.value.hint or "")
+    again = await rejudge(s.output, [judge])  # judging the stored answers still works
+    assert again.judge_stats.completed == 0

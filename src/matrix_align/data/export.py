@@ -26,6 +26,7 @@ never leaves a half-written dataset where a trainer would pick it up.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -49,11 +50,15 @@ from matrix_align.data.records import (
 )
 from matrix_align.data.store import DirectoryLock, dumps_line, read_jsonl
 from matrix_align.errors import MatrixAlignError
-from matrix_align.io import temp_beside
+from matrix_align.io import atomic_write_json, temp_beside
+from matrix_align.provenance import provenance_record
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, check_flags
 
 FILE_TYPES: tuple[str, ...] = ("jsonl", "parquet", "hf")
 EXPORT_DIR = "exports"
+# Beside the exported files: how they were made (matrix_align.provenance), the export's own
+# record and the generation run's (from its run.json), so a copied export keeps its origin.
+PROVENANCE_FILE = "provenance.json"
 _BATCH_ROWS = 256  # Parquet row-group batch: bounds memory with large traces
 _MESSAGE_LIST_COLUMNS = ("prompt", "completion", "messages", "chosen", "rejected")
 
@@ -360,7 +365,43 @@ def _export_locked(
                 count = writer(rows, fmt, path)
             result.files[fmt][kind] = path
             result.rows[fmt] = count
+    atomic_write_json(
+        dest / PROVENANCE_FILE,
+        {
+            "export": provenance_record(),
+            "generation": _run_provenance(samples_path.parent),
+            "rows": result.rows,
+            **result.filter_summary(),
+        },
+    )
     return result
+
+
+def _json_object(path: Path) -> dict[str, Any] | None:
+    """A JSON object file's content; None when it is missing or not a readable object
+    (provenance is best effort: its absence never stops an export or a training)."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _run_provenance(folder: Path) -> dict[str, Any] | None:
+    """The provenance in a generate folder's run.json, if any."""
+    found = (_json_object(folder / "run.json") or {}).get("provenance")
+    return found if isinstance(found, dict) else None
+
+
+def find_export_provenance(path: Path | str, levels: int = 3) -> dict[str, Any] | None:
+    """The ``provenance.json`` of the export that ``path`` (a file or folder of it) is
+    part of, looking up to ``levels`` folders up; None when there is none."""
+    folder = Path(path).resolve()
+    folder = folder if folder.is_dir() else folder.parent
+    for candidate in [folder, *folder.parents][: levels + 1]:
+        if (candidate / PROVENANCE_FILE).is_file():
+            return _json_object(candidate / PROVENANCE_FILE)
+    return None
 
 
 def export_run(output: Path | str, **options: Any) -> ExportResult:

@@ -34,6 +34,7 @@ from matrix_align.data.records import (
     SampleRecord,
     SourceRecord,
     assistant_message,
+    id_settings,
     sample_flags,
     sample_id,
 )
@@ -55,6 +56,14 @@ from matrix_align.errors import (
 from matrix_align.folders import SAMPLES, require_kind
 from matrix_align.io import atomic_write_json, read_json_object
 from matrix_align.llm.base import ChatModel
+from matrix_align.provenance import (
+    TEMPLATES_KEY,
+    dataset_revisions,
+    prompt_templates_sha256,
+    provenance_record,
+    stamp,
+    templates_mismatch,
+)
 from matrix_align.redact import redact
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS, audit_scene
 from matrix_align.simulation.config import SimulationConfig
@@ -184,7 +193,7 @@ def build_plan(
             path, prompt_field=prompt_field, limit=limit, shuffle=shuffle, seed=seed
         )
         loaded.append((source, input_mode))
-    dump = config.model_dump(mode="json")
+    dump = id_settings(config.model_dump(mode="json"))
     items: list[WorkItem] = []
     seen: set[str] = set()
     notes: list[str] = []
@@ -249,6 +258,7 @@ def _sample(
 ) -> Outcome:
     if not answer.strip():
         raise EmptyAnswerError("the model produced an empty final answer")
+    stamp(trace, model)
     meta = {
         **item.record.metadata,
         "source_id": item.record.id,
@@ -733,6 +743,14 @@ def check_output(output: Path, *, config: SimulationConfig, model_key: str) -> N
             )
         return
     previous = read_json_object(run_file, "The run file", hint=fix)
+    why = templates_mismatch(previous.get(TEMPLATES_KEY))
+    if why:
+        raise MatrixAlignError(
+            f"{output} holds samples that {why}, so this run would generate every sample "
+            "again beside them.",
+            hint="use a new --output folder (one dataset, one configuration); `export` and "
+            "`view` still work on this one",
+        )
     old_config = previous.get("config")
     old_config = old_config if isinstance(old_config, dict) else {}
     new_config = config.model_dump(mode="json")
@@ -785,12 +803,23 @@ async def generate(
         # Checked under the lock: another run may have written run.json since the CLI did.
         check_output(output, config=config, model_key=str(model_info.get("key")))
         run_file = output / RUN_FILE
-        if not run_file.exists():
+        # The folder's configuration (what check_output compares) and the provenance of the
+        # latest run; written again at the end, when the server has named its model.
+        created = read_json_object(run_file, "The run file") if run_file.exists() else {}
+        run: dict[str, Any] = {
+            "created_at": created.get("created_at") or now_iso(),
+            "model_key": str(model_info.get("key")),
+            "config": config.model_dump(mode="json"),
+            TEMPLATES_KEY: prompt_templates_sha256(),
+        }
+        sources = dataset_revisions(source for source, _ in plan.sources)
+
+        def write_run() -> None:
             atomic_write_json(
-                run_file,
-                {"created_at": now_iso(), "model_key": str(model_info.get("key")),
-                 "config": config.model_dump(mode="json")},
-            )  # fmt: skip
+                run_file, {**run, "provenance": provenance_record(model, datasets=sources)}
+            )
+
+        write_run()
         runner = BatchRunner(
             output,
             concurrency=options.concurrency,
@@ -807,6 +836,7 @@ async def generate(
         finally:
             summary = summarize(runner, plan, runner.stats, config=config, model_info=model_info)
             atomic_write_json(output / SUMMARY_FILE, summary)
+            write_run()
             runner.close()
         if stats.aborted:
             raise RunFailed(

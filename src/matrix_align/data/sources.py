@@ -376,6 +376,9 @@ class LoadedSource:
     origin: str  # "hub:<path>@<split>", "sample:<file>" or "file:<path>"
     notes: list[str] = field(default_factory=list)  # things the user should be told
     available: int = 0  # rows before --limit
+    # Which version of the data: a hub dataset's commit, else "sha256:<hex>" of the shipped
+    # sample or the user's file; None when the hub did not say (provenance records it).
+    revision: str | None = None
 
 
 def _finish(
@@ -424,6 +427,7 @@ def load_source(
     wanted_split = split or (info.hub.split if info.hub else info.sample_split)
     records: list[SourceRecord] | None = None
     origin = ""
+    revision: str | None = None
     if info.hub is not None and hub != "never":
         reachable, reason = hub_status()
         if reachable:
@@ -431,6 +435,7 @@ def load_source(
                 rows = _load_hub_rows(info.hub, wanted_split)
                 records = _finish(name, rows, info.parse)
                 origin = f"hub:{info.hub.path}@{wanted_split}"
+                revision = hub_revision(info.hub.path)
                 if not records:
                     raise ValueError("no usable prompts in the hub rows")
             except Exception as exc:  # schema drift, auth, a dropped connection...
@@ -455,6 +460,7 @@ def load_source(
             )
         records = _finish(name, _read_sample_rows(info), info.parse)
         origin = f"sample:{info.sample_file}"
+        revision = file_revision(_sample_path(info.sample_file))
     available = len(records)
     return LoadedSource(
         name=name,
@@ -462,7 +468,25 @@ def load_source(
         origin=origin,
         notes=notes,
         available=available,
+        revision=revision,
     )
+
+
+def file_revision(path: Path) -> str:
+    from matrix_align.llm.model_files import sha256_file
+
+    return f"sha256:{sha256_file(path)}"
+
+
+def hub_revision(path: str, timeout_s: float = 10.0) -> str | None:
+    """The commit of a hub dataset (None when the hub does not say): the rows just loaded
+    came from the cache or the hub at about this revision."""
+    try:
+        from huggingface_hub import HfApi
+
+        return HfApi().dataset_info(path, timeout=timeout_s).sha
+    except Exception:  # offline, private, an old client: provenance says "unknown"
+        return None
 
 
 # --- user files -------------------------------------------------------------------------
@@ -626,4 +650,5 @@ def load_input_file(
         records=select(records, limit=limit, shuffle=shuffle, seed=seed),
         origin=f"file:{path}",
         available=len(records),
+        revision=file_revision(Path(path)),
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from matrix_align.data.generate import Outcome, RunStats, Usage, atomic_write_json, now_iso
-from matrix_align.data.records import sample_id
+from matrix_align.data.records import id_settings, sample_id
 from matrix_align.data.store import DirectoryLock
 from matrix_align.errors import MatrixAlignError
 from matrix_align.evaluate.benchmarks import is_harmful
@@ -27,6 +27,7 @@ from matrix_align.evaluate.runner import (
     AnswerRecord,
     ProgressFn,
     check_entries,
+    check_templates,
     current_answers,
     read_results,
     read_run,
@@ -116,7 +117,7 @@ def plan_replays(
             query=answer.id,
             source=f"{answer.benchmark}|{answer.item_id}",
             mode="replay",
-            config=overrides,
+            config=id_settings(overrides),
             model_key=model_key,
         )
         tasks.append(ReplayTask(replay_id, entry, answer))
@@ -196,6 +197,7 @@ async def replay_folder(
     entry = f"{base}@{tag or '+'.join(filter(None, [base_tag, replay_tag(overrides)]))}"
     with DirectoryLock(output):
         stored, _ = read_results(output, with_traces=True)
+        check_templates(output, stored, read_run(output))
         answers = current_answers(stored)
         if not any(a.entry == source_entry and a.system == "matrix" for a in answers):
             raise MatrixAlignError(

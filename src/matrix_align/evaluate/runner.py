@@ -36,7 +36,13 @@ from matrix_align.data.generate import (
     atomic_write_json,
     now_iso,
 )
-from matrix_align.data.records import ChatMessage, SourceRecord, render_conversation, sample_id
+from matrix_align.data.records import (
+    ChatMessage,
+    SourceRecord,
+    id_settings,
+    render_conversation,
+    sample_id,
+)
 from matrix_align.data.sources import HubPolicy, LoadedSource
 from matrix_align.data.store import DirectoryLock, read_jsonl
 from matrix_align.errors import MatrixAlignError, RunFailed
@@ -68,6 +74,14 @@ from matrix_align.evaluate.systems import (
 )
 from matrix_align.folders import RESULTS, require_kind
 from matrix_align.llm.base import ChatModel
+from matrix_align.provenance import (
+    TEMPLATES_KEY,
+    dataset_revisions,
+    prompt_templates_sha256,
+    provenance_record,
+    stamp,
+    templates_mismatch,
+)
 from matrix_align.simulation.audit import audit_scene
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.trace import ModelCall, SceneTrace
@@ -260,7 +274,7 @@ def answer_id(
         query=record.prompt,
         source=f"{benchmark}|{record.id}",
         mode="answer",
-        config=task_settings,
+        config=id_settings(task_settings),
         model_key=model,
     )
 
@@ -372,6 +386,19 @@ def _clash(entries: list[str], stored_model: str, model_key: str) -> None:
     )
 
 
+def check_templates(output: Path, stored: list[AnswerRecord], run: dict[str, Any]) -> None:
+    """One folder, one set of scene prompt templates: answer ids hash the templates, so
+    after a template change (or with answers from before ids did) a run would answer every
+    item again beside the stored answers. Judging and the report still work."""
+    why = templates_mismatch(run.get(TEMPLATES_KEY)) if stored else None
+    if why:
+        raise MatrixAlignError(
+            f"{output} holds answers that {why}, so this run would answer every item again.",
+            hint="use a new --output folder; `evaluate --rejudge` and the report still work "
+            "on this one",
+        )
+
+
 def read_run(output: Path) -> dict[str, Any]:
     path = output / RUN_FILE
     if not path.exists():
@@ -422,6 +449,7 @@ async def answer_task(
             initial = response.initial_response
         if task.system == "matrix":  # stored answers carry the scene audit, label included
             response.trace.flags = audit_scene(response.trace, harmful=is_harmful(task.record))
+        stamp(response.trace, model)
         answers.append(response.answer)
         traces.append(response.trace)
         history.append(ChatMessage(role="assistant", content=response.answer))
@@ -734,6 +762,7 @@ def prepare(settings: EvalSettings, n_judges: int) -> Prepared:
     require_kind(settings.output, "evaluate", "--output")
     loaded, notes = load_benchmarks(settings)
     stored, _ = read_results(settings.output)
+    check_templates(settings.output, stored, read_run(settings.output))
     new_entries = {entry_name(s, settings.tag) for s in settings.systems}
     stored_models = {a.entry: a.model for a in stored}
     clashes = sorted(
@@ -803,7 +832,16 @@ async def evaluate(
             "simulation": settings.config.model_dump(mode="json"),
             "system_options": settings.options.model_dump(mode="json"),
             "notes": notes,
+            TEMPLATES_KEY: prompt_templates_sha256(),
         }
+
+        def provenance() -> dict[str, Any]:
+            judge_models = {spec.key: spec.judge.model for spec in judges}
+            return provenance_record(
+                model, datasets=dataset_revisions(loaded.values()), models=judge_models
+            )
+
+        run_info["provenance"] = provenance()
         atomic_write_json(output / RUN_FILE, run_info)
 
         async def work(task: AnswerTask) -> Outcome:
@@ -819,9 +857,11 @@ async def evaluate(
             phase="answers",
             on_progress=on_progress,
         )
-        if open_notes:
-            notes += open_notes
-            atomic_write_json(output / RUN_FILE, run_info | {"notes": notes})
+        # Again after answering: the server has named its model by now.
+        notes += open_notes
+        atomic_write_json(
+            output / RUN_FILE, run_info | {"notes": notes, "provenance": provenance()}
+        )
         if answer_stats.aborted:
             raise RunFailed(
                 f"Stopped early: {answer_stats.aborted}.",

@@ -232,6 +232,9 @@ class OpenAICompatModel:
             check_base_url(url)
         self.model = model
         self.name = f"openai:{model}"
+        # The names the server gave its answers (e.g. a dated snapshot of an alias), for
+        # provenance: what answered, not only what was asked for.
+        self.reported_models: set[str] = set()
         self.api_key_env = api_key_env
         self.max_in_flight = max_in_flight
         self.timeout_s = timeout_s
@@ -443,6 +446,13 @@ class OpenAICompatModel:
 
     # -- errors ----------------------------------------------------------------------------
 
+    def _reported(self, response: Any) -> str:
+        """The model name the server put in its answer (ours when it gave none)."""
+        reported = getattr(response, "model", None)
+        if reported:
+            self.reported_models.add(str(reported))
+        return str(reported or self.model)
+
     def _short_reason(self, exc: openai.APIStatusError) -> str:
         body = exc.body
         message: Any = None
@@ -546,5 +556,5 @@ class OpenAICompatModel:
             cached_tokens=_token_count(getattr(details, "cached_tokens", 0)),
             latency_s=latency,
             finish_reason=str(choice.finish_reason or "stop"),
-            model=str(getattr(response, "model", None) or self.model),
+            model=self._reported(response),
         )

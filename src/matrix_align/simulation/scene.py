@@ -216,5 +216,9 @@ async def run_scene(
     unfolds (kinds: initial, setup, event, memory, consequence, final) for live display.
     """
     check_query(query)
+    from matrix_align.provenance import stamp
+
     scene = Scene(query.strip(), actor, modulator or actor, config or SimulationConfig(), on_event)
-    return await scene.run(initial_response)
+    trace = await scene.run(initial_response)
+    stamp(trace, actor)
+    return trace

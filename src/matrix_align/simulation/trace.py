@@ -123,6 +123,9 @@ class SceneTrace(BaseModel):
     consequence: str = ""
     initial_summary: str = ""
     final_prompt: str = ""  # the final-answer design used (SimulationConfig.final_prompt)
+    # Package, library and template versions, command line and model identity
+    # (matrix_align.provenance); None in traces written before it was recorded.
+    provenance: dict[str, Any] | None = None
     decision: FinalDecision | None = None
     final_response: str = ""
     # Quality flags of the scene (simulation.audit), computed when the scene ends and again

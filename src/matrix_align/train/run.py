@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from matrix_align.data.export import find_export_provenance
 from matrix_align.errors import MatrixAlignError
+from matrix_align.provenance import provenance_record
 from matrix_align.train.card import CardFacts, write_card
 from matrix_align.train.config import Environment, TrainConfig
 from matrix_align.train.data import TrainData, load_train_data
@@ -216,6 +218,10 @@ def run_training(
         n_processes=world,
         outputs=outputs,
         folder=str(prep.output_dir),
+        provenance=provenance_record(
+            base_model=source.path if prep.source.kind != "hub" else prep.source.spec,
+            data=find_export_provenance(prep.data.path),
+        ),
     )
     write_card(prep.output_dir / "README.md", cfg, prep.data, facts)
     return result
