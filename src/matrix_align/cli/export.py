@@ -99,6 +99,18 @@ def export(
         str | None,
         typer.Option("--drop-flagged", metavar="FLAG,...|none", help=DROP_HELP),
     ] = None,
+    push_to_hub: Annotated[
+        str | None,
+        typer.Option(
+            "--push-to-hub",
+            metavar="OWNER/NAME",
+            help="Then push the export, with a generated dataset card (sources, licences, "
+            "model, settings, counts, audit), to this Hugging Face dataset repository.",
+        ),
+    ] = None,
+    private: Annotated[
+        bool, typer.Option("--private", help="With --push-to-hub: make a new repository private.")
+    ] = False,
 ) -> None:
     """Write TRL-ready datasets (prompt-completion, messages, preference) from a run."""
     from rich.console import Console
@@ -112,6 +124,10 @@ def export(
     from matrix_align.data.records import EXPORT_FORMATS
     from matrix_align.io import writable_folder
 
+    if push_to_hub is not None:
+        from matrix_align.hub import check_can_push
+
+        check_can_push(push_to_hub)
     samples = run if run.is_file() else run / "samples.jsonl"
     folder = samples.parent
     chosen_formats = _split_list(formats, EXPORT_FORMATS, "format")
@@ -152,6 +168,20 @@ def export(
             f"[yellow]note:[/] skipped {result.skipped} line(s) that are not sample records",
             highlight=False,
         )
+    if push_to_hub is not None:
+        import json
+
+        from matrix_align.hub import push_dataset
+
+        try:
+            summary = json.loads((folder / "summary.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            summary = {}  # exported from a bare samples.jsonl: the card says less
+        url = push_dataset(
+            dest or folder / EXPORT_DIR, push_to_hub, private=private, summary=summary,
+            files=result.files,
+        )  # fmt: skip
+        console.print(f"pushed to {url}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

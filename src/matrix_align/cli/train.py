@@ -150,6 +150,24 @@ def train(
             rich_help_panel=RUN,
         ),
     ] = False,
+    push_to_hub: Annotated[
+        str | None,
+        typer.Option(
+            "--push-to-hub",
+            metavar="OWNER/NAME",
+            help="Then push the merged model (with --merge) or else the adapter, with the "
+            "model card, to this Hugging Face model repository (checked before training).",
+            rich_help_panel=RUN,
+        ),
+    ] = None,
+    private: Annotated[
+        bool,
+        typer.Option(
+            "--private",
+            help="With --push-to-hub: make a new repository private.",
+            rich_help_panel=RUN,
+        ),
+    ] = False,
 ) -> None:
     """Fine-tune MODEL on MATRIX data so it answers consequence-aware without simulating.
 
@@ -193,6 +211,10 @@ def train(
     )
     cfg = TrainConfig.load(config_file, overrides)
     require_modules(TRAIN_MODULES, "Training", TRAIN_HINT)
+    if push_to_hub is not None:
+        from matrix_align.hub import check_can_push
+
+        check_can_push(push_to_hub)  # before an hour of training, not after
 
     def log(message: str) -> None:
         console.print(f"[dim]train:[/] {escape(message)}", highlight=False)
@@ -227,6 +249,12 @@ def train(
         f"  use it:  matrix-align simulate --backend transformers --model {result.output_dir}",
         highlight=False,
     )
+    if push_to_hub is not None:
+        from matrix_align.hub import push_model
+
+        weights = result.merged_dir or result.weights_dir
+        url = push_model(result.output_dir, Path(weights), push_to_hub, private=private)
+        console.print(f"pushed {Path(weights).name} and the model card to {url}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
