@@ -269,3 +269,20 @@ def test_replay_overrides_are_checked() -> None:
     with pytest.raises(MatrixAlignError, match="Invalid simulation settings"):
         check_overrides({"final_prompt": "nonsense"})
     assert check_overrides({"seed": 2, "temperature": None}) == {"seed": 2}
+
+
+async def test_replay_runs_on_scenes_made_with_other_templates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replay exists to try changed final-step prompts on stored scenes: a template change
+    since the scenes were made must not refuse it (a new evaluate run would be refused)."""
+    import matrix_align.provenance as provenance
+
+    out = tmp_path / "eval"
+    settings = manifest_settings(tmp_path, ITEMS, systems=["matrix"], config=tiny())
+    await evaluate(settings, answering_model(), [])
+    monkeypatch.setattr(provenance, "prompt_templates_sha256", lambda: "edited-templates")
+    result = await replay_folder(out, replaying_model(), "scripted:x", {"final_prompt": "authors"})
+    assert result.stats.completed == 4
+    with pytest.raises(MatrixAlignError, match="other scene prompt templates"):
+        await evaluate(settings, answering_model(), [])
