@@ -15,7 +15,7 @@ scenes, measured three ways:
   (``cached_tokens``), which also depends on slot assignment and eviction: a lower bound.
 
 It also prints calls and tokens per scene, next to the ~100-147 calls per query measured on
-the authors' code (METHOD.md). Scenes come from ``--samples`` files (a generate run's
+the authors' code (docs/method.md). Scenes come from ``--samples`` files (a generate run's
 samples.jsonl, e.g. on a real model), from the scripted backend at the paper's default
 sizes (real prompts, canned outputs), and optionally from the embedded model.
 
@@ -214,7 +214,7 @@ def main() -> None:
         stages = ", ".join(f"{stage} {n}x {frac:.2f}" for stage, (n, frac) in r["by_stage"].items())
         print(f"  reuse by stage ({r['label'][:30]}, chars): {stages}")
     print(f"\nauthors' code: {AUTHORS_CALLS_PER_QUERY} calls per query, strictly sequential, "
-          "no prefix-stable prompts (METHOD.md).")  # fmt: skip
+          "no prefix-stable prompts (docs/method.md).")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

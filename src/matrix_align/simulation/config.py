@@ -1,4 +1,4 @@
-"""Simulation parameters: one place defines each default (values from the paper, METHOD.md).
+"""Simulation parameters: one place defines each default (values from the paper, docs/method.md).
 
 Loadable from YAML (``SimulationConfig.from_yaml``) and overridable field by field from the
 command line. The dump of this model is part of every dataset record's id, so two runs with

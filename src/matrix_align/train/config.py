@@ -1,4 +1,4 @@
-"""Training settings: one place defines each default, taken from the paper (METHOD.md).
+"""Training settings: one place defines each default, taken from the paper (docs/method.md).
 
 The paper's recipe: QLoRA r=8, alpha=16, dropout 0.05, lr 2e-5, 3 epochs, per-device batch 1
 x gradient accumulation 8, cosine schedule, warmup 0.03, max length 1024, DeepSpeed ZeRO-2.
