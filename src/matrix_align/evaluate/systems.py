@@ -318,7 +318,7 @@ SYSTEMS: dict[str, System] = {
         System(
             "matrix",
             "MATRIX social scene simulation at inference time",
-            "about 5 + steps x (2 + 2 x receivers), see simulate",
+            "about 7 + steps x (2 + 2 x receivers), see simulate",
             None,
         ),
         System(
