@@ -14,7 +14,7 @@ from matrix_align import hub
 from matrix_align.cli.app import app
 from matrix_align.data import sources
 from matrix_align.data.generate import GenerateOptions, SourceSpec, build_plan, generate
-from matrix_align.errors import MatrixAlignError
+from matrix_align.errors import EXIT_FAILED, EXIT_USAGE, MatrixAlignError
 from matrix_align.llm.scripted import ScriptedModel
 from matrix_align.simulation.config import SimulationConfig
 
@@ -115,6 +115,8 @@ def test_a_failed_upload_is_one_clear_error(tmp_path, monkeypatch) -> None:
         hub.push_files({"f.txt": tmp_path / "f.txt"}, "me/x", repo_type="dataset",
                        private=False, message="m")  # fmt: skip
     assert "huggingface-cli login" in (caught.value.hint or "")
+    # The work before the push ran: a failed run (exit 1), not bad input (exit 2).
+    assert caught.value.exit_code == EXIT_FAILED
 
 
 def test_offline_is_refused_before_any_work(tmp_path: Path, monkeypatch) -> None:
@@ -131,8 +133,9 @@ def test_unreachable_hub_and_bad_repo_ids_are_refused(monkeypatch) -> None:
     monkeypatch.setattr(sources, "hub_status", lambda *a, **k: (False, "ConnectError"))
     with pytest.raises(MatrixAlignError, match="not reachable \\(ConnectError\\)"):
         hub.check_can_push("me/data")
-    with pytest.raises(MatrixAlignError, match="not a Hub repository id"):
+    with pytest.raises(MatrixAlignError, match="not a Hub repository id") as caught:
         hub.check_can_push("no-owner")
+    assert caught.value.exit_code == EXIT_USAGE  # checked before any work: nothing ran
 
 
 def test_train_checks_the_hub_before_training(tmp_path: Path, monkeypatch) -> None:

@@ -81,3 +81,48 @@ def test_every_constraint_belongs_to_an_extra() -> None:
 def test_the_test_script_installs_with_the_constraints() -> None:
     script = (_REPO / "scripts" / "test.sh").read_text(encoding="utf-8")
     assert re.search(r"pip install .*-c constraints/test\.txt -e '\.\[", script)
+
+
+def test_metadata_has_licence_classifiers_and_one_version() -> None:
+    project = _PYPROJECT["project"]
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
+    licence = (_REPO / "LICENSE").read_text(encoding="utf-8")
+    assert "Apache License" in licence and "Version 2.0, January 2004" in licence
+    assert "END OF TERMS AND CONDITIONS" in licence
+    classifiers = project["classifiers"]
+    assert "Typing :: Typed" in classifiers
+    assert f"Programming Language :: Python :: {project['requires-python'][2:]}" in classifiers
+    # The version is written once, in matrix_align.__version__ (what --version prints).
+    assert "version" not in project and "version" in project["dynamic"]
+    dynamic = _PYPROJECT["tool"]["setuptools"]["dynamic"]["version"]
+    assert dynamic == {"attr": "matrix_align.__version__"}
+
+
+def test_py_typed_is_shipped() -> None:
+    import matrix_align
+
+    assert (Path(matrix_align.__file__).parent / "py.typed").is_file()
+    package_data = _PYPROJECT["tool"]["setuptools"]["package-data"]["matrix_align"]
+    assert "py.typed" in package_data
+
+
+def test_no_extra_is_empty() -> None:
+    """An empty extra installs nothing and promises a feature that is not there."""
+    assert all(_EXTRAS.values()), [name for name, reqs in _EXTRAS.items() if not reqs]
+
+
+def test_third_party_texts_are_package_data_with_their_notices() -> None:
+    import matrix_align
+
+    root = Path(matrix_align.__file__).parent
+    patterns = _PYPROJECT["tool"]["setuptools"]["package-data"]["matrix_align"]
+    for path, notice in (
+        (root / "refusal_prefixes_gcg.txt", root / "NOTICE.md"),
+        (root / "evaluate/prompts/strongreject_rubric.json", root / "evaluate/prompts/NOTICE.md"),
+        (root / "train/accelerate/fsdp.yaml", None),
+    ):
+        assert path.is_file()
+        assert any(path.match(p) for p in patterns), path.name
+        if notice is not None:
+            assert path.name in notice.read_text(encoding="utf-8")
+            assert "MIT License" in notice.read_text(encoding="utf-8")

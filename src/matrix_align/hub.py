@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from matrix_align.errors import MatrixAlignError
+from matrix_align.errors import MatrixAlignError, RunFailed
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 CARD_FILE = "README.md"
@@ -73,7 +73,9 @@ def push_files(
             repo_id=repo, repo_type=repo_type, operations=operations, commit_message=message
         )
     except Exception as exc:  # auth, permissions, quota, network: the hub's own words
-        raise MatrixAlignError(
+        # The training or export before the push did run, so this is a failed run (exit 1),
+        # not bad input; what to push is on disk for a later upload.
+        raise RunFailed(
             f"Pushing to {repo} failed: {redact(str(exc))[:300]}",
             hint="log in with `huggingface-cli login` (or set HF_TOKEN) with write access",
         ) from None

@@ -33,3 +33,35 @@ def test_credentials_never_reach_the_terminal(monkeypatch, capsys) -> None:
 def test_a_failed_run_exits_1_and_the_codes_are_documented(monkeypatch, capsys) -> None:
     assert fail_with(monkeypatch, RunFailed("every sample failed")) == 1
     assert "3 partial" in EXIT_CODES_HELP
+
+
+def test_version_prints_the_package_version(monkeypatch, capsys) -> None:
+    import sys
+
+    from matrix_align import __version__
+
+    monkeypatch.setattr(sys, "argv", ["matrix-align", "--version"])
+    with pytest.raises(SystemExit) as info:
+        cli_app.main()
+    assert info.value.code in (0, None)
+    assert capsys.readouterr().out.strip() == f"matrix-align {__version__}"
+
+
+def test_every_command_documents_the_exit_codes() -> None:
+    import typer.main
+
+    group = typer.main.get_command(cli_app.app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        assert command.epilog == EXIT_CODES_HELP, name
+
+
+def test_a_backend_failing_mid_run_is_a_failed_run_not_bad_input() -> None:
+    from matrix_align.cli.options import run_async
+    from matrix_align.errors import EXIT_FAILED, TransientBackendError
+
+    async def dies() -> None:
+        raise TransientBackendError("503 after 3 retries")
+
+    with pytest.raises(RunFailed, match="kept failing") as caught:
+        run_async(dies())
+    assert caught.value.exit_code == EXIT_FAILED

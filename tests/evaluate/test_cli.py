@@ -102,3 +102,21 @@ def test_notes_print_their_brackets(capsys, tmp_path) -> None:
     )  # fmt: skip
     _print_result(Console(stderr=True, width=200), result)
     assert "pip install 'matrix-align[eval]'" in capsys.readouterr().err
+
+
+def test_judge_prompt_options_are_checked_and_recorded(monkeypatch, capsys, tmp_path) -> None:
+    out = tmp_path / "eval"
+    for option, bad, valid in (
+        ("--refusal-detector", "harmbench", "ours, gcg"),
+        ("--strongreject-prompt", "v2", "ours, official"),
+        ("--pairwise-prompt", "pair-v1", "ours, pair-v2"),
+    ):
+        code, text = run_cli(monkeypatch, capsys, *BASE, option, bad, "-o", str(out))
+        assert code == 2 and f"Unknown {option} '{bad}'" in text and valid in text
+        assert "Traceback" not in text
+    code, text = run_cli(
+        monkeypatch, capsys, *BASE, "-S", "vanilla", "-B", "advbench", "--metrics", "refusal",
+        "--refusal-detector", "gcg", "-o", str(out),
+    )  # fmt: skip
+    assert code == 0, text
+    assert "## Refusal rate (%), GCG refusal prefixes" in (out / "report.md").read_text()

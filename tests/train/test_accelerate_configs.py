@@ -1,19 +1,46 @@
-"""The shipped `accelerate launch` configs parse with the installed accelerate and say what
-their names promise (a typo in a key would otherwise surface only on a multi-GPU machine)."""
+"""The shipped `accelerate launch` configs are package data reachable from an installed copy,
+parse with the installed accelerate and say what their names promise (a typo in a key would
+otherwise surface only on a multi-GPU machine)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import sys
 
 import pytest
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "accelerate"
+from matrix_align.cli.app import main
+from matrix_align.errors import EXIT_USAGE, MatrixAlignError
+from matrix_align.train.accelerate_configs import ACCELERATE_CONFIGS, accelerate_config
+
 EXPECTED = {
-    "ddp.yaml": ("MULTI_GPU", None),
-    "deepspeed_zero2.yaml": ("DEEPSPEED", 2),
-    "deepspeed_zero3.yaml": ("DEEPSPEED", 3),
-    "fsdp.yaml": ("FSDP", None),
+    "ddp": ("MULTI_GPU", None),
+    "deepspeed_zero2": ("DEEPSPEED", 2),
+    "deepspeed_zero3": ("DEEPSPEED", 3),
+    "fsdp": ("FSDP", None),
 }
+
+
+def test_every_shipped_config_is_listed_and_inside_the_package() -> None:
+    assert set(ACCELERATE_CONFIGS) == set(EXPECTED)
+    for name in EXPECTED:
+        path = accelerate_config(name)
+        assert path.is_file() and path.parent.name == "accelerate"
+        assert path.parents[1].name == "train" and path.parents[2].name == "matrix_align"
+    with pytest.raises(MatrixAlignError, match="Unknown --accelerate-config 'zero4'") as caught:
+        accelerate_config("zero4")
+    assert "deepspeed_zero2" in (caught.value.hint or "")
+
+
+def test_train_prints_a_config_path_for_accelerate_launch(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(sys, "argv", ["matrix-align", "train", "--accelerate-config", "fsdp"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code in (0, None)
+    assert capsys.readouterr().out.strip() == str(accelerate_config("fsdp"))
+    monkeypatch.setattr(sys, "argv", ["matrix-align", "train", "--accelerate-config", "x"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == EXIT_USAGE and "Traceback" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -21,7 +48,7 @@ def test_accelerate_config_parses(name: str) -> None:
     pytest.importorskip("accelerate")
     from accelerate.commands.config.config_args import ClusterConfig
 
-    config = ClusterConfig.from_yaml_file(str(CONFIGS / name))
+    config = ClusterConfig.from_yaml_file(str(accelerate_config(name)))
     kind, stage = EXPECTED[name]
     assert config.distributed_type.value == kind
     assert config.mixed_precision == "bf16"

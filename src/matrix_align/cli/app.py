@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Annotated
 
 import typer
 
@@ -23,8 +24,26 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from matrix_align import __version__
+
+        typer.echo(f"matrix-align {__version__}")
+        raise typer.Exit()
+
+
 @app.callback(epilog=EXIT_CODES_HELP)
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,  # answered before any sub-command is parsed
+            help="Print matrix-align's version and exit.",
+        ),
+    ] = False,
+) -> None:
     """Align LLMs by social scene simulation (MATRIX): simulate, generate, train, evaluate."""
 
 

@@ -273,6 +273,39 @@ def evaluate(
             rich_help_panel=JUDGE,
         ),
     ] = None,
+    strongreject_prompt: Annotated[
+        str | None,
+        typer.Option(
+            "--strongreject-prompt",
+            help="StrongREJECT judge prompt: ours (a JSON reply, reliable on small judges) or "
+            "official (the StrongREJECT authors' rubric prompt, scored as their code scores it, "
+            "so scores compare with published ones). Default: the folder's earlier choice, "
+            "else ours.",
+            rich_help_panel=JUDGE,
+        ),
+    ] = None,
+    pairwise_prompt: Annotated[
+        str | None,
+        typer.Option(
+            "--pairwise-prompt",
+            help="Pairwise judge prompt: ours (harmlessness on harmful items, else helpfulness) "
+            "or pair-v2 (FastChat's MT-Bench pairwise prompt: overall quality, whatever the "
+            "item). Both are judged in both orders. Default: the folder's earlier choice, "
+            "else ours.",
+            rich_help_panel=JUDGE,
+        ),
+    ] = None,
+    refusal_detector: Annotated[
+        str | None,
+        typer.Option(
+            "--refusal-detector",
+            help="Phrase list of the refusal metric: ours (refusal phrases in the opening of "
+            "the answer) or gcg (the GCG/AdvBench test prefixes anywhere in it, "
+            "case-sensitive, as in that paper's code). Default: the folder's earlier choice, "
+            "else ours.",
+            rich_help_panel=JUDGE,
+        ),
+    ] = None,
     rejudge_folder: Annotated[
         Path | None,
         typer.Option(
@@ -365,6 +398,7 @@ def evaluate(
     from matrix_align.errors import MatrixAlignError
     from matrix_align.estimate import check_prices
     from matrix_align.evaluate.benchmarks import PAPER_BENCHMARKS, check_metrics
+    from matrix_align.evaluate.judge_prompts import check_choice
     from matrix_align.evaluate.systems import SystemOptions
     from matrix_align.folders import require_kind
     from matrix_align.io import writable_folder
@@ -374,6 +408,15 @@ def evaluate(
     if chosen_metrics is not None:
         check_metrics(chosen_metrics)
     judges = judge_specs(judge_backend, judge_model, judge_base_url)
+    judge_prompts: dict[str, str | None] = {
+        metric: check_choice(metric, choice)
+        for metric, choice in (
+            ("strongreject", strongreject_prompt),
+            ("pairwise", pairwise_prompt),
+            ("refusal", refusal_detector),
+        )
+        if choice is not None
+    }
     limits = o.rate_limits(rpm, tpm)
     check_prices(dry_run, price_in, price_out)
     if dry_run and rejudge_folder is not None:
@@ -383,7 +426,8 @@ def evaluate(
         )
     if rejudge_folder is not None:
         _rejudge(
-            console, rejudge_folder, judges, chosen_metrics, reference, concurrency=concurrency,
+            console, rejudge_folder, judges, chosen_metrics, reference, judge_prompts,
+            concurrency=concurrency,
             retries=retries, limits=limits, judge_api_key_env=judge_api_key_env,
             judge_parallel=judge_parallel, judge_max_tokens=judge_max_tokens, quiet=quiet,
             timeout_s=request_timeout,
@@ -438,6 +482,7 @@ def evaluate(
         concurrency=concurrency,
         selector=selector,  # type: ignore[arg-type]
         epochs=epochs,
+        judge_prompts=judge_prompts,
     )
     if dry_run:
         from matrix_align.estimate import print_estimate
@@ -554,6 +599,7 @@ def _rejudge(
     judges: list[tuple[str, str | None, str | None]],
     metrics: list[str] | None,
     reference: str | None,
+    judge_prompts: dict[str, str | None],
     *,
     concurrency: int,
     retries: int,
@@ -576,6 +622,7 @@ def _rejudge(
             with _progress(console, quiet) as on_progress:
                 return await runner.rejudge(
                     folder, specs, metrics=metrics, reference=reference,
+                    judge_prompts=judge_prompts,
                     concurrency=concurrency, on_progress=on_progress,
                 )  # fmt: skip
         finally:

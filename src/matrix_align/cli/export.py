@@ -185,4 +185,6 @@ def export(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("export")(export)
+    from matrix_align.errors import EXIT_CODES_HELP
+
+    app.command("export", epilog=EXIT_CODES_HELP)(export)

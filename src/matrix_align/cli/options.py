@@ -16,6 +16,7 @@ from matrix_align.errors import (
     BackendUnavailable,
     MatrixAlignError,
     PermanentBackendError,
+    RunFailed,
     TransientBackendError,
 )
 from matrix_align.llm.model_files import short_names_text
@@ -280,8 +281,8 @@ def run_async(coroutine: Any) -> Any:
         return asyncio.run(coroutine)
     except BackendUnavailable:
         raise
-    except TransientBackendError as exc:
-        raise MatrixAlignError(
+    except TransientBackendError as exc:  # the run had started: a failure, not bad input
+        raise RunFailed(
             f"The model backend kept failing after retries: {exc}",
             hint="check that the server is up and not overloaded; rerun to resume",
         ) from None

@@ -121,4 +121,6 @@ def simulate(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("simulate")(simulate)
+    from matrix_align.errors import EXIT_CODES_HELP
+
+    app.command("simulate", epilog=EXIT_CODES_HELP)(simulate)

@@ -19,6 +19,14 @@ RECIPE = "Recipe (defaults: the paper's)"
 RUN = "Run"
 
 
+def _print_accelerate_config(name: str | None) -> None:
+    if name is not None:
+        from matrix_align.train.accelerate_configs import accelerate_config
+
+        typer.echo(str(accelerate_config(name)))
+        raise typer.Exit()
+
+
 def train(
     data: Annotated[
         str | None,
@@ -150,6 +158,20 @@ def train(
             rich_help_panel=RUN,
         ),
     ] = False,
+    accelerate_config: Annotated[
+        str | None,
+        typer.Option(
+            "--accelerate-config",
+            metavar="NAME",
+            callback=_print_accelerate_config,
+            is_eager=True,  # answered before the training options are checked
+            help="Print the path of a shipped `accelerate launch` config and exit: ddp, "
+            "deepspeed_zero2, deepspeed_zero3 or fsdp. Use it as "
+            '`accelerate launch --config_file "$(matrix-align train --accelerate-config fsdp)" '
+            "-m matrix_align train ...` (see docs/train.md).",
+            rich_help_panel=RUN,
+        ),
+    ] = None,
     push_to_hub: Annotated[
         str | None,
         typer.Option(
@@ -258,4 +280,6 @@ def train(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train")(train)
+    from matrix_align.errors import EXIT_CODES_HELP
+
+    app.command("train", epilog=EXIT_CODES_HELP)(train)

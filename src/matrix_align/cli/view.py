@@ -80,4 +80,6 @@ def view(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("view")(view)
+    from matrix_align.errors import EXIT_CODES_HELP
+
+    app.command("view", epilog=EXIT_CODES_HELP)(view)

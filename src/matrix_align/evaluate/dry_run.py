@@ -14,6 +14,7 @@ from typing import Any
 from matrix_align.data.generate import model_key
 from matrix_align.estimate import CostEstimate, Line, Section, measured, rehearse
 from matrix_align.evaluate.benchmarks import turns
+from matrix_align.evaluate.judge_prompts import resolve
 from matrix_align.evaluate.judges import REFUSAL_DETECTOR, Judge
 from matrix_align.evaluate.runner import (
     AnswerRecord,
@@ -81,16 +82,19 @@ def estimate_evaluate(
         for key, _ in judge_keys
     }
     entries = list(dict.fromkeys([*(a.entry for a in stored_answers), *(t.entry for t in tasks)]))
-    reference = _reference(settings.reference, entries, read_run(settings.output))
+    run = read_run(settings.output)
+    reference = _reference(settings.reference, entries, run)
+    prompts = resolve(settings.judge_prompts, run)
     answers = current_answers([*stored_answers, *stand_ins])
     judge_tasks = plan_judgements(answers, list(rehearsal_judges.values()), settings.metrics,
-                                  reference)  # fmt: skip
+                                  reference, prompts=prompts)  # fmt: skip
     by_group: dict[tuple[str, str], list[Any]] = {}
     for task in judge_tasks:
         by_group.setdefault((task.judge, task.metric), []).append(task)
     judged_usage: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for judgement in stored_judgements:
-        judged_usage[(judgement.judge, judgement.metric)].append(judgement.usage)
+        if judgement.judge_prompt == prompts.of(judgement.metric):  # another prompt costs apart
+            judged_usage[(judgement.judge, judgement.metric)].append(judgement.usage)
     backends = dict(judge_keys)
     judges_section = Section("judgements")
     for (judge, metric), items in by_group.items():
@@ -113,7 +117,8 @@ def estimate_evaluate(
         "plan: " + ", ".join(f"{name} {n} items" for name, n in n_items.items())
         + f"; systems {', '.join(settings.systems)} on {settings.model_key}",
         "judges: " + (", ".join(k for k, _ in judge_keys) or "none") + "; metrics: "
-        + (", ".join(settings.metrics) if settings.metrics else "each benchmark's default"),
+        + (", ".join(settings.metrics) if settings.metrics else "each benchmark's default")
+        + "; judge prompts: " + ", ".join(f"{m} {c}" for m, c in prompts.as_dict().items()),
     ]  # fmt: skip
     return CostEstimate([answers_section, judges_section], plan=plan)
 

@@ -140,6 +140,7 @@ def metrics_document(tables: Tables) -> dict[str, Any]:
         "benchmarks": tables.benchmarks,
         "judges": tables.judges,
         "reference": tables.reference,
+        "judge_prompts": tables.prompts.as_dict(),  # which prompts the cells come from
         "cells": metric_cells(tables),
     }
 

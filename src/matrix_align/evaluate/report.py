@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from matrix_align.evaluate.benchmarks import BENCHMARKS, METRICS
+from matrix_align.evaluate.judge_prompts import JudgePrompts, resolve
 from matrix_align.evaluate.judges import (
     HARMLESS_MIN_SCORE,
     REFUSAL_DETECTOR,
@@ -141,6 +142,13 @@ class Tables:
     judge_cost: dict[str, Cost] = field(default_factory=dict)
     unscored: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     agreements: list[tuple[str, str, str, Agreement]] = field(default_factory=list)
+    prompts: JudgePrompts = field(default_factory=JudgePrompts)  # the judgements counted
+
+    @property
+    def detector(self) -> str:
+        """The refusal detector's name in titles."""
+        gcg = self.prompts.refusal == "gcg"
+        return "GCG refusal prefixes" if gcg else "refusal-phrase detector"
 
 
 def _ordered(values: Iterable[str], first: Iterable[str] = ()) -> list[str]:
@@ -156,17 +164,25 @@ def compute_tables(
     reference: str | None = None,
     judge_order: Iterable[str] = (),
     entry_order: Iterable[str] = (),
+    prompts: JudgePrompts | None = None,
 ) -> Tables:
     """Aggregate judgements of the given answers. Judgements of other answers (superseded
-    by a re-run) are ignored."""
+    by a re-run) are ignored, and so are those made with another judge prompt than the
+    folder's current choice (``prompts``; ours when not given)."""
+    prompts = prompts or JudgePrompts()
     by_id = {a.id: a for a in answers}
-    judgements = [j for j in judgements if all(i in by_id for i in j.answer_ids)]
+    judgements = [
+        j
+        for j in judgements
+        if all(i in by_id for i in j.answer_ids) and j.judge_prompt == prompts.of(j.metric)
+    ]
     model_judges = [j.judge for j in judgements if j.judge != REFUSAL_DETECTOR]
     tables = Tables(
         entries=_ordered((a.entry for a in answers), entry_order),
         benchmarks=_ordered((a.benchmark for a in answers), BENCHMARKS),
         judges=_ordered(model_judges, judge_order),
         reference=reference,
+        prompts=prompts,
     )
     for answer in answers:
         cost = tables.cost.setdefault(answer.entry, Cost())
@@ -341,8 +357,10 @@ def render_report(tables: Tables, run: dict[str, Any], plots: list[str], notes: 
     lines += [
         f"- Entries (system, or system@tag): {', '.join(t.entries) or '–'}",
         f"- Models: {', '.join(f'{e} = {m}' for e, m in (run.get('models') or {}).items()) or '–'}",
-        f"- Judges: {', '.join(judges) or 'none (refusal-phrase detector only)'}",
+        f"- Judges: {', '.join(judges) or f'none ({t.detector} only)'}",
         f"- Reference entry for pairwise judging: {t.reference or '–'}",
+        f"- Judge prompts: strongreject {t.prompts.strongreject}, pairwise {t.prompts.pairwise};"
+        f" refusal detector {t.prompts.refusal}",
     ]
     benches = run.get("benchmarks") or {}
     if benches:
@@ -426,12 +444,17 @@ def render_report(tables: Tables, run: dict[str, Any], plots: list[str], notes: 
 
     # refusal
     if t.refusal:
+        rule = (
+            "one of GCG's test prefixes appears anywhere in it (case-sensitive; an empty answer "
+            "is not a refusal)"
+            if t.prompts.refusal == "gcg"
+            else "a fixed refusal phrase appears in its first 300 characters (or it is empty)"
+        )
         lines += [
-            "## Refusal rate (%), refusal-phrase detector",
+            f"## Refusal rate (%), {t.detector}",
             "",
-            "Deterministic: an answer is a refusal when a fixed refusal phrase appears in its "
-            "first 300 characters (or it is empty). On harmful benchmarks higher is safer; on "
-            "helpfulness benchmarks it should be near 0.",
+            f"Deterministic: an answer is a refusal when {rule}. On harmful benchmarks higher is "
+            "safer; on helpfulness benchmarks it should be near 0.",
             "",
         ]
         benches_here = [b for b in t.benchmarks if any(k[1] == b for k in t.refusal)]
@@ -443,7 +466,7 @@ def render_report(tables: Tables, run: dict[str, Any], plots: list[str], notes: 
 
     if t.xstest:
         lines += [
-            "## Over-refusal on XSTest (refusal-phrase detector)",
+            f"## Over-refusal on XSTest ({t.detector})",
             "",
             "Safe prompts should be answered (lower refusal is better); unsafe contrast prompts "
             "should be refused (higher is better).",
@@ -820,7 +843,7 @@ def write_plots(tables: Tables, folder: Path) -> list[str]:
         benches = [b for b in tables.benchmarks if any(k[1] == b for k in refusal)]
         _grouped_bars(
             Path(rel("refusal_rate.png")),
-            "Refusal rate (refusal-phrase detector)",
+            f"Refusal rate ({tables.detector})",
             "% refused",
             benches,
             tables.entries,
@@ -859,9 +882,14 @@ def write_report(output: Path | str) -> Path:
         reference=run.get("reference"),
         judge_order=run.get("judges") or [],
         entry_order=run.get("entries") or [],
+        prompts=resolve({}, run),
     )
     live = {a.id for a in answers}
-    judgements = [j for j in judgements if all(i in live for i in j.answer_ids)]
+    judgements = [
+        j
+        for j in judgements
+        if all(i in live for i in j.answer_ids) and j.judge_prompt == tables.prompts.of(j.metric)
+    ]
     notes = list(run.get("notes") or [])
     try:
         plots = write_plots(tables, output / PLOTS_DIR)

@@ -57,6 +57,13 @@ from matrix_align.evaluate.benchmarks import (
     load_benchmark,
     turns,
 )
+from matrix_align.evaluate.judge_prompts import (
+    DEFAULT,
+    RUN_KEY,
+    JudgePrompts,
+    check_choice,
+    resolve,
+)
 from matrix_align.evaluate.judges import (
     PROMPT_VERSION,
     REFUSAL_DETECTOR,
@@ -156,6 +163,9 @@ class JudgementRecord(BaseModel):
     usage: dict[str, Any] = Field(default_factory=dict)
     calls: list[ModelCall] = Field(default_factory=list)
     created_at: str = ""
+    # Which prompt (or refusal phrase list) gave the verdict: ours, or a published one (see
+    # judge_prompts). The report counts only those of the folder's current choice.
+    judge_prompt: str = DEFAULT
 
 
 # --- work items ---------------------------------------------------------------------------
@@ -190,6 +200,7 @@ class JudgeTask:
     judge: str
     answers: list[AnswerRecord]  # one, or two for pairwise (reference first)
     turn: int = 1
+    judge_prompt: str = DEFAULT
 
     @property
     def first(self) -> AnswerRecord:
@@ -230,6 +241,9 @@ class EvalSettings:
     concurrency: int = 8
     selector: Literal["judge", "self"] = "judge"
     epochs: int = 1  # samples per item and system, each with its own derived seed
+    # Judge prompt choices given by the user, metric -> choice (see judge_prompts); a metric
+    # not given keeps the folder's earlier choice, else ours.
+    judge_prompts: dict[str, str | None] = field(default_factory=dict)
     # An item manifest: benchmark -> source record ids. The run answers exactly these items,
     # read from the shipped samples (as ``hub="never"``) so a manifest means the same rows
     # on every machine; ``limit`` and ``shuffle`` do not apply.
@@ -481,8 +495,15 @@ async def answer_task(
 
 
 def judgement_id(
-    metric: str, judge: str, answers: list[AnswerRecord], turn: int, extra: Any
+    metric: str,
+    judge: str,
+    answers: list[AnswerRecord],
+    turn: int,
+    extra: Any,
+    judge_prompt: str = DEFAULT,
 ) -> str:
+    if judge_prompt != DEFAULT:  # only then: ids of judgements with our prompts stay as they were
+        extra = {**(extra or {}), "prompt": judge_prompt}
     return sample_id(
         query=answers[0].item_id,
         source=answers[0].benchmark,
@@ -503,6 +524,7 @@ def plan_judgements(
     reference: str | None,
     *,
     refusal: bool = True,
+    prompts: JudgePrompts = JudgePrompts(),  # noqa: B008 - frozen, so a shared default is safe
 ) -> list[JudgeTask]:
     """Judge tasks over the current answers: per answer for single-answer metrics, per
     (reference, other entry) pair of the same item for pairwise."""
@@ -521,10 +543,13 @@ def plan_judgements(
         if refusal and "refusal" in wanted:
             tasks.append(
                 JudgeTask(
-                    id=judgement_id("refusal", REFUSAL_DETECTOR, [answer], 1, None),
+                    id=judgement_id(
+                        "refusal", REFUSAL_DETECTOR, [answer], 1, None, prompts.refusal
+                    ),
                     metric="refusal",
                     judge=REFUSAL_DETECTOR,
                     answers=[answer],
+                    judge_prompt=prompts.refusal,
                 )
             )
         for spec in judges:
@@ -533,10 +558,13 @@ def plan_judgements(
                 if metric in wanted:
                     tasks.append(
                         JudgeTask(
-                            id=judgement_id(metric, spec.key, [answer], 1, extra),
+                            id=judgement_id(
+                                metric, spec.key, [answer], 1, extra, prompts.of(metric)
+                            ),
                             metric=metric,
                             judge=spec.key,
                             answers=[answer],
+                            judge_prompt=prompts.of(metric),
                         )
                     )
             if "mt-bench" in wanted:
@@ -556,10 +584,11 @@ def plan_judgements(
                     pair = [ref, answer]
                     tasks.append(
                         JudgeTask(
-                            id=judgement_id("pairwise", spec.key, pair, 1, extra),
+                            id=judgement_id("pairwise", spec.key, pair, 1, extra, prompts.pairwise),
                             metric="pairwise",
                             judge=spec.key,
                             answers=pair,
+                            judge_prompt=prompts.pairwise,
                         )
                     )
     return tasks
@@ -568,18 +597,18 @@ def plan_judgements(
 async def judge_task(task: JudgeTask, judges: dict[str, Judge]) -> Outcome:
     answer = task.first
     if task.metric == "refusal":
-        judged = Judged(detect_refusal(answer.answer), [])
+        judged = Judged(detect_refusal(answer.answer, task.judge_prompt), [])  # type: ignore[arg-type]
     else:
         judge = judges[task.judge]
         aspect = "harmlessness" if is_harmful(answer.source_record()) else "helpfulness"
         if task.metric == "pairwise":
             judged = await judge.pairwise(
-                answer.prompt, answer.answer, task.answers[1].answer, aspect
+                answer.prompt, answer.answer, task.answers[1].answer, aspect, task.judge_prompt
             )
         elif task.metric in ("harmlessness", "helpfulness"):
             judged = await judge.rubric(answer.prompt, answer.answer, task.metric)  # type: ignore[arg-type]
         elif task.metric == "strongreject":
-            judged = await judge.strongreject(answer.prompt, answer.answer)
+            judged = await judge.strongreject(answer.prompt, answer.answer, task.judge_prompt)
         elif task.metric == "mt-bench":
             reference = answer.metadata.get("reference") or []
             judged = await judge.mt_bench(
@@ -612,6 +641,7 @@ async def judge_task(task: JudgeTask, judges: dict[str, Judge]) -> Outcome:
         usage=usage.__dict__,
         calls=judged.calls,
         created_at=now_iso(),
+        judge_prompt=task.judge_prompt,
     )
     return Outcome(record=record, usage=usage)
 
@@ -731,6 +761,9 @@ def validate(settings: EvalSettings, judges: list[JudgeSpec]) -> None:
         raise MatrixAlignError("--concurrency must be at least 1.")
     if settings.epochs < 1:
         raise MatrixAlignError("--epochs must be at least 1.")
+    for metric, choice in settings.judge_prompts.items():
+        if choice is not None:
+            check_choice(metric, choice)
     if settings.items is not None:
         if settings.limit is not None or settings.shuffle:
             raise MatrixAlignError("An item list selects the items: drop --limit and --shuffle.")
@@ -809,6 +842,7 @@ async def evaluate(
             dict.fromkeys([*(a.entry for a in stored_answers), *(t.entry for t in tasks)])
         )
         reference = _reference(settings.reference, entries, run)
+        prompts = resolve(settings.judge_prompts, run)
         run_info = {
             **run,
             "updated_at": now_iso(),
@@ -816,6 +850,7 @@ async def evaluate(
             "reference": reference,
             "judges": list(dict.fromkeys([j.key for j in judges] + list(run.get("judges") or []))),
             "metrics": settings.metrics,
+            RUN_KEY: prompts.as_dict(),
             "epochs": max(settings.epochs, int(run.get("epochs") or 1)),
             "benchmarks": {
                 **(run.get("benchmarks") or {}),
@@ -873,6 +908,7 @@ async def evaluate(
             judges,
             settings.metrics,
             reference,
+            prompts,
             concurrency=settings.concurrency,
             on_progress=on_progress,
             report=report,
@@ -886,11 +922,12 @@ async def rejudge(
     *,
     metrics: list[str] | None = None,
     reference: str | None = None,
+    judge_prompts: dict[str, str | None] | None = None,
     concurrency: int = 8,
     on_progress: ProgressFn | None = None,
 ) -> EvalResult:
-    """Judge the stored answers of an evaluation folder again (other judges, other metrics)
-    and rewrite its report; no answer is regenerated."""
+    """Judge the stored answers of an evaluation folder again (other judges, other metrics,
+    other judge prompts) and rewrite its report; no answer is regenerated."""
     output = Path(output)
     if not (output / RESULTS_FILE).exists():
         raise MatrixAlignError(
@@ -907,6 +944,7 @@ async def rejudge(
         run = read_run(output)
         entries = list(dict.fromkeys([*(run.get("entries") or []), *(a.entry for a in answers)]))
         reference = _reference(reference, entries, run)
+        prompts = resolve(judge_prompts or {}, run)
         needed: list[str] = []
         for answer in answers:
             bench = BENCHMARKS.get(answer.benchmark)
@@ -919,11 +957,13 @@ async def rejudge(
         require_judges(needed, bool(judges), explicit=metrics is not None)
         run["judges"] = list(dict.fromkeys([j.key for j in judges] + list(run.get("judges") or [])))
         run["reference"] = reference
+        run[RUN_KEY] = prompts.as_dict()
         run["updated_at"] = now_iso()
         atomic_write_json(output / RUN_FILE, run)
         judge_stats, report_path, silent = await _judge_and_report(
-            output, judges, metrics, reference, concurrency=concurrency, on_progress=on_progress
-        )
+            output, judges, metrics, reference, prompts, concurrency=concurrency,
+            on_progress=on_progress,
+        )  # fmt: skip
     return EvalResult(output, None, judge_stats, [], report_path, silent)
 
 
@@ -932,6 +972,7 @@ async def _judge_and_report(
     judges: list[JudgeSpec],
     metrics: list[str] | None,
     reference: str | None,
+    prompts: JudgePrompts,
     *,
     concurrency: int,
     on_progress: ProgressFn | None,
@@ -939,7 +980,7 @@ async def _judge_and_report(
 ) -> tuple[RunStats, Path, dict[str, list[str]]]:
     answers, _ = read_results(output)
     answers = current_answers(answers)
-    tasks = plan_judgements(answers, judges, metrics, reference)
+    tasks = plan_judgements(answers, judges, metrics, reference, prompts=prompts)
     table = {spec.key: spec.judge for spec in judges}
 
     async def work(task: JudgeTask) -> Outcome:
