@@ -65,3 +65,25 @@ def test_a_backend_failing_mid_run_is_a_failed_run_not_bad_input() -> None:
     with pytest.raises(RunFailed, match="kept failing") as caught:
         run_async(dies())
     assert caught.value.exit_code == EXIT_FAILED
+
+
+def test_verbose_logging_masks_credentials(capfd) -> None:  # noqa: ANN001
+    """--log-level turns on the libraries' request logs, which quote URLs: secrets masked."""
+    import logging
+
+    from matrix_align.logs import setup_logging
+
+    setup_logging("info")
+    try:
+        logging.getLogger("httpx").info("HTTP Request: POST %s", "http://user:pw@host/v1/chat")
+    finally:
+        logging.getLogger().handlers = []
+    err = capfd.readouterr().err
+    assert "INFO httpx: HTTP Request: POST http://***@host/v1/chat" in err and "pw" not in err
+
+
+def test_a_bad_log_level_is_one_clear_error() -> None:
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(cli_app.app, ["--log-level", "loud", "view", "--help"])
+    assert result.exit_code == 2 and "'loud' is not one of debug, info" in result.output

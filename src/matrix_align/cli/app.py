@@ -43,8 +43,30 @@ def _root(
             help="Print matrix-align's version and exit.",
         ),
     ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Log what happens on stderr (same as --log-level info)."
+        ),
+    ] = False,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            help="Log on stderr at this level: debug, info, warning, error (default: warning; "
+            "secrets in URLs are masked). Goes before the command: matrix-align -v generate ...",
+        ),
+    ] = None,
 ) -> None:
     """Align LLMs by social scene simulation (MATRIX): simulate, generate, train, evaluate."""
+    from matrix_align.logs import LEVELS, setup_logging
+
+    level = (log_level or ("info" if verbose else "warning")).lower()
+    if level not in LEVELS:
+        raise typer.BadParameter(f"{log_level!r} is not one of {', '.join(LEVELS)}",
+                                 param_hint="--log-level")  # fmt: skip
+    if level != "warning":  # else Python's default: warnings and errors, as they come
+        setup_logging(level)
 
 
 for _name in COMMAND_MODULES:

@@ -21,6 +21,7 @@ import asyncio
 import copy
 import hashlib
 import json
+import logging
 import random
 import time
 from collections import Counter, OrderedDict
@@ -61,6 +62,9 @@ class _Wrapper:
 # it gives up: long enough for a per-minute limit to reset twice, short enough that a daily
 # quota or a server gone for maintenance fails the sample instead of stalling the run.
 MAX_SERVER_WAIT_S = 120.0
+
+
+log = logging.getLogger(__name__)
 
 
 class RetryingModel(_Wrapper):
@@ -156,10 +160,16 @@ class RetryingModel(_Wrapper):
                     server_wait += hinted
                     self._paused_until = max(self._paused_until, self._clock() + hinted)
                     self.server_waits += 1
+                    log.info("%s: retrying after %g s, as the server asked: %s",
+                             self.name, hinted, error)  # fmt: skip
                 else:
                     if attempt >= self.max_retries:
+                        log.info("%s: giving up after %d retries: %s", self.name, attempt, error)
                         raise
-                    await self._sleep(self.delay_s(attempt))
+                    delay = self.delay_s(attempt)
+                    log.info("%s: retry %d of %d in %.1f s: %s",
+                             self.name, attempt + 1, self.max_retries, delay, error)  # fmt: skip
+                    await self._sleep(delay)
                     attempt += 1
                 self.retries += 1
 
