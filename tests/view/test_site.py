@@ -216,7 +216,8 @@ def test_serve_from_the_command_line_stops_on_ctrl_c(trace, tmp_path):
         with urllib.request.urlopen(url, timeout=5) as response:
             assert trace.roles[0].name in response.read().decode("utf-8")
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 0
+        # It exits in well under a second; the margin is for a shared, loaded CI machine.
+        assert process.wait(timeout=60) == 0
     finally:
         if process.poll() is None:
             process.kill()
