@@ -286,3 +286,13 @@ def test_a_prompt_that_is_not_valid_unicode_is_a_clear_error(tmp_path: Path) -> 
     path.write_text('{"prompt": "fine"}\n{"prompt": "bad \\ud800 text"}\n', encoding="utf-8")
     with pytest.raises(MatrixAlignError, match=r"q.jsonl, line 2 holds '\\ud800'"):
         load_input_file(path)
+
+
+def test_a_huge_prompt_is_a_clear_error_not_a_huge_run(tmp_path: Path) -> None:
+    from matrix_align.data.sources import MAX_PROMPT_CHARS, load_input_file
+
+    path = tmp_path / "q.jsonl"
+    rows = [{"prompt": "fine"}, {"prompt": "x" * (MAX_PROMPT_CHARS + 1)}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(MatrixAlignError, match=r"q.jsonl, line 2: the prompt has 100,001"):
+        load_input_file(path)

@@ -412,8 +412,28 @@ def test_non_numeric_token_usage_counts_as_unknown():
     response = SimpleNamespace(
         choices=[SimpleNamespace(message=message, finish_reason="stop")], usage=usage, model=MODEL
     )
-    completion = model._to_completion(response, 0.1, None, model._endpoints[0])
+    completion = model._to_completion(response, 0.1, None, model._endpoints[0], 64)
     assert completion.text == "fine"
     assert (completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens) == (
         0, 0, 0,
     )  # fmt: skip
+
+
+def test_a_reply_longer_than_max_tokens_can_produce_is_refused():
+    """A server that ignores the cap must not put a 60 MB reply into every later prompt."""
+    from types import SimpleNamespace
+
+    from matrix_align.llm.openai_compat import reply_char_limit
+
+    model = OpenAICompatModel("http://127.0.0.1:1/v1", MODEL)
+
+    def reply(text: str):  # noqa: ANN202
+        message = SimpleNamespace(content=text)
+        return SimpleNamespace(
+            choices=[SimpleNamespace(message=message, finish_reason="stop")], usage=None
+        )
+
+    limit = reply_char_limit(64)
+    assert model._to_completion(reply("x" * limit), 0.1, None, model._endpoints[0], 64).text
+    with pytest.raises(PermanentBackendError, match="more than max_tokens=64 can produce"):
+        model._to_completion(reply("x" * (limit + 1)), 0.1, None, model._endpoints[0], 64)

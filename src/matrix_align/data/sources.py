@@ -30,6 +30,10 @@ from matrix_align.data.records import ChatMessage, SourceRecord, render_conversa
 from matrix_align.errors import MatrixAlignError
 from matrix_align.text import require_unicode
 
+# About 25,000 tokens: beyond any benchmark prompt, and far beyond what a small model's
+# context holds once the scene is added. A scene repeats the query in each of its calls.
+MAX_PROMPT_CHARS = 100_000
+
 HubPolicy = Literal["auto", "never", "always"]
 HUB_POLICIES: tuple[str, ...] = ("auto", "never", "always")
 HUB_PROBE_TIMEOUT_S = 3.0
@@ -629,6 +633,13 @@ def load_input_file(
             )
         where = f"Input file {path}, {line_word} {index + 1}"
         require_unicode(prompt, where)
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise MatrixAlignError(
+                f"{where}: the prompt has {len(prompt):,} characters, more than the "
+                f"{MAX_PROMPT_CHARS:,} a query may have.",
+                hint="shorten it or leave the row out (a scene repeats the query in every call "
+                "and in its trace)",
+            )
         require_unicode(json.dumps(row, ensure_ascii=False, default=str), where)
         if prompt in seen:
             continue

@@ -162,6 +162,12 @@ def check_base_url(url: str) -> None:
         )
 
 
+def reply_char_limit(max_tokens: int) -> int:
+    """The most characters a reply of ``max_tokens`` tokens can plausibly hold: a token is at
+    most a few tens of characters, with a floor for tiny caps."""
+    return max(16_384, 32 * max_tokens)
+
+
 def _token_count(value: Any) -> int:
     """A usage figure as reported; anything but a number (None, text) counts as unknown, 0,
     rather than failing a reply whose text is fine."""
@@ -536,16 +542,29 @@ class OpenAICompatModel:
             latency = time.perf_counter() - started
         finally:
             await self._release(endpoint)
-        return self._to_completion(response, latency, schema, endpoint)
+        return self._to_completion(response, latency, schema, endpoint, max_tokens)
 
     def _to_completion(
-        self, response: Any, latency: float, schema: dict[str, Any] | None, endpoint: _Endpoint
+        self,
+        response: Any,
+        latency: float,
+        schema: dict[str, Any] | None,
+        endpoint: _Endpoint,
+        max_tokens: int,
     ) -> Completion:
         choices = getattr(response, "choices", None)
         if not choices:
             raise self._map_error(ValueError("no choices"), endpoint)
         choice = choices[0]
         text = (choice.message.content if choice.message else None) or ""
+        limit = reply_char_limit(max_tokens)
+        if len(text) > limit:
+            # A server that ignores max_tokens (or a hostile one) would otherwise have its
+            # reply copied into every later prompt and into the trace, hundreds of MB.
+            raise PermanentBackendError(
+                f"{endpoint.url}: the reply has {len(text):,} characters, more than "
+                f"max_tokens={max_tokens} can produce ({limit:,}); the server ignored the cap"
+            )
         usage = getattr(response, "usage", None)
         details = getattr(usage, "prompt_tokens_details", None) if usage else None
         return Completion(
