@@ -201,10 +201,24 @@ def test_server_binds_localhost_and_serves_only_files(trace, tmp_path):
             urllib.request.urlopen(server.url + "assets/", timeout=5)  # no directory listings
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child: SIGINT at its default and unblocked. A child inherits ignored and blocked
+    signals, and after the whole suite has run the test process's own state is not that of
+    a user's shell (the server then never saw the Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_serve_from_the_command_line_stops_on_ctrl_c(trace, tmp_path):
     source = write_trace(trace, tmp_path / "scene.json")
     command = [sys.executable, "-m", "matrix_align", "view", str(source), "--serve", "--port", "0"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
+    )
     try:
         url = None
         for line in process.stdout:  # the address is printed once the server listens
