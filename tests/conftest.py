@@ -26,3 +26,21 @@ def demo_model() -> ScriptedModel:
 def scripted(*rules, fallback_to_demo: bool = True) -> ScriptedModel:
     """A scripted model whose ``rules`` take precedence over the demo script."""
     return ScriptedModel([*rules, *(demo_rules() if fallback_to_demo else [])])
+
+
+def run_main(monkeypatch: pytest.MonkeyPatch, capsys, *argv: str) -> tuple[int, str]:
+    """Run ``matrix-align ARGV`` in-process through the real entry point (so errors become
+    exit codes as for a user); returns (exit code, stdout + stderr with whitespace folded,
+    since rich wraps long lines)."""
+    import sys
+
+    from matrix_align.cli.app import main
+
+    monkeypatch.setattr(sys, "argv", ["matrix-align", *argv])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, " ".join((captured.out + captured.err).split())

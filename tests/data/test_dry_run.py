@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from matrix_align.cli.app import main
 from matrix_align.data.dry_run import estimate_generate
 from matrix_align.data.generate import GenerateOptions, SourceSpec, build_plan, generate
 from matrix_align.estimate import TYPICAL_COMPLETION_TOKENS
 from matrix_align.llm.scripted import ScriptedModel
 from matrix_align.llm.wrappers import AccountingModel
 from matrix_align.simulation.config import SimulationConfig
+from tests.conftest import run_main
 
 KEY = "scripted:default"
 
@@ -83,14 +82,7 @@ def test_a_real_model_s_replies_are_counted_at_a_typical_length_within_the_cap(
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, capsys, *args: str) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["matrix-align", "generate", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, " ".join((captured.out + captured.err).split())
+    return run_main(monkeypatch, capsys, "generate", *args)
 
 
 def test_the_command_prints_plan_estimate_and_cost_and_writes_nothing(

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
-from matrix_align.cli.app import main
 from matrix_align.cli.evaluate import judge_specs
 from matrix_align.errors import MatrixAlignError
+from tests.conftest import run_main
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, capsys, *args: str) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["matrix-align", "evaluate", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, " ".join((captured.out + captured.err).split())  # rich wraps long lines
+    return run_main(monkeypatch, capsys, "evaluate", *args)
 
 
 BASE = ("--backend", "scripted", "--hub", "never", "--limit", "2", "-q")

@@ -6,23 +6,15 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
-from matrix_align.cli.app import main
+from tests.conftest import run_main
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, capsys, *args: str) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["matrix-align", "evaluate", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, " ".join((captured.out + captured.err).split())
+    return run_main(monkeypatch, capsys, "evaluate", *args)
 
 
 def estimated(text: str) -> tuple[int, int]:

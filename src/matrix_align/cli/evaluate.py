@@ -349,15 +349,7 @@ def evaluate(
     list_only: Annotated[
         bool, typer.Option("--list", help="List systems, benchmarks and metrics, and exit.")
     ] = False,
-    dry_run: Annotated[
-        bool,
-        typer.Option(
-            "--dry-run",
-            help="Print the plan and the estimated calls, tokens (and cost, with the prices) "
-            "and exit; no model is loaded or called.",
-            rich_help_panel=RUN,
-        ),
-    ] = False,
+    dry_run: o.DryRun = False,
     price_in: o.PriceIn = None,
     price_out: o.PriceOut = None,
     backend: o.Backend = "embedded",

@@ -192,15 +192,7 @@ def generate(
             rich_help_panel=RUN,
         ),
     ] = False,
-    dry_run: Annotated[
-        bool,
-        typer.Option(
-            "--dry-run",
-            help="Print the plan and the estimated calls, tokens (and cost, with the prices) "
-            "and exit; no model is loaded or called.",
-            rich_help_panel=RUN,
-        ),
-    ] = False,
+    dry_run: o.DryRun = False,
     price_in: o.PriceIn = None,
     price_out: o.PriceOut = None,
     call_delay: Annotated[

@@ -117,6 +117,15 @@ Tpm = Annotated[
         rich_help_panel=BACK,
     ),
 ]
+DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Print the plan and the estimated calls, tokens (and cost, with the prices) "
+        "and exit; no model is loaded or called.",
+        rich_help_panel="Run",
+    ),
+]
 PriceIn = Annotated[
     float | None,
     typer.Option(
