@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from matrix_align.errors import MatrixAlignError
 from matrix_align.llm.base import ChatModel, Message
 from matrix_align.simulation import answer, modulator, roles, setup
 from matrix_align.simulation.audit import audit_scene
@@ -23,6 +24,7 @@ from matrix_align.simulation.calls import SceneCalls
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.prompts import render
 from matrix_align.simulation.trace import Event, SceneTrace
+from matrix_align.text import require_unicode
 
 Observer = Callable[[str, SceneTrace], None]
 
@@ -191,9 +193,6 @@ class Scene:
 
 def check_query(query: str) -> None:
     """A query a scene can run: not blank, and text that can be sent (valid Unicode)."""
-    from matrix_align.errors import MatrixAlignError
-    from matrix_align.text import require_unicode
-
     if not query or not query.strip():
         raise MatrixAlignError("The query is empty.", hint="pass the question to simulate")
     require_unicode(query, "The query")
