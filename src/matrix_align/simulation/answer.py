@@ -71,7 +71,7 @@ async def consequence(scene: Scene) -> None:
         return
     value, _ = await scene.calls.structured(
         scene.actor,
-        scene.messages(render("consequence", critiques=harms)),
+        scene.messages(render("consequence", harms=harms)),
         Summary,
         json_schema(Summary, {"summary": {"maxLength": SUMMARY_LIMIT}}),
         stage="consequence",
