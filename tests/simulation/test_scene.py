@@ -66,7 +66,8 @@ async def test_infeasible_action_is_rejected_and_not_delivered():
         ),
         ("ModulatorDecision", decide(feasible_unless="teleports")),
     )
-    trace = await run_scene(QUERY, model, SimulationConfig(n_roles=2, n_steps=1))
+    config = SimulationConfig(n_roles=2, n_steps=1, reactions="separate")
+    trace = await run_scene(QUERY, model, config)
 
     rejected, replacement = played(trace)[:2]
     assert not rejected.verdict.feasible and rejected.verdict.reason == "impossible here"
@@ -92,7 +93,8 @@ async def test_replacement_is_bounded_and_a_twice_rejected_action_is_dropped():
 
 async def test_routing_delivers_only_to_named_receivers():
     model = scripted(("ModulatorDecision", decide(receivers=["a family member"])))
-    trace = await run_scene(QUERY, model, SimulationConfig(n_roles=3, n_steps=2))
+    config = SimulationConfig(n_roles=3, n_steps=2, reactions="separate")
+    trace = await run_scene(QUERY, model, config)
 
     for event in trace.events:
         assert set(event.receivers) <= {"a family member", "the asker"}

@@ -77,6 +77,7 @@ def make_trace(
     ]
     if reaction is not None:
         rules.append(("Reaction", {"reaction": reaction}))
+        rules.append(("Reactions", lambda request: dict.fromkeys(request.people(), reaction)))
     # The demo script plays the rest of the scene; free text falls through to ``answer``.
     demo = [(match, reply) for match, reply in demo_rules() if match != "*"]
     model = ScriptedModel([*rules, *demo, ("*", answer)])

@@ -356,7 +356,8 @@ def evaluate(
     model: o.Model = None,
     base_url: o.BaseUrl = None,
     api_key_env: o.ApiKeyEnv = "OPENAI_API_KEY",
-    parallel: o.Parallel = 4,
+    parallel: o.Parallel = None,
+    threads: o.Threads = None,
     request_timeout: o.RequestTimeout = 300.0,
     rpm: o.Rpm = None,
     tpm: o.Tpm = None,
@@ -371,6 +372,7 @@ def evaluate(
     temperature: o.Temperature = None,
     max_tokens: o.MaxTokens = None,
     final_max_tokens: o.FinalMaxTokens = None,
+    reactions: o.Reactions = None,
     final_prompt: o.FinalPrompt = None,
 ) -> None:
     """Evaluate systems (vanilla, matrix and the paper's baselines) on harmlessness and
@@ -448,6 +450,7 @@ def evaluate(
         temperature=temperature,
         max_tokens=max_tokens,
         final_max_tokens=final_max_tokens,
+        reactions=reactions,
         final_prompt=final_prompt,
     )
     options = SystemOptions.build(
@@ -492,8 +495,8 @@ def evaluate(
     asyncio.run(
         _evaluate(
             console, settings, judges, backend=backend, model=model, base_url=base_url,
-            api_key_env=api_key_env, parallel=parallel, retries=retries, limits=limits,
-            judge_api_key_env=judge_api_key_env, judge_parallel=judge_parallel,
+            api_key_env=api_key_env, parallel=parallel, threads=threads, retries=retries,
+            limits=limits, judge_api_key_env=judge_api_key_env, judge_parallel=judge_parallel,
             judge_max_tokens=judge_max_tokens, quiet=quiet, timeout_s=request_timeout,
         )
     )  # fmt: skip
@@ -536,7 +539,8 @@ async def _evaluate(
     model: str | None,
     base_url: list[str] | None,
     api_key_env: str,
-    parallel: int,
+    parallel: int | None,
+    threads: int | None,
     retries: int,
     limits: Any,
     judge_api_key_env: str,
@@ -555,7 +559,7 @@ async def _evaluate(
     urls: str | list[str] | None = base_url[0] if base_url and len(base_url) == 1 else base_url
     chat_model = make_model(
         backend, model=model, base_url=urls, api_key_env=api_key_env, parallel=parallel,
-        retries=retries, timeout_s=timeout_s, limits=limits,
+        retries=retries, timeout_s=timeout_s, limits=limits, threads=threads,
     )  # fmt: skip
     await preflight(chat_model)
     specs = await _build_judges(

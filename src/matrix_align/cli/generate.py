@@ -151,7 +151,8 @@ def generate(
             "-c",
             min=1,
             max=4096,
-            help="Scenes in flight at once (default: 2 x --parallel x number of --base-url).",
+            help="Scenes in flight at once (default: 2 x --parallel x number of --base-url, at "
+            "least 4).",
             rich_help_panel=RUN,
         ),
     ] = None,
@@ -205,7 +206,8 @@ def generate(
     model: o.Model = None,
     base_url: o.BaseUrl = None,
     api_key_env: o.ApiKeyEnv = "OPENAI_API_KEY",
-    parallel: o.Parallel = 4,
+    parallel: o.Parallel = None,
+    threads: o.Threads = None,
     request_timeout: o.RequestTimeout = 300.0,
     rpm: o.Rpm = None,
     tpm: o.Tpm = None,
@@ -220,6 +222,7 @@ def generate(
     temperature: o.Temperature = None,
     max_tokens: o.MaxTokens = None,
     final_max_tokens: o.FinalMaxTokens = None,
+    reactions: o.Reactions = None,
     final_prompt: o.FinalPrompt = None,
 ) -> None:
     """Generate an alignment dataset: MATRIX answers for harmful queries, the model's own
@@ -258,6 +261,7 @@ def generate(
         temperature=temperature,
         max_tokens=max_tokens,
         final_max_tokens=final_max_tokens,
+        reactions=reactions,
         final_prompt=final_prompt,
     )
     key = model_key(backend, model)
@@ -287,6 +291,9 @@ def generate(
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     n_urls = len(base_url) if base_url else 1
+    from matrix_align.llm.registry import default_parallel
+
+    parallel = parallel or default_parallel(backend)
     scenes = concurrency or max(4, 2 * parallel * n_urls)
     from matrix_align.data.generate import export_into_summary
 
@@ -294,7 +301,7 @@ def generate(
         _run(
             plan, config, output, console,
             backend=backend, model=model, base_url=base_url, api_key_env=api_key_env,
-            parallel=parallel, request_timeout=request_timeout, retries=retries,
+            parallel=parallel, threads=threads, request_timeout=request_timeout, retries=retries,
             limits=o.rate_limits(rpm, tpm), concurrency=scenes, abort_after=abort_after,
             include_substeps=include_substeps, export=export, quiet=quiet, call_delay=call_delay,
             key=key,
@@ -354,6 +361,7 @@ async def _run(
     base_url: list[str] | None,
     api_key_env: str,
     parallel: int,
+    threads: int | None,
     request_timeout: float,
     retries: int,
     limits: Any,
@@ -376,7 +384,7 @@ async def _run(
     urls: str | list[str] | None = base_url[0] if base_url and len(base_url) == 1 else base_url
     chat_model: Any = make_model(
         backend, model=model, base_url=urls, api_key_env=api_key_env, parallel=parallel,
-        retries=retries, timeout_s=request_timeout, limits=limits,
+        retries=retries, timeout_s=request_timeout, limits=limits, threads=threads,
     )  # fmt: skip
     await preflight(chat_model)
     if call_delay > 0:

@@ -76,14 +76,29 @@ ApiKeyEnv = Annotated[
     ),
 ]
 Parallel = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--parallel",
         min=1,
         max=256,
-        help="Requests served at once: llama.cpp slots (embedded) or in flight per server "
-        "(openai).",
+        help="Requests served at once: llama.cpp slots (embedded; default 4) or in flight "
+        "per server (openai; default 16, so a batching engine such as vLLM has work to "
+        "batch).",
         rich_help_panel=BACK,
+        show_default=False,
+    ),
+]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        max=512,
+        help="CPU threads of the embedded model (default: the physical cores this process "
+        "may use). Lower it when other jobs share the machine: llama.cpp's threads wait "
+        "for each other, so one slowed thread slows them all.",
+        rich_help_panel=BACK,
+        show_default=False,
     ),
 ]
 RequestTimeout = Annotated[
@@ -234,6 +249,17 @@ FinalMaxTokens = Annotated[
     ),
 ]
 
+Reactions = Annotated[
+    str | None,
+    typer.Option(
+        "--reactions",
+        help="joint: everyone who noticed an action reacts in one call, ruled on in one "
+        "call; separate: a call per reaction and per ruling, as in the paper "
+        + _default("reactions")
+        + ".",
+        rich_help_panel=SIM,
+    ),
+]
 FinalPrompt = Annotated[
     str | None,
     typer.Option(
@@ -260,9 +286,10 @@ def build_model(
     model: str | None,
     base_url: list[str] | None,
     api_key_env: str,
-    parallel: int,
+    parallel: int | None,
     timeout_s: float = 300.0,
     limits: Any = None,
+    threads: int | None = None,
 ):  # noqa: ANN201
     """A ready backend: constructed, then checked (server reachable, model file sound)."""
     from matrix_align.llm.registry import make_model, preflight
@@ -270,7 +297,7 @@ def build_model(
     urls: str | list[str] | None = base_url[0] if base_url and len(base_url) == 1 else base_url
     chat_model = make_model(
         backend, model=model, base_url=urls, api_key_env=api_key_env, parallel=parallel,
-        timeout_s=timeout_s, limits=limits,
+        timeout_s=timeout_s, limits=limits, threads=threads,
     )  # fmt: skip
     run_async(preflight(chat_model))
     return chat_model

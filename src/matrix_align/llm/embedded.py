@@ -93,6 +93,29 @@ _SERVERS: dict[_ServerKey, _Running] = {}
 _SERVERS_LOCK = threading.Lock()
 
 
+def default_threads() -> int:
+    """The physical cores among the CPUs this process may run on.
+
+    Not llama.cpp's own default (the machine's physical cores): in a container or a job
+    pinned to a few CPUs of a large machine, that starts more threads than the process may
+    run, and llama.cpp's threads wait for each other at every step, so a thread that waits
+    for a CPU stalls them all. Hyperthreads of one core share its arithmetic units, so they
+    count once.
+    """
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return max(1, (os.cpu_count() or 2) // 2)
+    cores = set()
+    for cpu in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add((topology / "thread_siblings_list").read_text().strip())
+        except OSError:
+            cores.add(str(cpu))
+    return max(1, len(cores))
+
+
 class EmbeddedModel:
     """A ChatModel served by llama.cpp inside this process.
 
@@ -102,8 +125,8 @@ class EmbeddedModel:
     is a GGUF file of the user's; a bare name that is neither a short name nor an existing
     file is refused here, listing the short names. ``n_parallel`` slots share a
     context of ``n_ctx_per_slot * n_parallel`` tokens, so each request may use
-    ``n_ctx_per_slot`` tokens of prompt plus output. ``threads`` None lets llama.cpp pick
-    (the number of physical cores).
+    ``n_ctx_per_slot`` tokens of prompt plus output. ``threads`` None means
+    ``default_threads()``.
     """
 
     def __init__(
@@ -129,7 +152,7 @@ class EmbeddedModel:
         self.model_path = model_path
         self.n_parallel = n_parallel
         self.n_ctx_per_slot = n_ctx_per_slot
-        self.threads = threads
+        self.threads = threads or default_threads()
         if self.bundled is not None:
             self.name = f"embedded:{self.bundled.name}"
         else:

@@ -43,6 +43,10 @@ class ScriptedRequest:
             node = node["properties"][part]
         return list(node.get("items", {}).get("enum", []))
 
+    def people(self) -> list[str]:
+        """The property names a schema requires, in order (the people of a joint call)."""
+        return list((self.schema or {}).get("required", []))
+
     def count(self, field: str) -> int:
         """The exact item count a schema asks for (its ``minItems``)."""
         node = (self.schema or {})["properties"][field]
@@ -77,13 +81,19 @@ class ScriptedModel:
         reply = self._reply(request)
         text = reply if isinstance(reply, str) else json.dumps(reply)
         prompt_words = sum(len(m["content"].split()) for m in messages)
+        # Like a real model, a reply longer than max_tokens is cut there (at a word).
+        words = text.split(" ")
+        cut = max(1, int(max_tokens * self._words_per_token))
+        finish_reason = "stop"
+        if len([w for w in words if w]) > cut:
+            text, finish_reason = " ".join(words[:cut]), "length"
         return Completion(
             text=text,
             parsed=parse_json(text) if schema else None,
             prompt_tokens=round(prompt_words / self._words_per_token),
             completion_tokens=max(1, round(len(text.split()) / self._words_per_token)),
             latency_s=0.0,
-            finish_reason="stop",
+            finish_reason=finish_reason,
             model=self.name,
         )
 
@@ -104,16 +114,18 @@ class ScriptedModel:
         )
 
     @classmethod
-    def demo(cls, **kwargs: Any) -> ScriptedModel:
-        """A script that plays a small, plausible scene for any query (offline demos, tests)."""
-        return cls(demo_rules(), **kwargs)
+    def demo(cls, *, everyone_notices: bool = False, **kwargs: Any) -> ScriptedModel:
+        """A script that plays a small, plausible scene for any query (offline demos, tests).
+        ``everyone_notices``: every action is noticed by all other roles (the costliest
+        routing, which small models often choose) rather than by one."""
+        return cls(demo_rules(everyone_notices=everyone_notices), **kwargs)
 
 
 # Phrases by which the demo recognises the final call of each final-answer design.
 CONSEQUENCE_MARKS = ("Simulating what would happen", "would cause harm", "What would follow")
 
 
-def demo_rules() -> list[tuple[str, Reply | list[Reply]]]:
+def demo_rules(*, everyone_notices: bool = False) -> list[tuple[str, Reply | list[Reply]]]:
     def setup(req: ScriptedRequest) -> dict[str, Any]:
         steps = req.count("next_steps")
         return {
@@ -164,12 +176,21 @@ def demo_rules() -> list[tuple[str, Reply | list[Reply]]]:
         seen = _between(req.prompt, "has just seen this: ", "\n")
         return {"reaction": f"{actor} notices ({seen}) and voices their concern."}
 
+    def react_all(req: ScriptedRequest) -> dict[str, Any]:
+        seen = _between(req.prompt, "who has just seen this: ", "\n")
+        return {name: f"{name} notices ({seen}) and voices their concern." for name in req.people()}
+
+    def decide_all(req: ScriptedRequest) -> dict[str, Any]:
+        return {name: ruling(req.enum(name, "noticed_by")) for name in req.people()}
+
     def decide(req: ScriptedRequest) -> dict[str, Any]:
-        candidates = req.enum("noticed_by")
+        return ruling(req.enum("noticed_by"))
+
+    def ruling(candidates: list[str]) -> dict[str, Any]:
         return {
             "reason": "consistent with what happened",
             "possible": True,
-            "noticed_by": candidates[:1],
+            "noticed_by": candidates if everyone_notices else candidates[:1],
             "effect_on_others": "It exposes the people around the asker to risk.",
             "harm": "serious",
             "who_is_hurt": candidates[0] if candidates else "others",
@@ -181,7 +202,9 @@ def demo_rules() -> list[tuple[str, Reply | list[Reply]]]:
         ("SceneRoles", roles),
         ("Action", act),
         ("Reaction", react),
+        ("Reactions", react_all),
         ("ModulatorDecision", decide),
+        ("Rulings", decide_all),
         ("Summary", {"summary": "The asker's plan worried the people around them."}),
         ("*", answer),
     ]

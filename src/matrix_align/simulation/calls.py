@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from matrix_align.llm.base import ChatModel, Completion, Message, parse_json
 from matrix_align.simulation.config import SimulationConfig
+from matrix_align.simulation.schemas import output_token_cap
 from matrix_align.simulation.trace import ModelCall, SceneTrace
 
 T = TypeVar("T", bound=BaseModel)
@@ -71,22 +72,26 @@ class SceneCalls:
         check: Callable[[T], T] | None = None,
         actor: str | None = None,
         round: int | None = None,
+        max_tokens: int | None = None,
     ) -> tuple[T, bool]:
         """Ask for a structured decision. Returns (value, from_model); from_model is False
-        when both attempts were invalid and ``fallback()`` was used (counted in the totals)."""
+        when both attempts were invalid and ``fallback()`` was used (counted in the totals).
+
+        New tokens are capped at what a valid reply can need (``output_token_cap``), and at
+        most ``max_tokens`` (default: the config's cap per call). A reply cut by its cap is
+        invalid JSON: it is re-asked, with the cap doubled (up to that ceiling), and
+        recorded as cut (``finish_reason`` "length"); never parsed half-written."""
+        ceiling = max_tokens or self.config.max_tokens
+        needed = output_token_cap(schema)
+        cap = ceiling if needed is None else min(needed, ceiling)
         attempt_messages = list(messages)
         for attempt in (1, 2):
             completion = await self._complete(
-                model,
-                attempt_messages,
-                schema,
-                stage,
-                self.config.max_tokens,
-                actor,
-                round,
-                attempt,
+                model, attempt_messages, schema, stage, cap, actor, round, attempt
             )
             try:
+                if completion.finish_reason == "length":
+                    raise ValueError(f"cut off at the {cap}-token limit; reply more briefly")
                 data = (
                     completion.parsed
                     if completion.parsed is not None
@@ -102,6 +107,8 @@ class SceneCalls:
                 error = _short_error(exc)
                 self._buffer()[-1].valid = False
                 self._buffer()[-1].error = error
+                if completion.finish_reason == "length":
+                    cap = min(2 * cap, ceiling)
                 attempt_messages = [
                     *messages,
                     {"role": "assistant", "content": completion.text},

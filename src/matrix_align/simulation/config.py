@@ -27,6 +27,11 @@ class SimulationConfig(BaseModel):
         le=3,
         description="0: nobody reacts; 1: roles react to the ego; 2: also to reactions",
     )
+    reactions: Literal["joint", "separate"] = Field(
+        "joint",
+        description="joint: everyone who noticed an action reacts in one call, ruled on in "
+        "one call; separate: one call per reaction and one per ruling, as in the paper",
+    )
     memory_budget: int = Field(
         12,
         ge=2,

@@ -1,5 +1,6 @@
 """The social modulator: rules on every action (feasible? who notices? what harm?) in one
-structured call, and folds the scene memory into a summary when it outgrows its budget.
+structured call (all reactions to one event in one call with ``--reactions joint``), and
+folds the scene memory into a summary when it outgrows its budget.
 
 Unlike the authors' code, the verdict is enforced: an infeasible action is not delivered,
 and nobody hears of it. Harm is a typed rating (none, minor, serious) decided after a plain
@@ -9,10 +10,16 @@ harmless is dropped, so "this does no harm" can never reach the consequence.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from matrix_align.simulation.prompts import render
-from matrix_align.simulation.schemas import ModulatorDecision, Summary, clip, json_schema
+from matrix_align.simulation.schemas import (
+    ModulatorDecision,
+    Rulings,
+    Summary,
+    clip,
+    json_schema,
+)
 from matrix_align.simulation.trace import Event, EventKind, MemorySummary, Verdict
 
 if TYPE_CHECKING:
@@ -34,10 +41,9 @@ REASON_LIMIT = 160
 HARMED_LIMIT = 80
 
 
-async def moderate(scene: Scene, actor: str, text: str, kind: EventKind, round_no: int) -> Event:
-    """Rule on a proposed action; the returned event is not yet recorded (id 0)."""
-    candidates = [r.name for r in scene.trace.roles if r.name != actor]
-    limit = scene.config.text_limit
+def _ruling_schema(candidates: list[str], limit: int) -> dict[str, Any]:
+    """The schema of one ruling on an action of someone not in ``candidates`` (the people
+    who could notice it): receivers drawn from them, every string capped."""
     receivers_schema = (
         {
             "items": {"type": "string", "enum": candidates},
@@ -47,7 +53,7 @@ async def moderate(scene: Scene, actor: str, text: str, kind: EventKind, round_n
         if candidates
         else {"maxItems": 0}
     )
-    schema = json_schema(
+    return json_schema(
         ModulatorDecision,
         {
             "reason": {"maxLength": REASON_LIMIT},
@@ -57,39 +63,70 @@ async def moderate(scene: Scene, actor: str, text: str, kind: EventKind, round_n
             "value_at_stake": {"maxLength": limit},
         },
     )
+
+
+def _checked(value: ModulatorDecision, candidates: list[str], limit: int) -> ModulatorDecision:
+    """A ruling with receivers named as the scene names them (in scene order), strings
+    clipped, and harm details dropped from a ruling of no harm."""
     by_key = {name.casefold(): name for name in candidates}
+    receivers = []
+    for name in value.noticed_by:
+        canonical = by_key.get(name.strip().casefold())
+        if canonical is None:
+            raise ValueError(f"receivers: {name!r} is not one of {candidates}")
+        if canonical not in receivers:
+            receivers.append(canonical)
+    order = {name: i for i, name in enumerate(candidates)}
+    harmful = value.harm != "none"
+    return value.model_copy(
+        update={
+            "noticed_by": sorted(receivers, key=order.__getitem__),
+            "reason": clip(value.reason, REASON_LIMIT),
+            "effect_on_others": clip(value.effect_on_others, REASON_LIMIT),
+            "who_is_hurt": clip(value.who_is_hurt, HARMED_LIMIT) if harmful else "",
+            "value_at_stake": clip(value.value_at_stake, limit) if harmful else "",
+        }
+    )
 
-    def check(value: ModulatorDecision) -> ModulatorDecision:
-        receivers = []
-        for name in value.noticed_by:
-            canonical = by_key.get(name.strip().casefold())
-            if canonical is None:
-                raise ValueError(f"receivers: {name!r} is not one of {candidates}")
-            if canonical not in receivers:
-                receivers.append(canonical)
-        order = {name: i for i, name in enumerate(candidates)}
-        harmful = value.harm != "none"
-        return value.model_copy(
-            update={
-                "noticed_by": sorted(receivers, key=order.__getitem__),
-                "reason": clip(value.reason, REASON_LIMIT),
-                "effect_on_others": clip(value.effect_on_others, REASON_LIMIT),
-                "who_is_hurt": clip(value.who_is_hurt, HARMED_LIMIT) if harmful else "",
-                "value_at_stake": clip(value.value_at_stake, limit) if harmful else "",
-            }
-        )
 
-    def fallback() -> ModulatorDecision:
-        return ModulatorDecision(
-            reason="no valid ruling was given; accepted, seen by nobody",
-            possible=True,
-            noticed_by=[],
-            effect_on_others="",
-            harm="none",
-            who_is_hurt="",
-            value_at_stake="",
-        )
+NO_RULING = ModulatorDecision(
+    reason="no valid ruling was given; accepted, seen by nobody",
+    possible=True,
+    noticed_by=[],
+    effect_on_others="",
+    harm="none",
+    who_is_hurt="",
+    value_at_stake="",
+)
 
+
+def _event(
+    actor: str, text: str, kind: EventKind, round_no: int, decision: ModulatorDecision, source: str
+) -> Event:
+    """The proposed action as an event carrying its ruling; not yet recorded (id 0)."""
+    return Event(
+        id=0,
+        round=round_no,
+        actor=actor,
+        kind=kind,
+        text=text,
+        verdict=Verdict(feasible=decision.possible, reason=decision.reason, source=source),
+        receivers=decision.noticed_by if decision.possible else [],
+        effect=decision.effect_on_others,
+        harm=decision.harm,
+        harmed=decision.who_is_hurt,
+        critique=decision.value_at_stake,
+    )
+
+
+def _others(scene: Scene, actor: str) -> list[str]:
+    return [r.name for r in scene.trace.roles if r.name != actor]
+
+
+async def moderate(scene: Scene, actor: str, text: str, kind: EventKind, round_no: int) -> Event:
+    """Rule on one proposed action; the returned event is not yet recorded (id 0)."""
+    candidates = _others(scene, actor)
+    limit = scene.config.text_limit
     decision, from_model = await scene.calls.structured(
         scene.modulator,
         scene.messages(
@@ -103,31 +140,68 @@ async def moderate(scene: Scene, actor: str, text: str, kind: EventKind, round_n
             )
         ),
         ModulatorDecision,
-        schema,
+        _ruling_schema(candidates, limit),
         stage="modulate",
         actor=actor,
         round=round_no,
-        check=check,
-        fallback=fallback,
+        check=lambda value: _checked(value, candidates, limit),
+        fallback=lambda: NO_RULING,
     )
-    verdict = Verdict(
-        feasible=decision.possible,
-        reason=decision.reason,
-        source="model" if from_model else "fallback",
-    )
-    return Event(
-        id=0,
+    return _event(actor, text, kind, round_no, decision, "model" if from_model else "fallback")
+
+
+async def moderate_all(
+    scene: Scene, proposals: list[tuple[str, str]], kind: EventKind, round_no: int, label: str
+) -> list[Event]:
+    """Rule on several people's proposed actions in one call (``--reactions joint``): one
+    ruling per person, pinned by the schema (a property per name, in order), each ruling
+    exactly as ``moderate`` gives it. Events are returned in the order of ``proposals``;
+    ``label`` names the call in the trace (and seeds it)."""
+    if len(proposals) == 1:
+        return [await moderate(scene, *proposals[0], kind, round_no)]
+    limit = scene.config.text_limit
+    names = [actor for actor, _ in proposals]
+    candidates = {actor: _others(scene, actor) for actor in names}
+    schema = {
+        "title": "Rulings",
+        "type": "object",
+        "properties": {name: _ruling_schema(candidates[name], limit) for name in names},
+        "required": names,
+        "additionalProperties": False,
+    }
+
+    def check(value: Rulings) -> Rulings:
+        missing = [name for name in names if name not in value.root]
+        if missing:
+            raise ValueError(f"a ruling is missing for {', '.join(missing)}")
+        return Rulings(
+            {name: _checked(value.root[name], candidates[name], limit) for name in names}
+        )
+
+    rulings, from_model = await scene.calls.structured(
+        scene.modulator,
+        scene.messages(
+            render(
+                "modulate_all",
+                kind=kind,
+                proposals=proposals,
+                strictness=STRICTNESS[scene.config.strictness],
+            )
+        ),
+        Rulings,
+        schema,
+        stage="rulings",
+        actor=label,
         round=round_no,
-        actor=actor,
-        kind=kind,
-        text=text,
-        verdict=verdict,
-        receivers=decision.noticed_by if decision.possible else [],
-        effect=decision.effect_on_others,
-        harm=decision.harm,
-        harmed=decision.who_is_hurt,
-        critique=decision.value_at_stake,
+        max_tokens=scene.config.max_tokens * len(names),  # the cap per call is per person here
+        check=check,
+        fallback=lambda: Rulings(dict.fromkeys(names, NO_RULING)),
     )
+    source = "model" if from_model else "fallback"
+    return [
+        _event(actor, text, kind, round_no, rulings.root[actor], source)
+        for actor, text in proposals
+    ]
 
 
 async def fold_memory(scene: Scene, round_no: int) -> None:

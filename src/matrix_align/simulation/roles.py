@@ -1,18 +1,22 @@
 """The roles' turns: the ego carries out its plan, the others react to what they noticed.
 
-Each proposal goes through the modulator. A rejected proposal stays in the trace, marked
-rejected, and its actor may propose a replacement (``max_replacements``), which is ruled on
-in turn. An actor sees the shared scene memory in the prompt prefix, but is told to act only
-on the events it has witnessed (its own memory), listed in its task.
+Each proposal goes through the modulator. With ``--reactions joint`` (the default), everyone
+who noticed an event reacts in one call and the modulator rules on all of them in one call;
+with ``separate``, each reaction and each ruling is its own call, as in the paper. A
+rejected proposal stays in the trace, marked rejected, and its actor may propose a
+replacement (``max_replacements``), which is ruled on in turn. An actor sees the shared
+scene memory in the prompt prefix, but is told to act only on the events it has witnessed
+(its own memory), listed in its task.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from matrix_align.simulation import modulator
 from matrix_align.simulation.prompts import render
-from matrix_align.simulation.schemas import Action, Reaction, clip, json_schema
+from matrix_align.simulation.schemas import Action, Reaction, Reactions, clip, json_schema
 from matrix_align.simulation.trace import Event
 
 if TYPE_CHECKING:
@@ -71,6 +75,98 @@ async def propose_reaction(scene: Scene, role: str, trigger: Event, round_no: in
             break
         rejected = event
     return attempts
+
+
+async def react_jointly(scene: Scene, trigger: Event, round_no: int) -> list[Outcome]:
+    """The reactions of everyone who noticed ``trigger``, from one call, ruled on in one call
+    (``--reactions joint``; one model plays every role, so one reply can hold them all).
+    People whose reactions were rejected propose replacements together, ruled on together,
+    so a rejection adds two calls to the round, not two per person. Returns each person's
+    attempts, in the order of the trigger's receivers."""
+    people = [name for name in trigger.receivers if name != trigger.actor]
+    attempts: dict[str, Outcome] = {name: [] for name in people}
+    rejected: dict[str, Event] = {}
+    pending = people
+    for replacement in range(scene.config.max_replacements + 1):
+        # The label names who speaks; a replacement's label differs from the first try's,
+        # so its calls get their own seeds (the same seed tends to repeat the same reply).
+        label = ", ".join(pending) + (f" (replacement {replacement})" if replacement else "")
+        texts = await _propose_reactions(scene, pending, trigger, round_no, rejected, label)
+        events = await modulator.moderate_all(
+            scene, [(name, texts[name]) for name in pending], "reaction", round_no, label
+        )
+        rejected = {}
+        for name, event in zip(pending, events, strict=True):
+            event.in_reply_to = trigger.id
+            attempts[name].append(event)
+            if not event.verdict.feasible:
+                rejected[name] = event
+        pending = list(rejected)
+        if not pending:
+            break
+    return [attempts[name] for name in people]
+
+
+async def _propose_reactions(
+    scene: Scene,
+    names: list[str],
+    trigger: Event,
+    round_no: int,
+    rejected: dict[str, Event],
+    label: str,
+) -> dict[str, str]:
+    limit = scene.config.text_limit
+    profiles = {r.name: r for r in scene.trace.roles}
+    people = [
+        {
+            "name": name,
+            "traits": profiles[name].traits,
+            "status": profiles[name].status,
+            "seen": [f"[{e.id}]" for e in scene.observations(name) if e.id != trigger.id],
+            "rejected": rejected.get(name),
+        }
+        for name in names
+    ]
+    schema = {
+        "title": "Reactions",
+        "type": "object",
+        "properties": {name: _starts_with(name, limit) for name in names},
+        "required": names,
+        "additionalProperties": False,
+    }
+
+    def check(value: Reactions) -> Reactions:
+        texts = {name: clip(value.root.get(name, ""), limit) for name in names}
+        empty = [name for name, text in texts.items() if not text]
+        if empty:
+            raise ValueError(f"no reaction for {', '.join(empty)}")
+        return Reactions(texts)
+
+    value, _ = await scene.calls.structured(
+        scene.actor,
+        scene.messages(render("reactions", trigger=trigger, people=people)),
+        Reactions,
+        schema,
+        stage="reactions",
+        actor=label,
+        round=round_no,
+        max_tokens=scene.config.max_tokens * len(names),  # the cap per call is per person here
+        check=check,
+        fallback=lambda: Reactions({name: f"{name} takes note and waits." for name in names}),
+    )
+    return value.root
+
+
+def _starts_with(name: str, limit: int) -> dict[str, object]:
+    """A reaction's schema: a line that begins with the person's name. Asked for several
+    people at once, small models otherwise answered as the assistant ("I'm sorry, but I
+    can't assist with that.") for everyone; made to begin with the name, they write what
+    that person does. Names with regex-special characters get only the length cap."""
+    schema: dict[str, object] = {"type": "string", "maxLength": limit}
+    if re.fullmatch(r"[\w .'-]+", name):
+        body = limit - len(name) - 1
+        schema["pattern"] = f'^{name.replace(".", "[.]")} [^"\\\\\\n]{{0,{body}}}$'
+    return schema
 
 
 async def _propose(

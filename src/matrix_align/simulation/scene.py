@@ -173,9 +173,22 @@ class Scene:
             ]
             if not pending:
                 break
-            proposals = await self.calls.gather_in_order(
-                [roles.propose_reaction(self, role, trigger, round_no) for role, trigger in pending]
-            )
+            if self.config.reactions == "joint":
+                triggers = list(dict.fromkeys(trigger.id for _, trigger in pending))
+                by_trigger = await self.calls.gather_in_order(
+                    [
+                        roles.react_jointly(self, self.trace.events[i - 1], round_no)
+                        for i in triggers
+                    ]
+                )
+                proposals = [outcome for outcomes in by_trigger for outcome in outcomes]
+            else:
+                proposals = await self.calls.gather_in_order(
+                    [
+                        roles.propose_reaction(self, role, trigger, round_no)
+                        for role, trigger in pending
+                    ]
+                )
             frontier = [event for event in (self.add_outcome(o) for o in proposals) if event]
 
     def add_outcome(self, outcome: roles.Outcome) -> Event | None:

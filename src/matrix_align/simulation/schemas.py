@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 
 # Field names are part of the prompt: a constrained decoder writes each key before its value,
 # so keys use the plain words of the story (never "ego", "modulator" or "receivers"), and a
@@ -51,6 +51,11 @@ class Reaction(BaseModel):
     reaction: str
 
 
+class Reactions(RootModel[dict[str, str]]):
+    """The reactions of several people to one event, keyed by name (``--reactions joint``);
+    the JSON schema sent has one required property per person, so no one is left out."""
+
+
 class ModulatorDecision(BaseModel):
     reason: str
     possible: bool  # the feasibility verdict
@@ -59,6 +64,10 @@ class ModulatorDecision(BaseModel):
     harm: Literal["none", "minor", "serious"]
     who_is_hurt: str
     value_at_stake: str  # the critique: the shared human value the action goes against
+
+
+class Rulings(RootModel[dict[str, ModulatorDecision]]):
+    """One ruling per person, keyed by name, for the reactions ruled on together."""
 
 
 class Summary(BaseModel):
@@ -96,6 +105,45 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
         return node
 
     return resolve(schema)
+
+
+CHARS_PER_TOKEN = 3  # fewer than English's ~4, so names and rare words still fit
+TOKENS_PER_KEY = 4  # quotes, colon, comma and the whitespace a model may put around them
+
+
+def output_token_cap(schema: dict[str, Any]) -> int | None:
+    """The most new tokens a reply valid under ``schema`` can need, from its ``maxLength``,
+        ``maxItems`` and enums, with half as much again for a model's JSON whitespace and for
+    servers that do not constrain decoding (whose over-long strings are clipped); None when
+        something in it is unbounded (a string without ``maxLength``, an array without
+        ``maxItems``). Caps each structured call to what its stage needs (a one-sentence action
+        does not need a thousand tokens), so a model that rambles or loops is stopped early."""
+    need = _tokens_needed(schema)
+    return None if need is None else need + need // 2 + 32
+
+
+def _tokens_needed(node: dict[str, Any]) -> int | None:
+    if "enum" in node:
+        return max(len(str(v)) for v in node["enum"]) // CHARS_PER_TOKEN + 3
+    kind = node.get("type")
+    if kind == "object":
+        total = 2
+        for key, child in node.get("properties", {}).items():
+            need = _tokens_needed(child)
+            if need is None:
+                return None
+            total += len(key) // CHARS_PER_TOKEN + TOKENS_PER_KEY + need
+        return total
+    if kind == "array":
+        items = _tokens_needed(node.get("items", {}))
+        if "maxItems" not in node or items is None:
+            return None
+        return 2 + node["maxItems"] * (items + 2)
+    if kind == "string":
+        return None if "maxLength" not in node else node["maxLength"] // CHARS_PER_TOKEN + 3
+    if kind in ("boolean", "integer", "number", "null"):
+        return 4
+    return None
 
 
 def string_limits(paths: list[str], max_length: int) -> dict[str, dict[str, Any]]:
