@@ -255,7 +255,8 @@ def render_header(header: dict[str, Any]) -> str:
         lines.append(f"systems: {', '.join(header['systems'])}")
     if sim:
         lines.append(
-            f"scene: {sim.get('n_roles')} roles x {sim.get('n_steps')} steps, final prompt "
+            f"scene: {sim.get('n_roles')} roles x {sim.get('n_steps')} steps, reactions "
+            f"{sim.get('reactions', 'separate')}, final prompt "
             f"{sim.get('final_prompt')}, temperature {sim.get('temperature')}, seed "
             f"{sim.get('seed')}; max tokens {sim.get('max_tokens')} per call, "
             f"{sim.get('final_max_tokens')} for the final answer (sized for refusal "
@@ -288,6 +289,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--roles", type=int, default=2)
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--final-prompt", choices=("verdict", "system", "authors"))
+    p.add_argument("--reactions", choices=("joint", "separate"), help="default: joint")
     p.add_argument(
         "--keep-refusals",
         action=argparse.BooleanOptionalAction,
@@ -343,6 +345,7 @@ async def _main(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
                 n_roles=args.roles,
                 n_steps=args.steps,
                 final_prompt=args.final_prompt,
+                reactions=args.reactions,
                 keep_refusals=args.keep_refusals,
                 max_tokens=args.max_tokens or MAX_TOKENS,
                 final_max_tokens=args.final_max_tokens or FINAL_MAX_TOKENS,
