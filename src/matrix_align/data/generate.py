@@ -743,6 +743,11 @@ def check_output(output: Path, *, config: SimulationConfig, model_key: str) -> N
             )
         return
     previous = read_json_object(run_file, "The run file", hint=fix)
+    if previous.get("kind") == "import":
+        raise MatrixAlignError(
+            f"{output} is a `matrix-align import` folder; generated samples do not go into it.",
+            hint="give generate a new --output folder",
+        )
     why = templates_mismatch(previous.get(TEMPLATES_KEY))
     if why:
         raise MatrixAlignError(
