@@ -1,5 +1,6 @@
 """The authors' data path end to end on CPU: a FastChat file is imported, exported to TRL's
-formats by `export`, and trains for two steps of a tiny random Qwen2 with `train`."""
+formats by `export`, and trains for two steps of a tiny random Qwen2 with `train` and the
+authors' recipe (`--preset paper-7b`, LoRA in place of QLoRA on a CPU)."""
 
 from __future__ import annotations
 
@@ -83,11 +84,15 @@ def test_a_fastchat_file_round_trips_to_trl_formats_and_trains(
     }
 
     out = tmp_path / "sft"
-    result = invoke("train", "--data", str(imported), "--model", str(tiny_model_dir),
-                    "--output", str(out), "--set", "chat_template=vicuna", *TWO_STEPS)  # fmt: skip
+    result = invoke("train", "--data", str(imported), "--preset", "paper-7b", "--finetune", "lora",
+                    "--model", str(tiny_model_dir), "--output", str(out), *TWO_STEPS)  # fmt: skip
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
     metrics = json.loads((out / "metrics.json").read_text("utf-8"))
     assert metrics["steps"] == 2 and metrics["n_train"] == 5
+    adapter = json.loads((out / "adapter" / "adapter_config.json").read_text("utf-8"))
+    assert sorted(adapter["target_modules"]) == ["q_proj", "v_proj"] and adapter["r"] == 8
     assert (out / "adapter" / "adapter_model.safetensors").exists()
+    saved = (out / "train_config.yaml").read_text("utf-8")
+    assert "preset: paper-7b" in saved and "chat_template: vicuna" in saved
     card = (out / "README.md").read_text("utf-8")
-    assert "import:matrix_data.json: 5" in card and "prompt_completion" in card
+    assert "import:matrix_data.json: 5" in card and "`paper-7b`" in card
