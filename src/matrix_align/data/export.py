@@ -50,7 +50,7 @@ from matrix_align.data.records import (
     sample_flags,
 )
 from matrix_align.data.store import DirectoryLock, dumps_line, read_jsonl
-from matrix_align.data.substeps import choose, qualifies, substep_id, substep_records
+from matrix_align.data.substeps import choose, qualifying_stages, substep_records
 from matrix_align.errors import MatrixAlignError
 from matrix_align.io import atomic_write_json, temp_beside
 from matrix_align.provenance import provenance_record
@@ -361,7 +361,7 @@ def _export_locked(
         if pair_withheld(record.model_copy(update={"flags": flags})):
             result.pairs_withheld += 1
         if include_substeps:
-            candidates.update(_qualifying_calls(record))
+            candidates.update(qualifying_stages(record))
     result.skipped = counter[0]
     if not seen and samples_path.stat().st_size > 0:
         raise MatrixAlignError(
@@ -412,21 +412,6 @@ def _export_locked(
         },
     )
     return result
-
-
-def _qualifying_calls(record: SampleRecord) -> dict[str, str]:
-    """The sub-step ids of a sample's qualifying calls, with their stages; reads the trace
-    without building the rows (the first pass only needs to know which exist)."""
-    if record.mode != "matrix" or not record.trace:
-        return {}
-    from matrix_align.simulation.trace import SceneTrace
-
-    trace = SceneTrace.model_validate_json(record.trace)
-    return {
-        substep_id(record.id, index): call.stage
-        for index, call in enumerate(trace.calls)
-        if qualifies(call)
-    }
 
 
 def _json_object(path: Path) -> dict[str, Any] | None:

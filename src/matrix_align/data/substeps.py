@@ -67,19 +67,28 @@ def substep_id(parent_id: str, index: int) -> str:
     return f"{parent_id}-{index:03d}"
 
 
+def _qualifying(record: SampleRecord) -> list[tuple[int, ModelCall]]:
+    """(index in the trace, call) of each qualifying call of a matrix sample's scene."""
+    if record.mode != "matrix" or not record.trace:
+        return []
+    trace = SceneTrace.model_validate_json(record.trace)
+    return [(index, call) for index, call in enumerate(trace.calls) if qualifies(call)]
+
+
+def qualifying_stages(record: SampleRecord) -> dict[str, str]:
+    """The sub-step ids a sample would give, with their stages, without building the rows
+    (what ``choose`` draws from)."""
+    return {substep_id(record.id, index): call.stage for index, call in _qualifying(record)}
+
+
 def substep_records(record: SampleRecord) -> list[SampleRecord]:
     """The qualifying calls of a matrix sample's scene, each as a prompt -> output sample.
 
     ``trace`` is left empty (the parent sample holds it; ``meta.parent_id`` points to it) so
     a dataset does not store each trace dozens of times.
     """
-    if record.mode != "matrix" or not record.trace:
-        return []
-    trace = SceneTrace.model_validate_json(record.trace)
     out: list[SampleRecord] = []
-    for index, call in enumerate(trace.calls):
-        if not qualifies(call):
-            continue
+    for index, call in _qualifying(record):
         prompt = [
             ChatMessage(role=m["role"], content=m["content"])  # type: ignore[arg-type]
             for m in call.messages
