@@ -52,7 +52,9 @@ def list_sources() -> None:
     for column in ("name", "default mode", "licence", "hub dataset", "shipped sample"):
         table.add_column(column)
     for info in SOURCES.values():
-        hub = f"{info.hub.path} ({info.hub.split})" if info.hub else "-"
+        # data_dir tells the subsets of one hub dataset apart (HH-RLHF harmless / helpful).
+        part = f"{info.hub.data_dir}, " if info.hub and info.hub.data_dir else ""
+        hub = f"{info.hub.path} ({part}{info.hub.split})" if info.hub else "-"
         table.add_row(info.name, info.default_mode, info.license, hub, info.sample_note)
     Console().print(table)
 
