@@ -35,7 +35,7 @@ FIRST_PROMPTS = {
 }
 
 
-@pytest.mark.parametrize("name", list(SOURCES))
+@pytest.mark.parametrize("name", [n for n, info in SOURCES.items() if info.sample_file])
 def test_every_builtin_source_loads_its_sample(name: str) -> None:
     loaded = load_source(name, hub="auto")
     assert loaded.origin.startswith("sample:")
@@ -128,6 +128,8 @@ def test_limit_and_seeded_shuffle() -> None:
         ("advbench:matrix:500", "advbench", "matrix", 500, None),
         ("advbench:7", "advbench", "matrix", 7, None),
         ("hh-harmless@train:matrix:6000", "hh-harmless", "matrix", 6000, "train"),
+        ("hh-helpful@train:direct:6000", "hh-helpful", "direct", 6000, "train"),
+        ("hh-helpful@train:6000", "hh-helpful", "direct", 6000, "train"),
     ],
 )
 def test_source_spec_parsing(text: str, name: str, mode: str, limit: int | None, split) -> None:
@@ -296,3 +298,67 @@ def test_a_huge_prompt_is_a_clear_error_not_a_huge_run(tmp_path: Path) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     with pytest.raises(MatrixAlignError, match=r"q.jsonl, line 2: the prompt has 100,001"):
         load_input_file(path)
+
+
+# --- hh-helpful: no shipped sample, so the hub or a clear error --------------------------
+
+
+def test_hh_helpful_without_the_hub_is_a_clear_error_not_other_rows() -> None:
+    """No verbatim helpful-base rows could be shipped; offline, the source says so rather
+    than falling back to something else."""
+    assert SOURCES["hh-helpful"].sample_file is None
+    with pytest.raises(MatrixAlignError, match="hub is not usable") as caught:
+        load_source("hh-helpful")
+    assert "ships no sample" in str(caught.value)
+    with pytest.raises(MatrixAlignError, match="no shipped sample"):
+        load_source("hh-helpful", hub="never")
+
+
+def test_hh_helpful_reads_helpful_base_from_the_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    import matrix_align.data.sources as sources
+
+    asked: list[tuple[str, str | None, str]] = []
+    rows = [
+        {"chosen": "\n\nHuman: How do I boil an egg?\n\nAssistant: Put it in water."},
+        {"chosen": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: Name a fruit.\n\nAssistant: Pear"},
+        {"chosen": "\n\nHuman: How do I boil an egg?\n\nAssistant: Again."},  # repeated
+    ]
+
+    def hub_rows(hub: sources.HubRef, split: str) -> list[dict]:
+        asked.append((hub.path, hub.data_dir, split))
+        return rows
+
+    monkeypatch.setattr(sources, "hub_status", lambda: (True, "HTTP 200"))
+    monkeypatch.setattr(sources, "_load_hub_rows", hub_rows)
+    loaded = load_source("hh-helpful", split="train")
+    assert asked == [("Anthropic/hh-rlhf", "helpful-base", "train")]
+    assert loaded.origin == "hub:Anthropic/hh-rlhf@train"
+    assert [r.prompt.splitlines()[-1] for r in loaded.records] == [
+        "How do I boil an egg?",
+        "The user's latest message: Name a fruit.",
+    ]
+    assert all(r.source == "hh-helpful" and r.metadata["harmful"] is False for r in loaded.records)
+    assert loaded.records[1].chat()[-1] == {"role": "user", "content": "Name a fruit."}
+    assert load_source("hh-helpful").origin == "hub:Anthropic/hh-rlhf@test"  # default split
+
+
+def test_the_papers_mix_is_two_source_specs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--source hh-harmless@train:matrix:N --source hh-helpful@train:direct:N`: harmful
+    dialogues through MATRIX, helpful ones answered directly, both from the train split."""
+    import matrix_align.data.sources as sources
+    from matrix_align.data.generate import build_plan
+    from matrix_align.simulation.config import SimulationConfig
+
+    def hub_rows(hub: sources.HubRef, split: str) -> list[dict]:
+        assert split == "train"
+        kind = hub.data_dir.split("-")[0]  # harmless / helpful
+        return [{"chosen": f"\n\nHuman: {kind} question {i}?\n\nAssistant: ok"} for i in range(5)]
+
+    monkeypatch.setattr(sources, "hub_status", lambda: (True, "HTTP 200"))
+    monkeypatch.setattr(sources, "_load_hub_rows", hub_rows)
+    specs = [SourceSpec.parse("hh-harmless@train:matrix:3"),
+             SourceSpec.parse("hh-helpful@train:direct:2")]  # fmt: skip
+    plan = build_plan(specs, config=SimulationConfig(), model_key="scripted:default")
+    got = [(i.record.source, i.mode, i.record.metadata["harmful"]) for i in plan.items]
+    assert got == [("hh-harmless", "matrix", True)] * 3 + [("hh-helpful", "direct", False)] * 2
+    assert plan.items[3].record.prompt == "helpful question 0?"

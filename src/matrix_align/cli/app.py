@@ -12,7 +12,8 @@ import typer
 
 from matrix_align.errors import EXIT_CODES_HELP, EXIT_INTERRUPTED, MatrixAlignError
 
-COMMAND_MODULES = ("simulate", "generate", "export", "train", "evaluate", "view")
+# ``import_``: the ``import`` command (``import`` is a Python keyword).
+COMMAND_MODULES = ("simulate", "generate", "import_", "export", "train", "evaluate", "view")
 
 app = typer.Typer(
     name="matrix-align",

@@ -52,6 +52,17 @@ def _split_list(values: list[str] | None, allowed: tuple[str, ...], what: str) -
     return chosen
 
 
+def _run_seed(folder: Path) -> int:
+    """The simulation seed a generate folder was made with (run.json), else 0."""
+    import json
+
+    try:
+        seed = json.loads((folder / "run.json").read_text("utf-8"))["config"]["seed"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
+
+
 def export(
     run: Annotated[
         Path,
@@ -84,9 +95,29 @@ def export(
         bool,
         typer.Option(
             "--include-substeps",
-            help="Add each scene call (prompt -> output) as a training row to the SFT formats.",
+            help="Add each scene call of the simulation itself (set-up, roles, actions, "
+            "reactions, modulator, memory, consequence; valid first attempts only) as a prompt "
+            "-> output training row to the SFT formats.",
         ),
     ] = False,
+    substeps: Annotated[
+        int | None,
+        typer.Option(
+            "--substeps",
+            min=1,
+            metavar="N",
+            help="Add at most N of those sub-step rows in all, a uniform sample seeded by "
+            "--seed (implies --include-substeps).",
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            help="Seed of the --substeps sample (default: the --seed the run was generated "
+            "with, from its run.json, so export draws the same sample generate did; else 0).",
+        ),
+    ] = None,
     traces: Annotated[
         bool,
         typer.Option(
@@ -143,6 +174,8 @@ def export(
         include_substeps=include_substeps,
         with_traces=traces,
         drop_flagged=drop,
+        substeps=substeps,
+        substep_seed=seed if seed is not None else _run_seed(folder),
     )
     console = Console(stderr=True)
     for fmt, paths in result.files.items():
@@ -163,6 +196,10 @@ def export(
             "with a harmful query or is worse than the first answer",
             highlight=False,
         )
+    if result.substeps is not None:
+        from matrix_align.data.substeps import describe
+
+        console.print(describe(result.substeps), highlight=False)
     if result.skipped:
         console.print(
             f"[yellow]note:[/] skipped {result.skipped} line(s) that are not sample records",

@@ -52,7 +52,9 @@ def list_sources() -> None:
     for column in ("name", "default mode", "licence", "hub dataset", "shipped sample"):
         table.add_column(column)
     for info in SOURCES.values():
-        hub = f"{info.hub.path} ({info.hub.split})" if info.hub else "-"
+        # data_dir tells the subsets of one hub dataset apart (HH-RLHF harmless / helpful).
+        part = f"{info.hub.data_dir}, " if info.hub and info.hub.data_dir else ""
+        hub = f"{info.hub.path} ({part}{info.hub.split})" if info.hub else "-"
         table.add_row(info.name, info.default_mode, info.license, hub, info.sample_note)
     Console().print(table)
 
@@ -125,10 +127,23 @@ def generate(
         bool,
         typer.Option(
             "--include-substeps",
-            help="Also export every scene call (prompt -> output) as a training row.",
+            help="Also export each scene call of the simulation itself (set-up, roles, "
+            "actions, reactions, modulator, memory, consequence; valid first attempts only) "
+            "as a prompt -> output training row: two dozen or more a scene at 5 x 5.",
             rich_help_panel=DATA,
         ),
     ] = False,
+    substeps: Annotated[
+        int | None,
+        typer.Option(
+            "--substeps",
+            min=1,
+            metavar="N",
+            help="Export at most N of those sub-step rows in all, a uniform sample seeded by "
+            "--seed (implies --include-substeps): the paper's 30B set has 6K for 6K scenes.",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
     hub: Annotated[
         str,
         typer.Option(
@@ -303,13 +318,16 @@ def generate(
             backend=backend, model=model, base_url=base_url, api_key_env=api_key_env,
             parallel=parallel, threads=threads, request_timeout=request_timeout, retries=retries,
             limits=o.rate_limits(rpm, tpm), concurrency=scenes, abort_after=abort_after,
-            include_substeps=include_substeps, export=export, quiet=quiet, call_delay=call_delay,
-            key=key,
+            include_substeps=include_substeps or substeps is not None, export=export,
+            quiet=quiet, call_delay=call_delay, key=key,
         )
     )  # fmt: skip
     if export:
         with console.status("writing exports (jsonl, parquet, datasets folder)…"):
-            export_into_summary(output, summary, include_substeps=include_substeps)
+            export_into_summary(
+                output, summary, include_substeps=include_substeps or substeps is not None,
+                substeps=substeps, seed=config.seed,
+            )  # fmt: skip
     _print_summary(console, summary, output)
     _exit_for(summary, output)
 
@@ -504,6 +522,10 @@ def _print_summary(console: Any, summary: dict[str, Any], output: Path) -> None:
         console.print(
             f"exports: {output / 'exports'} (jsonl, parquet, hf): {rows} rows", highlight=False
         )
+    if "export_substeps" in summary:
+        from matrix_align.data.substeps import describe
+
+        console.print(describe(summary["export_substeps"]), highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from matrix_align.errors import MatrixAlignError
+from matrix_align.train.presets import presets_help
 
 DATA = "Data and model"
 RECIPE = "Recipe (defaults: the paper's)"
@@ -66,6 +67,15 @@ def train(
     config_file: Annotated[
         Path | None,
         typer.Option("--config", help="YAML file of training settings; options here win."),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            metavar="NAME",
+            help=presets_help(),
+            rich_help_panel=RECIPE,
+        ),
     ] = None,
     finetune: Annotated[
         str | None,
@@ -195,8 +205,10 @@ def train(
 
     The defaults are the paper's recipe: LoRA r=8 (QLoRA 4-bit on a CUDA GPU), alpha 16,
     dropout 0.05, lr 2e-5, 3 epochs, batch 1 x accumulation 8, cosine schedule, warmup 0.03,
-    max length 1024; the loss covers the assistant answer only. Runs on a laptop CPU, one GPU,
-    or many with `accelerate launch` (see docs/train.md).
+    max length 1024; the loss covers the assistant answer only. `--preset paper-7b|paper-13b|
+    paper-30b` is the authors' exact setting for one model size (QLoRA on q_proj,v_proj, the
+    Vicuna template, that size's base model). Runs on a laptop CPU, one GPU, or many with
+    `accelerate launch` (see docs/train.md).
     """
     from rich.console import Console
 
@@ -211,6 +223,7 @@ def train(
     overrides: dict[str, Any] = parse_set_options(set_ or [])
     overrides.update(
         {
+            "preset": preset,
             "data": data,
             "model": model,
             "output": str(output) if output else None,
@@ -241,6 +254,14 @@ def train(
     def log(message: str) -> None:
         console.print(f"[dim]train:[/] {escape(message)}", highlight=False)
 
+    if cfg.preset is not None:
+        from matrix_align.train.presets import get_preset, launcher_note
+
+        log(f"preset {cfg.preset}: the paper's recipe; options given explicitly win")
+        note = launcher_note(get_preset(cfg.preset), cfg.trainer_args)
+        if note:
+            log(note)
+
     if dry_run:
         from matrix_align.train.run import prepare
 
@@ -250,6 +271,13 @@ def train(
             f"{prep.env.device_name}; {prep.data.n_train} records from {prep.data.path}",
             highlight=False,
         )
+        template = cfg.chat_template or "the tokenizer's own"
+        if prep.finetune != "full":
+            console.print(
+                f"  LoRA r={cfg.lora_r}, alpha={cfg.lora_alpha}, dropout={cfg.lora_dropout}, "
+                f"targets {cfg.lora_target_modules!r}; chat template: {template}",
+                highlight=False,
+            )
         for key, value in prep.trainer_kwargs.items():
             console.print(f"  {key} = {value!r}", highlight=False)
         return

@@ -9,8 +9,10 @@ Three views of the same samples, with TRL's documented column names so ``SFTTrai
   matrix samples whose two answers differ (DPO and friends).
 
 Every view also has ``id``, ``source``, ``mode``, ``trace`` and ``meta`` (JSON strings),
-which trainers ignore. ``--include-substeps`` adds each valid scene call of the matrix
-samples as a ``substep`` prompt -> output row to the two SFT views.
+which trainers ignore. ``--include-substeps`` adds each qualifying scene call of the matrix
+samples (``data.substeps``: the simulation's own calls, valid first attempts only) as a
+``substep`` prompt -> output row to the two SFT views; ``--substeps N`` keeps a seeded
+sample of N of them instead of all.
 
 The scene audit (``simulation.audit``) decides what is left out: a matrix sample carrying a
 flag of ``drop_flagged`` (default ``DROP_BY_DEFAULT``, the flags that make its (query,
@@ -31,7 +33,7 @@ import os
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,9 +48,9 @@ from matrix_align.data.records import (
     preference_row,
     prompt_completion_row,
     sample_flags,
-    substep_records,
 )
 from matrix_align.data.store import DirectoryLock, dumps_line, read_jsonl
+from matrix_align.data.substeps import choose, qualifying_stages, substep_records
 from matrix_align.errors import MatrixAlignError
 from matrix_align.io import atomic_write_json, temp_beside
 from matrix_align.provenance import provenance_record
@@ -72,6 +74,9 @@ class ExportResult:
     dropped: int = 0  # samples left out of every view by ``drop_flagged``
     dropped_by_flag: dict[str, int] = field(default_factory=dict)  # flag -> samples it dropped
     pairs_withheld: int = 0  # kept samples with no preference pair (``pair_withheld``)
+    # Sub-step rows (``data.substeps``), when they were asked for: how many calls qualified,
+    # the cap and seed of the sample, and how many of each stage were kept.
+    substeps: dict[str, Any] | None = None
 
     def filter_summary(self) -> dict[str, Any]:
         """What the audit left out, for summary.json and the command's report."""
@@ -135,9 +140,11 @@ def iter_rows(
     with_traces: bool = True,
     drop_flagged: Sequence[str] = (),
     audited: Mapping[str, list[str]] | None = None,
+    substep_ids: Collection[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The rows of one export format, in sample order (substeps right after their scene),
-    without the samples that carry a flag of ``drop_flagged``."""
+    without the samples that carry a flag of ``drop_flagged``. ``substep_ids`` limits the
+    sub-step rows to those ids (the seeded sample of ``--substeps N``); None keeps all."""
     if fmt not in FORMAT_COLUMNS:
         raise MatrixAlignError(
             f"Unknown export format {fmt!r}.", hint=f"formats: {', '.join(EXPORT_FORMATS)}"
@@ -154,7 +161,8 @@ def iter_rows(
         yield make(record, with_trace=with_traces)
         if include_substeps:
             for sub in substep_records(record):
-                yield make(sub, with_trace=with_traces)
+                if substep_ids is None or sub.id in substep_ids:
+                    yield make(sub, with_trace=with_traces)
 
 
 def arrow_schema(fmt: str) -> Any:
@@ -282,9 +290,15 @@ def export_samples(
     include_substeps: bool = False,
     with_traces: bool = True,
     drop_flagged: Sequence[str] = DROP_BY_DEFAULT,
+    substeps: int | None = None,
+    substep_seed: int = 0,
 ) -> ExportResult:
     """Write ``dest/<type>/<format>.{jsonl,parquet}`` and ``dest/hf/<format>/``, leaving out
-    the samples flagged with any of ``drop_flagged`` (see the module's docstring)."""
+    the samples flagged with any of ``drop_flagged`` (see the module's docstring).
+
+    ``substeps=N`` adds at most N sub-step rows in all (it implies ``include_substeps``),
+    chosen by ``substeps.choose`` with ``substep_seed`` among the qualifying calls of the
+    samples kept."""
     samples_path = Path(samples_path)
     if not samples_path.exists():
         raise MatrixAlignError(
@@ -301,12 +315,17 @@ def export_samples(
             raise MatrixAlignError(
                 f"Unknown export file type {kind!r}.", hint=f"types: {', '.join(FILE_TYPES)}"
             )
+    if substeps is not None and (isinstance(substeps, bool) or substeps < 1):
+        raise MatrixAlignError(
+            f"Bad --substeps {substeps!r}: it must be a positive whole number.",
+            hint="give the most sub-step rows to keep, e.g. --substeps 6000",
+        )
     dest = Path(dest)
     with DirectoryLock(dest, hint="wait for the other export (or generate run) to finish"):
         return _export_locked(
             samples_path, dest, formats=formats, file_types=file_types,
-            include_substeps=include_substeps, with_traces=with_traces,
-            drop_flagged=drop_flagged,
+            include_substeps=include_substeps or substeps is not None, with_traces=with_traces,
+            drop_flagged=drop_flagged, substeps=substeps, substep_seed=substep_seed,
         )  # fmt: skip
 
 
@@ -319,12 +338,15 @@ def _export_locked(
     include_substeps: bool,
     with_traces: bool,
     drop_flagged: Sequence[str],
+    substeps: int | None,
+    substep_seed: int,
 ) -> ExportResult:
     drop = tuple(check_flags(drop_flagged))
     result = ExportResult(drop_flagged=drop)
     counter = [0]
     audited: dict[str, list[str]] = {}  # samples written before the audit: audited once
     dropped: Counter[str] = Counter()
+    candidates: dict[str, str] = {}  # qualifying sub-step id -> its stage
     seen = 0
     for record in iter_samples(samples_path, counter):
         seen += 1
@@ -335,8 +357,11 @@ def _export_locked(
         if hits:
             result.dropped += 1
             dropped.update(hits)
-        elif pair_withheld(record.model_copy(update={"flags": flags})):
+            continue  # its sub-steps go with it
+        if pair_withheld(record.model_copy(update={"flags": flags})):
             result.pairs_withheld += 1
+        if include_substeps:
+            candidates.update(qualifying_stages(record))
     result.skipped = counter[0]
     if not seen and samples_path.stat().st_size > 0:
         raise MatrixAlignError(
@@ -344,11 +369,22 @@ def _export_locked(
             hint="export a `matrix-align generate --output` folder or its samples.jsonl",
         )
     result.dropped_by_flag = {flag: dropped[flag] for flag in drop if dropped[flag]}
+    chosen = set(candidates) if substeps is None else choose(candidates, substeps, substep_seed)
+    if include_substeps:
+        result.substeps = {
+            "qualifying": len(candidates),
+            "kept": len(chosen),
+            "cap": substeps,
+            "seed": substep_seed if substeps is not None else None,
+            "by_stage": dict(sorted(Counter(candidates[i] for i in chosen).items())),
+        }
     options: dict[str, Any] = {
         "include_substeps": include_substeps,
         "with_traces": with_traces,
         "drop_flagged": drop,
         "audited": audited,
+        # All qualifying rows need no id list; a sample is the same set for every file.
+        "substep_ids": None if substeps is None else frozenset(chosen),
     }
     for fmt in formats:
         result.files[fmt] = {}
@@ -372,6 +408,7 @@ def _export_locked(
             "generation": _run_provenance(samples_path.parent),
             "rows": result.rows,
             **result.filter_summary(),
+            **({"substeps": result.substeps} if result.substeps is not None else {}),
         },
     )
     return result

@@ -743,6 +743,11 @@ def check_output(output: Path, *, config: SimulationConfig, model_key: str) -> N
             )
         return
     previous = read_json_object(run_file, "The run file", hint=fix)
+    if previous.get("kind") == "import":
+        raise MatrixAlignError(
+            f"{output} is a `matrix-align import` folder; generated samples do not go into it.",
+            hint="give generate a new --output folder",
+        )
     why = templates_mismatch(previous.get(TEMPLATES_KEY))
     if why:
         raise MatrixAlignError(
@@ -779,6 +784,7 @@ class GenerateOptions:
     concurrency: int = 8
     abort_after: int = 25
     include_substeps: bool = False
+    substeps: int | None = None  # at most N sub-step rows, a sample seeded by config.seed
     export: bool = True
 
 
@@ -845,22 +851,37 @@ async def generate(
                 "command: finished samples are kept and failed ones retried",
             )
         if options.export:
-            export_into_summary(output, summary, include_substeps=options.include_substeps)
+            export_into_summary(
+                output,
+                summary,
+                include_substeps=options.include_substeps,
+                substeps=options.substeps,
+                seed=config.seed,
+            )
     return summary
 
 
 def export_into_summary(
-    output: Path, summary: dict[str, Any], *, include_substeps: bool = False
+    output: Path,
+    summary: dict[str, Any],
+    *,
+    include_substeps: bool = False,
+    substeps: int | None = None,
+    seed: int = 0,
 ) -> None:
     """Write the run's exports and list them in its summary.json, with what the audit's
-    default filter left out."""
+    default filter left out and, with sub-steps, how many qualified and were kept."""
     from matrix_align.data.export import export_run
 
-    result = export_run(output, include_substeps=include_substeps)
+    result = export_run(
+        output, include_substeps=include_substeps, substeps=substeps, substep_seed=seed
+    )
     summary["exports"] = {
         fmt: {"rows": result.rows[fmt], **{kind: str(path) for kind, path in paths.items()}}
         for fmt, paths in result.files.items()
     }
     summary["export_filter"] = result.filter_summary()
     summary["export_dropped_by_flag"] = result.dropped_by_flag
+    if result.substeps is not None:
+        summary["export_substeps"] = result.substeps
     atomic_write_json(Path(output) / SUMMARY_FILE, summary)

@@ -56,7 +56,9 @@ class SourceInfo:
     name: str
     title: str
     license: str
-    sample_file: str
+    # The shipped sample; None when no verbatim copy could be had (the source then needs
+    # the hub, and ``sample_note`` says why there is none).
+    sample_file: str | None
     sample_note: str  # what the shipped sample holds
     sample_split: str  # the split the sample was taken from
     default_mode: str  # how the paper's recipe answers it: harmful -> matrix, helpful -> direct
@@ -114,18 +116,24 @@ def parse_hh_dialogue(text: str) -> list[ChatMessage]:
     return [m for m in messages if m.content]
 
 
-def _hh_harmless(index: int, row: Row) -> SourceRecord | None:
-    messages = parse_hh_dialogue(str(row.get("chosen") or ""))
-    if not messages or messages[-1].role != "user":
-        return None
-    meta = {"turns": sum(1 for m in messages if m.role == "user"), "harmful": True}
-    return SourceRecord(
-        id=f"hh-harmless/{index}",
-        source="hh-harmless",
-        prompt=render_conversation(messages),
-        messages=messages if len(messages) > 1 else None,
-        metadata=meta,
-    )
+def _hh(name: str, harmful: bool) -> Callable[[int, Row], SourceRecord | None]:
+    """HH-RLHF's subsets share one row format; only the label differs: harmless-base holds
+    red-team dialogues (to be declined), helpful-base ordinary requests (to be answered)."""
+
+    def parse(index: int, row: Row) -> SourceRecord | None:
+        messages = parse_hh_dialogue(str(row.get("chosen") or ""))
+        if not messages or messages[-1].role != "user":
+            return None
+        meta = {"turns": sum(1 for m in messages if m.role == "user"), "harmful": harmful}
+        return SourceRecord(
+            id=f"{name}/{index}",
+            source=name,
+            prompt=render_conversation(messages),
+            messages=messages if len(messages) > 1 else None,
+            metadata=meta,
+        )
+
+    return parse
 
 
 def _pku(index: int, row: Row) -> SourceRecord | None:
@@ -214,6 +222,11 @@ def _fastchat_bench(name: str) -> Callable[[int, Row], SourceRecord | None]:
     return parse
 
 
+# Why hh-helpful ships no sample: the public repository keeps helpful-base in Git LFS, and no
+# verbatim copy of its rows could be had to select from (samples/README.md). No rows are
+# made up in their place, so the source needs the hub.
+HH_HELPFUL_NO_SAMPLE = "none shipped (the public files are Git LFS objects): hub only"
+
 PKU_NOTICE = (
     "PKU-SafeRLHF is licensed CC BY-NC 4.0 (non-commercial use only); data generated from it "
     "inherits that restriction."
@@ -235,7 +248,14 @@ SOURCES: dict[str, SourceInfo] = {
         SourceInfo(
             "hh-harmless", "Anthropic HH-RLHF harmless-base", "MIT",
             "hh_rlhf_harmless_base_test.jsonl", "first 50 of 2,312 test dialogues", "test",
-            "matrix", HubRef("Anthropic/hh-rlhf", "test", data_dir="harmless-base"), _hh_harmless,
+            "matrix", HubRef("Anthropic/hh-rlhf", "test", data_dir="harmless-base"),
+            _hh("hh-harmless", harmful=True),
+        ),
+        SourceInfo(
+            "hh-helpful", "Anthropic HH-RLHF helpful-base", "MIT",
+            None, HH_HELPFUL_NO_SAMPLE, "test", "direct",
+            HubRef("Anthropic/hh-rlhf", "test", data_dir="helpful-base"),
+            _hh("hh-helpful", harmful=False),
         ),
         SourceInfo(
             "pku-saferlhf", "PKU-SafeRLHF red-team prompts", "CC BY-NC 4.0",
@@ -297,6 +317,7 @@ def _sample_path(filename: str) -> Path:
 
 
 def _read_sample_rows(info: SourceInfo) -> list[Row]:
+    assert info.sample_file is not None  # load_source checks it first
     path = _sample_path(info.sample_file)
     if path.suffix == ".csv":
         with path.open(newline="", encoding="utf-8") as handle:
@@ -446,16 +467,26 @@ def load_source(
                 records = None
                 reason = f"loading {info.hub.path} failed ({type(exc).__name__}: {exc})"[:300]
         if records is None:
-            if hub == "always":
+            if hub == "always" or info.sample_file is None:
+                fallback = (
+                    "or use --hub auto to fall back to the shipped sample"
+                    if info.sample_file
+                    else f"{name} ships no sample to fall back to ({info.sample_note})"
+                )
                 raise MatrixAlignError(
                     f"Source {name!r}: the Hugging Face hub is not usable ({reason}).",
-                    hint="check the network or HF_ENDPOINT, or use --hub auto to fall back "
-                    "to the shipped sample",
+                    hint=f"check the network or HF_ENDPOINT, {fallback}",
                 )
             notes.append(
                 f"{name}: hub not used ({reason}); using the shipped sample ({info.sample_note})."
             )
     if records is None:
+        if info.sample_file is None:  # only reached with --hub never
+            raise MatrixAlignError(
+                f"Source {name!r} has no shipped sample ({info.sample_note}), so --hub never "
+                "cannot load it.",
+                hint="use --hub auto where the Hugging Face hub is reachable",
+            )
         if split and split != info.sample_split:
             raise MatrixAlignError(
                 f"Source {name!r}: split {split!r} needs the Hugging Face hub; the shipped "

@@ -67,6 +67,7 @@ def render_card(cfg: TrainConfig, data: TrainData, facts: CardFacts) -> str:
         else "not logged"
     )
     rows = [
+        *([("preset", f"`{cfg.preset}` (the paper's recipe for that size)")] if cfg.preset else []),
         ("method", method),
         ("base model", f"`{facts.base_model}`"),
         ("adapter", adapter),

@@ -53,6 +53,11 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    preset: str | None = Field(
+        None,
+        description="the named recipe these settings started from (train.presets); "
+        "the fields below are the resolved values, explicit ones included",
+    )
     method: Method = Field("sft", description="sft on MATRIX answers, or dpo on chosen/rejected")
     model: str | None = Field(
         None,
@@ -132,14 +137,27 @@ class TrainConfig(BaseModel):
     def load(
         cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None
     ) -> TrainConfig:
-        """YAML file first, then ``overrides`` (command-line values; None = not given) on top.
+        """A preset first (``overrides["preset"]``, else the file's ``preset``), then the YAML
+        file, then ``overrides`` (command-line values; None = not given) on top: what is
+        given explicitly always wins over a preset.
 
         ``trainer_args`` from both places are merged key by key rather than replaced, so a
         ``--set trainer_args.report_to=wandb`` does not drop the file's ``deepspeed`` entry.
         """
+        from matrix_align.train.presets import PRESETS, get_preset
+
+        file_data = read_yaml_mapping(path) if path is not None else {}
+        name = (overrides or {}).get("preset") or file_data.get("preset")
         data: dict[str, Any] = {}
-        if path is not None:
-            data.update(read_yaml_mapping(path))
+        if name is not None:
+            if not isinstance(name, str):
+                raise MatrixAlignError(
+                    f"Invalid training settings: preset: {name!r} is not a preset's name.",
+                    hint=f"choose from: {', '.join(PRESETS)}",
+                )
+            data.update(get_preset(name).values())
+            data["preset"] = name
+        data.update({k: v for k, v in file_data.items() if k != "preset"})
         for key, value in (overrides or {}).items():
             if value is None:
                 continue
