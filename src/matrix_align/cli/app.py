@@ -12,7 +12,7 @@ import typer
 
 from matrix_align.errors import EXIT_CODES_HELP, EXIT_INTERRUPTED, MatrixAlignError
 
-COMMAND_MODULES = ("simulate", "generate", "export", "train", "evaluate", "view")
+COMMAND_MODULES = ("simulate", "generate", "export", "train", "evaluate", "view", "serve")
 
 app = typer.Typer(
     name="matrix-align",
