@@ -25,6 +25,7 @@ class Admission:
         self.max_queue = max_queue
         self.running = 0
         self.waiting = 0
+        self.peak = 0  # the most requests ever running at once
         self._semaphore: asyncio.Semaphore | None = None
 
     def _sem(self) -> asyncio.Semaphore:
@@ -67,6 +68,7 @@ class Ticket:
             raise
         admission.waiting -= 1
         admission.running += 1
+        admission.peak = max(admission.peak, admission.running)
         self._state = "running"
         return self
 

@@ -39,9 +39,6 @@ from matrix_align.serve.traces import TraceStore
 from matrix_align.simulation.config import SimulationConfig
 
 TRACE_HEADER = "x-matrix-trace-id"
-# A chat request is a few messages; anything near this is a mistake (or an attack), refused
-# before it is held in memory.
-MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 def create_app(
@@ -67,7 +64,7 @@ def create_app(
     started = int(time.time())
 
     async def chat_completions(request: Request) -> Response:
-        body = await _read_json(request)
+        body = await _read_json(request, settings.max_body_bytes)
         chat = parse_chat_request(
             body,
             model_name=settings.model_name,
@@ -133,6 +130,7 @@ def create_app(
         },
     )
     app.add_middleware(Guard, api_key=settings.api_key, allowed_hosts=settings.allowed_hosts)
+    app.state.admission, app.state.store = admission, store  # for tests and embedding code
     return app
 
 
@@ -215,7 +213,7 @@ def _retrieve(task: asyncio.Task[None]) -> None:
         task.exception()
 
 
-async def _read_json(request: Request) -> Any:
+async def _read_json(request: Request, max_bytes: int) -> Any:
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media != "application/json":
         # Also shuts out a web page's form posts, which cannot send this type without the
@@ -226,10 +224,10 @@ async def _read_json(request: Request) -> Any:
     size, parts = 0, []
     async for part in request.stream():
         size += len(part)
-        if size > MAX_BODY_BYTES:
+        if size > max_bytes:
             raise APIError(
                 413,
-                f"The body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB.",
+                f"The body is larger than {max_bytes:,} bytes.",
                 code="request_too_large",
             )
         parts.append(part)

@@ -7,6 +7,7 @@ extra).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 from typing import Any
@@ -59,4 +60,7 @@ def run(app: Any, sock: socket.socket) -> None:
         lifespan="off",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    # uvicorn shuts down gracefully on Ctrl-C, then raises the signal again for the default
+    # handler; the stop was asked for, so it is a normal end (exit 0).
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[sock])

@@ -28,3 +28,6 @@ class ServeSettings:
     # address the server answers only its loopback names (see app.Guard).
     allowed_hosts: frozenset[str] | None = LOOPBACK_NAMES
     keepalive_s: float = 15.0  # SSE comment interval while a streamed scene runs
+    # A chat request is a few messages; a body near this is a mistake (or an attack), refused
+    # before it is held in memory.
+    max_body_bytes: int = 4 * 1024 * 1024
