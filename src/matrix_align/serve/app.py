@@ -22,7 +22,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -175,7 +175,9 @@ async def _events(
         await asyncio.wait({job}, timeout=keepalive_s)
         if not job.done():
             yield fmt.KEEPALIVE
-    error = job.exception() if not job.cancelled() else None
+    # Cancelled while the stream still runs: only by someone other than this stream (the
+    # server stopping); the client must not mistake that for an empty answer.
+    error = _CANCELLED if job.cancelled() else job.exception()
     if error is not None:
         # OpenAI's way of failing a stream that has started: an event holding the error.
         body = error.body() if isinstance(error, APIError) else {"error": {"message": "failed"}}
@@ -187,6 +189,14 @@ async def _events(
     if chat.include_usage:
         yield fmt.sse(fmt.chunk(record, None, usage=True))
     yield fmt.DONE
+
+
+_CANCELLED = APIError(
+    503,
+    "The request was cancelled: the server is stopping.",
+    type="server_error",
+    code="cancelled",
+)
 
 
 class _JobStream(StreamingResponse):
@@ -222,15 +232,20 @@ async def _read_json(request: Request, max_bytes: int) -> Any:
             "The body must be JSON, sent with the header Content-Type: application/json."
         )
     size, parts = 0, []
-    async for part in request.stream():
-        size += len(part)
-        if size > max_bytes:
-            raise APIError(
-                413,
-                f"The body is larger than {max_bytes:,} bytes.",
-                code="request_too_large",
-            )
-        parts.append(part)
+    try:
+        async for part in request.stream():
+            size += len(part)
+            if size > max_bytes:
+                raise APIError(
+                    413,
+                    f"The body is larger than {max_bytes:,} bytes.",
+                    code="request_too_large",
+                )
+            parts.append(part)
+    except ClientDisconnect:
+        # Gone before the body arrived: nobody reads the answer; an error ends the request
+        # without the traceback an unexpected exception would log.
+        raise bad_request("The client disconnected while sending the body.") from None
     try:
         return json.loads(b"".join(parts), parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
