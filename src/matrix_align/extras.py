@@ -12,6 +12,9 @@ TRAIN_HINT = (
     "pip install 'matrix-align[train]' (on a GPU machine install the CUDA build of torch first)"
 )
 
+SERVE_MODULES = ("starlette", "uvicorn")
+SERVE_HINT = "pip install 'matrix-align[serve]'"
+
 
 def require_modules(modules: tuple[str, ...], purpose: str, hint: str) -> None:
     """Raise one ``MatrixAlignError`` naming every module of ``modules`` not installed."""

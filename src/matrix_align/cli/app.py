@@ -13,7 +13,9 @@ import typer
 from matrix_align.errors import EXIT_CODES_HELP, EXIT_INTERRUPTED, MatrixAlignError
 
 # ``import_``: the ``import`` command (``import`` is a Python keyword).
-COMMAND_MODULES = ("simulate", "generate", "import_", "export", "train", "evaluate", "view")
+COMMAND_MODULES = (
+    "simulate", "generate", "import_", "export", "train", "evaluate", "view", "serve",
+)  # fmt: skip
 
 app = typer.Typer(
     name="matrix-align",

@@ -1,0 +1,319 @@
+"""``matrix-align serve``: an OpenAI-compatible server answering every request through
+MATRIX, in front of any backend (docs/serve.md)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from matrix_align.cli import options as o
+
+if TYPE_CHECKING:
+    from matrix_align.serve.record import ServeRecord
+
+SERVER = "Server"
+GATE_CHOICES = ("always", "first-answer", "keyword")
+SYSTEM_CHOICES = ("reject", "ignore")
+
+
+def serve(
+    backend: o.Backend = "embedded",
+    model: o.Model = None,
+    base_url: o.BaseUrl = None,
+    api_key_env: o.ApiKeyEnv = "OPENAI_API_KEY",
+    parallel: o.Parallel = 4,
+    request_timeout: o.RequestTimeout = 300.0,
+    rpm: o.Rpm = None,
+    tpm: o.Tpm = None,
+    config_file: o.ConfigFile = None,
+    roles: o.Roles = None,
+    steps: o.Steps = None,
+    depth: o.Depth = None,
+    memory_budget: o.MemoryBudget = None,
+    adaptive_plan: o.AdaptivePlan = None,
+    strictness: o.Strictness = None,
+    seed: o.Seed = None,
+    temperature: o.Temperature = None,
+    max_tokens: o.MaxTokens = None,
+    final_max_tokens: o.FinalMaxTokens = None,
+    final_prompt: o.FinalPrompt = None,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="Address to listen on. The default answers only this machine; another "
+            "address exposes every scene to the network: set --auth-key-env then.",
+            rich_help_panel=SERVER,
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port",
+            min=0,
+            max=65535,
+            help="Port (0: any free port, printed).",
+            rich_help_panel=SERVER,
+        ),
+    ] = 8100,
+    served_model_name: Annotated[
+        str,
+        typer.Option(
+            "--served-model-name",
+            help="The model id clients send (and GET /v1/models lists).",
+            rich_help_panel=SERVER,
+        ),
+    ] = "matrix-align",
+    gate: Annotated[
+        str,
+        typer.Option(
+            "--gate",
+            help="Which requests run a scene: always (every one); first-answer (the model "
+            "answers first, and the scene runs unless that answer declines, which the final "
+            "step would keep anyway); keyword (only messages containing a listed word; the "
+            "rest are answered directly, one call). See docs/serve.md.",
+            rich_help_panel=SERVER,
+        ),
+    ] = "always",
+    keywords: Annotated[
+        Path | None,
+        typer.Option(
+            "--keywords",
+            parser=o.path_value,
+            help="With --gate keyword: a file of keywords, one a line (a trailing * matches "
+            "any ending), instead of the built-in list.",
+            rich_help_panel=SERVER,
+        ),
+    ] = None,
+    max_concurrency: Annotated[
+        int,
+        typer.Option(
+            "--max-concurrency",
+            min=1,
+            max=1024,
+            help="Requests answered at once (scenes in flight); their model calls share "
+            "--parallel.",
+            rich_help_panel=SERVER,
+        ),
+    ] = 4,
+    max_queue: Annotated[
+        int,
+        typer.Option(
+            "--max-queue",
+            min=0,
+            help="Requests that may wait for a free slot; beyond that a request gets 503 "
+            "(queue_full) with Retry-After at once.",
+            rich_help_panel=SERVER,
+        ),
+    ] = 32,
+    response_timeout: Annotated[
+        float,
+        typer.Option(
+            "--response-timeout",
+            min=1,
+            help="Seconds a chat request may take in all, queue wait included, before it "
+            "is answered 504 and its scene cancelled. (--request-timeout is per model call.)",
+            rich_help_panel=SERVER,
+        ),
+    ] = 600.0,
+    auth_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--auth-key-env",
+            help="Environment variable holding the key clients must send (Authorization: "
+            "Bearer KEY, the openai client's api_key). Default: no key needed. "
+            "(--api-key-env is the upstream server's key.)",
+            rich_help_panel=SERVER,
+        ),
+    ] = None,
+    max_traces: Annotated[
+        int,
+        typer.Option(
+            "--max-traces",
+            min=1,
+            help="Recent requests whose trace GET /v1/matrix/traces/ID serves from memory.",
+            rich_help_panel=SERVER,
+        ),
+    ] = 1000,
+    trace_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--trace-dir",
+            parser=o.path_value,
+            help="Also write each finished request's trace to DIR/ID.json (kept, and served, "
+            "after it leaves memory).",
+            rich_help_panel=SERVER,
+        ),
+    ] = None,
+    system_messages: Annotated[
+        str,
+        typer.Option(
+            "--system-messages",
+            help="A system message in a request: reject (400; the scene answers the user's "
+            "message as the model's own reply, without one) or ignore (drop it, for "
+            "clients that always send one).",
+            rich_help_panel=SERVER,
+        ),
+    ] = "reject",
+) -> None:
+    """Serve an OpenAI-compatible API that answers every request through MATRIX.
+
+    POST /v1/chat/completions (plain or streamed) runs a scene around the request's user
+    message with the chosen backend and returns the consequence-aware answer; usage counts
+    every call of the scene; the scene's trace is at GET /v1/matrix/traces/ID (ID in the
+    x-matrix-trace-id header and the response's id). Simulation options set the server's
+    scenes; a request may change them with extra_body={"matrix": {"roles": 2, "steps": 2}}.
+    A scene costs tens of calls (about 15 at --roles 2 --steps 2): see docs/serve.md.
+
+    Example: matrix-align serve --backend openai --base-url http://localhost:8000/v1
+    --model Qwen/Qwen2.5-7B-Instruct --roles 2 --steps 2
+    """
+    from rich.console import Console
+
+    from matrix_align.extras import SERVE_HINT, SERVE_MODULES, require_modules
+    from matrix_align.serve.settings import ServeSettings
+
+    require_modules(SERVE_MODULES, "matrix-align serve", SERVE_HINT)
+    config = o.simulation_config(
+        config_file,
+        n_roles=roles,
+        n_steps=steps,
+        reaction_depth=depth,
+        memory_budget=memory_budget,
+        adaptive_plan=adaptive_plan,
+        strictness=strictness,
+        seed=seed,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        final_max_tokens=final_max_tokens,
+        final_prompt=final_prompt,
+    )
+    _choice(gate, GATE_CHOICES, "--gate")
+    _choice(system_messages, SYSTEM_CHOICES, "--system-messages")
+    settings = ServeSettings(
+        model_name=_model_name(served_model_name),
+        gate=gate,  # type: ignore[arg-type]
+        keywords=_keyword_rule(gate, keywords),
+        max_concurrency=max_concurrency,
+        max_queue=max_queue,
+        response_timeout_s=response_timeout,
+        api_key=_client_key(auth_key_env),
+        max_traces=max_traces,
+        trace_dir=_trace_dir(trace_dir),
+        system_messages=system_messages,  # type: ignore[arg-type]
+        allowed_hosts=_allowed_hosts(host),
+    )
+
+    from matrix_align.serve.app import create_app
+    from matrix_align.serve.server import bind, bound_url, run
+
+    console = Console(soft_wrap=True)  # one line per request, greppable in a log
+    sock = bind(host, port)  # before the model loads: a port in use fails in a second
+    try:
+        console.print(f"[dim]backend {backend}: preparing the model…[/]")
+        chat_model = o.build_model(
+            backend, model, base_url, api_key_env, parallel, request_timeout,
+            limits=o.rate_limits(rpm, tpm),
+        )  # fmt: skip
+        app = create_app(chat_model, config, settings, on_finished=_printer(console))
+        url = bound_url(sock)
+        console.print(
+            f"serving MATRIX at [bold]{escape(url)}[/] as model "
+            f"[bold]{escape(settings.model_name)}[/]: gate {gate}, "
+            f"{config.n_roles} roles x {config.n_steps} steps, {max_concurrency} at once, "
+            f"queue {max_queue} (Ctrl-C stops)",
+            highlight=False,
+        )
+        if settings.allowed_hosts is None and settings.api_key is None:
+            console.print(
+                f"[yellow]warning:[/] listening on {escape(host)} with no key: anyone who "
+                "can reach it can run scenes and read every trace (set --auth-key-env)",
+                highlight=False,
+            )
+        run(app, sock)
+    finally:
+        sock.close()
+    console.print("stopped")
+
+
+def _choice(value: str, choices: tuple[str, ...], option: str) -> None:
+    if value not in choices:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=option)
+
+
+def _model_name(name: str) -> str:
+    if not name.strip():
+        raise typer.BadParameter("is empty; give the model id clients send",
+                                 param_hint="--served-model-name")  # fmt: skip
+    return name
+
+
+def _keyword_rule(gate: str, path: Path | None):  # noqa: ANN202
+    from matrix_align.errors import MatrixAlignError
+    from matrix_align.serve.gate import KeywordRule, default_keywords
+
+    if gate != "keyword":
+        if path is not None:
+            raise MatrixAlignError(
+                "--keywords is used only by --gate keyword.", hint="add --gate keyword"
+            )
+        return None
+    return default_keywords() if path is None else KeywordRule.from_file(path)
+
+
+def _client_key(env_name: str | None) -> str | None:
+    """The key clients must send, read from the environment (never from the command line,
+    where other users of the machine could read it in the process list)."""
+    if env_name is None:
+        return None
+    from matrix_align.errors import MatrixAlignError
+    from matrix_align.redact import register_secret
+
+    key = os.environ.get(env_name, "").strip()
+    if not key:
+        raise MatrixAlignError(
+            f"--auth-key-env {env_name}: that environment variable is not set or empty.",
+            hint=f"export {env_name}=<a long random string>; clients send it as their API key",
+        )
+    register_secret(key)
+    return key
+
+
+def _trace_dir(path: Path | None) -> Path | None:
+    from matrix_align.io import writable_folder
+
+    return None if path is None else writable_folder(path, "--trace-dir")
+
+
+def _allowed_hosts(host: str) -> frozenset[str] | None:
+    from matrix_align.serve.server import is_loopback
+    from matrix_align.serve.settings import LOOPBACK_NAMES
+
+    return LOOPBACK_NAMES | {host.lower()} if is_loopback(host) else None
+
+
+def _printer(console):  # noqa: ANN001, ANN202
+    """One line per finished request: id, outcome, scene or not, calls, tokens, time (never
+    the query: it may be private, and is in the trace for whoever may read it)."""
+
+    def finished(record: ServeRecord) -> None:
+        usage = record.usage()
+        where = {True: "scene", False: "direct"}.get(record.gate.scene, "undecided")
+        colour = "green" if record.status == "completed" else "yellow"
+        console.print(
+            f"[{colour}]{record.status}[/] {record.id} {where}: {len(record.calls())} calls, "
+            f"{usage['total_tokens']:,} tokens, {record.wall_time_s or 0:.1f} s",
+            highlight=False,
+        )
+
+    return finished
+
+
+def register(app: typer.Typer) -> None:
+    from matrix_align.errors import EXIT_CODES_HELP
+
+    app.command("serve", epilog=EXIT_CODES_HELP)(serve)

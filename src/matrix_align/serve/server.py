@@ -1,0 +1,66 @@
+"""Listening: the socket, and uvicorn serving the app on it until Ctrl-C (or SIGTERM).
+
+The socket is bound here, before uvicorn starts, so that ``--port 0`` can print the port
+the system chose and a port in use is one clear error. Requires uvicorn (the ``serve``
+extra).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+from typing import Any
+
+from matrix_align.errors import MatrixAlignError
+
+# Seconds in-flight requests get to finish once Ctrl-C is pressed, before they are cancelled.
+GRACEFUL_SHUTDOWN_S = 5
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise MatrixAlignError(
+            f"Cannot listen on {host}:{port}: {exc.strerror or exc}.",
+            hint="choose another --port (0 picks a free one), or stop what uses this one",
+        ) from None
+    return sock
+
+
+def bound_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/v1"
+
+
+def run(app: Any, sock: socket.socket) -> None:
+    """Serve until interrupted. Logging stays the package's (``-v`` shows uvicorn's)."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        log_config=None,  # no handlers of uvicorn's own: -v / --log-level decide
+        access_log=False,  # the command prints one line per answered request instead
+        lifespan="off",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+    # uvicorn shuts down gracefully on Ctrl-C, then raises the signal again for the default
+    # handler; the stop was asked for, so it is a normal end (exit 0).
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[sock])

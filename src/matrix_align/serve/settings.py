@@ -1,0 +1,33 @@
+"""The server's settings, as the command line gives them (``cli/serve.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from matrix_align.serve.gate import Gate, KeywordRule
+from matrix_align.serve.request import SystemMessages
+
+DEFAULT_MODEL_NAME = "matrix-align"
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    model_name: str = DEFAULT_MODEL_NAME  # the id clients send as `model` (GET /v1/models)
+    gate: Gate = "always"
+    keywords: KeywordRule | None = None  # the keyword gate's rule
+    max_concurrency: int = 4  # scenes in flight
+    max_queue: int = 32  # requests waiting for a scene slot before 503s
+    response_timeout_s: float | None = 600.0  # per request, queue wait included
+    api_key: str | None = field(default=None, repr=False)  # clients' Bearer key, if required
+    max_traces: int = 1000  # records kept in memory for GET /v1/matrix/traces/{id}
+    trace_dir: Path | None = None  # where finished records are also written
+    system_messages: SystemMessages = "reject"
+    # Host names a request may be addressed to; None accepts any. Bound to a loopback
+    # address the server answers only its loopback names (see app.Guard).
+    allowed_hosts: frozenset[str] | None = LOOPBACK_NAMES
+    keepalive_s: float = 15.0  # SSE comment interval while a streamed scene runs
+    # A chat request is a few messages; a body near this is a mistake (or an attack), refused
+    # before it is held in memory.
+    max_body_bytes: int = 4 * 1024 * 1024
