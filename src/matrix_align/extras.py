@@ -12,6 +12,9 @@ TRAIN_HINT = (
     "pip install 'matrix-align[train]' (on a GPU machine install the CUDA build of torch first)"
 )
 
+INSPECT_MODULES = ("inspect_ai",)
+INSPECT_HINT = "pip install 'matrix-align[inspect]'"
+
 
 def require_modules(modules: tuple[str, ...], purpose: str, hint: str) -> None:
     """Raise one ``MatrixAlignError`` naming every module of ``modules`` not installed."""
