@@ -9,7 +9,7 @@ in-process. With this provider the same evaluation runs on it with no server:
 - ``matrix_align/transformers/DIR``: a Hugging Face folder or a ``train`` output;
 - ``matrix_align/scripted``: the project's deterministic demo double (no model at all).
 
-``-M parallel=N`` sets llama.cpp's slots (default 2, the project's CPU setting). A response
+``-M parallel=N`` sets llama.cpp's slots (default 4, as ``--parallel``). A response
 schema in the call's config is passed on as the JSON schema the backend constrains decoding
 to, as ``simulate`` does.
 """
@@ -70,10 +70,15 @@ class MatrixAlignAPI(ModelAPI):
         base_url: str | None = None,
         api_key: str | None = None,
         config: GenerateConfig | None = None,
-        parallel: int = 2,
+        parallel: int = 4,
         **model_args: Any,
     ) -> None:
         super().__init__(model_name, base_url, api_key, [], config or GenerateConfig())
+        if model_args:
+            raise MatrixAlignError(
+                f"Unknown matrix_align model argument(s): {', '.join(sorted(model_args))}.",
+                hint="the one model argument is -M parallel=N (llama.cpp slots)",
+            )
         from matrix_align.llm.registry import make_model
 
         backend, model = parse_model_name(model_name)
