@@ -14,6 +14,8 @@ TRAIN_HINT = (
 
 SERVE_MODULES = ("starlette", "uvicorn")
 SERVE_HINT = "pip install 'matrix-align[serve]'"
+INSPECT_MODULES = ("inspect_ai",)
+INSPECT_HINT = "pip install 'matrix-align[inspect]'"
 
 
 def require_modules(modules: tuple[str, ...], purpose: str, hint: str) -> None:

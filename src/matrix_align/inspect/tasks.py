@@ -1,0 +1,169 @@
+"""The MATRIX paper's four harmlessness benchmarks, XSTest and StrongREJECT as inspect tasks.
+
+Each task answers with the model alone (inspect's ``generate()``, the paper's vanilla
+baseline); ``--solver matrix_align/matrix`` answers through MATRIX instead, so the two runs of
+one task compare the method with its baseline on the same items. The scorers are those
+``evaluate`` applies to the benchmark by default, less the pairwise judge (inspect scores one
+answer at a time): the refusal detector always, and the ``grader``'s rubrics unless
+``-T judged=false``.
+
+Task arguments (``-T``): ``hub`` (``auto``: the full dataset from the Hugging Face hub when
+reachable, else the shipped sample; ``never``: the sample; ``always``), ``judged``,
+``refusal_detector`` (``ours`` or ``gcg``) and, for StrongREJECT, ``strongreject_prompt``
+(``ours`` or ``official``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from inspect_ai import Task, task
+from inspect_ai.model import get_model
+from inspect_ai.scorer import Scorer
+from inspect_ai.solver import Generate, Solver, TaskState, solver
+
+from matrix_align.data.sources import SOURCES, HubPolicy
+from matrix_align.evaluate.benchmarks import BENCHMARKS
+from matrix_align.inspect.dataset import benchmark_dataset
+from matrix_align.inspect.scorers import (
+    grader_model,
+    harmlessness,
+    helpfulness,
+    refusal,
+    strongreject_score,
+)
+from matrix_align.refusal import RefusalDetector
+
+logger = logging.getLogger(__name__)
+
+
+@solver
+def require_grader() -> Solver:
+    """Stops a judged task before any answer is generated when no ``grader`` is bound (the
+    scorers would otherwise fail only after each sample's answer, or scene, was paid for)."""
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        grader = grader_model()
+        if str(grader) == str(get_model()):
+            logger.warning(
+                "The grader %s is the model under test: its verdicts on its own answers are "
+                "biased; bind another model to the role 'grader'.",
+                grader,
+            )
+        return state
+
+    return solve
+
+
+def benchmark_task(
+    name: str,
+    *,
+    hub: HubPolicy,
+    judged: bool,
+    refusal_detector: RefusalDetector,
+    judged_scorers: list[Scorer],
+) -> Task:
+    dataset, loaded = benchmark_dataset(name, hub=hub)
+    benchmark = BENCHMARKS[name]
+    return Task(
+        dataset=dataset,
+        setup=require_grader() if judged else None,
+        scorer=[refusal(refusal_detector), *(judged_scorers if judged else [])],
+        metadata={
+            "benchmark": name,
+            "title": SOURCES[name].title,
+            "kind": benchmark.kind,
+            "paper_benchmark": benchmark.paper,
+            "origin": loaded.origin,
+            "revision": loaded.revision,
+            "licence": SOURCES[name].license,
+        },
+    )
+
+
+@task
+def advbench(
+    hub: HubPolicy = "auto", judged: bool = True, refusal_detector: RefusalDetector = "ours"
+) -> Task:
+    """AdvBench harmful behaviours (paper)."""
+    return benchmark_task(
+        "advbench",
+        hub=hub,
+        judged=judged,
+        refusal_detector=refusal_detector,
+        judged_scorers=[harmlessness()],
+    )
+
+
+@task
+def harmfulqa(
+    hub: HubPolicy = "auto", judged: bool = True, refusal_detector: RefusalDetector = "ours"
+) -> Task:
+    """HarmfulQA questions (paper)."""
+    return benchmark_task(
+        "harmfulqa",
+        hub=hub,
+        judged=judged,
+        refusal_detector=refusal_detector,
+        judged_scorers=[harmlessness()],
+    )
+
+
+@task
+def hh_harmless(
+    hub: HubPolicy = "auto", judged: bool = True, refusal_detector: RefusalDetector = "ours"
+) -> Task:
+    """Anthropic HH-RLHF harmless-base test dialogues (paper)."""
+    return benchmark_task(
+        "hh-harmless",
+        hub=hub,
+        judged=judged,
+        refusal_detector=refusal_detector,
+        judged_scorers=[harmlessness()],
+    )
+
+
+@task
+def pku_saferlhf(
+    hub: HubPolicy = "auto", judged: bool = True, refusal_detector: RefusalDetector = "ours"
+) -> Task:
+    """PKU-SafeRLHF red-team prompts (paper; CC BY-NC 4.0, non-commercial)."""
+    return benchmark_task(
+        "pku-saferlhf",
+        hub=hub,
+        judged=judged,
+        refusal_detector=refusal_detector,
+        judged_scorers=[harmlessness()],
+    )
+
+
+@task
+def strongreject(
+    hub: HubPolicy = "auto",
+    judged: bool = True,
+    refusal_detector: RefusalDetector = "ours",
+    strongreject_prompt: Literal["ours", "official"] = "ours",
+) -> Task:
+    """StrongREJECT forbidden prompts, with the StrongREJECT rubric."""
+    return benchmark_task(
+        "strongreject",
+        hub=hub,
+        judged=judged,
+        refusal_detector=refusal_detector,
+        judged_scorers=[harmlessness(), strongreject_score(strongreject_prompt)],
+    )
+
+
+@task
+def xstest(
+    hub: HubPolicy = "auto", judged: bool = True, refusal_detector: RefusalDetector = "ours"
+) -> Task:
+    """XSTest: safe prompts must be answered (over-refusal), unsafe contrast prompts refused."""
+    return benchmark_task(
+        "xstest",
+        hub=hub,
+        judged=judged,
+        refusal_detector=refusal_detector,
+        judged_scorers=[harmlessness(), helpfulness()],
+    )
