@@ -110,12 +110,12 @@ async def measure(
     return rows
 
 
-def scripted_responder() -> Any:
+def scripted_responder(everyone_notices: bool = False) -> Any:
     """The fake server answers like the scripted demo (plausible roles, plans, one receiver
-    per action, critiques), so scenes have the shape of real ones, reactions included."""
+    per action, or all of them, critiques), so scenes have the shape of real ones."""
     from matrix_align.llm.scripted import ScriptedModel
 
-    script = ScriptedModel.demo()
+    script = ScriptedModel.demo(everyone_notices=everyone_notices)
 
     def respond(body: dict[str, Any], schema: dict[str, Any] | None) -> str:
         reply = asyncio.run(
@@ -151,6 +151,48 @@ def fake_server_rows(args: argparse.Namespace) -> list[Row]:
             measure("fake server", make, config, seq_scenes=args.fake_seq_scenes,
                     scenes=args.fake_scenes, concurrency=args.fake_concurrency)
         )  # fmt: skip
+
+
+def default_flag_rows(args: argparse.Namespace) -> list[Row]:
+    """``generate`` with no flags against a batching server (openai backend: its default
+    in-flight limit and scenes in flight), against one scene at a time on the same backend,
+    on the same number of queries, every action noticed by every role."""
+    from matrix_align.llm.registry import default_parallel, default_scenes_in_flight, make_model
+    from matrix_align.testing import FakeOpenAIServer
+
+    config = SimulationConfig()
+    with FakeOpenAIServer(
+        responder=scripted_responder(everyone_notices=True),
+        owned_by="vllm",
+        base_latency_s=args.base_latency,
+        per_token_s=args.per_token,
+        alpha=args.alpha,
+    ) as server:
+
+        def make() -> ChatModel:  # as the command builds it: no --parallel given
+            return make_model("openai", model=server.models[0], base_url=server.base_url)
+
+        rows: list[Row] = []
+        in_flight = default_scenes_in_flight(default_parallel("openai"))
+        n = args.defaults_scenes
+        for offset, (mode, conc) in enumerate(
+            (("one scene at a time", 1), (f"defaults: {in_flight} scenes", in_flight))
+        ):
+
+            async def batch(conc: int = conc, offset: int = offset) -> tuple[float, int, int, int]:
+                model = make()  # made in the loop that uses it, closed before that loop ends
+                try:
+                    return await run_batch(model, config, n, conc, offset * n)
+                finally:
+                    await model.aclose()
+
+            wall, done, calls, tokens = asyncio.run(batch())
+            load = os.getloadavg()[0]
+            rows.append(Row("fake, defaults", mode, done, wall, calls, tokens, load))
+            print(f"  fake, defaults {mode:22} {done:3d} scenes in {wall:7.1f} s", flush=True)
+        print(f"  generate's defaults: {rows[1].scenes_per_min / rows[0].scenes_per_min:.1f}x "
+              "one scene at a time")  # fmt: skip
+        return rows
 
 
 def embedded_rows(args: argparse.Namespace) -> list[Row]:
@@ -196,6 +238,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--skip-fake", action="store_true")
     parser.add_argument("--skip-embedded", action="store_true")
+    parser.add_argument("--skip-defaults", action="store_true")
+    parser.add_argument("--defaults-scenes", type=int, default=12, help="queries, defaults rows")
     parser.add_argument("--fake-seq-scenes", type=int, default=3)
     parser.add_argument("--fake-scenes", type=int, default=32)
     parser.add_argument("--fake-concurrency", type=int, default=32)
@@ -220,6 +264,10 @@ def main() -> None:
               f"({args.base_latency} + {args.per_token} x tokens) x (1 + {args.alpha} x "
               f"(in_flight - 1))")  # fmt: skip
         rows += fake_server_rows(args)
+    if not args.skip_defaults:
+        print(f"fake server, generate's default flags, every action noticed by all, "
+              f"{args.defaults_scenes} queries")  # fmt: skip
+        rows += default_flag_rows(args)
     if not args.skip_embedded:
         print(f"embedded: {args.roles} roles, {args.steps} steps, max {args.max_tokens} tokens, "
               f"{args.parallel} slots")  # fmt: skip

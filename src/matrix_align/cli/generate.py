@@ -306,10 +306,10 @@ def generate(
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     n_urls = len(base_url) if base_url else 1
-    from matrix_align.llm.registry import default_parallel
+    from matrix_align.llm.registry import default_parallel, default_scenes_in_flight
 
     parallel = parallel or default_parallel(backend)
-    scenes = concurrency or max(4, 2 * parallel * n_urls)
+    scenes = concurrency or default_scenes_in_flight(parallel, n_urls)
     from matrix_align.data.generate import export_into_summary
 
     summary = _run_with_sigterm_as_interrupt(

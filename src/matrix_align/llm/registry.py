@@ -26,6 +26,12 @@ def default_parallel(backend: str) -> int:
     return DEFAULT_PARALLEL.get(backend, 4)
 
 
+def default_scenes_in_flight(parallel: int, servers: int = 1) -> int:
+    """``generate``'s default concurrency: twice the requests the servers take at once, so
+    each server slot has a scene's next call waiting while another scene's call runs."""
+    return max(4, 2 * parallel * servers)
+
+
 def make_model(
     backend: str = "embedded",
     *,
@@ -45,9 +51,9 @@ def make_model(
     ``embedded``, the in-flight limit per endpoint for ``openai`` (default:
     ``default_parallel(backend)``). ``threads`` is the embedded model's CPU threads. For
     ``embedded``, ``model`` is a bundled model's short name (``qwen2.5-coder-0.5b``,
-    ``qwen2.5-coder-1.5b``), a GGUF path, or None for the default bundled model. ``limits`` is the per-minute budget of
-    requests and tokens, one object shared by every model of the process; it sits inside
-    the retries, since each retry is a request too.
+    ``qwen2.5-coder-1.5b``), a GGUF path, or None for the default bundled model.
+    ``limits`` is the per-minute budget of requests and tokens, one object shared by every
+    model of the process; it sits inside the retries, since each retry is a request too.
     """
     from matrix_align.llm.wrappers import AccountingModel, RateLimitedModel, RetryingModel
 
