@@ -40,6 +40,7 @@ def matrix(
     roles: int | None = None,
     steps: int | None = None,
     depth: int | None = None,
+    reactions: Literal["joint", "separate"] | None = None,
     memory_budget: int | None = None,
     adaptive_plan: bool | None = None,
     strictness: Literal["lenient", "normal", "strict"] | None = None,
@@ -58,6 +59,8 @@ def matrix(
       roles: stakeholders besides the asker (default 5, as ``simulate --roles``).
       steps: actions in the asker's plan, one round each (default 5).
       depth: 0 nobody reacts; 1 roles react to the asker; 2 also to reactions.
+      reactions: ``joint`` (everyone who noticed an action reacts in one call, ruled on in
+        one call; the default) or ``separate`` (a call per reaction and per ruling).
       memory_budget: events kept verbatim before the modulator summarises them.
       adaptive_plan: the asker adapts each step to what it noticed.
       strictness: how readily the modulator rejects an action.
@@ -76,6 +79,7 @@ def matrix(
         "n_roles": roles,
         "n_steps": steps,
         "reaction_depth": depth,
+        "reactions": reactions,
         "memory_budget": memory_budget,
         "adaptive_plan": adaptive_plan,
         "strictness": strictness,
