@@ -25,7 +25,8 @@ def serve(
     model: o.Model = None,
     base_url: o.BaseUrl = None,
     api_key_env: o.ApiKeyEnv = "OPENAI_API_KEY",
-    parallel: o.Parallel = 4,
+    parallel: o.Parallel = None,
+    threads: o.Threads = None,
     request_timeout: o.RequestTimeout = 300.0,
     rpm: o.Rpm = None,
     tpm: o.Tpm = None,
@@ -40,6 +41,7 @@ def serve(
     temperature: o.Temperature = None,
     max_tokens: o.MaxTokens = None,
     final_max_tokens: o.FinalMaxTokens = None,
+    reactions: o.Reactions = None,
     final_prompt: o.FinalPrompt = None,
     host: Annotated[
         str,
@@ -190,6 +192,7 @@ def serve(
         temperature=temperature,
         max_tokens=max_tokens,
         final_max_tokens=final_max_tokens,
+        reactions=reactions,
         final_prompt=final_prompt,
     )
     _choice(gate, GATE_CHOICES, "--gate")
@@ -217,7 +220,7 @@ def serve(
         console.print(f"[dim]backend {backend}: preparing the model…[/]")
         chat_model = o.build_model(
             backend, model, base_url, api_key_env, parallel, request_timeout,
-            limits=o.rate_limits(rpm, tpm),
+            limits=o.rate_limits(rpm, tpm), threads=threads,
         )  # fmt: skip
         app = create_app(chat_model, config, settings, on_finished=_printer(console))
         url = bound_url(sock)
