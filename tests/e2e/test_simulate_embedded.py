@@ -40,6 +40,8 @@ async def test_small_scene_completes_with_every_part(embedded):
     for event in trace.events:  # routing only when delivered, a critique only for a harm
         assert event.verdict.feasible or not event.receivers
         assert event.harmful or not event.critique
+    # Joint reactions (the default): each reaction is constrained to begin with its actor.
+    assert all(e.text.startswith(e.actor) for e in trace.events if e.kind == "reaction")
     assert trace.consequence == NO_HARM or trace.critiques
     assert trace.decision is not None and trace.decision.reason
     assert trace.initial_summary and trace.final_response.strip()
