@@ -183,3 +183,18 @@ def test_the_command_on_the_scripted_backend(monkeypatch, capsys, tmp_path) -> N
     assert code == 2 and "Unknown grid setting 'rolez'" in text
     code, text = run_main(monkeypatch, capsys, "sweep", "--help")
     assert code == 0 and "--grid" in text and "--subset" in text
+
+
+async def test_the_table_of_a_sweep_cut_short_lists_the_cells_not_started(
+    tmp_path, tiny_config
+) -> None:
+    out = tmp_path / "sweep"
+    await run_sweep(spec_for(out, tiny_config, ["refusal"], ["roles=1"]), answering_model(), [])
+    state = json.loads((out / SWEEP_FILE).read_text())
+    state["grid"][0]["values"] = ["1", "2"]  # as if killed before the second cell started
+    (out / SWEEP_FILE).write_text(json.dumps(state))
+    rows, _, _ = collect(out)
+    assert [(r.entry, r.values, r.answers) for r in rows[1:]] == [
+        ("matrix@roles=1", {"roles": "1"}, 2),
+        ("matrix@roles=2", {"roles": "2"}, 0),
+    ]

@@ -105,19 +105,13 @@ def collect(output: Path) -> tuple[list[EntryFigures], dict[str, Any], str | Non
         if all(i in live for i in j.answer_ids) and j.judge_prompt == prompts.of(j.metric)
     ]
     cells = state.get("cells") or {}
-    grid_tags = _grid_tags(state)
     rows: list[EntryFigures] = []
     base = state.get("base")
     if base:
         rows.append(EntryFigures(entry=str(base), values={}))
-    for tag in grid_tags:
+    for tag, values in _grid_cells(state):
         info = cells.get(tag) or {}
-        rows.append(
-            EntryFigures(
-                entry=str(info.get("entry") or f"matrix@{tag}"),
-                values=dict(info.get("values") or {}),
-            )
-        )
+        rows.append(EntryFigures(entry=str(info.get("entry") or f"matrix@{tag}"), values=values))
     by_entry = {row.entry: row for row in rows}
     judges = [str(j) for j in run.get("judges") or []]
     pairwise_judges = [
@@ -167,17 +161,19 @@ def collect(output: Path) -> tuple[list[EntryFigures], dict[str, Any], str | Non
     return rows, state, judge
 
 
-def _grid_tags(state: dict[str, Any]) -> list[str]:
-    """The latest grid's cell tags, first axis varying slowest (as the sweep ran them)."""
+def _grid_cells(state: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
+    """The latest grid's cells as (tag, values), first axis varying slowest (as the sweep
+    runs them), including cells not started yet."""
     import itertools
 
     axes = state.get("grid") or []
+    keys = [str(a["key"]) for a in axes]
     combos = itertools.product(*([str(v) for v in a.get("values") or []] for a in axes))
-    return (
-        [",".join(f"{a['key']}={v}" for a, v in zip(axes, combo, strict=True)) for combo in combos]
-        if axes
-        else []
-    )
+    out = []
+    for combo in combos if axes else []:
+        values = dict(zip(keys, combo, strict=True))
+        out.append((",".join(f"{k}={v}" for k, v in values.items()), values))
+    return out
 
 
 def main_metric(rows: list[EntryFigures]) -> str | None:
