@@ -14,7 +14,8 @@ from matrix_align.errors import EXIT_CODES_HELP, EXIT_INTERRUPTED, MatrixAlignEr
 
 # ``import_``: the ``import`` command (``import`` is a Python keyword).
 COMMAND_MODULES = (
-    "simulate", "generate", "import_", "export", "train", "evaluate", "view", "serve",
+    "simulate", "generate", "import_", "export", "train", "evaluate", "sweep", "humaneval",
+    "view", "serve",
 )  # fmt: skip
 
 app = typer.Typer(

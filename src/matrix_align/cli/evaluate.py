@@ -61,6 +61,14 @@ def list_choices() -> None:
     for name, text in METRICS.items():
         metrics.add_row(name, text)
     console.print(metrics)
+    from matrix_align.evaluate.subsets import describe
+
+    subsets = Table(title="Pinned subsets (--subset)")
+    for column in ("name", "items", "what it is"):
+        subsets.add_column(column)
+    for row in describe():
+        subsets.add_row(*row)
+    console.print(subsets)
 
 
 def judge_specs(
@@ -178,6 +186,17 @@ def evaluate(
     limit: Annotated[
         int | None,
         typer.Option("--limit", min=1, help="Items per benchmark.", rich_help_panel=DATA),
+    ] = None,
+    subset: Annotated[
+        str | None,
+        typer.Option(
+            "--subset",
+            help="A pinned item list, so two runs compare on the same items: a shipped "
+            "subset (quick, paper-50, pku-human-eval; see --list) or a manifest .json file. "
+            "Items come from the shipped samples (--hub does not apply); --benchmarks keeps "
+            "some of the subset's benchmarks, --limit the first N items of each.",
+            rich_help_panel=DATA,
+        ),
     ] = None,
     epochs: Annotated[
         int,
@@ -461,6 +480,12 @@ def evaluate(
         sample_temperature=sample_temperature,
         refine_iterations=refine_iterations,
     )
+    items = None
+    if subset is not None:  # the subset names the items; --limit takes a prefix of its lists
+        from matrix_align.evaluate.subsets import resolve
+
+        items = resolve(subset, _split(benchmarks), limit)
+        benchmarks, limit = list(items), None
     settings = EvalSettings(
         systems=_split(systems) or ["vanilla", "matrix"],
         benchmarks=_split(benchmarks) or list(PAPER_BENCHMARKS),
@@ -478,6 +503,7 @@ def evaluate(
         selector=selector,  # type: ignore[arg-type]
         epochs=epochs,
         judge_prompts=judge_prompts,
+        items=items,
     )
     if dry_run:
         from matrix_align.estimate import print_estimate
