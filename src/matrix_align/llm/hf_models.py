@@ -8,8 +8,9 @@ converted once into a plain Hugging Face folder in the user cache and reused fro
 folder is also what an adapter trained on the embedded model names as its base, which is what
 vLLM (`--enable-lora`) and PEFT need to load it again.
 
-The transformers backend (llm/transformers_backend.py) loads through these same functions,
-so training and generation agree on what a model name means. torch and transformers are
+Training (train/run.py) and the transformers backend (llm/transformers_backend.py) both load
+through these functions, so they agree on what a model name means. The cache is
+``model_files.cache_root()``, shared with the bundled model files. torch and transformers are
 imported inside the functions: importing this module stays cheap.
 """
 
@@ -22,27 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from matrix_align.errors import MatrixAlignError
+from matrix_align.llm import model_files
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 EMBEDDED_NAMES = ("embedded", "default")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def cache_root() -> Path:
-    """matrix-align's user cache (shared with the embedded model's file when available)."""
-    try:
-        from matrix_align.llm import model_files
-    except ImportError:
-        pass
-    else:
-        return Path(model_files.cache_root())
-    env = os.environ.get("MATRIX_ALIGN_CACHE")
-    if env:
-        return Path(env).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "matrix-align"
 
 
 @dataclass(frozen=True)
@@ -109,24 +96,13 @@ def resolve_model_source(spec: str) -> ModelSource:
 
 
 def _bundled_short_names() -> tuple[str, ...]:
-    """Short names of the bundled GGUF models (empty if model_files is unavailable)."""
-    try:
-        from matrix_align.llm.model_files import BUNDLED_MODELS
-    except ImportError:
-        return ()
-    return tuple(BUNDLED_MODELS)
+    """Short names of the bundled GGUF models."""
+    return tuple(model_files.BUNDLED_MODELS)
 
 
 def _embedded_source(spec: str) -> ModelSource:
     """A bundled model ("embedded"/"default" = the default one), assembled and verified."""
-    try:
-        from matrix_align.llm.model_files import ensure_bundled_model
-    except ImportError:
-        raise MatrixAlignError(
-            "The embedded model is not available in this installation.",
-            hint="pip install 'matrix-align[local]'",
-        ) from None
-    path = Path(ensure_bundled_model(spec))
+    path = Path(model_files.ensure_bundled_model(spec))
     return ModelSource(spec, "gguf", str(path.parent), path.name)
 
 
@@ -142,7 +118,7 @@ def load_tokenizer(src: ModelSource) -> PreTrainedTokenizerBase:
 
     try:
         if src.kind == "gguf":
-            cached = cache_root() / "tokenizers" / _gguf_key(src)
+            cached = model_files.cache_root() / "tokenizers" / _gguf_key(src)
             if (cached / "tokenizer_config.json").exists():
                 return AutoTokenizer.from_pretrained(str(cached))
             tok = AutoTokenizer.from_pretrained(src.path, gguf_file=src.gguf_file)
@@ -163,7 +139,7 @@ def ensure_hf_folder(src: ModelSource, log: Any = None) -> ModelSource:
     """
     if src.kind != "gguf":
         return src
-    folder = cache_root() / "hf-models" / _gguf_key(src)
+    folder = model_files.cache_root() / "hf-models" / _gguf_key(src)
     if not (folder / "config.json").exists():
         if log:
             log(f"converting {src.gguf_path.name} to a transformers folder (once): {folder}")

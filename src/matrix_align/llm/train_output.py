@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from matrix_align.errors import MatrixAlignError
+
 MANIFEST = "train_config.yaml"
 ADAPTER_DIR = "adapter"
 MODEL_DIR = "model"
@@ -37,3 +39,30 @@ def adapter_base(adapter_dir: Path) -> str | None:
     if not file.exists():
         return None
     return json.loads(file.read_text(encoding="utf-8")).get("base_model_name_or_path")
+
+
+def training_output_weights(spec: str, adapter: str | None = None) -> tuple[str, str | None]:
+    """(base model spec, adapter folder or None) to load for ``spec``: for a training output
+    folder, its merged or full model when there is one, else the base model its manifest
+    names plus its adapter; anything else is returned as given."""
+    folder = Path(spec).expanduser()
+    if adapter or not folder.is_dir():
+        return spec, adapter
+    manifest = read_train_manifest(folder)
+    if manifest is None:
+        if (folder / "adapter_config.json").exists():
+            raise MatrixAlignError(
+                f"{folder} is a LoRA adapter without its base model.",
+                hint="pass the base with --model and the adapter separately, or the whole "
+                "training output folder",
+            )
+        return spec, None
+    for sub in (MERGED_DIR, MODEL_DIR):
+        if (folder / sub / "config.json").exists():
+            return str(folder / sub), None
+    if (folder / ADAPTER_DIR / "adapter_config.json").exists() and manifest.get("model"):
+        return str(manifest["model"]), str(folder / ADAPTER_DIR)
+    raise MatrixAlignError(
+        f"{folder} is a training output without weights (no adapter/, model/ or merged/).",
+        hint="did the training run finish?",
+    )
