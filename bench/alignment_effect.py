@@ -318,8 +318,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def _main(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     from rich.console import Console
 
-    from matrix_align.cli.evaluate import _close, _progress
-    from matrix_align.llm.registry import make_model, preflight
+    from matrix_align.cli.evaluate import _progress
+    from matrix_align.llm.registry import close_models, make_model, preflight
 
     key = model_key(args.backend, args.model)
     chat = make_model(
@@ -360,7 +360,7 @@ async def _main(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
                 sample=args.sample, on_progress=on_progress,
             )  # fmt: skip
     finally:
-        await _close(chat)
+        await close_models(chat)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -552,7 +552,7 @@ async def _evaluate(
     """Checks that need no model first (names, data, folder, judges needed), then the
     backends, then the run, all in this one event loop."""
     from matrix_align.evaluate import runner
-    from matrix_align.llm.registry import make_model, preflight
+    from matrix_align.llm.registry import close_models, make_model, preflight
 
     # Every check that needs no model (names, data, folder, judges) before any backend.
     prepared = runner.prepare(settings, len(judges))
@@ -585,7 +585,7 @@ async def _evaluate(
                 settings, chat_model, specs, prepared=prepared, on_progress=on_progress
             )
     finally:
-        await _close(chat_model, *(s.judge.model for s in specs))
+        await close_models(chat_model, *(s.judge.model for s in specs))
     _print_result(console, result)
 
 
@@ -607,6 +607,7 @@ def _rejudge(
     timeout_s: float,
 ) -> None:
     from matrix_align.evaluate import runner
+    from matrix_align.llm.registry import close_models
 
     async def main() -> Any:
         seed = int((runner.read_run(folder).get("simulation") or {}).get("seed", 0))
@@ -622,7 +623,7 @@ def _rejudge(
                     concurrency=concurrency, on_progress=on_progress,
                 )  # fmt: skip
         finally:
-            await _close(*(s.judge.model for s in specs))
+            await close_models(*(s.judge.model for s in specs))
 
     _print_result(console, asyncio.run(main()))
 
@@ -658,14 +659,6 @@ def _progress(console: Any, quiet: bool) -> Any:
 
     with progress:
         yield on_progress
-
-
-async def _close(*models: Any) -> None:
-    for model in models:
-        close = getattr(model, "aclose", None)
-        if close is not None:
-            with contextlib.suppress(Exception):  # best effort: results are on disk
-                await close()
 
 
 def _print_result(console: Any, result: Any) -> None:

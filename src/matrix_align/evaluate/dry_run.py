@@ -31,6 +31,7 @@ from matrix_align.evaluate.runner import (
     read_results,
     read_run,
 )
+from matrix_align.llm.base import ChatModel
 
 
 def estimate_evaluate(
@@ -123,7 +124,7 @@ def estimate_evaluate(
     return CostEstimate([answers_section, judges_section], plan=plan)
 
 
-class _RehearsalSlot:
+class _RehearsalSlot(ChatModel):
     """A judge model that is never called: planning only needs the judge's settings."""
 
     name = "rehearsal"

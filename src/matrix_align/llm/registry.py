@@ -3,6 +3,7 @@ dependency (xllamacpp for ``embedded``) only matters when that backend is chosen
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from matrix_align.errors import MatrixAlignError
@@ -45,9 +46,9 @@ def make_model(
     ``embedded``, the in-flight limit per endpoint for ``openai`` (default:
     ``default_parallel(backend)``). ``threads`` is the embedded model's CPU threads. For
     ``embedded``, ``model`` is a bundled model's short name (``qwen2.5-coder-0.5b``,
-    ``qwen2.5-coder-1.5b``), a GGUF path, or None for the default bundled model. ``limits`` is the per-minute budget of
-    requests and tokens, one object shared by every model of the process; it sits inside
-    the retries, since each retry is a request too.
+    ``qwen2.5-coder-1.5b``), a GGUF path, or None for the default bundled model.
+    ``limits`` is the per-minute budget of requests and tokens, one object shared by every
+    model of the process; it sits inside the retries, since each retry is a request too.
     """
     from matrix_align.llm.wrappers import AccountingModel, RateLimitedModel, RetryingModel
 
@@ -101,8 +102,16 @@ def make_model(
 async def preflight(model: ChatModel) -> None:
     """Fail fast, before any work, when a backend cannot serve (unreachable URL, bad file).
 
-    Wrappers forward ``check`` to the model they wrap; backends without one are always ready.
+    Wrappers forward ``check`` to the model they wrap; a backend that does not override it
+    (``ChatModel``'s default) is always ready.
     """
-    check = getattr(model, "check", None)
-    if check is not None:
-        await check()
+    await model.check()
+
+
+async def close_models(*models: ChatModel | None) -> None:
+    """Close each model (``aclose``), best effort: a command calls this when its results are
+    already on disk, so a failure to close is not worth an error."""
+    for model in models:
+        if model is not None:
+            with contextlib.suppress(Exception):
+                await model.aclose()

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from matrix_align.errors import BackendUnavailable
-from matrix_align.llm.base import Completion, Message, parse_json
+from matrix_align.llm.base import ChatModel, Completion, Message, parse_json
 from matrix_align.llm.train_output import training_output_weights
 
 JSON_INSTRUCTION = (
@@ -35,7 +35,7 @@ JSON_INSTRUCTION = (
 )
 
 
-class TransformersModel:
+class TransformersModel(ChatModel):
     """A causal LM served in this process through ``transformers.generate``."""
 
     def __init__(
