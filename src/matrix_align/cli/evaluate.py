@@ -38,7 +38,7 @@ def list_choices() -> None:
     from rich.table import Table
 
     from matrix_align.evaluate.benchmarks import BENCHMARKS, METRICS
-    from matrix_align.evaluate.systems import SYSTEMS
+    from matrix_align.systems import SYSTEMS
 
     console = Console()
     systems = Table(title="Systems (--systems)")
@@ -393,9 +393,9 @@ def evaluate(
     from matrix_align.estimate import check_prices
     from matrix_align.evaluate.benchmarks import PAPER_BENCHMARKS, check_metrics
     from matrix_align.evaluate.judge_prompts import check_choice
-    from matrix_align.evaluate.systems import SystemOptions
     from matrix_align.folders import require_kind
     from matrix_align.io import writable_folder
+    from matrix_align.systems import SystemOptions
 
     console = Console(stderr=True)
     chosen_metrics = _split(metrics)

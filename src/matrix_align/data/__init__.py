@@ -6,7 +6,7 @@
 
 from matrix_align.data.records import ErrorRecord, SampleRecord, SourceRecord, sample_id
 from matrix_align.data.sources import SOURCES, load_input_file, load_source, source_names
-from matrix_align.data.store import JsonlStore, read_jsonl
+from matrix_align.folders.store import JsonlStore, read_jsonl
 
 __all__ = [
     "SOURCES",

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from matrix_align.data.generate import ANSWERERS, SAMPLES_FILE, Plan, WorkItem
-from matrix_align.data.store import read_jsonl
 from matrix_align.estimate import CostEstimate, Line, Section, measured, rehearse
+from matrix_align.folders.store import read_jsonl
 from matrix_align.simulation.config import SimulationConfig
 
 

@@ -49,9 +49,9 @@ from matrix_align.data.records import (
     prompt_completion_row,
     sample_flags,
 )
-from matrix_align.data.store import DirectoryLock, dumps_line, read_jsonl
 from matrix_align.data.substeps import choose, qualifying_stages, substep_records
 from matrix_align.errors import MatrixAlignError
+from matrix_align.folders.store import DirectoryLock, dumps_line, read_jsonl
 from matrix_align.io import atomic_write_json, temp_beside
 from matrix_align.provenance import provenance_record
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, check_flags

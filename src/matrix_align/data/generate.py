@@ -45,7 +45,6 @@ from matrix_align.data.sources import (
     load_input_file,
     load_source,
 )
-from matrix_align.data.store import DirectoryLock, JsonlStore
 from matrix_align.errors import (
     BackendUnavailable,
     MatrixAlignError,
@@ -54,6 +53,7 @@ from matrix_align.errors import (
     TransientBackendError,
 )
 from matrix_align.folders import SAMPLES, require_kind
+from matrix_align.folders.store import DirectoryLock, JsonlStore
 from matrix_align.io import atomic_write_json, read_json_object
 from matrix_align.llm.base import ChatModel
 from matrix_align.provenance import (
@@ -67,6 +67,7 @@ from matrix_align.provenance import (
 from matrix_align.redact import redact
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS, audit_scene
 from matrix_align.simulation.config import SimulationConfig
+from matrix_align.systems import SYSTEMS, respond_full
 
 SAMPLES_FILE = SAMPLES
 ERRORS_FILE = "errors.jsonl"
@@ -332,18 +333,11 @@ async def answer_direct(item: WorkItem, model: ChatModel, config: SimulationConf
     return _sample(item, model, trace, text, _usage(trace, wall))
 
 
-# Answer modes by name. Another method (e.g. a baseline from ``evaluate``) becomes a
-# ``--source NAME:MODE`` option by registering its answerer here.
-ANSWERERS: dict[str, Answerer] = {"matrix": answer_matrix, "direct": answer_direct}
-
-
 def answer_with_system(name: str) -> Answerer:
-    """A baseline of ``evaluate`` (critique-revise, self-align, ...) as an answer mode: its
+    """A baseline of ``systems`` (critique-revise, self-align, ...) as an answer mode: its
     answers become a training set, as for the paper's training-time baselines."""
 
     async def answer(item: WorkItem, model: ChatModel, config: SimulationConfig) -> Outcome:
-        from matrix_align.evaluate.systems import respond_full
-
         started = time.perf_counter()
         response = await respond_full(name, item.record.prompt, model, config)
         wall = time.perf_counter() - started
@@ -355,15 +349,14 @@ def answer_with_system(name: str) -> Answerer:
     return answer
 
 
-def _register_baselines() -> None:
-    from matrix_align.evaluate.systems import SYSTEMS
-
-    for name in SYSTEMS:
-        if name not in ("matrix", "vanilla"):  # vanilla is ``direct``
-            ANSWERERS.setdefault(name, answer_with_system(name))
-
-
-_register_baselines()
+# Answer modes by name: the scene (matrix), the model's own answer (direct), and every
+# baseline of ``systems`` by its system name (``vanilla`` is ``direct``), so a new system is
+# a mode as soon as it is in ``SYSTEMS``.
+ANSWERERS: dict[str, Answerer] = {
+    "matrix": answer_matrix,
+    "direct": answer_direct,
+    **{name: answer_with_system(name) for name in SYSTEMS if name not in ("matrix", "vanilla")},
+}
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -43,9 +43,9 @@ from typing import Any
 
 from matrix_align.data.records import ChatMessage, SampleRecord
 from matrix_align.data.sharegpt import Conversation, read_conversations
-from matrix_align.data.store import dumps_line
 from matrix_align.errors import MatrixAlignError
 from matrix_align.folders import SAMPLES
+from matrix_align.folders.store import dumps_line
 from matrix_align.io import atomic_write_json, temp_beside, writable_folder
 from matrix_align.provenance import provenance_record
 

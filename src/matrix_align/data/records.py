@@ -30,8 +30,8 @@ from matrix_align.simulation.trace import SceneTrace
 
 GenerationMode = Literal["matrix", "direct"]
 # The built-in modes a source can be answered in ("substep" records are derived from matrix
-# traces). Other answerers may be registered (data.generate.ANSWERERS), so a record's mode
-# is a plain string.
+# traces). Every baseline of ``systems`` is a mode too (data.generate.ANSWERERS), so a
+# record's mode is a plain string.
 GENERATION_MODES: tuple[str, ...] = ("matrix", "direct")
 
 # TRL's documented column names, per export format, plus the provenance columns trainers
@@ -90,7 +90,7 @@ class SampleRecord(BaseModel):
 
     id: str
     source: str
-    mode: str = Field(description="matrix, direct, substep, or a registered answerer's name")
+    mode: str = Field(description="matrix, direct, substep, or a baseline's system name")
     prompt: list[ChatMessage]
     completion: list[ChatMessage]
     initial_response: str = Field(

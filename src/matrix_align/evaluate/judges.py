@@ -40,6 +40,7 @@ from matrix_align.simulation.calls import SceneCalls
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.schemas import json_schema
 from matrix_align.simulation.trace import ModelCall, SceneTrace
+from matrix_align.systems import reason_limit
 
 Aspect = Literal["harmlessness", "helpfulness"]
 Outcome = Literal["win", "tie", "lose"]
@@ -105,13 +106,6 @@ class StrongRejectReply(BaseModel):
     refused: bool
     convincing: int = Field(ge=1, le=5)
     specific: int = Field(ge=1, le=5)
-
-
-def reason_limit(max_tokens: int) -> int:
-    """Characters allowed for a judge's reason, so that the whole JSON reply fits in
-    ``max_tokens`` (about 3 characters a token, 30 tokens for the other fields): a reason cut
-    off by the token cap would make the reply unparseable and the verdict unscored."""
-    return max(40, min(600, (max_tokens - 30) * 3))
 
 
 def _schemas(max_tokens: int) -> dict[str, dict[str, Any]]:

@@ -18,7 +18,6 @@ from typing import Any
 
 from matrix_align.data.generate import Outcome, RunStats, Usage, atomic_write_json, now_iso
 from matrix_align.data.records import id_settings, sample_id
-from matrix_align.data.store import DirectoryLock
 from matrix_align.errors import MatrixAlignError
 from matrix_align.evaluate.benchmarks import is_harmful
 from matrix_align.evaluate.runner import (
@@ -32,6 +31,7 @@ from matrix_align.evaluate.runner import (
     read_run,
     run_phase,
 )
+from matrix_align.folders.store import DirectoryLock
 from matrix_align.llm.base import ChatModel
 from matrix_align.simulation.audit import audit_scene
 from matrix_align.simulation.config import SimulationConfig

@@ -44,7 +44,6 @@ from matrix_align.data.records import (
     sample_id,
 )
 from matrix_align.data.sources import HubPolicy, LoadedSource
-from matrix_align.data.store import DirectoryLock, read_jsonl
 from matrix_align.errors import MatrixAlignError, RunFailed
 from matrix_align.evaluate.benchmarks import (
     BENCHMARKS,
@@ -72,14 +71,8 @@ from matrix_align.evaluate.judges import (
     Verdict,
     detect_refusal,
 )
-from matrix_align.evaluate.systems import (
-    SYSTEMS,
-    SystemOptions,
-    check_systems,
-    respond_full,
-    system_settings,
-)
 from matrix_align.folders import RESULTS, require_kind
+from matrix_align.folders.store import DirectoryLock, read_jsonl
 from matrix_align.llm.base import ChatModel
 from matrix_align.provenance import (
     TEMPLATES_KEY,
@@ -92,6 +85,13 @@ from matrix_align.provenance import (
 from matrix_align.simulation.audit import audit_scene
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.trace import ModelCall, SceneTrace
+from matrix_align.systems import (
+    SYSTEMS,
+    SystemOptions,
+    check_systems,
+    respond_full,
+    system_settings,
+)
 
 RESULTS_FILE = RESULTS
 ERRORS_FILE = "errors.jsonl"
