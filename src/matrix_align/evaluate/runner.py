@@ -102,72 +102,6 @@ Phase = Literal["answers", "judgements"]
 ProgressFn = Callable[[Phase, ProgressState], None]
 
 
-# --- records ------------------------------------------------------------------------------
-
-
-class AnswerRecord(BaseModel):
-    kind: Literal["answer"] = "answer"
-    id: str
-    benchmark: str
-    item_id: str  # the source record's id, e.g. "advbench/17"
-    entry: str  # the row name in the report: the system, or "system@tag"
-    system: str
-    model: str  # the model key, "backend:model"
-    prompt: str
-    answer: str  # the answer to the first (usually only) turn
-    followups: list[str] = Field(default_factory=list)  # later user turns (MT-Bench)
-    followup_answers: list[str] = Field(default_factory=list)
-    initial_response: str = ""  # the system's first draft (the answer itself for one-call)
-    metadata: dict[str, Any] = Field(default_factory=dict)  # the source's (label, category...)
-    usage: dict[str, Any] = Field(default_factory=dict)
-    settings: dict[str, Any] = Field(default_factory=dict)
-    traces: list[dict[str, Any]] = Field(default_factory=list)  # one SceneTrace per turn
-    created_at: str = ""
-    # --epochs: which of the item's K samples this is (0: the first, the only one when K=1),
-    # and the id of the item's first sample, which every sample of one configuration shares
-    # (how ``current_answers`` tells a later configuration's answers from earlier ones).
-    epoch: int = 0
-    base_id: str = ""
-
-    @property
-    def configuration(self) -> str:
-        return self.base_id or self.id
-
-    @property
-    def turns(self) -> list[str]:
-        return [self.prompt, *self.followups]
-
-    @property
-    def answers(self) -> list[str]:
-        return [self.answer, *self.followup_answers]
-
-    def source_record(self) -> SourceRecord:
-        return SourceRecord(
-            id=self.item_id, source=self.benchmark, prompt=self.prompt, metadata=self.metadata
-        )
-
-
-class JudgementRecord(BaseModel):
-    kind: Literal["judgement"] = "judgement"
-    id: str
-    metric: str
-    judge: str
-    benchmark: str
-    item_id: str
-    prompt: str  # the query, so a reader can group lines without joining records
-    entry: str  # the judged entry (the reference entry, for pairwise)
-    baseline: str | None = None  # the other entry of a pair
-    answer_ids: list[str]
-    turn: int = 1
-    verdict: Verdict
-    usage: dict[str, Any] = Field(default_factory=dict)
-    calls: list[ModelCall] = Field(default_factory=list)
-    created_at: str = ""
-    # Which prompt (or refusal phrase list) gave the verdict: ours, or a published one (see
-    # judge_prompts). The report counts only those of the folder's current choice.
-    judge_prompt: str = DEFAULT
-
-
 # --- work items ---------------------------------------------------------------------------
 
 
@@ -342,46 +276,6 @@ def plan_answers(
 # --- the folder ---------------------------------------------------------------------------
 
 
-def read_results(
-    output: Path, *, with_traces: bool = False, with_calls: bool = False
-) -> tuple[list[AnswerRecord], list[JudgementRecord]]:
-    """Every stored answer and judgement, first occurrence of each id, in file order.
-
-    Traces and judge calls are dropped unless asked for: judging and reporting need only
-    the texts and the usage, and a folder of MATRIX traces can be large."""
-    answers: list[AnswerRecord] = []
-    judgements: list[JudgementRecord] = []
-    seen: set[str] = set()
-    for _, raw in read_jsonl(output / RESULTS_FILE):
-        record_id = raw.get("id")
-        if not isinstance(record_id, str) or record_id in seen:
-            continue
-        seen.add(record_id)
-        if not with_traces:
-            raw.pop("traces", None)
-        if not with_calls:
-            raw.pop("calls", None)
-        if raw.get("kind") == "answer":
-            answers.append(AnswerRecord.model_validate(raw))
-        elif raw.get("kind") == "judgement":
-            judgements.append(JudgementRecord.model_validate(raw))
-    return answers, judgements
-
-
-def current_answers(answers: list[AnswerRecord]) -> list[AnswerRecord]:
-    """The latest answers per (benchmark, item, entry): a re-run with new settings supersedes
-    the old answers of the same entry instead of being averaged with them. With --epochs
-    an item has one answer per epoch; only those of the latest answer's configuration count
-    (a later run with other settings leaves no stale epochs behind)."""
-
-    def key(answer: AnswerRecord) -> tuple[str, str, str]:
-        return answer.benchmark, answer.item_id, answer.entry
-
-    latest = {key(answer): answer.configuration for answer in answers}
-    by_epoch = {(key(a), a.configuration, a.epoch): a for a in answers}
-    return [a for (k, conf, _), a in by_epoch.items() if latest[k] == conf]
-
-
 def check_entries(answers: list[AnswerRecord], entries: Iterable[str], model_key: str) -> None:
     """One entry name, one model: answers of two models under one name would be mixed in
     every table, so a second model must be told apart with ``--tag``."""
@@ -411,17 +305,6 @@ def check_templates(output: Path, stored: list[AnswerRecord], run: dict[str, Any
             hint="use a new --output folder; `evaluate --rejudge` and the report still work "
             "on this one",
         )
-
-
-def read_run(output: Path) -> dict[str, Any]:
-    path = output / RUN_FILE
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):  # unreadable, not UTF-8, not JSON: start it afresh
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 # --- answering ----------------------------------------------------------------------------
