@@ -33,10 +33,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from matrix_align.data.generate import atomic_write_json, model_key, now_iso
+from matrix_align.batch import now_iso
 from matrix_align.errors import MatrixAlignError
 from matrix_align.evaluate.effect import as_json, folder_effect, render_effect
-from matrix_align.evaluate.runner import EvalSettings, ProgressFn, evaluate, read_run, rejudge
+from matrix_align.evaluate.runner import EvalSettings, ProgressFn, evaluate, rejudge
+from matrix_align.folders import read_run
+from matrix_align.folders.records import model_key
+from matrix_align.io import atomic_write_json
 from matrix_align.llm.base import ChatModel
 from matrix_align.simulation.config import SimulationConfig
 

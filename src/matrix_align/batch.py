@@ -31,14 +31,19 @@ from matrix_align.errors import (
     PermanentBackendError,
     TransientBackendError,
 )
+from matrix_align.folders import ERRORS, SAMPLES
 from matrix_align.folders.records import ErrorRecord
 from matrix_align.folders.store import IndexFn, JsonlStore
 from matrix_align.redact import redact
+from matrix_align.simulation.trace import ModelCall, SceneTrace
 
 
 def now_iso() -> str:
+    """The time records and summaries are stamped with: UTC, to the second."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
+
+# --- results ------------------------------------------------------------------------------
 
 
 class EmptyAnswerError(Exception):
@@ -47,11 +52,40 @@ class EmptyAnswerError(Exception):
 
 @dataclass
 class Usage:
+    """The model use of one record (or of a whole run): calls, tokens, wall time."""
+
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
     wall_s: float = 0.0
+
+    @classmethod
+    def of_traces(cls, traces: Iterable[SceneTrace], wall_s: float) -> Usage:
+        """The totals of one or more traces (a scene, a system's calls, one per turn)."""
+        totals = [trace.totals for trace in traces]
+        return cls(
+            calls=sum(t.calls for t in totals),
+            prompt_tokens=sum(t.prompt_tokens for t in totals),
+            completion_tokens=sum(t.completion_tokens for t in totals),
+            cached_tokens=sum(t.cached_tokens for t in totals),
+            wall_s=round(wall_s, 3),
+        )
+
+    @classmethod
+    def of_calls(cls, calls: Sequence[ModelCall]) -> Usage:
+        """The sum of some recorded calls (a judgement's); the time is their call time."""
+        return cls(
+            calls=len(calls),
+            prompt_tokens=sum(c.prompt_tokens for c in calls),
+            completion_tokens=sum(c.completion_tokens for c in calls),
+            cached_tokens=sum(c.cached_tokens for c in calls),
+            wall_s=round(sum(c.latency_s for c in calls), 3),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The form records store (``usage`` of a sample, an answer, a judgement)."""
+        return dict(self.__dict__)
 
 
 @dataclass
@@ -161,7 +195,8 @@ class BatchRunner:
     Results go to ``samples_file`` and failures to ``errors_file`` (both append-only
     ``JsonlStore`` files); items whose id is already stored are skipped, items with an error
     record are retried (their old error is dropped first, so ``errors.jsonl`` always lists
-    the outstanding failures only).
+    the outstanding failures only). ``index`` is what ``samples`` keeps in memory per stored
+    record (``JsonlStore``), for a summary of the whole folder.
     """
 
     def __init__(
@@ -169,8 +204,9 @@ class BatchRunner:
         output: Path | str,
         *,
         concurrency: int = 8,
-        samples_file: str = SAMPLES_FILE,
-        errors_file: str = ERRORS_FILE,
+        samples_file: str = SAMPLES,
+        errors_file: str = ERRORS,
+        index: IndexFn | None = None,
         abort_after: int = 25,
         on_progress: Callable[[ProgressState], None] | None = None,
     ) -> None:
@@ -180,7 +216,7 @@ class BatchRunner:
         self.concurrency = concurrency
         self.abort_after = abort_after
         self.on_progress = on_progress
-        self.samples = JsonlStore(self.output / samples_file, index=_sample_index)
+        self.samples = JsonlStore(self.output / samples_file, index=index)
         self.errors = JsonlStore(self.output / errors_file, index=_error_index)
         self.open_notes: list[str] = []
         self.stats = RunStats()  # the latest run's, complete even when it was interrupted
@@ -299,5 +335,3 @@ class BatchRunner:
             stats.usage.wall_s = stats.wall_time_s
             stats.failures_by_reason = dict(reasons)
         return stats
-
-

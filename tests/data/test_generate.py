@@ -11,19 +11,17 @@ from typing import Any
 
 import pytest
 
+from matrix_align.batch import BatchRunner, Outcome, Usage
 from matrix_align.data.generate import (
-    BatchRunner,
     GenerateOptions,
-    Outcome,
     SourceSpec,
-    Usage,
     build_plan,
     check_output,
     generate,
-    model_key,
 )
-from matrix_align.data.records import SampleRecord
 from matrix_align.errors import MatrixAlignError, PermanentBackendError, TransientBackendError
+from matrix_align.folders.records import model_key
+from matrix_align.folders.samples import SampleRecord
 from matrix_align.llm.base import Completion, Message
 from matrix_align.llm.scripted import ScriptedModel
 from matrix_align.llm.wrappers import AccountingModel, RetryingModel

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from matrix_align.evaluate.judges import REFUSAL_DETECTOR, Verdict
+from matrix_align.evaluate.judges import REFUSAL_DETECTOR
 from matrix_align.evaluate.report import compute_tables, render_answers, render_report, write_plots
-from matrix_align.evaluate.runner import AnswerRecord, JudgementRecord
+from matrix_align.folders.results import AnswerRecord, JudgementRecord, Verdict
 
 ENTRIES = ("matrix", "vanilla", "critique-revise")
 

@@ -97,7 +97,7 @@ def test_bad_scene_settings_stop_when_the_solver_is_built() -> None:
 def test_a_conversation_becomes_one_query_as_the_project_renders_it() -> None:
     from inspect_ai.model import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser
 
-    from matrix_align.data.records import ChatMessage, render_conversation
+    from matrix_align.folders.records import ChatMessage, render_conversation
 
     turns = [("user", "Hi"), ("assistant", "Hello, how can I help?"), ("user", "Tell me more")]
     kinds = {"user": ChatMessageUser, "assistant": ChatMessageAssistant}

@@ -387,13 +387,13 @@ def evaluate(
         return
     from rich.console import Console
 
-    from matrix_align.data.generate import model_key
     from matrix_align.data.sources import HUB_POLICIES
     from matrix_align.errors import MatrixAlignError
     from matrix_align.estimate import check_prices
     from matrix_align.evaluate.benchmarks import PAPER_BENCHMARKS, check_metrics
     from matrix_align.evaluate.judge_prompts import check_choice
     from matrix_align.folders import require_kind
+    from matrix_align.folders.records import model_key
     from matrix_align.io import writable_folder
     from matrix_align.systems import SystemOptions
 
@@ -513,9 +513,9 @@ async def _build_judges(
     timeout_s: float,
     limits: Any = None,
 ) -> list[Any]:
-    from matrix_align.data.generate import model_key
     from matrix_align.evaluate.judges import Judge
     from matrix_align.evaluate.runner import JudgeSpec
+    from matrix_align.folders.records import model_key
     from matrix_align.llm.registry import make_model, preflight
 
     specs = []

@@ -251,10 +251,11 @@ def generate(
         return
     from rich.console import Console
 
-    from matrix_align.data.generate import SourceSpec, build_plan, check_output, model_key
+    from matrix_align.data.generate import SourceSpec, build_plan, check_output
     from matrix_align.data.sources import HUB_POLICIES
     from matrix_align.errors import MatrixAlignError
     from matrix_align.estimate import check_prices
+    from matrix_align.folders.records import model_key
     from matrix_align.io import writable_folder
 
     console = Console(stderr=True)
@@ -395,7 +396,8 @@ async def _run(
     connections that belong to the loop they were made in)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from matrix_align.data.generate import GenerateOptions, ProgressState, generate
+    from matrix_align.batch import ProgressState
+    from matrix_align.data.generate import GenerateOptions, generate
     from matrix_align.llm.registry import close_models, make_model, preflight
     from matrix_align.llm.wrappers import DelayedModel
 

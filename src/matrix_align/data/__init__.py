@@ -4,8 +4,9 @@
 ``export`` pulls in pyarrow/datasets only when called.
 """
 
-from matrix_align.data.records import ErrorRecord, SampleRecord, SourceRecord, sample_id
 from matrix_align.data.sources import SOURCES, load_input_file, load_source, source_names
+from matrix_align.folders.records import ErrorRecord, SourceRecord, sample_id
+from matrix_align.folders.samples import SampleRecord
 from matrix_align.folders.store import JsonlStore, read_jsonl
 
 __all__ = [

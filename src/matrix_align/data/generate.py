@@ -1,42 +1,40 @@
-"""The batch runner behind ``matrix-align generate``: many queries -> a dataset, resumably.
+"""``matrix-align generate``: many queries -> a dataset, resumably: the plan, the answer
+modes, the summary, on the shared batch runner (``batch.py``).
 
 Why it is built this way:
 - **Throughput** comes from many scenes in flight (``concurrency``), so a continuous-
   batching server (vLLM, SGLang, llama.cpp slots) always has work; the backend caps the
   requests actually sent at once (``--parallel`` per endpoint).
 - **Nothing lost, nothing twice**: every sample has a stable id computed before it runs
-  (``records.sample_id``). Finished samples are appended and fsync-ed to ``samples.jsonl``
+  (``folders.records.sample_id``). Finished samples are appended and fsync-ed to ``samples.jsonl``
   the moment they complete; a re-run skips the ids already there. A sample that still fails
   after the backend's retries goes to ``errors.jsonl`` with its reason and the batch goes
   on; the next run retries it.
 - **A dead server does not burn the queue**: after ``abort_after`` consecutive failures the
   run stops taking new samples, writes its summary and reports the last reason.
-- **Reuse**: ``BatchRunner`` knows nothing about MATRIX. It runs any ``work(item)`` that
-  returns an ``Outcome``, which is how ``evaluate`` runs its systems and judges with the same
-  resume and error handling. Answer modes are the ``ANSWERERS`` table.
+- **Reuse**: ``batch.BatchRunner`` knows nothing about MATRIX. It runs any ``work(item)``
+  that returns an ``Outcome``, which is how ``evaluate`` runs its systems and judges with the
+  same resume and error handling. Answer modes are the ``ANSWERERS`` table: matrix, direct
+  and every baseline of ``systems`` by its name.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from matrix_align.data.records import (
-    ErrorRecord,
-    SampleRecord,
-    SourceRecord,
-    assistant_message,
-    id_settings,
-    sample_flags,
-    sample_id,
+from matrix_align.batch import (
+    BatchRunner,
+    EmptyAnswerError,
+    Outcome,
+    ProgressState,
+    RunStats,
+    Usage,
+    now_iso,
 )
 from matrix_align.data.sources import (
     HubPolicy,
@@ -46,14 +44,13 @@ from matrix_align.data.sources import (
     load_source,
 )
 from matrix_align.errors import (
-    BackendUnavailable,
     MatrixAlignError,
-    PermanentBackendError,
     RunFailed,
-    TransientBackendError,
 )
-from matrix_align.folders import SAMPLES, require_kind
-from matrix_align.folders.store import DirectoryLock, JsonlStore
+from matrix_align.folders import ERRORS, RUN, SAMPLES, SUMMARY, require_kind
+from matrix_align.folders.records import SourceRecord, assistant_message, id_settings, sample_id
+from matrix_align.folders.samples import SampleRecord, sample_flags
+from matrix_align.folders.store import DirectoryLock
 from matrix_align.io import atomic_write_json, read_json_object
 from matrix_align.llm.base import ChatModel
 from matrix_align.provenance import (
@@ -64,16 +61,9 @@ from matrix_align.provenance import (
     stamp,
     templates_mismatch,
 )
-from matrix_align.redact import redact
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS, audit_scene
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.systems import SYSTEMS, respond_full
-
-SAMPLES_FILE = SAMPLES
-ERRORS_FILE = "errors.jsonl"
-SUMMARY_FILE = "summary.json"
-RUN_FILE = "run.json"
-
 
 # --- what to generate -----------------------------------------------------------------
 
@@ -234,7 +224,7 @@ def _sample(
         "source_id": item.record.id,
         "generation": {
             "model": getattr(model, "name", ""),
-            "usage": {k: v for k, v in usage.__dict__.items()},
+            "usage": usage.as_dict(),
             "created_at": now_iso(),
         },
     }
@@ -252,17 +242,6 @@ def _sample(
     return Outcome(record=record, usage=usage)
 
 
-def _usage(trace: Any, wall_s: float) -> Usage:
-    totals = trace.totals
-    return Usage(
-        calls=totals.calls,
-        prompt_tokens=totals.prompt_tokens,
-        completion_tokens=totals.completion_tokens,
-        cached_tokens=totals.cached_tokens,
-        wall_s=round(wall_s, 3),
-    )
-
-
 async def answer_matrix(item: WorkItem, model: ChatModel, config: SimulationConfig) -> Outcome:
     """The MATRIX answer: a whole simulated scene, its final response the completion."""
     from matrix_align.simulation.scene import run_scene
@@ -275,7 +254,7 @@ async def answer_matrix(item: WorkItem, model: ChatModel, config: SimulationConf
     # The scene audited itself without the query's label; with it, the answer flags count too.
     harmful = item.record.metadata.get("harmful")
     trace.flags = audit_scene(trace, harmful=harmful if isinstance(harmful, bool) else None)
-    usage = _usage(trace, wall)
+    usage = Usage.of_traces([trace], wall)
     return _sample(item, model, trace, trace.final_response, usage, flags=trace.flags)
 
 
@@ -299,7 +278,7 @@ async def answer_direct(item: WorkItem, model: ChatModel, config: SimulationConf
         started_at=started_at,
     )
     trace.recompute_totals(wall)
-    return _sample(item, model, trace, text, _usage(trace, wall))
+    return _sample(item, model, trace, text, Usage.of_traces([trace], wall))
 
 
 def answer_with_system(name: str) -> Answerer:
@@ -313,7 +292,7 @@ def answer_with_system(name: str) -> Answerer:
         trace = response.trace
         if not trace.initial_response:
             trace.initial_response = response.initial_response
-        return _sample(item, model, trace, response.answer, _usage(trace, wall))
+        return _sample(item, model, trace, response.answer, Usage.of_traces([trace], wall))
 
     return answer
 
@@ -329,6 +308,7 @@ ANSWERERS: dict[str, Answerer] = {
 
 
 def _sample_index(record: dict[str, Any]) -> dict[str, Any]:
+    """What the runner keeps in memory per stored sample, for the summary of the folder."""
     usage = record.get("meta", {}).get("generation", {}).get("usage", {})
     flags = record.get("flags")
     if flags is None and record.get("mode") == "matrix":  # written before the audit
@@ -455,13 +435,13 @@ def check_output(output: Path, *, config: SimulationConfig, model_key: str) -> N
     configuration and model, recorded in run.json by the first run. Samples without a
     readable run.json cannot be checked, so they are refused too, never appended to."""
     require_kind(output, "generate", "--output")
-    run_file = output / RUN_FILE
+    run_file = output / RUN
     fix = "restore it, or use a new --output folder (one dataset, one configuration)"
     if not run_file.exists():
-        stored = [name for name in (SAMPLES_FILE, ERRORS_FILE) if (output / name).exists()]
+        stored = [name for name in (SAMPLES, ERRORS) if (output / name).exists()]
         if stored:
             raise MatrixAlignError(
-                f"{output} holds {stored[0]} but no {RUN_FILE}, so the settings its samples "
+                f"{output} holds {stored[0]} but no {RUN}, so the settings its samples "
                 "were generated with cannot be checked.",
                 hint=fix,
             )
@@ -532,7 +512,7 @@ async def generate(
     with DirectoryLock(output):
         # Checked under the lock: another run may have written run.json since the CLI did.
         check_output(output, config=config, model_key=str(model_info.get("key")))
-        run_file = output / RUN_FILE
+        run_file = output / RUN
         # The folder's configuration (what check_output compares) and the provenance of the
         # latest run; written again at the end, when the server has named its model.
         created = read_json_object(run_file, "The run file") if run_file.exists() else {}
@@ -552,6 +532,7 @@ async def generate(
         write_run()
         runner = BatchRunner(
             output,
+            index=_sample_index,
             concurrency=options.concurrency,
             abort_after=options.abort_after,
             on_progress=on_progress,
@@ -565,7 +546,7 @@ async def generate(
             stats = await runner.run(plan.items, work)
         finally:
             summary = summarize(runner, plan, runner.stats, config=config, model_info=model_info)
-            atomic_write_json(output / SUMMARY_FILE, summary)
+            atomic_write_json(output / SUMMARY, summary)
             write_run()
             runner.close()
         if stats.aborted:
@@ -608,4 +589,4 @@ def export_into_summary(
     summary["export_dropped_by_flag"] = result.dropped_by_flag
     if result.substeps is not None:
         summary["export_substeps"] = result.substeps
-    atomic_write_json(Path(output) / SUMMARY_FILE, summary)
+    atomic_write_json(Path(output) / SUMMARY, summary)

@@ -1,32 +1,23 @@
-"""The dataset record schema, defined once.
+"""The dataset's export views, defined once: TRL's columns per format.
 
-Three kinds of record travel through ``generate``:
-
-- ``SourceRecord``: one query from a source (a built-in benchmark or the user's file), with
-  the source's own metadata (label, category...) kept for ``evaluate``.
-- ``SampleRecord``: one finished sample, the line written to ``OUTPUT/samples.jsonl``. Its
-  ``prompt``/``completion`` are already TRL's conversational prompt-completion columns, so
-  the stored file is itself a valid SFT dataset; ``initial_response`` is kept so preference
-  pairs (MATRIX answer vs first answer) can be derived without re-running anything.
-- ``ErrorRecord``: a sample that failed after the backend's retries (``errors.jsonl``).
-
-The export views (``prompt_completion``, ``messages``, ``preference``) are computed from a
-``SampleRecord`` by the functions at the bottom, so the TRL column names live in one place.
-In exports ``trace`` and ``meta`` are JSON *strings*: a trace is deeply nested and metadata
-differs from source to source, and a string column round-trips through JSONL, Parquet and
-``datasets`` without any schema inference surprises. Trainers ignore both columns.
+The records themselves live with their folder's format (``folders``): ``SourceRecord`` and
+``ErrorRecord`` in ``folders/records.py``, ``SampleRecord`` (a line of ``samples.jsonl``) in
+``folders/samples.py``. The export views (``prompt_completion``, ``messages``,
+``preference``) are computed from a ``SampleRecord`` by the functions below, so the TRL
+column names live in one place. In exports ``trace`` and ``meta`` are JSON *strings*: a trace
+is deeply nested and metadata differs from source to source, and a string column round-trips
+through JSONL, Parquet and ``datasets`` without any schema inference surprises. Trainers
+ignore both columns.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
-
-from matrix_align.simulation.audit import COMPLIES_WITH_HARMFUL, WORSE_THAN_FIRST, audit_scene
-from matrix_align.simulation.trace import SceneTrace
+from matrix_align.folders.records import ChatMessage, assistant_message
+from matrix_align.folders.samples import SampleRecord, sample_flags
+from matrix_align.simulation.audit import COMPLIES_WITH_HARMFUL, WORSE_THAN_FIRST
 
 GenerationMode = Literal["matrix", "direct"]
 # The built-in modes a source can be answered in ("substep" records are derived from matrix

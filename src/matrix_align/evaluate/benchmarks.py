@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from matrix_align.data.records import SourceRecord
 from matrix_align.data.sources import SOURCES, HubPolicy, LoadedSource, load_source
 from matrix_align.errors import MatrixAlignError
+from matrix_align.folders.records import SourceRecord
 
 Kind = Literal["harmful", "over-refusal", "helpful"]
 

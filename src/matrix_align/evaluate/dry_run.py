@@ -11,26 +11,24 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from matrix_align.data.generate import model_key
 from matrix_align.estimate import CostEstimate, Line, Section, measured, rehearse
 from matrix_align.evaluate.benchmarks import turns
 from matrix_align.evaluate.judge_prompts import resolve
 from matrix_align.evaluate.judges import REFUSAL_DETECTOR, Judge
 from matrix_align.evaluate.runner import (
-    AnswerRecord,
     AnswerTask,
     EvalSettings,
     JudgeSpec,
     Prepared,
     _reference,
     answer_task,
-    current_answers,
     judge_task,
     plan_answers,
     plan_judgements,
-    read_results,
-    read_run,
 )
+from matrix_align.folders import read_run
+from matrix_align.folders.records import model_key
+from matrix_align.folders.results import AnswerRecord, current_answers, read_results
 from matrix_align.llm.base import ChatModel
 
 

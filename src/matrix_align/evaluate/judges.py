@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field
 
 from matrix_align.evaluate.judge_prompts import DEFAULT
 from matrix_align.evaluate.prompts import read_text, render
+from matrix_align.folders.results import Verdict
 from matrix_align.llm.base import ChatModel, Message
 from matrix_align.refusal import RefusalDetector, refusal_phrase
 from matrix_align.simulation.calls import SceneCalls

@@ -31,12 +31,12 @@ from matrix_align.evaluate.judges import (
     Agreement,
     agreement,
 )
-from matrix_align.evaluate.runner import (
+from matrix_align.folders import read_run
+from matrix_align.folders.results import (
     AnswerRecord,
     JudgementRecord,
     current_answers,
     read_results,
-    read_run,
 )
 from matrix_align.io import atomic_write_text
 from matrix_align.stats import bootstrap_mean, wilson

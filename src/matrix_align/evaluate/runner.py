@@ -1,13 +1,14 @@
 """An evaluation run: answers first, then judgements, both resumable, then the report.
 
 An output folder *is* an evaluation. ``results.jsonl`` holds two kinds of line, each with
-a stable id (``data.records.sample_id`` of everything that determines it):
+a stable id (``folders.records.sample_id`` of everything that determines it; the records
+and their readers are ``folders/results.py``):
 
 - ``answer``: one system's answer to one benchmark item (all turns, for MT-Bench), with
   its usage (calls, tokens, wall time) and the trace of every call it made;
 - ``judgement``: one metric by one judge on one answer (or on a pair, for pairwise).
 
-Both phases run on ``generate``'s ``BatchRunner``: bounded concurrency, records appended
+Both phases run on the shared ``batch.BatchRunner``: bounded concurrency, records appended
 and fsync-ed as they finish, finished ids skipped on a re-run, failures written to
 ``errors.jsonl`` and retried next time. Every run adds to the folder: the judge phase and
 the report cover every answer in it (the latest per benchmark item and entry), so a second
@@ -18,31 +19,13 @@ run with another ``--tag`` (e.g. a fine-tuned model) joins the same tables, and
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
-
-from matrix_align.data.generate import (
-    BatchRunner,
-    Outcome,
-    ProgressState,
-    RunStats,
-    Usage,
-    atomic_write_json,
-    now_iso,
-)
-from matrix_align.data.records import (
-    ChatMessage,
-    SourceRecord,
-    id_settings,
-    render_conversation,
-    sample_id,
-)
+from matrix_align.batch import BatchRunner, Outcome, ProgressState, RunStats, Usage, now_iso
 from matrix_align.data.sources import HubPolicy, LoadedSource
 from matrix_align.errors import MatrixAlignError, RunFailed
 from matrix_align.evaluate.benchmarks import (
@@ -68,11 +51,24 @@ from matrix_align.evaluate.judges import (
     REFUSAL_DETECTOR,
     Judge,
     Judged,
-    Verdict,
     detect_refusal,
 )
-from matrix_align.folders import RESULTS, require_kind
-from matrix_align.folders.store import DirectoryLock, read_jsonl
+from matrix_align.folders import ERRORS, REPORT, RESULTS, RUN, SUMMARY, read_run, require_kind
+from matrix_align.folders.records import (
+    ChatMessage,
+    SourceRecord,
+    id_settings,
+    render_conversation,
+    sample_id,
+)
+from matrix_align.folders.results import (
+    AnswerRecord,
+    JudgementRecord,
+    current_answers,
+    read_results,
+)
+from matrix_align.folders.store import DirectoryLock
+from matrix_align.io import atomic_write_json
 from matrix_align.llm.base import ChatModel
 from matrix_align.provenance import (
     TEMPLATES_KEY,
@@ -84,7 +80,7 @@ from matrix_align.provenance import (
 )
 from matrix_align.simulation.audit import audit_scene
 from matrix_align.simulation.config import SimulationConfig
-from matrix_align.simulation.trace import ModelCall, SceneTrace
+from matrix_align.simulation.trace import SceneTrace
 from matrix_align.systems import (
     SYSTEMS,
     SystemOptions,
@@ -92,11 +88,6 @@ from matrix_align.systems import (
     respond_full,
     system_settings,
 )
-
-RESULTS_FILE = RESULTS
-ERRORS_FILE = "errors.jsonl"
-RUN_FILE = "run.json"
-SUMMARY_FILE = "summary.json"
 
 Phase = Literal["answers", "judgements"]
 ProgressFn = Callable[[Phase, ProgressState], None]
@@ -310,16 +301,6 @@ def check_templates(output: Path, stored: list[AnswerRecord], run: dict[str, Any
 # --- answering ----------------------------------------------------------------------------
 
 
-def _usage_of(traces: list[SceneTrace], wall_s: float) -> Usage:
-    return Usage(
-        calls=sum(t.totals.calls for t in traces),
-        prompt_tokens=sum(t.totals.prompt_tokens for t in traces),
-        completion_tokens=sum(t.totals.completion_tokens for t in traces),
-        cached_tokens=sum(t.totals.cached_tokens for t in traces),
-        wall_s=round(wall_s, 3),
-    )
-
-
 async def answer_task(
     task: AnswerTask,
     model: ChatModel,
@@ -350,7 +331,7 @@ async def answer_task(
         answers.append(response.answer)
         traces.append(response.trace)
         history.append(ChatMessage(role="assistant", content=response.answer))
-    usage = _usage_of(traces, time.perf_counter() - started)
+    usage = Usage.of_traces(traces, time.perf_counter() - started)
     record = AnswerRecord(
         id=task.id,
         benchmark=task.benchmark.name,
@@ -364,7 +345,7 @@ async def answer_task(
         followup_answers=answers[1:],
         initial_response=initial,
         metadata=task.record.metadata,
-        usage={**usage.__dict__, "turns": len(user_turns)},
+        usage={**usage.as_dict(), "turns": len(user_turns)},
         settings=task.settings,
         traces=[t.model_dump(mode="json") for t in traces],
         created_at=now_iso(),
@@ -502,13 +483,7 @@ async def judge_task(task: JudgeTask, judges: dict[str, Judge]) -> Outcome:
             )
         else:  # pragma: no cover - plan_judgements only makes known metrics
             raise ValueError(f"unknown metric {task.metric}")
-    usage = Usage(
-        calls=len(judged.calls),
-        prompt_tokens=sum(c.prompt_tokens for c in judged.calls),
-        completion_tokens=sum(c.completion_tokens for c in judged.calls),
-        cached_tokens=sum(c.cached_tokens for c in judged.calls),
-        wall_s=round(sum(c.latency_s for c in judged.calls), 3),
-    )
+    usage = Usage.of_calls(judged.calls)
     record = JudgementRecord(
         id=task.id,
         metric=task.metric,
@@ -521,7 +496,7 @@ async def judge_task(task: JudgeTask, judges: dict[str, Judge]) -> Outcome:
         answer_ids=[a.id for a in task.answers],
         turn=task.turn,
         verdict=judged.verdict,
-        usage=usage.__dict__,
+        usage=usage.as_dict(),
         calls=judged.calls,
         created_at=now_iso(),
         judge_prompt=task.judge_prompt,
@@ -586,8 +561,8 @@ async def run_phase(
     runner = BatchRunner(
         output,
         concurrency=concurrency,
-        samples_file=RESULTS_FILE,
-        errors_file=ERRORS_FILE,
+        samples_file=RESULTS,
+        errors_file=ERRORS,
         on_progress=(lambda state: on_progress(phase, state)) if on_progress else None,
     )
     runner.open()
@@ -760,7 +735,7 @@ async def evaluate(
             )
 
         run_info["provenance"] = provenance()
-        atomic_write_json(output / RUN_FILE, run_info)
+        atomic_write_json(output / RUN, run_info)
 
         async def work(task: AnswerTask) -> Outcome:
             return await answer_task(
@@ -777,9 +752,7 @@ async def evaluate(
         )
         # Again after answering: the server has named its model by now.
         notes += open_notes
-        atomic_write_json(
-            output / RUN_FILE, run_info | {"notes": notes, "provenance": provenance()}
-        )
+        atomic_write_json(output / RUN, run_info | {"notes": notes, "provenance": provenance()})
         if answer_stats.aborted:
             raise RunFailed(
                 f"Stopped early: {answer_stats.aborted}.",
@@ -812,9 +785,9 @@ async def rejudge(
     """Judge the stored answers of an evaluation folder again (other judges, other metrics,
     other judge prompts) and rewrite its report; no answer is regenerated."""
     output = Path(output)
-    if not (output / RESULTS_FILE).exists():
+    if not (output / RESULTS).exists():
         raise MatrixAlignError(
-            f"{output} is not an evaluation folder (no {RESULTS_FILE}).",
+            f"{output} is not an evaluation folder (no {RESULTS}).",
             hint="pass the --output folder of an earlier `matrix-align evaluate` run",
         )
     if metrics is not None:
@@ -842,7 +815,7 @@ async def rejudge(
         run["reference"] = reference
         run[RUN_KEY] = prompts.as_dict()
         run["updated_at"] = now_iso()
-        atomic_write_json(output / RUN_FILE, run)
+        atomic_write_json(output / RUN, run)
         judge_stats, report_path, silent = await _judge_and_report(
             output, judges, metrics, reference, prompts, concurrency=concurrency,
             on_progress=on_progress,
@@ -872,7 +845,7 @@ async def _judge_and_report(
     stats, _ = await run_phase(
         output, tasks, work, concurrency=concurrency, phase="judgements", on_progress=on_progress
     )
-    path = output / "report.md"
+    path = output / REPORT
     if report:
         from matrix_align.evaluate.report import write_report
 
@@ -885,7 +858,7 @@ async def _judge_and_report(
         "failures_by_reason": stats.failures_by_reason,
         "judge_wall_time_s": stats.wall_time_s,
     }
-    atomic_write_json(output / SUMMARY_FILE, summary)
+    atomic_write_json(output / SUMMARY, summary)
     return stats, path, _silent_judges(output, tasks)
 
 

@@ -106,5 +106,3 @@ def render_conversation(messages: list[ChatMessage]) -> str:
 def model_key(backend: str, model: str | None) -> str:
     """The model part of a sample id: the backend and the --model value as given."""
     return f"{backend}:{model or 'default'}"
-
-

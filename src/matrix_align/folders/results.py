@@ -98,7 +98,7 @@ class JudgementRecord(BaseModel):
     created_at: str = ""
     # Which prompt (or refusal phrase list) gave the verdict: ours, or a published one (see
     # judge_prompts). The report counts only those of the folder's current choice.
-    judge_prompt: str = DEFAULT
+    judge_prompt: str = OUR_PROMPT
 
 
 def read_results(
@@ -111,7 +111,7 @@ def read_results(
     answers: list[AnswerRecord] = []
     judgements: list[JudgementRecord] = []
     seen: set[str] = set()
-    for _, raw in read_jsonl(output / RESULTS_FILE):
+    for _, raw in read_jsonl(output / RESULTS):
         record_id = raw.get("id")
         if not isinstance(record_id, str) or record_id in seen:
             continue
@@ -139,5 +139,3 @@ def current_answers(answers: list[AnswerRecord]) -> list[AnswerRecord]:
     latest = {key(answer): answer.configuration for answer in answers}
     by_epoch = {(key(a), a.configuration, a.epoch): a for a in answers}
     return [a for (k, conf, _), a in by_epoch.items() if latest[k] == conf]
-
-

@@ -54,7 +54,6 @@ class SampleRecord(BaseModel):
         return value if isinstance(value, bool) else None
 
 
-
 def sample_flags(record: SampleRecord) -> list[str]:
     """The audit flags of a sample: the stored ones, or, for a matrix sample written before
     the audit, those of its stored trace. Other modes are not scenes: no flags."""
@@ -63,5 +62,3 @@ def sample_flags(record: SampleRecord) -> list[str]:
     if record.mode != "matrix" or not record.trace:
         return []
     return audit_scene(SceneTrace.model_validate_json(record.trace), harmful=record.harmful)
-
-
