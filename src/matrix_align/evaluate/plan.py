@@ -1,0 +1,144 @@
+"""Planning an evaluation: one answer task per item, system and epoch (``plan_answers``),
+then the judge tasks over the current answers (``plan_judgements``); and which judged metrics
+a run needs, so a missing judge is an error before any model call.
+"""
+
+from __future__ import annotations
+
+def judged_metrics_needed(
+    benchmarks: list[Benchmark], records: dict[str, list[SourceRecord]], metrics: list[str] | None
+) -> list[str]:
+    needed: list[str] = []
+    for bench in benchmarks:
+        for record in records.get(bench.name, []):
+            for metric in item_metrics(bench, record, metrics):
+                if metric in MODEL_JUDGED and metric not in needed:
+                    needed.append(metric)
+    return needed
+
+
+def require_judges(needed: list[str], have_judge: bool, explicit: bool) -> None:
+    """A judged metric without a named judge is an error, never a silent self-judgement."""
+    if needed and not have_judge:
+        how = "asked for" if explicit else "scored by default on these benchmarks"
+        raise MatrixAlignError(
+            f"No judge given, but the metrics {', '.join(needed)} ({how}) need a model judge.",
+            hint="name one with --judge-backend and --judge-model (the judge is never "
+            "silently the model under test), or pass --metrics refusal to score only with "
+            "the refusal-phrase detector",
+        )
+
+
+def plan_answers(
+    settings: EvalSettings, loaded: dict[str, LoadedSource], selector_key: str | None
+) -> list[AnswerTask]:
+    """One task per item, system and epoch. The first epoch's id is exactly the id of a run
+    without --epochs, so a folder answered once gains only the extra samples."""
+    tasks: list[AnswerTask] = []
+    for name in settings.benchmarks:
+        bench = BENCHMARKS[name]
+        for record in loaded[name].records:
+            for system in settings.systems:
+                entry = entry_name(system, settings.tag)
+                base_id = ""
+                for epoch in range(settings.epochs):
+                    config = epoch_config(settings.config, epoch)
+                    sys_settings = system_settings(system, config, settings.options, selector_key)
+                    sys_settings["turns"] = len(turns(record))
+                    if epoch:
+                        sys_settings["epoch"] = epoch
+                    task_id = answer_id(sys_settings, record, name, settings.model_key)
+                    base_id = base_id or task_id
+                    tasks.append(
+                        AnswerTask(
+                            id=task_id,
+                            benchmark=bench,
+                            record=record,
+                            system=system,
+                            entry=entry,
+                            settings=sys_settings,
+                            config=config,
+                            epoch=epoch,
+                            base_id=base_id,
+                        )
+                    )
+    return tasks
+
+
+def plan_judgements(
+    answers: list[AnswerRecord],
+    judges: list[JudgeSpec],
+    metrics: list[str] | None,
+    reference: str | None,
+    *,
+    refusal: bool = True,
+    prompts: JudgePrompts = JudgePrompts(),  # noqa: B008 - frozen, so a shared default is safe
+) -> list[JudgeTask]:
+    """Judge tasks over the current answers: per answer for single-answer metrics, per
+    (reference, other entry) pair of the same item for pairwise."""
+    tasks: list[JudgeTask] = []
+    # Pairs are made within an epoch: the reference's k-th sample against the other's k-th.
+    by_item: dict[tuple[str, str, int], dict[str, AnswerRecord]] = {}
+    for answer in answers:
+        by_item.setdefault((answer.benchmark, answer.item_id, answer.epoch), {})[answer.entry] = (
+            answer
+        )
+    for answer in answers:
+        bench = BENCHMARKS.get(answer.benchmark)
+        if bench is None:
+            continue
+        wanted = item_metrics(bench, answer.source_record(), metrics)
+        if refusal and "refusal" in wanted:
+            tasks.append(
+                JudgeTask(
+                    id=judgement_id(
+                        "refusal", REFUSAL_DETECTOR, [answer], 1, None, prompts.refusal
+                    ),
+                    metric="refusal",
+                    judge=REFUSAL_DETECTOR,
+                    answers=[answer],
+                    judge_prompt=prompts.refusal,
+                )
+            )
+        for spec in judges:
+            extra = {"max_tokens": spec.judge.config.max_tokens, "seed": spec.judge.config.seed}
+            for metric in ("harmlessness", "helpfulness", "strongreject"):
+                if metric in wanted:
+                    tasks.append(
+                        JudgeTask(
+                            id=judgement_id(
+                                metric, spec.key, [answer], 1, extra, prompts.of(metric)
+                            ),
+                            metric=metric,
+                            judge=spec.key,
+                            answers=[answer],
+                            judge_prompt=prompts.of(metric),
+                        )
+                    )
+            if "mt-bench" in wanted:
+                for turn in range(1, len(answer.turns) + 1):
+                    tasks.append(
+                        JudgeTask(
+                            id=judgement_id("mt-bench", spec.key, [answer], turn, extra),
+                            metric="mt-bench",
+                            judge=spec.key,
+                            answers=[answer],
+                            turn=turn,
+                        )
+                    )
+            if "pairwise" in wanted and reference and answer.entry != reference:
+                ref = by_item[(answer.benchmark, answer.item_id, answer.epoch)].get(reference)
+                if ref is not None:
+                    pair = [ref, answer]
+                    tasks.append(
+                        JudgeTask(
+                            id=judgement_id("pairwise", spec.key, pair, 1, extra, prompts.pairwise),
+                            metric="pairwise",
+                            judge=spec.key,
+                            answers=pair,
+                            judge_prompt=prompts.pairwise,
+                        )
+                    )
+    return tasks
+
+
