@@ -36,7 +36,8 @@ from typing import Any
 from matrix_align.batch import now_iso
 from matrix_align.errors import MatrixAlignError
 from matrix_align.evaluate.effect import as_json, folder_effect, render_effect
-from matrix_align.evaluate.runner import EvalSettings, ProgressFn, evaluate, rejudge
+from matrix_align.evaluate.runner import ProgressFn, evaluate, rejudge
+from matrix_align.evaluate.tasks import EvalSettings
 from matrix_align.folders import read_run
 from matrix_align.folders.records import model_key
 from matrix_align.io import atomic_write_json

@@ -21,7 +21,8 @@ from matrix_align.evaluate.effect import (
     wilson,
 )
 from matrix_align.evaluate.replay_run import check_overrides, replay_folder
-from matrix_align.evaluate.runner import EvalSettings, evaluate
+from matrix_align.evaluate.runner import evaluate
+from matrix_align.evaluate.tasks import EvalSettings
 from matrix_align.folders.results import AnswerRecord, current_answers, read_results
 from matrix_align.llm.scripted import ScriptedModel
 from matrix_align.simulation.config import SimulationConfig

@@ -427,7 +427,7 @@ def evaluate(
             timeout_s=request_timeout,
         )  # fmt: skip
         return
-    from matrix_align.evaluate.runner import EvalSettings
+    from matrix_align.evaluate.tasks import EvalSettings
 
     if output is None:
         raise MatrixAlignError("evaluate needs --output FOLDER.", hint="e.g. --output runs/eval")
@@ -514,7 +514,7 @@ async def _build_judges(
     limits: Any = None,
 ) -> list[Any]:
     from matrix_align.evaluate.judges import Judge
-    from matrix_align.evaluate.runner import JudgeSpec
+    from matrix_align.evaluate.tasks import JudgeSpec
     from matrix_align.folders.records import model_key
     from matrix_align.llm.registry import make_model, preflight
 

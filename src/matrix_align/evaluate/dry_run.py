@@ -15,17 +15,9 @@ from matrix_align.estimate import CostEstimate, Line, Section, measured, rehears
 from matrix_align.evaluate.benchmarks import turns
 from matrix_align.evaluate.judge_prompts import resolve
 from matrix_align.evaluate.judges import REFUSAL_DETECTOR, Judge
-from matrix_align.evaluate.runner import (
-    AnswerTask,
-    EvalSettings,
-    JudgeSpec,
-    Prepared,
-    _reference,
-    answer_task,
-    judge_task,
-    plan_answers,
-    plan_judgements,
-)
+from matrix_align.evaluate.plan import plan_answers, plan_judgements
+from matrix_align.evaluate.runner import Prepared, _reference, answer_task, judge_task
+from matrix_align.evaluate.tasks import AnswerTask, EvalSettings, JudgeSpec
 from matrix_align.folders import read_run
 from matrix_align.folders.records import model_key
 from matrix_align.folders.results import AnswerRecord, current_answers, read_results

@@ -5,6 +5,32 @@ a run needs, so a missing judge is an error before any model call.
 
 from __future__ import annotations
 
+from matrix_align.data.sources import LoadedSource
+from matrix_align.errors import MatrixAlignError
+from matrix_align.evaluate.benchmarks import (
+    BENCHMARKS,
+    MODEL_JUDGED,
+    Benchmark,
+    item_metrics,
+    turns,
+)
+from matrix_align.evaluate.judge_prompts import JudgePrompts
+from matrix_align.evaluate.judges import REFUSAL_DETECTOR
+from matrix_align.evaluate.tasks import (
+    AnswerTask,
+    EvalSettings,
+    JudgeSpec,
+    JudgeTask,
+    answer_id,
+    entry_name,
+    epoch_config,
+    judgement_id,
+)
+from matrix_align.folders.records import SourceRecord
+from matrix_align.folders.results import AnswerRecord
+from matrix_align.systems import system_settings
+
+
 def judged_metrics_needed(
     benchmarks: list[Benchmark], records: dict[str, list[SourceRecord]], metrics: list[str] | None
 ) -> list[str]:
@@ -140,5 +166,3 @@ def plan_judgements(
                         )
                     )
     return tasks
-
-

@@ -18,7 +18,6 @@ run with another ``--tag`` (e.g. a fine-tuned model) joins the same tables, and
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,12 +25,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from matrix_align.batch import BatchRunner, Outcome, ProgressState, RunStats, Usage, now_iso
-from matrix_align.data.sources import HubPolicy, LoadedSource
+from matrix_align.data.sources import LoadedSource
 from matrix_align.errors import MatrixAlignError, RunFailed
 from matrix_align.evaluate.benchmarks import (
     BENCHMARKS,
     MODEL_JUDGED,
-    Benchmark,
     check_benchmarks,
     check_metrics,
     is_harmful,
@@ -40,26 +38,29 @@ from matrix_align.evaluate.benchmarks import (
     turns,
 )
 from matrix_align.evaluate.judge_prompts import (
-    DEFAULT,
     RUN_KEY,
     JudgePrompts,
     check_choice,
     resolve,
 )
 from matrix_align.evaluate.judges import (
-    PROMPT_VERSION,
     REFUSAL_DETECTOR,
     Judge,
     Judged,
     detect_refusal,
 )
+from matrix_align.evaluate.plan import (
+    judged_metrics_needed,
+    plan_answers,
+    plan_judgements,
+    require_judges,
+)
+from matrix_align.evaluate.tasks import AnswerTask, EvalSettings, JudgeSpec, JudgeTask, entry_name
 from matrix_align.folders import ERRORS, REPORT, RESULTS, RUN, SUMMARY, read_run, require_kind
 from matrix_align.folders.records import (
     ChatMessage,
     SourceRecord,
-    id_settings,
     render_conversation,
-    sample_id,
 )
 from matrix_align.folders.results import (
     AnswerRecord,
@@ -86,7 +87,6 @@ from matrix_align.systems import (
     SystemOptions,
     check_systems,
     respond_full,
-    system_settings,
 )
 
 Phase = Literal["answers", "judgements"]

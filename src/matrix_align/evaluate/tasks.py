@@ -5,6 +5,21 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from matrix_align.data.sources import HubPolicy
+from matrix_align.evaluate.benchmarks import Benchmark
+from matrix_align.evaluate.judge_prompts import DEFAULT
+from matrix_align.evaluate.judges import PROMPT_VERSION, Judge
+from matrix_align.folders.records import SourceRecord, id_settings, sample_id
+from matrix_align.folders.results import AnswerRecord
+from matrix_align.simulation.config import SimulationConfig
+from matrix_align.systems import SystemOptions
+
+
 @dataclass
 class AnswerTask:
     id: str
@@ -131,5 +146,3 @@ def judgement_id(
         },
         model_key=judge,
     )
-
-

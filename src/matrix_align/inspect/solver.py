@@ -20,7 +20,7 @@ from inspect_ai.model import ChatMessage, ChatMessageAssistant, ModelOutput, get
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 from matrix_align.errors import MatrixAlignError
-from matrix_align.evaluate.runner import epoch_config
+from matrix_align.evaluate.tasks import epoch_config
 from matrix_align.folders.records import ChatMessage as RecordMessage
 from matrix_align.folders.records import render_conversation
 from matrix_align.inspect.chat_model import InspectChatModel

@@ -899,7 +899,7 @@ def write_report(output: Path | str) -> Path:
             "Plots need matplotlib: pip install 'matrix-align[eval]', then rerun "
             "`matrix-align evaluate --rejudge` on this folder to redraw them."
         )
-    from matrix_align.evaluate.metrics import write_metrics  # it builds on this module
+    from matrix_align.evaluate.report.metrics_json import write_metrics
 
     write_metrics(output, tables)
     atomic_write_text(output / "answers.md", render_answers(answers, judgements, tables))
