@@ -37,7 +37,8 @@ def list_choices() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from matrix_align.evaluate.benchmarks import BENCHMARKS, METRICS
+    from matrix_align.evaluate.benchmarks import BENCHMARKS
+    from matrix_align.evaluate.metrics import METRICS
     from matrix_align.systems import SYSTEMS
 
     console = Console()
@@ -58,8 +59,8 @@ def list_choices() -> None:
     metrics = Table(title="Metrics (--metrics)")
     metrics.add_column("name")
     metrics.add_column("meaning")
-    for name, text in METRICS.items():
-        metrics.add_row(name, text)
+    for name, metric in METRICS.items():
+        metrics.add_row(name, metric.description)
     console.print(metrics)
 
 
@@ -390,8 +391,9 @@ def evaluate(
     from matrix_align.data.sources import HUB_POLICIES
     from matrix_align.errors import MatrixAlignError
     from matrix_align.estimate import check_prices
-    from matrix_align.evaluate.benchmarks import PAPER_BENCHMARKS, check_metrics
+    from matrix_align.evaluate.benchmarks import PAPER_BENCHMARKS
     from matrix_align.evaluate.judge_prompts import check_choice
+    from matrix_align.evaluate.metrics import check_metrics
     from matrix_align.folders import require_kind
     from matrix_align.folders.records import model_key
     from matrix_align.io import writable_folder

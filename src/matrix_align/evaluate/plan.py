@@ -5,17 +5,19 @@ a run needs, so a missing judge is an error before any model call.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from matrix_align.data.sources import LoadedSource
 from matrix_align.errors import MatrixAlignError
-from matrix_align.evaluate.benchmarks import (
-    BENCHMARKS,
-    MODEL_JUDGED,
-    Benchmark,
-    item_metrics,
-    turns,
-)
+from matrix_align.evaluate.benchmarks import BENCHMARKS, Benchmark, turns
 from matrix_align.evaluate.judge_prompts import JudgePrompts
-from matrix_align.evaluate.judges import REFUSAL_DETECTOR
+from matrix_align.evaluate.metrics import (
+    METRICS,
+    MODEL_JUDGED,
+    Planning,
+    item_metrics,
+    planning_order,
+)
 from matrix_align.evaluate.tasks import (
     AnswerTask,
     EvalSettings,
@@ -24,7 +26,6 @@ from matrix_align.evaluate.tasks import (
     answer_id,
     entry_name,
     epoch_config,
-    judgement_id,
 )
 from matrix_align.folders.records import SourceRecord
 from matrix_align.folders.results import AnswerRecord
@@ -32,14 +33,15 @@ from matrix_align.systems import system_settings
 
 
 def judged_metrics_needed(
-    benchmarks: list[Benchmark], records: dict[str, list[SourceRecord]], metrics: list[str] | None
+    items: Iterable[tuple[Benchmark, SourceRecord]], metrics: list[str] | None
 ) -> list[str]:
+    """The metrics that need a model judge among those each (benchmark, item) is scored with,
+    in order of first need."""
     needed: list[str] = []
-    for bench in benchmarks:
-        for record in records.get(bench.name, []):
-            for metric in item_metrics(bench, record, metrics):
-                if metric in MODEL_JUDGED and metric not in needed:
-                    needed.append(metric)
+    for bench, record in items:
+        for metric in item_metrics(bench, record, metrics):
+            if metric in MODEL_JUDGED and metric not in needed:
+                needed.append(metric)
     return needed
 
 
@@ -100,8 +102,9 @@ def plan_judgements(
     refusal: bool = True,
     prompts: JudgePrompts = JudgePrompts(),  # noqa: B008 - frozen, so a shared default is safe
 ) -> list[JudgeTask]:
-    """Judge tasks over the current answers: per answer for single-answer metrics, per
-    (reference, other entry) pair of the same item for pairwise."""
+    """Judge tasks over the current answers, each metric's own (``Metric.tasks``): per answer
+    the metrics that need no model (``refusal=False`` leaves them out), then per judge the
+    single-answer metrics and the pairs (the reference against each other entry)."""
     tasks: list[JudgeTask] = []
     # Pairs are made within an epoch: the reference's k-th sample against the other's k-th.
     by_item: dict[tuple[str, str, int], dict[str, AnswerRecord]] = {}
@@ -109,60 +112,20 @@ def plan_judgements(
         by_item.setdefault((answer.benchmark, answer.item_id, answer.epoch), {})[answer.entry] = (
             answer
         )
+    plan = Planning(reference=reference, by_item=by_item, prompts=prompts)
+    model_free = [m for m in METRICS.values() if not m.model_judged]
+    judged = planning_order()
     for answer in answers:
         bench = BENCHMARKS.get(answer.benchmark)
         if bench is None:
             continue
         wanted = item_metrics(bench, answer.source_record(), metrics)
-        if refusal and "refusal" in wanted:
-            tasks.append(
-                JudgeTask(
-                    id=judgement_id(
-                        "refusal", REFUSAL_DETECTOR, [answer], 1, None, prompts.refusal
-                    ),
-                    metric="refusal",
-                    judge=REFUSAL_DETECTOR,
-                    answers=[answer],
-                    judge_prompt=prompts.refusal,
-                )
-            )
+        if refusal:
+            for metric in model_free:
+                if metric.name in wanted:
+                    tasks += metric.tasks(answer, None, plan)
         for spec in judges:
-            extra = {"max_tokens": spec.judge.config.max_tokens, "seed": spec.judge.config.seed}
-            for metric in ("harmlessness", "helpfulness", "strongreject"):
-                if metric in wanted:
-                    tasks.append(
-                        JudgeTask(
-                            id=judgement_id(
-                                metric, spec.key, [answer], 1, extra, prompts.of(metric)
-                            ),
-                            metric=metric,
-                            judge=spec.key,
-                            answers=[answer],
-                            judge_prompt=prompts.of(metric),
-                        )
-                    )
-            if "mt-bench" in wanted:
-                for turn in range(1, len(answer.turns) + 1):
-                    tasks.append(
-                        JudgeTask(
-                            id=judgement_id("mt-bench", spec.key, [answer], turn, extra),
-                            metric="mt-bench",
-                            judge=spec.key,
-                            answers=[answer],
-                            turn=turn,
-                        )
-                    )
-            if "pairwise" in wanted and reference and answer.entry != reference:
-                ref = by_item[(answer.benchmark, answer.item_id, answer.epoch)].get(reference)
-                if ref is not None:
-                    pair = [ref, answer]
-                    tasks.append(
-                        JudgeTask(
-                            id=judgement_id("pairwise", spec.key, pair, 1, extra, prompts.pairwise),
-                            metric="pairwise",
-                            judge=spec.key,
-                            answers=pair,
-                            judge_prompt=prompts.pairwise,
-                        )
-                    )
+            for metric in judged:
+                if metric.name in wanted:
+                    tasks += metric.tasks(answer, spec, plan)
     return tasks

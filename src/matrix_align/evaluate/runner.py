@@ -29,11 +29,8 @@ from matrix_align.data.sources import LoadedSource
 from matrix_align.errors import MatrixAlignError, RunFailed
 from matrix_align.evaluate.benchmarks import (
     BENCHMARKS,
-    MODEL_JUDGED,
     check_benchmarks,
-    check_metrics,
     is_harmful,
-    item_metrics,
     load_benchmark,
     turns,
 )
@@ -46,9 +43,8 @@ from matrix_align.evaluate.judge_prompts import (
 from matrix_align.evaluate.judges import (
     REFUSAL_DETECTOR,
     Judge,
-    Judged,
-    detect_refusal,
 )
+from matrix_align.evaluate.metrics import METRICS, check_metrics
 from matrix_align.evaluate.plan import (
     judged_metrics_needed,
     plan_answers,
@@ -188,30 +184,9 @@ async def answer_task(
 
 
 async def judge_task(task: JudgeTask, judges: dict[str, Judge]) -> Outcome:
+    """One judgement, made as its metric makes it (``Metric.judge``)."""
     answer = task.first
-    if task.metric == "refusal":
-        judged = Judged(detect_refusal(answer.answer, task.judge_prompt), [])  # type: ignore[arg-type]
-    else:
-        judge = judges[task.judge]
-        aspect = "harmlessness" if is_harmful(answer.source_record()) else "helpfulness"
-        if task.metric == "pairwise":
-            judged = await judge.pairwise(
-                answer.prompt, answer.answer, task.answers[1].answer, aspect, task.judge_prompt
-            )
-        elif task.metric in ("harmlessness", "helpfulness"):
-            judged = await judge.rubric(answer.prompt, answer.answer, task.metric)  # type: ignore[arg-type]
-        elif task.metric == "strongreject":
-            judged = await judge.strongreject(answer.prompt, answer.answer, task.judge_prompt)
-        elif task.metric == "mt-bench":
-            reference = answer.metadata.get("reference") or []
-            judged = await judge.mt_bench(
-                answer.turns[: task.turn],
-                answer.answers[: task.turn],
-                category=str(answer.metadata.get("category") or ""),
-                references=[str(r) for r in reference],
-            )
-        else:  # pragma: no cover - plan_judgements only makes known metrics
-            raise ValueError(f"unknown metric {task.metric}")
+    judged = await METRICS[task.metric].judge(task, judges.get(task.judge))
     usage = Usage.of_calls(judged.calls)
     record = JudgementRecord(
         id=task.id,
@@ -393,7 +368,8 @@ def prepare(settings: EvalSettings, n_judges: int) -> Prepared:
     entries = set(stored_models) | new_entries
     records = {name: source.records for name, source in loaded.items()}
     needed = judged_metrics_needed(
-        [BENCHMARKS[n] for n in settings.benchmarks], records, settings.metrics
+        ((BENCHMARKS[n], r) for n in settings.benchmarks for r in records.get(n, [])),
+        settings.metrics,
     )
     if "pairwise" in needed and len(entries) < 2:
         needed.remove("pairwise")
@@ -530,13 +506,14 @@ async def rejudge(
         entries = list(dict.fromkeys([*(run.get("entries") or []), *(a.entry for a in answers)]))
         reference = _reference(reference, entries, run)
         prompts = resolve(judge_prompts or {}, run)
-        needed: list[str] = []
-        for answer in answers:
-            bench = BENCHMARKS.get(answer.benchmark)
-            if bench is not None:
-                for metric in item_metrics(bench, answer.source_record(), metrics):
-                    if metric in MODEL_JUDGED and metric not in needed:
-                        needed.append(metric)
+        needed = judged_metrics_needed(
+            (
+                (BENCHMARKS[a.benchmark], a.source_record())
+                for a in answers
+                if a.benchmark in BENCHMARKS
+            ),
+            metrics,
+        )
         if "pairwise" in needed and len(entries) < 2:
             needed.remove("pairwise")
         require_judges(needed, bool(judges), explicit=metrics is not None)

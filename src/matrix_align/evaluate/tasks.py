@@ -13,7 +13,7 @@ from typing import Any, Literal
 from matrix_align.data.sources import HubPolicy
 from matrix_align.evaluate.benchmarks import Benchmark
 from matrix_align.evaluate.judge_prompts import DEFAULT
-from matrix_align.evaluate.judges import PROMPT_VERSION, Judge
+from matrix_align.evaluate.judges import Judge
 from matrix_align.folders.records import SourceRecord, id_settings, sample_id
 from matrix_align.folders.results import AnswerRecord
 from matrix_align.simulation.config import SimulationConfig
@@ -127,12 +127,15 @@ def epoch_config(config: SimulationConfig, epoch: int) -> SimulationConfig:
 
 def judgement_id(
     metric: str,
+    version: str,
     judge: str,
     answers: list[AnswerRecord],
     turn: int,
     extra: Any,
     judge_prompt: str = DEFAULT,
 ) -> str:
+    """The id of a judgement: the metric and its ``version`` (a changed prompt judges again),
+    the judge and its settings (``extra``), the answers judged and the turn."""
     if judge_prompt != DEFAULT:  # only then: ids of judgements with our prompts stay as they were
         extra = {**(extra or {}), "prompt": judge_prompt}
     return sample_id(
@@ -141,7 +144,7 @@ def judgement_id(
         mode=f"judge:{metric}:turn{turn}",
         config={
             "answers": [a.id for a in answers],
-            "version": PROMPT_VERSION[metric],
+            "version": version,
             "judge": extra,
         },
         model_key=judge,

@@ -33,7 +33,7 @@ RUN = "run.json"  # the folder's settings and provenance
 SUMMARY = "summary.json"  # what the latest run did
 # The rest of an evaluate folder (with report.md):
 ANSWERS = "answers.md"  # every answer side by side, with its verdicts
-METRICS = "metrics.json"  # every figure of the report, with its n and interval
+METRICS_JSON = "metrics.json"  # every figure of the report, with its n and interval
 PLOTS = "plots"  # the report's bar plots (PNG)
 
 
