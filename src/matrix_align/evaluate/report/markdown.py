@@ -19,6 +19,17 @@ _ANY = Metric()  # how a judgement of a metric no longer known is shown
 
 
 def render_report(tables: Tables, run: dict[str, Any], plots: list[str], notes: list[str]) -> str:
+    """report.md: the run, every metric's tables, cost, judges' agreement and the rest."""
+    lines = _header(tables, run, notes)
+    lines += metric_sections(tables)
+    lines += _cost(tables)
+    lines += _judging(tables)
+    lines += _closing(plots)
+    return "\n".join(lines)
+
+
+def _header(tables: Tables, run: dict[str, Any], notes: list[str]) -> list[str]:
+    """Who was evaluated on what, by which judges and prompts; the conventions; the notes."""
     t = tables
     # A judge that was asked but gave no verdict at all is named, not silently left out.
     silent = [j for j in run.get("judges") or [] if j not in t.judges]
@@ -55,10 +66,13 @@ def render_report(tables: Tables, run: dict[str, Any], plots: list[str], notes: 
         lines.append(f"> {note}")
     if notes:
         lines.append("")
+    return lines
 
-    lines += metric_sections(t)
 
-    # cost
+def _cost(tables: Tables) -> list[str]:
+    """Calls, tokens and time per answered turn of each entry, and the judges' totals."""
+    t = tables
+    lines: list[str] = []
     if t.cost:
         base = t.cost.get("vanilla")
         lines += [
@@ -118,7 +132,13 @@ def render_report(tables: Tables, run: dict[str, Any], plots: list[str], notes: 
         lines += table(
             ["judge", "judgements", "calls", "prompt tokens", "completion tokens", "call s"], rows
         )
+    return lines
 
+
+def _judging(tables: Tables) -> list[str]:
+    """How far judges agree, and how many replies of each could not be parsed."""
+    t = tables
+    lines: list[str] = []
     if t.agreements:
         lines += [
             "## Agreement between judges",
@@ -140,8 +160,12 @@ def render_report(tables: Tables, run: dict[str, Any], plots: list[str], notes: 
             for (judge, metric), (total, bad) in sorted(t.unscored.items())
         ]
         lines += table(["judge", "metric", "judgements", "unscored"], rows)
+    return lines
 
-    lines += ["## Metrics", ""]
+
+def _closing(plots: list[str]) -> list[str]:
+    """What each metric measures, the plots, the link to answers.md."""
+    lines = ["## Metrics", ""]
     lines += [f"- **{name}**: {metric.description}" for name, metric in METRICS.items()]
     lines.append("")
     if plots:
@@ -149,7 +173,7 @@ def render_report(tables: Tables, run: dict[str, Any], plots: list[str], notes: 
         lines += [f"![{Path(p).stem}]({p})" for p in plots]
         lines.append("")
     lines += [f"Every answer, side by side, with its verdicts: [{ANSWERS}]({ANSWERS})", ""]
-    return "\n".join(lines)
+    return lines
 
 
 def metric_sections(tables: Tables) -> list[str]:
