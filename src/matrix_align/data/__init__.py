@@ -1,7 +1,9 @@
-"""Datasets: query sources, the append-only sample store, the batch runner and TRL exports.
+"""Datasets: query sources, ``generate`` runs, TRL exports, ``import``.
 
-``sources`` and ``records`` are light to import; ``generate`` pulls in the simulator and
-``export`` pulls in pyarrow/datasets only when called.
+The records and the sample store are the run folder's format (``matrix_align.folders``), the
+runner is the shared batch layer (``matrix_align.batch``); the names below are re-exported
+from there for the callers of this package. ``sources`` is light to import; ``generate`` pulls
+in the simulator and ``export`` pulls in pyarrow/datasets only when called.
 """
 
 from matrix_align.data.sources import SOURCES, load_input_file, load_source, source_names
