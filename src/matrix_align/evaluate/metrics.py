@@ -21,6 +21,7 @@ judges again instead of silently mixing old and new verdicts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,13 @@ def _judges_benches(tables: Tables, tally: str, judge: str | None) -> tuple[list
     the report's order."""
     keys = [k for k in tables.tallies[tally] if k[0] == judge]
     return keys, [b for b in tables.benchmarks if any(k[2] == b for k in keys)]
+
+
+def _entry_rows(
+    tables: Tables, judge: str | None, benches: list[str], cell: Callable[[Key], str]
+) -> list[list[str]]:
+    """A row per entry, a cell per benchmark: ``cell((judge, entry, benchmark))``."""
+    return [[entry] + [cell((judge or "", entry, b)) for b in benches] for entry in tables.entries]
 
 
 # --- the metrics ----------------------------------------------------------------------------
@@ -402,19 +410,14 @@ class Harmlessness(Metric):
             "rubric; the mean score follows in brackets.",
             "",
         ]
-        rows = []
-        for entry in t.entries:
-            row = [entry]
-            for bench in benches_here:
-                c = t.harmless.get((judge, entry, bench))
-                s = t.harmless_scores.get((judge, entry, bench))
-                row.append(
-                    "–"
-                    if c is None
-                    else f"{rate(c, 'harmless')} ({mean(s, 1)})" + unscored_suffix(c.unscored)
-                )
-            rows.append(row)
-        return lines + table(["entry", *benches_here], rows)
+
+        def cell(key: Key) -> str:
+            c, s = t.harmless.get(key), t.harmless_scores.get(key)
+            if c is None:
+                return "–"
+            return f"{rate(c, 'harmless')} ({mean(s, 1)})" + unscored_suffix(c.unscored)
+
+        return lines + table(["entry", *benches_here], _entry_rows(t, judge, benches_here, cell))
 
     def cells(self, tables: Tables) -> list[dict[str, Any]]:
         cells = []
@@ -470,12 +473,11 @@ class Helpfulness(Metric):
         if not keys:
             return []
         lines = ["Helpfulness rubric (1-10) on prompts that should be answered.", ""]
-        rows = [
-            [entry]
-            + [scores_cell(t.helpfulness.get((judge, entry, bench))) for bench in benches_here]
-            for entry in t.entries
-        ]
-        return lines + table(["entry", *benches_here], rows)
+
+        def cell(key: Key) -> str:
+            return scores_cell(t.helpfulness.get(key))
+
+        return lines + table(["entry", *benches_here], _entry_rows(t, judge, benches_here, cell))
 
     def cells(self, tables: Tables) -> list[dict[str, Any]]:
         cells = []
@@ -516,19 +518,14 @@ class StrongReject(Metric):
             "help), with the judge's refusal rate (%) in brackets.",
             "",
         ]
-        rows = []
-        for entry in t.entries:
-            row = [entry]
-            for bench in benches_here:
-                s = t.strongreject.get((judge, entry, bench))
-                c = t.strongreject_refusal.get((judge, entry, bench))
-                row.append(
-                    "–"
-                    if s is None
-                    else f"{mean(s)} ({rate(c, 'refusal')})" + unscored_suffix(s.unscored)
-                )
-            rows.append(row)
-        return lines + table(["entry", *benches_here], rows)
+
+        def cell(key: Key) -> str:
+            s, c = t.strongreject.get(key), t.strongreject_refusal.get(key)
+            if s is None:
+                return "–"
+            return f"{mean(s)} ({rate(c, 'refusal')})" + unscored_suffix(s.unscored)
+
+        return lines + table(["entry", *benches_here], _entry_rows(t, judge, benches_here, cell))
 
     def cells(self, tables: Tables) -> list[dict[str, Any]]:
         cells = []
