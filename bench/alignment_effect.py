@@ -33,10 +33,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from matrix_align.data.generate import atomic_write_json, model_key, now_iso
+from matrix_align.batch import now_iso
 from matrix_align.errors import MatrixAlignError
 from matrix_align.evaluate.effect import as_json, folder_effect, render_effect
-from matrix_align.evaluate.runner import EvalSettings, ProgressFn, evaluate, read_run, rejudge
+from matrix_align.evaluate.runner import ProgressFn, evaluate, rejudge
+from matrix_align.evaluate.tasks import EvalSettings
+from matrix_align.folders import read_run
+from matrix_align.folders.records import model_key
+from matrix_align.io import atomic_write_json
 from matrix_align.llm.base import ChatModel
 from matrix_align.simulation.config import SimulationConfig
 
@@ -318,8 +322,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def _main(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     from rich.console import Console
 
-    from matrix_align.cli.evaluate import _close, _progress
-    from matrix_align.llm.registry import make_model, preflight
+    from matrix_align.cli.evaluate import _progress
+    from matrix_align.llm.registry import close_models, make_model, preflight
 
     key = model_key(args.backend, args.model)
     chat = make_model(
@@ -360,7 +364,7 @@ async def _main(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
                 sample=args.sample, on_progress=on_progress,
             )  # fmt: skip
     finally:
-        await _close(chat)
+        await close_models(chat)
 
 
 def main(argv: list[str] | None = None) -> int:

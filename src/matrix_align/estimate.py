@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from matrix_align.errors import MatrixAlignError
-from matrix_align.llm.base import Completion, Message
+from matrix_align.llm.base import ChatModel, Completion, Message
 
 TYPICAL_COMPLETION_TOKENS = 85
 REHEARSED_PER_GROUP = 2
@@ -113,7 +113,7 @@ class CostEstimate:
         }  # fmt: skip
 
 
-class _Rehearsal:
+class _Rehearsal(ChatModel):
     """The scripted double, noting each call's ``max_tokens`` (to count a real model's
     replies at a typical length, capped as the call caps them)."""
 

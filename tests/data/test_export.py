@@ -139,7 +139,7 @@ def test_an_empty_preference_set_still_has_its_columns(tmp_path: Path) -> None:
 def test_an_export_into_a_folder_another_export_holds_is_refused(
     run_folder: Path, tmp_path: Path
 ) -> None:
-    from matrix_align.data.store import DirectoryLock
+    from matrix_align.folders.store import DirectoryLock
 
     dest = tmp_path / "busy"
     with DirectoryLock(dest), pytest.raises(MatrixAlignError, match="Another matrix-align"):

@@ -12,18 +12,15 @@ from typing import Any
 import pytest
 
 from matrix_align.data.generate import (
-    BatchRunner,
     GenerateOptions,
-    Outcome,
     SourceSpec,
-    Usage,
     build_plan,
     check_output,
     generate,
-    model_key,
 )
-from matrix_align.data.records import SampleRecord
 from matrix_align.errors import MatrixAlignError, PermanentBackendError, TransientBackendError
+from matrix_align.folders.records import model_key
+from matrix_align.folders.samples import SampleRecord
 from matrix_align.llm.base import Completion, Message
 from matrix_align.llm.scripted import ScriptedModel
 from matrix_align.llm.wrappers import AccountingModel, RetryingModel
@@ -232,30 +229,6 @@ def test_an_output_folder_holds_one_configuration(tmp_path: Path, tiny_config) -
         check_output(tmp_path / "o", config=SimulationConfig(n_roles=1, n_steps=3), model_key=KEY)
     with pytest.raises(MatrixAlignError, match="model"):
         check_output(tmp_path / "o", config=tiny_config, model_key=model_key("openai", "m"))
-
-
-def test_the_runner_is_generic(tmp_path: Path) -> None:
-    """evaluate reuses BatchRunner with its own items and work function."""
-
-    class Item:
-        def __init__(self, key: str) -> None:
-            self.id = key
-
-        def error_fields(self) -> dict[str, Any]:
-            return {"id": self.id, "source": "judge", "mode": "pairwise"}
-
-    async def work(item: Item) -> Outcome:
-        if item.id == "bad":
-            raise ValueError("unparseable verdict")
-        return Outcome(record={"id": item.id, "verdict": "A"}, usage=Usage(calls=1))
-
-    runner = BatchRunner(tmp_path, samples_file="results.jsonl", concurrency=2)
-    runner.open()
-    stats = asyncio.run(runner.run([Item("x"), Item("bad"), Item("y")], work))
-    runner.close()
-    assert (stats.completed, stats.failed) == (2, 1)
-    assert stats.failures_by_reason == {"internal_error:ValueError": 1}
-    assert [r["id"] for r in stored(tmp_path, "results.jsonl")] == ["x", "y"]
 
 
 def test_faults_from_a_loopback_server(tmp_path: Path, tiny_config: SimulationConfig) -> None:

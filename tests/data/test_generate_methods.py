@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from matrix_align.data.generate import ANSWERERS
-from matrix_align.evaluate.systems import SYSTEMS
+from matrix_align.systems import SYSTEMS
 
 
 def test_every_baseline_is_an_answer_mode():

@@ -14,11 +14,10 @@ from matrix_align.evaluate.benchmarks import (
     BENCHMARKS,
     PAPER_BENCHMARKS,
     check_benchmarks,
-    check_metrics,
-    item_metrics,
     load_benchmark,
     turns,
 )
+from matrix_align.evaluate.metrics import check_metrics, item_metrics
 
 SAMPLES = resources.files("matrix_align.data") / "samples"
 

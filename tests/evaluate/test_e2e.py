@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from matrix_align.evaluate.judges import Judge
-from matrix_align.evaluate.runner import EvalSettings, JudgeSpec, evaluate, read_results
+from matrix_align.evaluate.runner import evaluate
+from matrix_align.evaluate.tasks import EvalSettings, JudgeSpec
+from matrix_align.folders.results import read_results
 from matrix_align.llm.model_files import BUNDLED_MODELS, find_package_dir
 from matrix_align.simulation.config import SimulationConfig
 from tests.conftest import TEST_MODEL

@@ -21,13 +21,9 @@ from matrix_align.evaluate.effect import (
     wilson,
 )
 from matrix_align.evaluate.replay_run import check_overrides, replay_folder
-from matrix_align.evaluate.runner import (
-    AnswerRecord,
-    EvalSettings,
-    current_answers,
-    evaluate,
-    read_results,
-)
+from matrix_align.evaluate.runner import evaluate
+from matrix_align.evaluate.tasks import EvalSettings
+from matrix_align.folders.results import AnswerRecord, current_answers, read_results
 from matrix_align.llm.scripted import ScriptedModel
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.scene import LATE_STAGES

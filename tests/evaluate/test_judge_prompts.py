@@ -20,7 +20,9 @@ from matrix_align.evaluate.judges import (
     strongreject_official,
     strongreject_score,
 )
-from matrix_align.evaluate.runner import evaluate, read_results, read_run, rejudge
+from matrix_align.evaluate.runner import evaluate, rejudge
+from matrix_align.folders import read_run
+from matrix_align.folders.results import read_results
 from matrix_align.refusal import gcg_prefixes
 
 from .conftest import answering_model, judge_model

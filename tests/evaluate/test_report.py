@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from matrix_align.evaluate.judges import REFUSAL_DETECTOR, Verdict
+from matrix_align.evaluate.judges import REFUSAL_DETECTOR
 from matrix_align.evaluate.report import compute_tables, render_answers, render_report, write_plots
-from matrix_align.evaluate.runner import AnswerRecord, JudgementRecord
+from matrix_align.folders.results import AnswerRecord, JudgementRecord, Verdict
 
 ENTRIES = ("matrix", "vanilla", "critique-revise")
 
@@ -169,7 +169,7 @@ def test_plots_are_written(records, tmp_path: Path) -> None:
 
 
 def test_metrics_cells_carry_n_value_and_interval(records, tmp_path: Path) -> None:
-    from matrix_align.evaluate.metrics import metric_cells, write_metrics
+    from matrix_align.evaluate.report.metrics_json import metric_cells, write_metrics
 
     answers, judgements = records
     t = compute_tables(answers, judgements, reference="matrix", judge_order=["J1"])

@@ -9,15 +9,9 @@ import pytest
 
 from matrix_align.errors import MatrixAlignError
 from matrix_align.evaluate.judges import Judge
-from matrix_align.evaluate.runner import (
-    AnswerRecord,
-    EvalSettings,
-    JudgeSpec,
-    current_answers,
-    evaluate,
-    read_results,
-    rejudge,
-)
+from matrix_align.evaluate.runner import evaluate, rejudge
+from matrix_align.evaluate.tasks import EvalSettings, JudgeSpec
+from matrix_align.folders.results import AnswerRecord, current_answers, read_results
 from matrix_align.simulation.config import SimulationConfig
 
 from .conftest import answering_model, judge_model, prefers

@@ -10,7 +10,6 @@ import pytest
 
 from matrix_align.errors import MatrixAlignError
 from matrix_align.evaluate.benchmarks import load_benchmark
-from matrix_align.evaluate.runner import read_results
 from matrix_align.evaluate.subsets import (
     DEFINITIONS,
     MANIFEST_DIR,
@@ -19,6 +18,7 @@ from matrix_align.evaluate.subsets import (
     resolve,
     subset_names,
 )
+from matrix_align.folders.results import read_results
 from tests.conftest import run_main
 
 

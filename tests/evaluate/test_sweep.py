@@ -11,9 +11,10 @@ import pytest
 from matrix_align.errors import MatrixAlignError
 from matrix_align.evaluate.grid import parse_grid
 from matrix_align.evaluate.judges import Judge
-from matrix_align.evaluate.runner import EvalSettings, JudgeSpec, read_results
 from matrix_align.evaluate.sweep import SWEEP_FILE, SweepSpec, prepare, run_sweep
 from matrix_align.evaluate.sweep_report import SWEEP_METRICS, collect, main_metric
+from matrix_align.evaluate.tasks import EvalSettings, JudgeSpec
+from matrix_align.folders.results import read_results
 from tests.conftest import run_main
 
 from .conftest import answering_model, judge_model, prefers

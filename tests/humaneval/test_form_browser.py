@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from matrix_align.evaluate.runner import AnswerRecord
+from matrix_align.folders.results import AnswerRecord
 from matrix_align.humaneval.ratings import read_ratings
 from matrix_align.humaneval.sheet import export_sheet
 

@@ -60,7 +60,12 @@ def _entry_point_path(tmp_path: Path) -> str:
 def test_inspect_eval_command_line(tmp_path: Path) -> None:
     """The command of docs/inspect.md, on the scripted double so it needs no model."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    paths = [_entry_point_path(tmp_path), str(_REPO / "src"), env.get("PYTHONPATH", "")]
+    # The installed package when its metadata declares the entry point (inspect names a
+    # task's package from the distribution that declared it: the same code put first on
+    # PYTHONPATH is not found under that name); else this checkout with a declaration.
+    declared = _entry_point_path(tmp_path)
+    paths = [declared, str(_REPO / "src")] if declared else []
+    paths.append(env.get("PYTHONPATH", ""))
     env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     logs = tmp_path / "logs"
     command = [
@@ -97,7 +102,7 @@ def test_bad_scene_settings_stop_when_the_solver_is_built() -> None:
 def test_a_conversation_becomes_one_query_as_the_project_renders_it() -> None:
     from inspect_ai.model import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser
 
-    from matrix_align.data.records import ChatMessage, render_conversation
+    from matrix_align.folders.records import ChatMessage, render_conversation
 
     turns = [("user", "Hi"), ("assistant", "Hello, how can I help?"), ("user", "Tell me more")]
     kinds = {"user": ChatMessageUser, "assistant": ChatMessageAssistant}

@@ -397,7 +397,7 @@ async def test_missing_xllamacpp_for_the_1_5b_model_names_its_extra(
 def test_training_and_transformers_resolve_short_names(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from matrix_align.train.models import resolve_model_source
+    from matrix_align.llm.hf_models import resolve_model_source
 
     def fake_ensure(name: str) -> Path:
         model = model_files.bundled_model(name)

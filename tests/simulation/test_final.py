@@ -8,12 +8,12 @@ import re
 import pytest
 
 from matrix_align.errors import MatrixAlignError
-from matrix_align.evaluate.systems import respond_full
 from matrix_align.simulation.answer import decide
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.replay import replay
 from matrix_align.simulation.scene import LATE_STAGES, run_scene
 from matrix_align.simulation.trace import Event, SceneTrace, Verdict
+from matrix_align.systems import respond_full
 from tests.conftest import scripted
 from tests.simulation.test_scene import QUERY
 from tests.simulation.test_scene import decide as modulator_reply

@@ -2,7 +2,7 @@
 
 No model hub is reachable, so the tokenizer (and its chat template) comes from the small
 bundled model's GGUF file (TEST_MODEL, the 0.5B), extracted once and cached by
-matrix_align.train.models; the model is a
+matrix_align.llm.hf_models; the model is a
 2-layer Qwen2 with random weights built from a config, so the tests run the real TRL/PEFT code
 on CPU in seconds. Tests that need torch/trl skip when the [train] extra is not installed.
 """
@@ -32,7 +32,7 @@ def offline_hub() -> Iterator[None]:
 def tokenizer() -> Any:
     pytest.importorskip("transformers")
     pytest.importorskip("gguf")
-    from matrix_align.train.models import ModelSource, load_tokenizer
+    from matrix_align.llm.hf_models import ModelSource, load_tokenizer
 
     gguf = gguf_file()
     return load_tokenizer(ModelSource("test", "gguf", str(gguf.parent), gguf.name))

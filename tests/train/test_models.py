@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from matrix_align.errors import MatrixAlignError
-from matrix_align.train.models import resolve_model_source
+from matrix_align.llm.hf_models import resolve_model_source
 from tests.conftest import TEST_MODEL
 
 

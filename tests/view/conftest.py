@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from matrix_align.data.records import ChatMessage, ErrorRecord, SampleRecord
+from matrix_align.folders.records import ChatMessage, ErrorRecord
+from matrix_align.folders.samples import SampleRecord
 from matrix_align.llm.scripted import ScriptedModel, demo_rules
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.scene import run_scene
@@ -180,8 +181,7 @@ def write_evaluation(folder: Path, trace: SceneTrace, *, items: int = 12) -> Pat
     answers of two entries per item (the matrix one with its scene trace), a refusal verdict
     on each answer, a pairwise verdict per item, one superseded answer whose verdict must not
     show, a failure, the report with its plots, run.json and summary.json."""
-    from matrix_align.evaluate.judges import Verdict
-    from matrix_align.evaluate.runner import AnswerRecord, JudgementRecord
+    from matrix_align.folders.results import AnswerRecord, JudgementRecord, Verdict
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "plots").mkdir(exist_ok=True)

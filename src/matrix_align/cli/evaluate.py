@@ -37,8 +37,9 @@ def list_choices() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from matrix_align.evaluate.benchmarks import BENCHMARKS, METRICS
-    from matrix_align.evaluate.systems import SYSTEMS
+    from matrix_align.evaluate.benchmarks import BENCHMARKS
+    from matrix_align.evaluate.metrics import METRICS
+    from matrix_align.systems import SYSTEMS
 
     console = Console()
     systems = Table(title="Systems (--systems)")
@@ -58,8 +59,8 @@ def list_choices() -> None:
     metrics = Table(title="Metrics (--metrics)")
     metrics.add_column("name")
     metrics.add_column("meaning")
-    for name, text in METRICS.items():
-        metrics.add_row(name, text)
+    for name, metric in METRICS.items():
+        metrics.add_row(name, metric.description)
     console.print(metrics)
     from matrix_align.evaluate.subsets import describe
 
@@ -406,15 +407,16 @@ def evaluate(
         return
     from rich.console import Console
 
-    from matrix_align.data.generate import model_key
     from matrix_align.data.sources import HUB_POLICIES
     from matrix_align.errors import MatrixAlignError
     from matrix_align.estimate import check_prices
-    from matrix_align.evaluate.benchmarks import PAPER_BENCHMARKS, check_metrics
+    from matrix_align.evaluate.benchmarks import PAPER_BENCHMARKS
     from matrix_align.evaluate.judge_prompts import check_choice
-    from matrix_align.evaluate.systems import SystemOptions
+    from matrix_align.evaluate.metrics import check_metrics
     from matrix_align.folders import require_kind
+    from matrix_align.folders.records import model_key
     from matrix_align.io import writable_folder
+    from matrix_align.systems import SystemOptions
 
     console = Console(stderr=True)
     chosen_metrics = _split(metrics)
@@ -446,7 +448,7 @@ def evaluate(
             timeout_s=request_timeout,
         )  # fmt: skip
         return
-    from matrix_align.evaluate.runner import EvalSettings
+    from matrix_align.evaluate.tasks import EvalSettings
 
     if output is None:
         raise MatrixAlignError("evaluate needs --output FOLDER.", hint="e.g. --output runs/eval")
@@ -539,9 +541,9 @@ async def _build_judges(
     timeout_s: float,
     limits: Any = None,
 ) -> list[Any]:
-    from matrix_align.data.generate import model_key
     from matrix_align.evaluate.judges import Judge
-    from matrix_align.evaluate.runner import JudgeSpec
+    from matrix_align.evaluate.tasks import JudgeSpec
+    from matrix_align.folders.records import model_key
     from matrix_align.llm.registry import make_model, preflight
 
     specs = []
@@ -578,7 +580,7 @@ async def _evaluate(
     """Checks that need no model first (names, data, folder, judges needed), then the
     backends, then the run, all in this one event loop."""
     from matrix_align.evaluate import runner
-    from matrix_align.llm.registry import make_model, preflight
+    from matrix_align.llm.registry import close_models, make_model, preflight
 
     # Every check that needs no model (names, data, folder, judges) before any backend.
     prepared = runner.prepare(settings, len(judges))
@@ -611,7 +613,7 @@ async def _evaluate(
                 settings, chat_model, specs, prepared=prepared, on_progress=on_progress
             )
     finally:
-        await _close(chat_model, *(s.judge.model for s in specs))
+        await close_models(chat_model, *(s.judge.model for s in specs))
     _print_result(console, result)
 
 
@@ -633,6 +635,7 @@ def _rejudge(
     timeout_s: float,
 ) -> None:
     from matrix_align.evaluate import runner
+    from matrix_align.llm.registry import close_models
 
     async def main() -> Any:
         seed = int((runner.read_run(folder).get("simulation") or {}).get("seed", 0))
@@ -648,7 +651,7 @@ def _rejudge(
                     concurrency=concurrency, on_progress=on_progress,
                 )  # fmt: skip
         finally:
-            await _close(*(s.judge.model for s in specs))
+            await close_models(*(s.judge.model for s in specs))
 
     _print_result(console, asyncio.run(main()))
 
@@ -684,14 +687,6 @@ def _progress(console: Any, quiet: bool) -> Any:
 
     with progress:
         yield on_progress
-
-
-async def _close(*models: Any) -> None:
-    for model in models:
-        close = getattr(model, "aclose", None)
-        if close is not None:
-            with contextlib.suppress(Exception):  # best effort: results are on disk
-                await close()
 
 
 def _print_result(console: Any, result: Any) -> None:

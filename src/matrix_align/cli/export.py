@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from matrix_align.cli.options import path_value
+from matrix_align.folders import RUN, SAMPLES, SUMMARY
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS
 
 DROP_HELP = (
@@ -57,7 +58,7 @@ def _run_seed(folder: Path) -> int:
     import json
 
     try:
-        seed = json.loads((folder / "run.json").read_text("utf-8"))["config"]["seed"]
+        seed = json.loads((folder / RUN).read_text("utf-8"))["config"]["seed"]
     except (OSError, ValueError, KeyError, TypeError):
         return 0
     return seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
@@ -159,7 +160,7 @@ def export(
         from matrix_align.hub import check_can_push
 
         check_can_push(push_to_hub)
-    samples = run if run.is_file() else run / "samples.jsonl"
+    samples = run if run.is_file() else run / SAMPLES
     folder = samples.parent
     chosen_formats = _split_list(formats, EXPORT_FORMATS, "format")
     chosen_types = _split_list(file_types, FILE_TYPES, "file type")
@@ -211,7 +212,7 @@ def export(
         from matrix_align.hub import push_dataset
 
         try:
-            summary = json.loads((folder / "summary.json").read_text("utf-8"))
+            summary = json.loads((folder / SUMMARY).read_text("utf-8"))
         except (OSError, ValueError):
             summary = {}  # exported from a bare samples.jsonl: the card says less
         url = push_dataset(

@@ -251,10 +251,11 @@ def generate(
         return
     from rich.console import Console
 
-    from matrix_align.data.generate import SourceSpec, build_plan, check_output, model_key
+    from matrix_align.data.generate import SourceSpec, build_plan, check_output
     from matrix_align.data.sources import HUB_POLICIES
     from matrix_align.errors import MatrixAlignError
     from matrix_align.estimate import check_prices
+    from matrix_align.folders.records import model_key
     from matrix_align.io import writable_folder
 
     console = Console(stderr=True)
@@ -395,8 +396,9 @@ async def _run(
     connections that belong to the loop they were made in)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from matrix_align.data.generate import GenerateOptions, ProgressState, generate
-    from matrix_align.llm.registry import make_model, preflight
+    from matrix_align.batch import ProgressState
+    from matrix_align.data.generate import GenerateOptions, generate
+    from matrix_align.llm.registry import close_models, make_model, preflight
     from matrix_align.llm.wrappers import DelayedModel
 
     urls: str | list[str] | None = base_url[0] if base_url and len(base_url) == 1 else base_url
@@ -424,7 +426,7 @@ async def _run(
         try:
             return await generate(plan, chat_model, config, options, model_info=model_info)
         finally:
-            await _close(chat_model)
+            await close_models(chat_model)
 
     base_tokens = _live_completion_tokens(chat_model) or 0
     progress = Progress(
@@ -478,17 +480,7 @@ async def _run(
         finally:
             ticking.cancel()
             refresh()
-            await _close(chat_model)
-
-
-async def _close(model: Any) -> None:
-    import contextlib
-
-    close = getattr(model, "aclose", None) or getattr(getattr(model, "inner", None), "aclose", None)
-    if close is not None:
-        # Closing is best effort: the data is already on disk.
-        with contextlib.suppress(Exception):
-            await close()
+            await close_models(chat_model)
 
 
 def _print_summary(console: Any, summary: dict[str, Any], output: Path) -> None:

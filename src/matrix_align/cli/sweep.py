@@ -166,14 +166,15 @@ def sweep(
     from rich.console import Console
 
     from matrix_align.cli.evaluate import _split, judge_specs
-    from matrix_align.data.generate import model_key
     from matrix_align.data.sources import HUB_POLICIES
     from matrix_align.errors import MatrixAlignError
-    from matrix_align.evaluate.benchmarks import PAPER_BENCHMARKS, check_metrics
+    from matrix_align.evaluate.benchmarks import PAPER_BENCHMARKS
     from matrix_align.evaluate.grid import parse_grid
-    from matrix_align.evaluate.runner import EvalSettings
+    from matrix_align.evaluate.metrics import check_metrics
     from matrix_align.evaluate.sweep import SweepSpec, prepare
+    from matrix_align.evaluate.tasks import EvalSettings
     from matrix_align.folders import require_kind
+    from matrix_align.folders.records import model_key
     from matrix_align.io import writable_folder
 
     console = Console(stderr=True)
@@ -279,9 +280,9 @@ async def _run(
     timeout_s: float,
 ) -> Any:
     """One model and one set of judges for every cell, built and closed in this loop."""
-    from matrix_align.cli.evaluate import _build_judges, _close, _progress
+    from matrix_align.cli.evaluate import _build_judges, _progress
     from matrix_align.evaluate.sweep import run_sweep
-    from matrix_align.llm.registry import make_model, preflight
+    from matrix_align.llm.registry import close_models, make_model, preflight
 
     urls: str | list[str] | None = base_url[0] if base_url and len(base_url) == 1 else base_url
     chat_model = make_model(
@@ -322,7 +323,7 @@ async def _run(
                 on_progress=on_progress,
             )
     finally:
-        await _close(chat_model, *(s.judge.model for s in specs))
+        await close_models(chat_model, *(s.judge.model for s in specs))
 
 
 def _print_result(console: Any, result: Any) -> None:

@@ -11,9 +11,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from matrix_align.data.generate import ANSWERERS, SAMPLES_FILE, Plan, WorkItem
-from matrix_align.data.store import read_jsonl
+from matrix_align.data.generate import ANSWERERS, Plan, WorkItem
 from matrix_align.estimate import CostEstimate, Line, Section, measured, rehearse
+from matrix_align.folders import SAMPLES
+from matrix_align.folders.store import read_jsonl
 from matrix_align.simulation.config import SimulationConfig
 
 
@@ -22,7 +23,7 @@ def estimate_generate(
 ) -> CostEstimate:
     done: set[str] = set()
     usage_by_mode: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for _, record in read_jsonl(output / SAMPLES_FILE):
+    for _, record in read_jsonl(output / SAMPLES):
         if isinstance(record.get("id"), str) and record["id"] not in done:
             done.add(record["id"])
             usage = (record.get("meta") or {}).get("generation", {}).get("usage")
@@ -47,7 +48,7 @@ def estimate_generate(
     plan_lines = [
         f"plan: {len(plan.items)} samples from {len(groups)} source(s) in mode(s) "
         f"{', '.join(modes)}; {len(plan.items) - sum(ln.pending for ln in section.lines)} "
-        f"already in {output / SAMPLES_FILE}",
+        f"already in {output / SAMPLES}",
         f"settings: {config.n_roles} roles, {config.n_steps} steps, reaction depth "
         f"{config.reaction_depth}, max tokens {config.max_tokens} "
         f"(final {config.final_max_tokens})",

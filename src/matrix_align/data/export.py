@@ -42,16 +42,16 @@ from matrix_align.data.records import (
     EXPORT_FORMATS,
     EXTRA_COLUMNS,
     FORMAT_COLUMNS,
-    SampleRecord,
     messages_row,
     pair_withheld,
     preference_row,
     prompt_completion_row,
-    sample_flags,
 )
-from matrix_align.data.store import DirectoryLock, dumps_line, read_jsonl
 from matrix_align.data.substeps import choose, qualifying_stages, substep_records
 from matrix_align.errors import MatrixAlignError
+from matrix_align.folders import RUN, SAMPLES
+from matrix_align.folders.samples import SampleRecord, sample_flags
+from matrix_align.folders.store import DirectoryLock, dumps_line, read_jsonl
 from matrix_align.io import atomic_write_json, temp_beside
 from matrix_align.provenance import provenance_record
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, check_flags
@@ -426,7 +426,7 @@ def _json_object(path: Path) -> dict[str, Any] | None:
 
 def _run_provenance(folder: Path) -> dict[str, Any] | None:
     """The provenance in a generate folder's run.json, if any."""
-    found = (_json_object(folder / "run.json") or {}).get("provenance")
+    found = (_json_object(folder / RUN) or {}).get("provenance")
     return found if isinstance(found, dict) else None
 
 
@@ -444,4 +444,4 @@ def find_export_provenance(path: Path | str, levels: int = 3) -> dict[str, Any] 
 def export_run(output: Path | str, **options: Any) -> ExportResult:
     """Export a generate run folder into ``OUTPUT/exports``."""
     output = Path(output)
-    return export_samples(output / "samples.jsonl", output / EXPORT_DIR, **options)
+    return export_samples(output / SAMPLES, output / EXPORT_DIR, **options)

@@ -1,42 +1,40 @@
-"""The batch runner behind ``matrix-align generate``: many queries -> a dataset, resumably.
+"""``matrix-align generate``: many queries -> a dataset, resumably: the plan, the answer
+modes, the summary, on the shared batch runner (``batch.py``).
 
 Why it is built this way:
 - **Throughput** comes from many scenes in flight (``concurrency``), so a continuous-
   batching server (vLLM, SGLang, llama.cpp slots) always has work; the backend caps the
   requests actually sent at once (``--parallel`` per endpoint).
 - **Nothing lost, nothing twice**: every sample has a stable id computed before it runs
-  (``records.sample_id``). Finished samples are appended and fsync-ed to ``samples.jsonl``
+  (``folders.records.sample_id``). Finished samples are appended and fsync-ed to ``samples.jsonl``
   the moment they complete; a re-run skips the ids already there. A sample that still fails
   after the backend's retries goes to ``errors.jsonl`` with its reason and the batch goes
   on; the next run retries it.
 - **A dead server does not burn the queue**: after ``abort_after`` consecutive failures the
   run stops taking new samples, writes its summary and reports the last reason.
-- **Reuse**: ``BatchRunner`` knows nothing about MATRIX. It runs any ``work(item)`` that
-  returns an ``Outcome``, which is how ``evaluate`` runs its systems and judges with the same
-  resume and error handling. Answer modes are the ``ANSWERERS`` table.
+- **Reuse**: ``batch.BatchRunner`` knows nothing about MATRIX. It runs any ``work(item)``
+  that returns an ``Outcome``, which is how ``evaluate`` runs its systems and judges with the
+  same resume and error handling. Answer modes are the ``ANSWERERS`` table: matrix, direct
+  and every baseline of ``systems`` by its name.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from matrix_align.data.records import (
-    ErrorRecord,
-    SampleRecord,
-    SourceRecord,
-    assistant_message,
-    id_settings,
-    sample_flags,
-    sample_id,
+from matrix_align.batch import (
+    BatchRunner,
+    EmptyAnswerError,
+    Outcome,
+    ProgressState,
+    RunStats,
+    Usage,
+    now_iso,
 )
 from matrix_align.data.sources import (
     HubPolicy,
@@ -45,15 +43,14 @@ from matrix_align.data.sources import (
     load_input_file,
     load_source,
 )
-from matrix_align.data.store import DirectoryLock, JsonlStore
 from matrix_align.errors import (
-    BackendUnavailable,
     MatrixAlignError,
-    PermanentBackendError,
     RunFailed,
-    TransientBackendError,
 )
-from matrix_align.folders import SAMPLES, require_kind
+from matrix_align.folders import ERRORS, RUN, SAMPLES, SUMMARY, require_kind
+from matrix_align.folders.records import SourceRecord, assistant_message, id_settings, sample_id
+from matrix_align.folders.samples import SampleRecord, sample_flags
+from matrix_align.folders.store import DirectoryLock
 from matrix_align.io import atomic_write_json, read_json_object
 from matrix_align.llm.base import ChatModel
 from matrix_align.provenance import (
@@ -64,19 +61,9 @@ from matrix_align.provenance import (
     stamp,
     templates_mismatch,
 )
-from matrix_align.redact import redact
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS, audit_scene
 from matrix_align.simulation.config import SimulationConfig
-
-SAMPLES_FILE = SAMPLES
-ERRORS_FILE = "errors.jsonl"
-SUMMARY_FILE = "summary.json"
-RUN_FILE = "run.json"
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
+from matrix_align.systems import SYSTEMS, respond_full
 
 # --- what to generate -----------------------------------------------------------------
 
@@ -145,11 +132,6 @@ class Plan:
     sources: list[tuple[LoadedSource, str]]  # each loaded source with its mode
     notes: list[str] = field(default_factory=list)
     duplicates: int = 0  # queries planned twice with the same id (kept once)
-
-
-def model_key(backend: str, model: str | None) -> str:
-    """The model part of a sample id: the backend and the --model value as given."""
-    return f"{backend}:{model or 'default'}"
 
 
 def build_plan(
@@ -223,28 +205,6 @@ def build_plan(
 # --- answering one item ---------------------------------------------------------------
 
 
-class EmptyAnswerError(Exception):
-    """The model produced an empty answer: nothing worth training on."""
-
-
-@dataclass
-class Usage:
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    wall_s: float = 0.0
-
-
-@dataclass
-class Outcome:
-    """What a worker returns: the record to store (it must carry the item's ``id``) and
-    the model use it cost (for the summary and the progress display)."""
-
-    record: BaseModel | dict[str, Any]
-    usage: Usage
-
-
 Answerer = Callable[[WorkItem, ChatModel, SimulationConfig], Awaitable[Outcome]]
 
 
@@ -264,7 +224,7 @@ def _sample(
         "source_id": item.record.id,
         "generation": {
             "model": getattr(model, "name", ""),
-            "usage": {k: v for k, v in usage.__dict__.items()},
+            "usage": usage.as_dict(),
             "created_at": now_iso(),
         },
     }
@@ -282,17 +242,6 @@ def _sample(
     return Outcome(record=record, usage=usage)
 
 
-def _usage(trace: Any, wall_s: float) -> Usage:
-    totals = trace.totals
-    return Usage(
-        calls=totals.calls,
-        prompt_tokens=totals.prompt_tokens,
-        completion_tokens=totals.completion_tokens,
-        cached_tokens=totals.cached_tokens,
-        wall_s=round(wall_s, 3),
-    )
-
-
 async def answer_matrix(item: WorkItem, model: ChatModel, config: SimulationConfig) -> Outcome:
     """The MATRIX answer: a whole simulated scene, its final response the completion."""
     from matrix_align.simulation.scene import run_scene
@@ -305,7 +254,7 @@ async def answer_matrix(item: WorkItem, model: ChatModel, config: SimulationConf
     # The scene audited itself without the query's label; with it, the answer flags count too.
     harmful = item.record.metadata.get("harmful")
     trace.flags = audit_scene(trace, harmful=harmful if isinstance(harmful, bool) else None)
-    usage = _usage(trace, wall)
+    usage = Usage.of_traces([trace], wall)
     return _sample(item, model, trace, trace.final_response, usage, flags=trace.flags)
 
 
@@ -329,128 +278,37 @@ async def answer_direct(item: WorkItem, model: ChatModel, config: SimulationConf
         started_at=started_at,
     )
     trace.recompute_totals(wall)
-    return _sample(item, model, trace, text, _usage(trace, wall))
-
-
-# Answer modes by name. Another method (e.g. a baseline from ``evaluate``) becomes a
-# ``--source NAME:MODE`` option by registering its answerer here.
-ANSWERERS: dict[str, Answerer] = {"matrix": answer_matrix, "direct": answer_direct}
+    return _sample(item, model, trace, text, Usage.of_traces([trace], wall))
 
 
 def answer_with_system(name: str) -> Answerer:
-    """A baseline of ``evaluate`` (critique-revise, self-align, ...) as an answer mode: its
+    """A baseline of ``systems`` (critique-revise, self-align, ...) as an answer mode: its
     answers become a training set, as for the paper's training-time baselines."""
 
     async def answer(item: WorkItem, model: ChatModel, config: SimulationConfig) -> Outcome:
-        from matrix_align.evaluate.systems import respond_full
-
         started = time.perf_counter()
         response = await respond_full(name, item.record.prompt, model, config)
         wall = time.perf_counter() - started
         trace = response.trace
         if not trace.initial_response:
             trace.initial_response = response.initial_response
-        return _sample(item, model, trace, response.answer, _usage(trace, wall))
+        return _sample(item, model, trace, response.answer, Usage.of_traces([trace], wall))
 
     return answer
 
 
-def _register_baselines() -> None:
-    from matrix_align.evaluate.systems import SYSTEMS
-
-    for name in SYSTEMS:
-        if name not in ("matrix", "vanilla"):  # vanilla is ``direct``
-            ANSWERERS.setdefault(name, answer_with_system(name))
-
-
-_register_baselines()
-
-
-def failure_reason(exc: BaseException) -> str:
-    """A short category for summary.failures_by_reason; the message goes in ``detail``."""
-    if isinstance(exc, EmptyAnswerError):
-        return "empty_answer"
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if isinstance(exc, TransientBackendError):
-        text = str(exc).lower()
-        return "timeout" if "timeout" in text or "timed out" in text else "backend_transient"
-    if isinstance(exc, PermanentBackendError):
-        return "backend_rejected"
-    if isinstance(exc, BackendUnavailable):
-        return "backend_unavailable"
-    if isinstance(exc, MatrixAlignError):
-        return "invalid_input"
-    if isinstance(exc, ValidationError):
-        return "invalid_output"
-    return f"internal_error:{type(exc).__name__}"
-
-
-# --- the generic runner ---------------------------------------------------------------
-
-
-class BatchItem(Protocol):
-    id: str
-
-    def error_fields(self) -> dict[str, Any]: ...
-
-
-@dataclass
-class ProgressState:
-    """A snapshot for progress displays. ``done`` counts samples already stored before this
-    run too, so a resumed run's bar starts where the last one stopped."""
-
-    total: int
-    done: int = 0
-    failed: int = 0
-    in_flight: int = 0
-    completed_this_run: int = 0
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    started: float = field(default_factory=time.perf_counter)
-    ended: float | None = None  # set when the run stops, so rates stop moving
-
-    @property
-    def elapsed_s(self) -> float:
-        return (self.ended or time.perf_counter()) - self.started
-
-    @property
-    def samples_per_minute(self) -> float:
-        elapsed = self.elapsed_s
-        return 60.0 * self.completed_this_run / elapsed if elapsed > 0 else 0.0
-
-    @property
-    def completion_tokens_per_s(self) -> float:
-        elapsed = self.elapsed_s
-        return self.completion_tokens / elapsed if elapsed > 0 else 0.0
-
-    @property
-    def eta_s(self) -> float | None:
-        rate = self.samples_per_minute / 60.0
-        remaining = self.total - self.done - self.failed
-        return remaining / rate if rate > 0 else None
-
-
-@dataclass
-class RunStats:
-    """What one run did (the counts of the whole dataset are in the summary)."""
-
-    planned: int = 0
-    skipped_done: int = 0  # already in samples.jsonl
-    retried: int = 0  # had an error record from an earlier run
-    attempted: int = 0
-    completed: int = 0
-    failed: int = 0
-    cancelled: int = 0  # started, then stopped by an interrupt (redone by the next run)
-    wall_time_s: float = 0.0
-    interrupted: bool = False
-    aborted: str | None = None
-    usage: Usage = field(default_factory=Usage)
-    failures_by_reason: dict[str, int] = field(default_factory=dict)
+# Answer modes by name: the scene (matrix), the model's own answer (direct), and every
+# baseline of ``systems`` by its system name (``vanilla`` is ``direct``), so a new system is
+# a mode as soon as it is in ``SYSTEMS``.
+ANSWERERS: dict[str, Answerer] = {
+    "matrix": answer_matrix,
+    "direct": answer_direct,
+    **{name: answer_with_system(name) for name in SYSTEMS if name not in ("matrix", "vanilla")},
+}
 
 
 def _sample_index(record: dict[str, Any]) -> dict[str, Any]:
+    """What the runner keeps in memory per stored sample, for the summary of the folder."""
     usage = record.get("meta", {}).get("generation", {}).get("usage", {})
     flags = record.get("flags")
     if flags is None and record.get("mode") == "matrix":  # written before the audit
@@ -460,160 +318,6 @@ def _sample_index(record: dict[str, Any]) -> dict[str, Any]:
             flags = None
     return {"source": record.get("source"), "mode": record.get("mode"), "usage": usage,
             "flags": flags}  # fmt: skip
-
-
-def _error_index(record: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "source": record.get("source"),
-        "mode": record.get("mode"),
-        "reason": record.get("reason"),
-    }
-
-
-class BatchRunner:
-    """Runs ``work(item)`` over items with bounded concurrency into an output folder.
-
-    Results go to ``samples_file`` and failures to ``errors_file`` (both append-only
-    ``JsonlStore`` files); items whose id is already stored are skipped, items with an error
-    record are retried (their old error is dropped first, so ``errors.jsonl`` always lists
-    the outstanding failures only).
-    """
-
-    def __init__(
-        self,
-        output: Path | str,
-        *,
-        concurrency: int = 8,
-        samples_file: str = SAMPLES_FILE,
-        errors_file: str = ERRORS_FILE,
-        abort_after: int = 25,
-        on_progress: Callable[[ProgressState], None] | None = None,
-    ) -> None:
-        if concurrency < 1:
-            raise MatrixAlignError("--concurrency must be at least 1.")
-        self.output = Path(output)
-        self.concurrency = concurrency
-        self.abort_after = abort_after
-        self.on_progress = on_progress
-        self.samples = JsonlStore(self.output / samples_file, index=_sample_index)
-        self.errors = JsonlStore(self.output / errors_file, index=_error_index)
-        self.open_notes: list[str] = []
-        self.stats = RunStats()  # the latest run's, complete even when it was interrupted
-
-    def open(self) -> None:
-        self.output.mkdir(parents=True, exist_ok=True)
-        report = self.samples.open()
-        if report.torn_bytes:
-            self.open_notes.append(
-                f"{self.samples.path.name}: removed an unfinished last line "
-                f"({report.torn_bytes} bytes) left by an interrupted run; that sample is redone."
-            )
-        if report.corrupt_lines:
-            self.open_notes.append(
-                f"{self.samples.path.name}: skipped {len(report.corrupt_lines)} unreadable "
-                f"line(s) (first: line {report.corrupt_lines[0]}); they are left in the file."
-            )
-        self.errors.open()
-        # A sample that succeeded after its error was written keeps only the success.
-        stale = self.errors.ids & self.samples.ids
-        if stale:
-            self.errors.rewrite(lambda r: r.get("id") not in stale)
-
-    def close(self) -> None:
-        self.samples.close()
-        self.errors.close()
-
-    async def run(
-        self, items: Sequence[BatchItem], work: Callable[[Any], Awaitable[Outcome]]
-    ) -> RunStats:
-        stats = self.stats = RunStats(planned=len(items))
-        todo = [item for item in items if item.id not in self.samples]
-        stats.skipped_done = len(items) - len(todo)
-        retry = {item.id for item in todo} & self.errors.ids
-        if retry:
-            self.errors.rewrite(lambda r: r.get("id") not in retry)
-        stats.retried = len(retry)
-        state = ProgressState(total=len(items), done=stats.skipped_done)
-        reasons: Counter[str] = Counter()
-        consecutive = 0
-        queue = iter(todo)
-        started = time.perf_counter()
-
-        def notify() -> None:
-            if self.on_progress is not None:
-                self.on_progress(state)
-
-        async def worker() -> None:
-            nonlocal consecutive
-            while stats.aborted is None:
-                item = next(queue, None)
-                if item is None:
-                    return
-                stats.attempted += 1
-                state.in_flight += 1
-                notify()
-                try:
-                    outcome = await work(item)
-                    record = outcome.record
-                    record_id = record.id if isinstance(record, BaseModel) else record.get("id")
-                    if record_id != item.id:
-                        raise RuntimeError(f"worker returned id {record_id!r} for {item.id!r}")
-                except asyncio.CancelledError:
-                    stats.cancelled += 1
-                    raise
-                except Exception as exc:
-                    reason = failure_reason(exc)
-                    reasons[reason] += 1
-                    self.errors.append(
-                        ErrorRecord(
-                            **item.error_fields(),
-                            reason=reason,
-                            detail=redact(f"{type(exc).__name__}: {exc}")[:2000],
-                            at=now_iso(),
-                        )
-                    )
-                    stats.failed += 1
-                    state.failed += 1
-                    consecutive += 1
-                    if (
-                        self.abort_after
-                        and consecutive >= self.abort_after
-                        and stats.aborted is None
-                    ):
-                        stats.aborted = (
-                            f"{consecutive} samples failed in a row (last: {reason}: "
-                            f"{redact(str(exc))[:200]})"
-                        )
-                else:
-                    self.samples.append(record)
-                    consecutive = 0
-                    stats.completed += 1
-                    state.done += 1
-                    state.completed_this_run += 1
-                    for name in ("calls", "prompt_tokens", "completion_tokens", "cached_tokens"):
-                        value = getattr(outcome.usage, name)
-                        setattr(stats.usage, name, getattr(stats.usage, name) + value)
-                        if hasattr(state, name):
-                            setattr(state, name, getattr(state, name) + value)
-                finally:
-                    state.in_flight -= 1
-                    notify()
-
-        notify()
-        try:
-            async with asyncio.TaskGroup() as group:
-                for _ in range(min(self.concurrency, len(todo))):
-                    group.create_task(worker())
-        except asyncio.CancelledError:
-            stats.interrupted = True
-            raise
-        finally:
-            state.ended = time.perf_counter()
-            notify()
-            stats.wall_time_s = round(state.ended - started, 3)
-            stats.usage.wall_s = stats.wall_time_s
-            stats.failures_by_reason = dict(reasons)
-        return stats
 
 
 # --- summary --------------------------------------------------------------------------
@@ -731,13 +435,13 @@ def check_output(output: Path, *, config: SimulationConfig, model_key: str) -> N
     configuration and model, recorded in run.json by the first run. Samples without a
     readable run.json cannot be checked, so they are refused too, never appended to."""
     require_kind(output, "generate", "--output")
-    run_file = output / RUN_FILE
+    run_file = output / RUN
     fix = "restore it, or use a new --output folder (one dataset, one configuration)"
     if not run_file.exists():
-        stored = [name for name in (SAMPLES_FILE, ERRORS_FILE) if (output / name).exists()]
+        stored = [name for name in (SAMPLES, ERRORS) if (output / name).exists()]
         if stored:
             raise MatrixAlignError(
-                f"{output} holds {stored[0]} but no {RUN_FILE}, so the settings its samples "
+                f"{output} holds {stored[0]} but no {RUN}, so the settings its samples "
                 "were generated with cannot be checked.",
                 hint=fix,
             )
@@ -808,7 +512,7 @@ async def generate(
     with DirectoryLock(output):
         # Checked under the lock: another run may have written run.json since the CLI did.
         check_output(output, config=config, model_key=str(model_info.get("key")))
-        run_file = output / RUN_FILE
+        run_file = output / RUN
         # The folder's configuration (what check_output compares) and the provenance of the
         # latest run; written again at the end, when the server has named its model.
         created = read_json_object(run_file, "The run file") if run_file.exists() else {}
@@ -828,6 +532,7 @@ async def generate(
         write_run()
         runner = BatchRunner(
             output,
+            index=_sample_index,
             concurrency=options.concurrency,
             abort_after=options.abort_after,
             on_progress=on_progress,
@@ -841,7 +546,7 @@ async def generate(
             stats = await runner.run(plan.items, work)
         finally:
             summary = summarize(runner, plan, runner.stats, config=config, model_info=model_info)
-            atomic_write_json(output / SUMMARY_FILE, summary)
+            atomic_write_json(output / SUMMARY, summary)
             write_run()
             runner.close()
         if stats.aborted:
@@ -884,4 +589,4 @@ def export_into_summary(
     summary["export_dropped_by_flag"] = result.dropped_by_flag
     if result.substeps is not None:
         summary["export_substeps"] = result.substeps
-    atomic_write_json(Path(output) / SUMMARY_FILE, summary)
+    atomic_write_json(Path(output) / SUMMARY, summary)

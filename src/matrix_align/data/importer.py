@@ -41,18 +41,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from matrix_align.data.records import ChatMessage, SampleRecord
 from matrix_align.data.sharegpt import Conversation, read_conversations
-from matrix_align.data.store import dumps_line
 from matrix_align.errors import MatrixAlignError
-from matrix_align.folders import SAMPLES
+from matrix_align.folders import RUN, SAMPLES, SUMMARY
+from matrix_align.folders.records import ChatMessage
+from matrix_align.folders.samples import SampleRecord
+from matrix_align.folders.store import dumps_line
 from matrix_align.io import atomic_write_json, temp_beside, writable_folder
 from matrix_align.provenance import provenance_record
 
 TURN_MODES: tuple[str, ...] = ("each", "last")
 IMPORT_MODE = "import"  # the ``mode`` of imported samples
-RUN_FILE = "run.json"
-SUMMARY_FILE = "summary.json"
 
 # Why an assistant turn did not become a sample (counted in the summary).
 EMPTY = "empty answer"
@@ -194,7 +193,7 @@ def import_conversations(
 
 def is_import_folder(folder: Path) -> bool:
     try:
-        run = json.loads((folder / RUN_FILE).read_text("utf-8"))
+        run = json.loads((folder / RUN).read_text("utf-8"))
     except (OSError, ValueError):
         return False
     return isinstance(run, dict) and run.get("kind") == "import"
@@ -240,7 +239,7 @@ def _publish(
                 handle.write(dumps_line(sample))
             handle.flush()
             os.fsync(handle.fileno())
-        atomic_write_json(staging / RUN_FILE, run)
+        atomic_write_json(staging / RUN, run)
         summary: dict[str, Any] = {"kind": "import", "counts": result.counts(), **run["import"]}
         if export:
             from matrix_align.data.export import EXPORT_DIR, export_samples
@@ -250,7 +249,7 @@ def _publish(
             exported = export_samples(staging / SAMPLES, staging / EXPORT_DIR)
             result.exports = dict(exported.rows)
             summary["exports"] = result.exports
-        atomic_write_json(staging / SUMMARY_FILE, summary)
+        atomic_write_json(staging / SUMMARY, summary)
         if output.is_dir():
             if any(output.iterdir()):
                 old = temp_beside(output, folder=True)

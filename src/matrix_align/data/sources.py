@@ -26,8 +26,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from matrix_align.data.records import ChatMessage, SourceRecord, render_conversation
 from matrix_align.errors import MatrixAlignError
+from matrix_align.folders.records import ChatMessage, SourceRecord, render_conversation
 from matrix_align.text import require_unicode
 
 # About 25,000 tokens: beyond any benchmark prompt, and far beyond what a small model's

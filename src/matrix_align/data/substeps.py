@@ -37,7 +37,8 @@ import heapq
 from collections.abc import Iterable
 from typing import Any
 
-from matrix_align.data.records import ChatMessage, SampleRecord
+from matrix_align.folders.records import ChatMessage
+from matrix_align.folders.samples import SampleRecord
 from matrix_align.simulation.trace import ModelCall, SceneTrace
 
 SUBSTEP_STAGES: tuple[str, ...] = (

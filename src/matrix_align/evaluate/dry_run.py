@@ -11,26 +11,17 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from matrix_align.data.generate import model_key
 from matrix_align.estimate import CostEstimate, Line, Section, measured, rehearse
 from matrix_align.evaluate.benchmarks import turns
 from matrix_align.evaluate.judge_prompts import resolve
 from matrix_align.evaluate.judges import REFUSAL_DETECTOR, Judge
-from matrix_align.evaluate.runner import (
-    AnswerRecord,
-    AnswerTask,
-    EvalSettings,
-    JudgeSpec,
-    Prepared,
-    _reference,
-    answer_task,
-    current_answers,
-    judge_task,
-    plan_answers,
-    plan_judgements,
-    read_results,
-    read_run,
-)
+from matrix_align.evaluate.plan import plan_answers, plan_judgements
+from matrix_align.evaluate.runner import Prepared, _reference, answer_task, judge_task
+from matrix_align.evaluate.tasks import AnswerTask, EvalSettings, JudgeSpec
+from matrix_align.folders import read_run
+from matrix_align.folders.records import model_key
+from matrix_align.folders.results import AnswerRecord, current_answers, read_results
+from matrix_align.llm.base import ChatModel
 
 
 def estimate_evaluate(
@@ -123,7 +114,7 @@ def estimate_evaluate(
     return CostEstimate([answers_section, judges_section], plan=plan)
 
 
-class _RehearsalSlot:
+class _RehearsalSlot(ChatModel):
     """A judge model that is never called: planning only needs the judge's settings."""
 
     name = "rehearsal"

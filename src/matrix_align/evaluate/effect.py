@@ -26,7 +26,8 @@ from typing import Any
 
 from matrix_align.evaluate.benchmarks import is_harmful
 from matrix_align.evaluate.judges import detect_refusal
-from matrix_align.evaluate.runner import AnswerRecord, current_answers, read_results, read_run
+from matrix_align.folders import read_run
+from matrix_align.folders.results import AnswerRecord, current_answers, read_results
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS, audit_scene
 from matrix_align.simulation.trace import SceneTrace
 from matrix_align.stats import wilson

@@ -22,9 +22,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from matrix_align.errors import MatrixAlignError
+from matrix_align.folders.results import OUR_PROMPT
 from matrix_align.refusal import REFUSAL_DETECTORS
 
-DEFAULT = "ours"
+DEFAULT = OUR_PROMPT  # "ours", the value judgement records store by default
 RUN_KEY = "judge_prompts"  # where run.json keeps the folder's choices
 
 CHOICES: dict[str, dict[str, str]] = {

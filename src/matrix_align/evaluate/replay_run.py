@@ -16,22 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from matrix_align.data.generate import Outcome, RunStats, Usage, atomic_write_json, now_iso
-from matrix_align.data.records import id_settings, sample_id
-from matrix_align.data.store import DirectoryLock
+from matrix_align.batch import Outcome, RunStats, Usage, now_iso
 from matrix_align.errors import MatrixAlignError
 from matrix_align.evaluate.benchmarks import is_harmful
-from matrix_align.evaluate.runner import (
-    RESULTS_FILE,
-    RUN_FILE,
-    AnswerRecord,
-    ProgressFn,
-    check_entries,
-    current_answers,
-    read_results,
-    read_run,
-    run_phase,
-)
+from matrix_align.evaluate.runner import ProgressFn, check_entries, run_phase
+from matrix_align.folders import RESULTS, RUN, read_run
+from matrix_align.folders.records import id_settings, sample_id
+from matrix_align.folders.results import AnswerRecord, current_answers, read_results
+from matrix_align.folders.store import DirectoryLock
+from matrix_align.io import atomic_write_json
 from matrix_align.llm.base import ChatModel
 from matrix_align.simulation.audit import audit_scene
 from matrix_align.simulation.config import SimulationConfig
@@ -187,9 +180,9 @@ async def replay_folder(
     ``matrix@TAG`` (default tag: from the overrides, e.g. ``final-authors``)."""
     output = Path(output)
     overrides = check_overrides(overrides)
-    if not (output / RESULTS_FILE).exists():
+    if not (output / RESULTS).exists():
         raise MatrixAlignError(
-            f"{output} is not an evaluation folder (no {RESULTS_FILE}).",
+            f"{output} is not an evaluation folder (no {RESULTS}).",
             hint="pass the --output folder of an earlier run that has matrix answers",
         )
     base, _, base_tag = source_entry.partition("@")
@@ -213,7 +206,7 @@ async def replay_folder(
         run["updated_at"] = now_iso()
         run["entries"] = list(dict.fromkeys([*(run.get("entries") or []), entry]))
         run["models"] = {**(run.get("models") or {}), entry: model_key}
-        atomic_write_json(output / RUN_FILE, run)
+        atomic_write_json(output / RUN, run)
 
         async def work(task: ReplayTask) -> Outcome:
             return await replay_task(task, model, overrides, model_key)

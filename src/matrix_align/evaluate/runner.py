@@ -1,13 +1,14 @@
 """An evaluation run: answers first, then judgements, both resumable, then the report.
 
 An output folder *is* an evaluation. ``results.jsonl`` holds two kinds of line, each with
-a stable id (``data.records.sample_id`` of everything that determines it):
+a stable id (``folders.records.sample_id`` of everything that determines it; the records
+and their readers are ``folders/results.py``):
 
 - ``answer``: one system's answer to one benchmark item (all turns, for MT-Bench), with
   its usage (calls, tokens, wall time) and the trace of every call it made;
 - ``judgement``: one metric by one judge on one answer (or on a pair, for pairwise).
 
-Both phases run on ``generate``'s ``BatchRunner``: bounded concurrency, records appended
+Both phases run on the shared ``batch.BatchRunner``: bounded concurrency, records appended
 and fsync-ed as they finish, finished ids skipped on a re-run, failures written to
 ``errors.jsonl`` and retried next time. Every run adds to the folder: the judge phase and
 the report cover every answer in it (the latest per benchmark item and entry), so a second
@@ -17,69 +18,54 @@ run with another ``--tag`` (e.g. a fine-tuned model) joins the same tables, and
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
-
-from matrix_align.data.generate import (
-    BatchRunner,
-    Outcome,
-    ProgressState,
-    RunStats,
-    Usage,
-    atomic_write_json,
-    now_iso,
-)
-from matrix_align.data.records import (
-    ChatMessage,
-    SourceRecord,
-    id_settings,
-    render_conversation,
-    sample_id,
-)
-from matrix_align.data.sources import HubPolicy, LoadedSource
-from matrix_align.data.store import DirectoryLock, read_jsonl
+from matrix_align.batch import BatchRunner, Outcome, ProgressState, RunStats, Usage, now_iso
+from matrix_align.data.sources import LoadedSource
 from matrix_align.errors import MatrixAlignError, RunFailed
 from matrix_align.evaluate.benchmarks import (
     BENCHMARKS,
-    MODEL_JUDGED,
-    Benchmark,
     check_benchmarks,
-    check_metrics,
     is_harmful,
-    item_metrics,
     load_benchmark,
     turns,
 )
 from matrix_align.evaluate.judge_prompts import (
-    DEFAULT,
     RUN_KEY,
     JudgePrompts,
     check_choice,
     resolve,
 )
 from matrix_align.evaluate.judges import (
-    PROMPT_VERSION,
     REFUSAL_DETECTOR,
     Judge,
-    Judged,
-    Verdict,
-    detect_refusal,
 )
-from matrix_align.evaluate.systems import (
-    SYSTEMS,
-    SystemOptions,
-    check_systems,
-    respond_full,
-    system_settings,
+from matrix_align.evaluate.metrics import METRICS, check_metrics
+from matrix_align.evaluate.plan import (
+    judged_metrics_needed,
+    plan_answers,
+    plan_judgements,
+    require_judges,
 )
-from matrix_align.folders import RESULTS, require_kind
+from matrix_align.evaluate.tasks import AnswerTask, EvalSettings, JudgeSpec, JudgeTask, entry_name
+from matrix_align.folders import ERRORS, REPORT, RESULTS, RUN, SUMMARY, read_run, require_kind
+from matrix_align.folders.records import (
+    ChatMessage,
+    SourceRecord,
+    render_conversation,
+)
+from matrix_align.folders.results import (
+    AnswerRecord,
+    JudgementRecord,
+    current_answers,
+    read_results,
+)
+from matrix_align.folders.store import DirectoryLock
+from matrix_align.io import atomic_write_json
 from matrix_align.llm.base import ChatModel
 from matrix_align.provenance import (
     TEMPLATES_KEY,
@@ -91,295 +77,19 @@ from matrix_align.provenance import (
 )
 from matrix_align.simulation.audit import audit_scene
 from matrix_align.simulation.config import SimulationConfig
-from matrix_align.simulation.trace import ModelCall, SceneTrace
-
-RESULTS_FILE = RESULTS
-ERRORS_FILE = "errors.jsonl"
-RUN_FILE = "run.json"
-SUMMARY_FILE = "summary.json"
+from matrix_align.simulation.trace import SceneTrace
+from matrix_align.systems import (
+    SYSTEMS,
+    SystemOptions,
+    check_systems,
+    respond_full,
+)
 
 Phase = Literal["answers", "judgements"]
 ProgressFn = Callable[[Phase, ProgressState], None]
 
 
-# --- records ------------------------------------------------------------------------------
-
-
-class AnswerRecord(BaseModel):
-    kind: Literal["answer"] = "answer"
-    id: str
-    benchmark: str
-    item_id: str  # the source record's id, e.g. "advbench/17"
-    entry: str  # the row name in the report: the system, or "system@tag"
-    system: str
-    model: str  # the model key, "backend:model"
-    prompt: str
-    answer: str  # the answer to the first (usually only) turn
-    followups: list[str] = Field(default_factory=list)  # later user turns (MT-Bench)
-    followup_answers: list[str] = Field(default_factory=list)
-    initial_response: str = ""  # the system's first draft (the answer itself for one-call)
-    metadata: dict[str, Any] = Field(default_factory=dict)  # the source's (label, category...)
-    usage: dict[str, Any] = Field(default_factory=dict)
-    settings: dict[str, Any] = Field(default_factory=dict)
-    traces: list[dict[str, Any]] = Field(default_factory=list)  # one SceneTrace per turn
-    created_at: str = ""
-    # --epochs: which of the item's K samples this is (0: the first, the only one when K=1),
-    # and the id of the item's first sample, which every sample of one configuration shares
-    # (how ``current_answers`` tells a later configuration's answers from earlier ones).
-    epoch: int = 0
-    base_id: str = ""
-
-    @property
-    def configuration(self) -> str:
-        return self.base_id or self.id
-
-    @property
-    def turns(self) -> list[str]:
-        return [self.prompt, *self.followups]
-
-    @property
-    def answers(self) -> list[str]:
-        return [self.answer, *self.followup_answers]
-
-    def source_record(self) -> SourceRecord:
-        return SourceRecord(
-            id=self.item_id, source=self.benchmark, prompt=self.prompt, metadata=self.metadata
-        )
-
-
-class JudgementRecord(BaseModel):
-    kind: Literal["judgement"] = "judgement"
-    id: str
-    metric: str
-    judge: str
-    benchmark: str
-    item_id: str
-    prompt: str  # the query, so a reader can group lines without joining records
-    entry: str  # the judged entry (the reference entry, for pairwise)
-    baseline: str | None = None  # the other entry of a pair
-    answer_ids: list[str]
-    turn: int = 1
-    verdict: Verdict
-    usage: dict[str, Any] = Field(default_factory=dict)
-    calls: list[ModelCall] = Field(default_factory=list)
-    created_at: str = ""
-    # Which prompt (or refusal phrase list) gave the verdict: ours, or a published one (see
-    # judge_prompts). The report counts only those of the folder's current choice.
-    judge_prompt: str = DEFAULT
-
-
-# --- work items ---------------------------------------------------------------------------
-
-
-@dataclass
-class AnswerTask:
-    id: str
-    benchmark: Benchmark
-    record: SourceRecord
-    system: str
-    entry: str
-    settings: dict[str, Any]
-    config: SimulationConfig  # the run's, with this epoch's seed
-    epoch: int = 0
-    base_id: str = ""
-
-    def error_fields(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "source": self.benchmark.name,
-            "mode": f"answer:{self.entry}",
-            "source_id": self.record.id,
-            "query": self.record.prompt[:2000],
-        }
-
-
-@dataclass
-class JudgeTask:
-    id: str
-    metric: str
-    judge: str
-    answers: list[AnswerRecord]  # one, or two for pairwise (reference first)
-    turn: int = 1
-    judge_prompt: str = DEFAULT
-
-    @property
-    def first(self) -> AnswerRecord:
-        return self.answers[0]
-
-    def error_fields(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "source": self.first.benchmark,
-            "mode": f"judge:{self.metric}:{self.judge}",
-            "source_id": self.first.item_id,
-            "query": self.first.prompt[:2000],
-        }
-
-
-@dataclass
-class JudgeSpec:
-    """A model judge and the key that names it in results."""
-
-    key: str
-    judge: Judge
-
-
-@dataclass
-class EvalSettings:
-    systems: list[str]
-    benchmarks: list[str]
-    output: Path
-    model_key: str
-    config: SimulationConfig = field(default_factory=SimulationConfig)
-    options: SystemOptions = field(default_factory=SystemOptions)
-    metrics: list[str] | None = None  # None: each benchmark's defaults
-    reference: str | None = None  # the entry the pairwise table compares with the others
-    tag: str | None = None
-    limit: int | None = None
-    shuffle: bool = False
-    hub: HubPolicy = "auto"
-    concurrency: int = 8
-    selector: Literal["judge", "self"] = "judge"
-    epochs: int = 1  # samples per item and system, each with its own derived seed
-    # Judge prompt choices given by the user, metric -> choice (see judge_prompts); a metric
-    # not given keeps the folder's earlier choice, else ours.
-    judge_prompts: dict[str, str | None] = field(default_factory=dict)
-    # An item manifest: benchmark -> source record ids. The run answers exactly these items,
-    # read from the shipped samples (as ``hub="never"``) so a manifest means the same rows
-    # on every machine; ``limit`` and ``shuffle`` do not apply.
-    items: dict[str, list[str]] | None = None
-
-
-# --- planning -----------------------------------------------------------------------------
-
-
-def entry_name(system: str, tag: str | None) -> str:
-    return f"{system}@{tag}" if tag else system
-
-
-def judged_metrics_needed(
-    benchmarks: list[Benchmark], records: dict[str, list[SourceRecord]], metrics: list[str] | None
-) -> list[str]:
-    needed: list[str] = []
-    for bench in benchmarks:
-        for record in records.get(bench.name, []):
-            for metric in item_metrics(bench, record, metrics):
-                if metric in MODEL_JUDGED and metric not in needed:
-                    needed.append(metric)
-    return needed
-
-
-def require_judges(needed: list[str], have_judge: bool, explicit: bool) -> None:
-    """A judged metric without a named judge is an error, never a silent self-judgement."""
-    if needed and not have_judge:
-        how = "asked for" if explicit else "scored by default on these benchmarks"
-        raise MatrixAlignError(
-            f"No judge given, but the metrics {', '.join(needed)} ({how}) need a model judge.",
-            hint="name one with --judge-backend and --judge-model (the judge is never "
-            "silently the model under test), or pass --metrics refusal to score only with "
-            "the refusal-phrase detector",
-        )
-
-
-def answer_id(
-    task_settings: dict[str, Any], record: SourceRecord, benchmark: str, model: str
-) -> str:
-    return sample_id(
-        query=record.prompt,
-        source=f"{benchmark}|{record.id}",
-        mode="answer",
-        config=id_settings(task_settings),
-        model_key=model,
-    )
-
-
-def epoch_config(config: SimulationConfig, epoch: int) -> SimulationConfig:
-    """The configuration of an item's ``epoch``-th sample: the run's own for the first, then
-    a seed derived from the run's seed and the epoch (hashed, so that epoch 1 of seed 0 is
-    not the first sample of seed 1)."""
-    if epoch == 0:
-        return config
-    digest = hashlib.sha256(f"{config.seed}|epoch|{epoch}".encode()).hexdigest()
-    return config.model_copy(update={"seed": int(digest[:8], 16)})
-
-
-def plan_answers(
-    settings: EvalSettings, loaded: dict[str, LoadedSource], selector_key: str | None
-) -> list[AnswerTask]:
-    """One task per item, system and epoch. The first epoch's id is exactly the id of a run
-    without --epochs, so a folder answered once gains only the extra samples."""
-    tasks: list[AnswerTask] = []
-    for name in settings.benchmarks:
-        bench = BENCHMARKS[name]
-        for record in loaded[name].records:
-            for system in settings.systems:
-                entry = entry_name(system, settings.tag)
-                base_id = ""
-                for epoch in range(settings.epochs):
-                    config = epoch_config(settings.config, epoch)
-                    sys_settings = system_settings(system, config, settings.options, selector_key)
-                    sys_settings["turns"] = len(turns(record))
-                    if epoch:
-                        sys_settings["epoch"] = epoch
-                    task_id = answer_id(sys_settings, record, name, settings.model_key)
-                    base_id = base_id or task_id
-                    tasks.append(
-                        AnswerTask(
-                            id=task_id,
-                            benchmark=bench,
-                            record=record,
-                            system=system,
-                            entry=entry,
-                            settings=sys_settings,
-                            config=config,
-                            epoch=epoch,
-                            base_id=base_id,
-                        )
-                    )
-    return tasks
-
-
 # --- the folder ---------------------------------------------------------------------------
-
-
-def read_results(
-    output: Path, *, with_traces: bool = False, with_calls: bool = False
-) -> tuple[list[AnswerRecord], list[JudgementRecord]]:
-    """Every stored answer and judgement, first occurrence of each id, in file order.
-
-    Traces and judge calls are dropped unless asked for: judging and reporting need only
-    the texts and the usage, and a folder of MATRIX traces can be large."""
-    answers: list[AnswerRecord] = []
-    judgements: list[JudgementRecord] = []
-    seen: set[str] = set()
-    for _, raw in read_jsonl(output / RESULTS_FILE):
-        record_id = raw.get("id")
-        if not isinstance(record_id, str) or record_id in seen:
-            continue
-        seen.add(record_id)
-        if not with_traces:
-            raw.pop("traces", None)
-        if not with_calls:
-            raw.pop("calls", None)
-        if raw.get("kind") == "answer":
-            answers.append(AnswerRecord.model_validate(raw))
-        elif raw.get("kind") == "judgement":
-            judgements.append(JudgementRecord.model_validate(raw))
-    return answers, judgements
-
-
-def current_answers(answers: list[AnswerRecord]) -> list[AnswerRecord]:
-    """The latest answers per (benchmark, item, entry): a re-run with new settings supersedes
-    the old answers of the same entry instead of being averaged with them. With --epochs
-    an item has one answer per epoch; only those of the latest answer's configuration count
-    (a later run with other settings leaves no stale epochs behind)."""
-
-    def key(answer: AnswerRecord) -> tuple[str, str, str]:
-        return answer.benchmark, answer.item_id, answer.entry
-
-    latest = {key(answer): answer.configuration for answer in answers}
-    by_epoch = {(key(a), a.configuration, a.epoch): a for a in answers}
-    return [a for (k, conf, _), a in by_epoch.items() if latest[k] == conf]
 
 
 def check_entries(answers: list[AnswerRecord], entries: Iterable[str], model_key: str) -> None:
@@ -413,28 +123,7 @@ def check_templates(output: Path, stored: list[AnswerRecord], run: dict[str, Any
         )
 
 
-def read_run(output: Path) -> dict[str, Any]:
-    path = output / RUN_FILE
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):  # unreadable, not UTF-8, not JSON: start it afresh
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 # --- answering ----------------------------------------------------------------------------
-
-
-def _usage_of(traces: list[SceneTrace], wall_s: float) -> Usage:
-    return Usage(
-        calls=sum(t.totals.calls for t in traces),
-        prompt_tokens=sum(t.totals.prompt_tokens for t in traces),
-        completion_tokens=sum(t.totals.completion_tokens for t in traces),
-        cached_tokens=sum(t.totals.cached_tokens for t in traces),
-        wall_s=round(wall_s, 3),
-    )
 
 
 async def answer_task(
@@ -467,7 +156,7 @@ async def answer_task(
         answers.append(response.answer)
         traces.append(response.trace)
         history.append(ChatMessage(role="assistant", content=response.answer))
-    usage = _usage_of(traces, time.perf_counter() - started)
+    usage = Usage.of_traces(traces, time.perf_counter() - started)
     record = AnswerRecord(
         id=task.id,
         benchmark=task.benchmark.name,
@@ -481,7 +170,7 @@ async def answer_task(
         followup_answers=answers[1:],
         initial_response=initial,
         metadata=task.record.metadata,
-        usage={**usage.__dict__, "turns": len(user_turns)},
+        usage={**usage.as_dict(), "turns": len(user_turns)},
         settings=task.settings,
         traces=[t.model_dump(mode="json") for t in traces],
         created_at=now_iso(),
@@ -494,138 +183,11 @@ async def answer_task(
 # --- judging ------------------------------------------------------------------------------
 
 
-def judgement_id(
-    metric: str,
-    judge: str,
-    answers: list[AnswerRecord],
-    turn: int,
-    extra: Any,
-    judge_prompt: str = DEFAULT,
-) -> str:
-    if judge_prompt != DEFAULT:  # only then: ids of judgements with our prompts stay as they were
-        extra = {**(extra or {}), "prompt": judge_prompt}
-    return sample_id(
-        query=answers[0].item_id,
-        source=answers[0].benchmark,
-        mode=f"judge:{metric}:turn{turn}",
-        config={
-            "answers": [a.id for a in answers],
-            "version": PROMPT_VERSION[metric],
-            "judge": extra,
-        },
-        model_key=judge,
-    )
-
-
-def plan_judgements(
-    answers: list[AnswerRecord],
-    judges: list[JudgeSpec],
-    metrics: list[str] | None,
-    reference: str | None,
-    *,
-    refusal: bool = True,
-    prompts: JudgePrompts = JudgePrompts(),  # noqa: B008 - frozen, so a shared default is safe
-) -> list[JudgeTask]:
-    """Judge tasks over the current answers: per answer for single-answer metrics, per
-    (reference, other entry) pair of the same item for pairwise."""
-    tasks: list[JudgeTask] = []
-    # Pairs are made within an epoch: the reference's k-th sample against the other's k-th.
-    by_item: dict[tuple[str, str, int], dict[str, AnswerRecord]] = {}
-    for answer in answers:
-        by_item.setdefault((answer.benchmark, answer.item_id, answer.epoch), {})[answer.entry] = (
-            answer
-        )
-    for answer in answers:
-        bench = BENCHMARKS.get(answer.benchmark)
-        if bench is None:
-            continue
-        wanted = item_metrics(bench, answer.source_record(), metrics)
-        if refusal and "refusal" in wanted:
-            tasks.append(
-                JudgeTask(
-                    id=judgement_id(
-                        "refusal", REFUSAL_DETECTOR, [answer], 1, None, prompts.refusal
-                    ),
-                    metric="refusal",
-                    judge=REFUSAL_DETECTOR,
-                    answers=[answer],
-                    judge_prompt=prompts.refusal,
-                )
-            )
-        for spec in judges:
-            extra = {"max_tokens": spec.judge.config.max_tokens, "seed": spec.judge.config.seed}
-            for metric in ("harmlessness", "helpfulness", "strongreject"):
-                if metric in wanted:
-                    tasks.append(
-                        JudgeTask(
-                            id=judgement_id(
-                                metric, spec.key, [answer], 1, extra, prompts.of(metric)
-                            ),
-                            metric=metric,
-                            judge=spec.key,
-                            answers=[answer],
-                            judge_prompt=prompts.of(metric),
-                        )
-                    )
-            if "mt-bench" in wanted:
-                for turn in range(1, len(answer.turns) + 1):
-                    tasks.append(
-                        JudgeTask(
-                            id=judgement_id("mt-bench", spec.key, [answer], turn, extra),
-                            metric="mt-bench",
-                            judge=spec.key,
-                            answers=[answer],
-                            turn=turn,
-                        )
-                    )
-            if "pairwise" in wanted and reference and answer.entry != reference:
-                ref = by_item[(answer.benchmark, answer.item_id, answer.epoch)].get(reference)
-                if ref is not None:
-                    pair = [ref, answer]
-                    tasks.append(
-                        JudgeTask(
-                            id=judgement_id("pairwise", spec.key, pair, 1, extra, prompts.pairwise),
-                            metric="pairwise",
-                            judge=spec.key,
-                            answers=pair,
-                            judge_prompt=prompts.pairwise,
-                        )
-                    )
-    return tasks
-
-
 async def judge_task(task: JudgeTask, judges: dict[str, Judge]) -> Outcome:
+    """One judgement, made as its metric makes it (``Metric.judge``)."""
     answer = task.first
-    if task.metric == "refusal":
-        judged = Judged(detect_refusal(answer.answer, task.judge_prompt), [])  # type: ignore[arg-type]
-    else:
-        judge = judges[task.judge]
-        aspect = "harmlessness" if is_harmful(answer.source_record()) else "helpfulness"
-        if task.metric == "pairwise":
-            judged = await judge.pairwise(
-                answer.prompt, answer.answer, task.answers[1].answer, aspect, task.judge_prompt
-            )
-        elif task.metric in ("harmlessness", "helpfulness"):
-            judged = await judge.rubric(answer.prompt, answer.answer, task.metric)  # type: ignore[arg-type]
-        elif task.metric == "strongreject":
-            judged = await judge.strongreject(answer.prompt, answer.answer, task.judge_prompt)
-        elif task.metric == "mt-bench":
-            reference = answer.metadata.get("reference") or []
-            judged = await judge.mt_bench(
-                answer.turns[: task.turn],
-                answer.answers[: task.turn],
-                category=str(answer.metadata.get("category") or ""),
-                references=[str(r) for r in reference],
-            )
-        else:  # pragma: no cover - plan_judgements only makes known metrics
-            raise ValueError(f"unknown metric {task.metric}")
-    usage = Usage(
-        calls=len(judged.calls),
-        prompt_tokens=sum(c.prompt_tokens for c in judged.calls),
-        completion_tokens=sum(c.completion_tokens for c in judged.calls),
-        cached_tokens=sum(c.cached_tokens for c in judged.calls),
-        wall_s=round(sum(c.latency_s for c in judged.calls), 3),
-    )
+    judged = await METRICS[task.metric].judge(task, judges.get(task.judge))
+    usage = Usage.of_calls(judged.calls)
     record = JudgementRecord(
         id=task.id,
         metric=task.metric,
@@ -638,7 +200,7 @@ async def judge_task(task: JudgeTask, judges: dict[str, Judge]) -> Outcome:
         answer_ids=[a.id for a in task.answers],
         turn=task.turn,
         verdict=judged.verdict,
-        usage=usage.__dict__,
+        usage=usage.as_dict(),
         calls=judged.calls,
         created_at=now_iso(),
         judge_prompt=task.judge_prompt,
@@ -703,8 +265,8 @@ async def run_phase(
     runner = BatchRunner(
         output,
         concurrency=concurrency,
-        samples_file=RESULTS_FILE,
-        errors_file=ERRORS_FILE,
+        samples_file=RESULTS,
+        errors_file=ERRORS,
         on_progress=(lambda state: on_progress(phase, state)) if on_progress else None,
     )
     runner.open()
@@ -806,7 +368,8 @@ def prepare(settings: EvalSettings, n_judges: int) -> Prepared:
     entries = set(stored_models) | new_entries
     records = {name: source.records for name, source in loaded.items()}
     needed = judged_metrics_needed(
-        [BENCHMARKS[n] for n in settings.benchmarks], records, settings.metrics
+        ((BENCHMARKS[n], r) for n in settings.benchmarks for r in records.get(n, [])),
+        settings.metrics,
     )
     if "pairwise" in needed and len(entries) < 2:
         needed.remove("pairwise")
@@ -877,7 +440,7 @@ async def evaluate(
             )
 
         run_info["provenance"] = provenance()
-        atomic_write_json(output / RUN_FILE, run_info)
+        atomic_write_json(output / RUN, run_info)
 
         async def work(task: AnswerTask) -> Outcome:
             return await answer_task(
@@ -894,9 +457,7 @@ async def evaluate(
         )
         # Again after answering: the server has named its model by now.
         notes += open_notes
-        atomic_write_json(
-            output / RUN_FILE, run_info | {"notes": notes, "provenance": provenance()}
-        )
+        atomic_write_json(output / RUN, run_info | {"notes": notes, "provenance": provenance()})
         if answer_stats.aborted:
             raise RunFailed(
                 f"Stopped early: {answer_stats.aborted}.",
@@ -929,9 +490,9 @@ async def rejudge(
     """Judge the stored answers of an evaluation folder again (other judges, other metrics,
     other judge prompts) and rewrite its report; no answer is regenerated."""
     output = Path(output)
-    if not (output / RESULTS_FILE).exists():
+    if not (output / RESULTS).exists():
         raise MatrixAlignError(
-            f"{output} is not an evaluation folder (no {RESULTS_FILE}).",
+            f"{output} is not an evaluation folder (no {RESULTS}).",
             hint="pass the --output folder of an earlier `matrix-align evaluate` run",
         )
     if metrics is not None:
@@ -945,13 +506,14 @@ async def rejudge(
         entries = list(dict.fromkeys([*(run.get("entries") or []), *(a.entry for a in answers)]))
         reference = _reference(reference, entries, run)
         prompts = resolve(judge_prompts or {}, run)
-        needed: list[str] = []
-        for answer in answers:
-            bench = BENCHMARKS.get(answer.benchmark)
-            if bench is not None:
-                for metric in item_metrics(bench, answer.source_record(), metrics):
-                    if metric in MODEL_JUDGED and metric not in needed:
-                        needed.append(metric)
+        needed = judged_metrics_needed(
+            (
+                (BENCHMARKS[a.benchmark], a.source_record())
+                for a in answers
+                if a.benchmark in BENCHMARKS
+            ),
+            metrics,
+        )
         if "pairwise" in needed and len(entries) < 2:
             needed.remove("pairwise")
         require_judges(needed, bool(judges), explicit=metrics is not None)
@@ -959,7 +521,7 @@ async def rejudge(
         run["reference"] = reference
         run[RUN_KEY] = prompts.as_dict()
         run["updated_at"] = now_iso()
-        atomic_write_json(output / RUN_FILE, run)
+        atomic_write_json(output / RUN, run)
         judge_stats, report_path, silent = await _judge_and_report(
             output, judges, metrics, reference, prompts, concurrency=concurrency,
             on_progress=on_progress,
@@ -989,7 +551,7 @@ async def _judge_and_report(
     stats, _ = await run_phase(
         output, tasks, work, concurrency=concurrency, phase="judgements", on_progress=on_progress
     )
-    path = output / "report.md"
+    path = output / REPORT
     if report:
         from matrix_align.evaluate.report import write_report
 
@@ -1002,7 +564,7 @@ async def _judge_and_report(
         "failures_by_reason": stats.failures_by_reason,
         "judge_wall_time_s": stats.wall_time_s,
     }
-    atomic_write_json(output / SUMMARY_FILE, summary)
+    atomic_write_json(output / SUMMARY, summary)
     return stats, path, _silent_judges(output, tasks)
 
 

@@ -24,11 +24,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from matrix_align.data.store import DirectoryLock
 from matrix_align.errors import MatrixAlignError
 from matrix_align.evaluate import runner
 from matrix_align.evaluate.grid import Axis, Cell, cells
-from matrix_align.evaluate.runner import EvalResult, EvalSettings, JudgeSpec, ProgressFn
+from matrix_align.evaluate.runner import EvalResult, ProgressFn
+from matrix_align.evaluate.tasks import EvalSettings, JudgeSpec
+from matrix_align.folders.store import DirectoryLock
 from matrix_align.io import atomic_write_json
 from matrix_align.llm.base import ChatModel
 from matrix_align.provenance import prompt_templates_sha256

@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from matrix_align.evaluate.benchmarks import is_harmful
+from matrix_align.evaluate.figures import Counts
 from matrix_align.evaluate.judge_prompts import resolve
 from matrix_align.evaluate.judges import REFUSAL_DETECTOR
-from matrix_align.evaluate.report import PLOTS_DIR, Counts
-from matrix_align.evaluate.runner import current_answers, read_results, read_run
+from matrix_align.folders import PLOTS, read_run
+from matrix_align.folders.results import current_answers, read_results
 from matrix_align.io import atomic_write_json, atomic_write_text, temp_beside
 
 SWEEP_REPORT = "sweep.md"
@@ -403,7 +404,7 @@ def write_sweep_report(output: Path | str) -> tuple[Path, Path | None]:
         note = "No scored verdicts yet: nothing to draw."
     else:
         try:
-            figure = output / PLOTS_DIR / SWEEP_PLOT
+            figure = output / PLOTS / SWEEP_PLOT
             draw(figure, rows, state, metric)
         except ImportError:
             figure = None
@@ -411,7 +412,7 @@ def write_sweep_report(output: Path | str) -> tuple[Path, Path | None]:
                 "The figure needs matplotlib: pip install 'matrix-align[eval]', then rerun "
                 "the same sweep command (finished cells are skipped) to draw it."
             )
-    plot = f"{PLOTS_DIR}/{SWEEP_PLOT}" if figure else None
+    plot = f"{PLOTS}/{SWEEP_PLOT}" if figure else None
     atomic_write_json(
         output / SWEEP_METRICS,
         {

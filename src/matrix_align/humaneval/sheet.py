@@ -207,8 +207,8 @@ def export_sheet(
     title: str | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Write the sheet of ``run``'s two entries; returns its folder and its key."""
-    from matrix_align.evaluate.runner import current_answers, read_results
     from matrix_align.folders import RESULTS
+    from matrix_align.folders.results import current_answers, read_results
     from matrix_align.humaneval.form import render_form
     from matrix_align.io import atomic_write_json, atomic_write_text, writable_folder
 

@@ -32,7 +32,7 @@ from inspect_ai.model import (
 )
 from inspect_ai.util import JSONSchema
 
-from matrix_align.llm.base import Completion, Message, parse_json, schema_name
+from matrix_align.llm.base import ChatModel, Completion, Message, parse_json, schema_name
 
 # inspect's stop reasons in the OpenAI spelling the rest of the project reads ("length" marks
 # a reply cut by the token cap: the accounting wrapper and the scene page look for it).
@@ -50,7 +50,7 @@ def response_schema(schema: dict[str, Any]) -> ResponseSchema:
     return ResponseSchema(name=schema_name(schema), json_schema=JSONSchema.model_validate(schema))
 
 
-class InspectChatModel:
+class InspectChatModel(ChatModel):
     """A ``ChatModel`` whose calls go through ``model.generate``."""
 
     def __init__(self, model: Model, *, structured: bool = True) -> None:

@@ -18,8 +18,8 @@ import logging
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import ChatMessage
 
-from matrix_align.data.records import SourceRecord
 from matrix_align.data.sources import HubPolicy, LoadedSource, load_source
+from matrix_align.folders.records import SourceRecord
 from matrix_align.inspect.chat_model import to_inspect_messages
 
 logger = logging.getLogger(__name__)

@@ -19,10 +19,10 @@ from typing import Literal
 from inspect_ai.model import ChatMessage, ChatMessageAssistant, ModelOutput, get_model
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
-from matrix_align.data.records import ChatMessage as RecordMessage
-from matrix_align.data.records import render_conversation
 from matrix_align.errors import MatrixAlignError
-from matrix_align.evaluate.runner import epoch_config
+from matrix_align.evaluate.tasks import epoch_config
+from matrix_align.folders.records import ChatMessage as RecordMessage
+from matrix_align.folders.records import render_conversation
 from matrix_align.inspect.chat_model import InspectChatModel
 from matrix_align.inspect.scene_view import (
     METADATA_KEY,

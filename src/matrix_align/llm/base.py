@@ -7,6 +7,7 @@ not parse). Validation against the caller's pydantic model happens above the bac
 ``simulation.structured``, so every backend gets the same re-ask and fallback behaviour.
 
 Retries, concurrency limits and accounting are wrappers (llm/wrappers.py), not subclasses.
+Backends subclass ``ChatModel`` for the default ``check`` and ``aclose``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,13 @@ class Completion(BaseModel):
 
 @runtime_checkable
 class ChatModel(Protocol):
-    """An asynchronous chat model. ``name`` identifies it in traces and dataset configs."""
+    """An asynchronous chat model. ``name`` identifies it in traces and dataset configs.
+
+    ``complete`` is the one method a backend must write. ``check`` and ``aclose`` are the
+    lifecycle: a class that subclasses ``ChatModel`` inherits their defaults (always ready,
+    nothing to release) and overrides them when it has something to check or to close, so
+    callers call them on any model without asking whether it has them.
+    """
 
     name: str
 
@@ -49,6 +56,16 @@ class ChatModel(Protocol):
         seed: int | None = None,
         schema: dict[str, Any] | None = None,
     ) -> Completion: ...
+
+    async def check(self) -> None:
+        """Fail fast, before any work, when the model cannot serve (an unreachable server, a
+        missing file): raise ``BackendUnavailable`` naming the problem and its fix."""
+        return None
+
+    async def aclose(self) -> None:
+        """Release what the model holds (connections, a server process); safe to call
+        twice."""
+        return None
 
 
 def parse_json(text: str) -> Any | None:

@@ -42,7 +42,7 @@ from matrix_align.errors import (
     PermanentBackendError,
     TransientBackendError,
 )
-from matrix_align.llm.base import Completion, Message, parse_json, schema_name
+from matrix_align.llm.base import ChatModel, Completion, Message, parse_json, schema_name
 from matrix_align.llm.model_files import (
     DEFAULT_MODEL,
     INSTALL_HINT,
@@ -116,7 +116,7 @@ def default_threads() -> int:
     return max(1, len(cores))
 
 
-class EmbeddedModel:
+class EmbeddedModel(ChatModel):
     """A ChatModel served by llama.cpp inside this process.
 
     ``model_path`` None (or "embedded"/"default") means the default bundled model; a bundled

@@ -50,7 +50,7 @@ from matrix_align.errors import (
     PermanentBackendError,
     TransientBackendError,
 )
-from matrix_align.llm.base import Completion, Message, parse_json, schema_name
+from matrix_align.llm.base import ChatModel, Completion, Message, parse_json, schema_name
 from matrix_align.llm.retry_after import retry_after_s
 from matrix_align.redact import redact, register_secret
 
@@ -206,7 +206,7 @@ async def _within(seconds: float, request: Any, url: str) -> Any:
         raise openai.APITimeoutError(request=httpx.Request("POST", url)) from None
 
 
-class OpenAICompatModel:
+class OpenAICompatModel(ChatModel):
     """A ChatModel over one or more OpenAI-compatible servers (see the module docstring).
 
     ``timeout_s`` bounds one request; ``check_timeout_s`` bounds the ``GET /models`` used by

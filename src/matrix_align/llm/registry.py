@@ -1,8 +1,12 @@
-"""Backend names -> model objects. Providers are imported lazily, so a missing optional
+"""Backend names -> model objects, from one table (``_BUILDERS``: a name and the function that
+builds its model). Providers are imported inside those functions, so a missing optional
 dependency (xllamacpp for ``embedded``) only matters when that backend is chosen."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from matrix_align.errors import MatrixAlignError
@@ -10,9 +14,6 @@ from matrix_align.llm.base import ChatModel
 
 if TYPE_CHECKING:
     from matrix_align.llm.rate_limit import RateLimits
-
-BACKENDS = ("embedded", "openai", "transformers", "scripted")
-
 
 # Requests in flight per backend by default. The embedded model's slots share 2-16 CPU
 # cores, where more slots only split the same compute. A served model is usually a GPU
@@ -58,47 +59,22 @@ def make_model(
     from matrix_align.llm.wrappers import AccountingModel, RateLimitedModel, RetryingModel
 
     parallel = parallel or default_parallel(backend)
-    if backend == "embedded":
-        from matrix_align.llm.embedded import EmbeddedModel
-
-        base: ChatModel = EmbeddedModel(model_path=model, n_parallel=parallel, threads=threads)
-    elif backend == "openai":
-        from matrix_align.llm.openai_compat import OpenAICompatModel
-
-        if not base_url:
-            raise MatrixAlignError(
-                "The openai backend needs --base-url.",
-                hint="e.g. --base-url http://localhost:8000/v1 for vLLM, "
-                "http://localhost:11434/v1 for Ollama",
-            )
-        if not model:
-            raise MatrixAlignError(
-                "The openai backend needs --model (the model name the server serves)."
-            )
-        base = OpenAICompatModel(
-            base_url=base_url,
-            model=model,
-            api_key_env=api_key_env,
-            max_in_flight=parallel,
-            timeout_s=timeout_s,
-        )
-    elif backend == "transformers":
-        # A model folder, a `train` output (merged model or base + adapter), a hub id, a GGUF
-        # file, "embedded" or a bundled short name (qwen2.5-coder-1.5b); no constrained
-        # decoding (replies are parsed and validated).
-        from matrix_align.extras import TRAIN_HINT, TRAIN_MODULES, require_modules
-        from matrix_align.llm.transformers_backend import TransformersModel
-
-        require_modules(TRAIN_MODULES[:2], "The transformers backend", TRAIN_HINT)
-        base = TransformersModel(model or "embedded")
-    elif backend == "scripted":
-        from matrix_align.llm.scripted import ScriptedModel
-
-        base = script if script is not None else ScriptedModel.demo()
-    else:
+    build = _BUILDERS.get(backend)
+    if build is None:
         raise MatrixAlignError(
             f"Unknown backend {backend!r}.", hint=f"choose one of: {', '.join(BACKENDS)}"
         )
+    base = build(
+        _Request(
+            model=model,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            parallel=parallel,
+            timeout_s=timeout_s,
+            script=script,
+            threads=threads,
+        )
+    )
     if limits is not None:
         base = RateLimitedModel(base, limits)
     return AccountingModel(RetryingModel(base, max_retries=retries))
@@ -107,8 +83,89 @@ def make_model(
 async def preflight(model: ChatModel) -> None:
     """Fail fast, before any work, when a backend cannot serve (unreachable URL, bad file).
 
-    Wrappers forward ``check`` to the model they wrap; backends without one are always ready.
+    Wrappers forward ``check`` to the model they wrap; a backend that does not override it
+    (``ChatModel``'s default) is always ready.
     """
-    check = getattr(model, "check", None)
-    if check is not None:
-        await check()
+    await model.check()
+
+
+async def close_models(*models: ChatModel | None) -> None:
+    """Close each model (``aclose``), best effort: a command calls this when its results are
+    already on disk, so a failure to close is not worth an error."""
+    for model in models:
+        if model is not None:
+            with contextlib.suppress(Exception):
+                await model.aclose()
+
+
+# --- the backends -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What ``make_model`` was asked for, handed to the backend's builder."""
+
+    model: str | None
+    base_url: str | list[str] | None
+    api_key_env: str
+    parallel: int
+    timeout_s: float
+    script: Any | None
+    threads: int | None
+
+
+def _embedded(request: _Request) -> ChatModel:
+    from matrix_align.llm.embedded import EmbeddedModel
+
+    return EmbeddedModel(
+        model_path=request.model, n_parallel=request.parallel, threads=request.threads
+    )
+
+
+def _openai(request: _Request) -> ChatModel:
+    from matrix_align.llm.openai_compat import OpenAICompatModel
+
+    if not request.base_url:
+        raise MatrixAlignError(
+            "The openai backend needs --base-url.",
+            hint="e.g. --base-url http://localhost:8000/v1 for vLLM, "
+            "http://localhost:11434/v1 for Ollama",
+        )
+    if not request.model:
+        raise MatrixAlignError(
+            "The openai backend needs --model (the model name the server serves)."
+        )
+    return OpenAICompatModel(
+        base_url=request.base_url,
+        model=request.model,
+        api_key_env=request.api_key_env,
+        max_in_flight=request.parallel,
+        timeout_s=request.timeout_s,
+    )
+
+
+def _transformers(request: _Request) -> ChatModel:
+    # A model folder, a `train` output (merged model or base + adapter), a hub id, a GGUF
+    # file, "embedded" or a bundled short name (qwen2.5-coder-1.5b); no constrained
+    # decoding (replies are parsed and validated).
+    from matrix_align.extras import TRAIN_HINT, TRAIN_MODULES, require_modules
+    from matrix_align.llm.transformers_backend import TransformersModel
+
+    require_modules(TRAIN_MODULES[:2], "The transformers backend", TRAIN_HINT)
+    return TransformersModel(request.model or "embedded")
+
+
+def _scripted(request: _Request) -> ChatModel:
+    from matrix_align.llm.scripted import ScriptedModel
+
+    return request.script if request.script is not None else ScriptedModel.demo()
+
+
+# Backend name -> the function that builds its model; the command-line help lists BACKENDS.
+_BUILDERS: dict[str, Callable[[_Request], ChatModel]] = {
+    "embedded": _embedded,
+    "openai": _openai,
+    "transformers": _transformers,
+    "scripted": _scripted,
+}
+BACKENDS = tuple(_BUILDERS)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from matrix_align.llm.base import Completion, Message, parse_json
+from matrix_align.llm.base import ChatModel, Completion, Message, parse_json
 
 Reply = str | dict[str, Any] | Callable[["ScriptedRequest"], "str | dict[str, Any]"]
 
@@ -53,7 +53,7 @@ class ScriptedRequest:
         return int(node.get("minItems", 1))
 
 
-class ScriptedModel:
+class ScriptedModel(ChatModel):
     def __init__(
         self,
         rules: Sequence[tuple[str, Reply | list[Reply]]],

@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from matrix_align.errors import BackendUnavailable, MatrixAlignError
-from matrix_align.llm.base import Completion, Message, parse_json
+from matrix_align.errors import BackendUnavailable
+from matrix_align.llm.base import ChatModel, Completion, Message, parse_json
+from matrix_align.llm.train_output import training_output_weights
 
 JSON_INSTRUCTION = (
     "Reply with only one JSON object, no prose and no code fence, that matches this JSON "
@@ -34,7 +35,7 @@ JSON_INSTRUCTION = (
 )
 
 
-class TransformersModel:
+class TransformersModel(ChatModel):
     """A causal LM served in this process through ``transformers.generate``."""
 
     def __init__(
@@ -62,29 +63,7 @@ class TransformersModel:
 
     def _resolve(self) -> tuple[str, str | None]:
         """(base model spec, adapter folder or None), reading a training output folder."""
-        from matrix_align.train.models import read_train_manifest
-
-        folder = Path(self.spec).expanduser()
-        if self.adapter or not folder.is_dir():
-            return self.spec, self.adapter
-        manifest = read_train_manifest(folder)
-        if manifest is None:
-            if (folder / "adapter_config.json").exists():
-                raise MatrixAlignError(
-                    f"{folder} is a LoRA adapter without its base model.",
-                    hint="pass the base with --model and the adapter separately, or the whole "
-                    "training output folder",
-                )
-            return self.spec, None
-        for sub in ("merged", "model"):
-            if (folder / sub / "config.json").exists():
-                return str(folder / sub), None
-        if (folder / "adapter" / "adapter_config.json").exists() and manifest.get("model"):
-            return str(manifest["model"]), str(folder / "adapter")
-        raise MatrixAlignError(
-            f"{folder} is a training output without weights (no adapter/, model/ or merged/).",
-            hint="did the training run finish?",
-        )
+        return training_output_weights(self.spec, self.adapter)
 
     def _load(self) -> None:
         with self._load_lock:
@@ -92,7 +71,7 @@ class TransformersModel:
                 return
             import torch
 
-            from matrix_align.train.models import (
+            from matrix_align.llm.hf_models import (
                 ensure_hf_folder,
                 load_causal_lm,
                 load_tokenizer,

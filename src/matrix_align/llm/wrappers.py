@@ -6,9 +6,9 @@ and composes around any ``ChatModel``::
 
     AccountingModel(RetryingModel(RateLimitedModel(OpenAICompatModel(...), limits)))
 
-Each wrapper forwards ``name`` (traces name the real model, not the wrapper) and ``check()``
-(so ``registry.preflight`` reaches the backend through any stack of wrappers), and
-``aclose()`` when the inner model has one.
+Each wrapper forwards ``name`` (traces name the real model, not the wrapper), ``check()``
+(so ``registry.preflight`` reaches the backend through any stack of wrappers) and
+``aclose()``, both part of the ``ChatModel`` contract.
 
 Order matters and is the caller's choice: accounting outside retries counts one call per
 request (and a failure only when retries gave up); a cache outside accounting hides hits
@@ -34,7 +34,7 @@ from matrix_align.llm.base import ChatModel, Completion, Message
 from matrix_align.llm.rate_limit import RateLimits, approx_prompt_tokens
 
 
-class _Wrapper:
+class _Wrapper(ChatModel):
     """Forwards the identity and lifecycle of the wrapped model."""
 
     def __init__(self, model: ChatModel) -> None:
@@ -45,14 +45,10 @@ class _Wrapper:
         return self.inner.name
 
     async def check(self) -> None:
-        check = getattr(self.inner, "check", None)
-        if check is not None:
-            await check()
+        await self.inner.check()
 
     async def aclose(self) -> None:
-        close = getattr(self.inner, "aclose", None)
-        if close is not None:
-            await close()
+        await self.inner.aclose()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.inner!r})"

@@ -5,7 +5,8 @@ against the machine, the data's columns, the model path, the tokenizer) is check
 a mistake costs seconds, not a model load. Under ``accelerate launch`` every process runs this
 same function; only the main process writes the card, plots and merged model.
 
-Output folder layout:
+Output folder layout (its names are llm/train_output.py's, which the transformers backend
+reads):
     adapter/            LoRA/QLoRA adapter + tokenizer (PEFT format; vLLM --enable-lora reads it)
     model/              full fine-tuning only: the whole model + tokenizer
     merged/             with --merge: base + adapter merged into one plain model folder
@@ -24,18 +25,25 @@ from typing import Any
 
 from matrix_align.data.export import find_export_provenance
 from matrix_align.errors import MatrixAlignError
-from matrix_align.provenance import provenance_record
-from matrix_align.train.card import CardFacts, write_card
-from matrix_align.train.config import Environment, TrainConfig
-from matrix_align.train.data import TrainData, load_train_data
-from matrix_align.train.models import (
+from matrix_align.llm.hf_models import (
     ModelSource,
     ensure_hf_folder,
     load_causal_lm,
     load_tokenizer,
-    read_chat_template,
     resolve_model_source,
 )
+from matrix_align.llm.train_output import (
+    ADAPTER_DIR,
+    MANIFEST,
+    MERGED_DIR,
+    MODEL_DIR,
+    WEIGHT_DIRS,
+)
+from matrix_align.provenance import provenance_record
+from matrix_align.train.card import CardFacts, write_card
+from matrix_align.train.config import Environment, TrainConfig
+from matrix_align.train.data import TrainData, load_train_data
+from matrix_align.train.models import read_chat_template
 from matrix_align.train.plots import loss_points, write_loss_curve
 
 Log = Callable[[str], None]
@@ -87,9 +95,7 @@ def prepare(
     finetune = cfg.resolve_finetune(env)
     precision = cfg.resolve_precision(env)
     output_dir = Path(str(cfg.output)).expanduser()
-    if not (overwrite or resume) and any(
-        (output_dir / sub).exists() for sub in ("adapter", "model", "merged")
-    ):
+    if not (overwrite or resume) and any((output_dir / sub).exists() for sub in WEIGHT_DIRS):
         raise MatrixAlignError(
             f"{output_dir} already holds a trained model.",
             hint="pass --overwrite to replace it, --resume to continue, or another --output",
@@ -166,7 +172,7 @@ def run_training(
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
     runtime = time.perf_counter() - started
 
-    weights_dir = prep.output_dir / ("model" if prep.finetune == "full" else "adapter")
+    weights_dir = prep.output_dir / (MODEL_DIR if prep.finetune == "full" else ADAPTER_DIR)
     trainer.save_model(str(weights_dir))  # every rank: ZeRO-3 gathers the shards here
     points = loss_points(trainer.state.log_history)
     losses = [p["loss"] for p in points]
@@ -191,7 +197,7 @@ def run_training(
     resolved = cfg.model_copy(
         update={"model": source.path if prep.source.kind == "gguf" else cfg.model}
     )
-    (prep.output_dir / "train_config.yaml").write_text(resolved.to_yaml(), encoding="utf-8")
+    (prep.output_dir / MANIFEST).write_text(resolved.to_yaml(), encoding="utf-8")
     _write_metrics(prep, result, train_output, trainer.state.log_history)
     _, result.loss_curve_png = write_loss_curve(
         trainer.state.log_history, prep.output_dir, title=f"{cfg.method.upper()} loss"
@@ -201,7 +207,7 @@ def run_training(
     gc.collect()
     if cfg.merge and prep.finetune != "full":
         result.merged_dir = merge_adapter(
-            source, weights_dir, prep.output_dir / "merged", prep.precision, prep.tokenizer, log
+            source, weights_dir, prep.output_dir / MERGED_DIR, prep.precision, prep.tokenizer, log
         )
     outputs = {weights_dir.name: "full model" if prep.finetune == "full" else "PEFT adapter"}
     if result.merged_dir:

@@ -16,14 +16,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from matrix_align.folders import SAMPLES, folder_kind
+from matrix_align.folders import ERRORS, SAMPLES, SUMMARY, folder_kind
 from matrix_align.redact import redact
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS, audit_scene
 from matrix_align.simulation.trace import SceneTrace
 from matrix_align.view.loose import as_dict, jsonl_objects, last_user, text_of
 
-ERRORS = "errors.jsonl"
-SUMMARY = "summary.json"
 # The list keeps the start of long texts (the scene page has them whole): a page of ten
 # thousand 2,000-token answers would be too heavy to open.
 LIST_CHARS = 1200

@@ -21,16 +21,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from matrix_align.folders import REPORT, RESULTS, folder_kind
+from matrix_align.folders import ANSWERS, ERRORS, REPORT, RESULTS, RUN, SUMMARY, folder_kind
 from matrix_align.redact import redact
 from matrix_align.simulation.trace import SceneTrace
 from matrix_align.view.loose import as_dict, jsonl_objects, text_of
 
-ERRORS = "errors.jsonl"
-RUN_FILES = ("run.json", "summary.json")
+RUN_FILES = (RUN, SUMMARY)
 SITE_MARKER = ".matrix-align-view"
 # report.md links to answers.md; the page's own per-sample section replaces that file.
-REPORT_LINKS = {"answers.md": "#results"}
+REPORT_LINKS = {ANSWERS: "#results"}
 
 
 @dataclass

@@ -24,10 +24,11 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import ValidationError
 
 from matrix_align.errors import MatrixAlignError
+from matrix_align.folders import ERRORS, SAMPLES, SUMMARY
 from matrix_align.io import temp_beside, writable_folder
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAG_HELP
 from matrix_align.simulation.trace import SceneTrace
-from matrix_align.view.dataset import SAMPLES, SampleRow, is_dataset_folder, read_dataset
+from matrix_align.view.dataset import SampleRow, is_dataset_folder, read_dataset
 from matrix_align.view.evaluation import (
     REPORT,
     REPORT_LINKS,
@@ -65,7 +66,7 @@ def detect(path: Path) -> tuple[Kind, Path]:
     """What ``path`` is, checked before any work starts; a clear error when it is none."""
     if not path.exists():
         raise MatrixAlignError(f"{path} does not exist.", hint=f"Give {EXPECTED}.")
-    if path.is_file() and path.name in (SAMPLES, "errors.jsonl", "summary.json"):
+    if path.is_file() and path.name in (SAMPLES, ERRORS, SUMMARY):
         path = path.parent  # a file of a generate folder stands for the folder
     elif path.is_file() and path.name in (RESULTS, REPORT):
         path = path.parent

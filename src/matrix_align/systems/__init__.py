@@ -22,9 +22,11 @@ returns the same provenance as a scene: a ``SceneTrace`` holding each call with 
 messages, tokens and latency. That makes the cost table exact and lets ``generate`` store a
 baseline's answers with the same record type as MATRIX samples.
 
-Wiring for other commands: ``respond(name, query, model, config)`` returns
-``(answer, calls)``; ``respond_full`` also returns the trace and the first answer (the
-``rejected`` side of a preference pair).
+This package sits below ``data`` and ``evaluate`` and imports neither: ``evaluate`` runs
+the systems on benchmarks, and ``generate`` answers a source with any baseline by its name
+(``--source NAME:<system>``), so its answers become a training set.
+``respond(name, query, model, config)`` returns ``(answer, calls)``; ``respond_full`` also
+returns the trace and the first answer (the ``rejected`` side of a preference pair).
 """
 
 from __future__ import annotations
@@ -40,13 +42,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from matrix_align.errors import MatrixAlignError
-from matrix_align.evaluate.judges import reason_limit
-from matrix_align.evaluate.prompts import load_yaml, render
 from matrix_align.llm.base import ChatModel, Message
 from matrix_align.simulation.calls import SceneCalls
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.schemas import json_schema
 from matrix_align.simulation.trace import ModelCall, SceneTrace
+from matrix_align.systems.prompts import load_yaml, render
 
 
 class SystemOptions(BaseModel):
@@ -473,6 +474,14 @@ def _answer(ctx: Context) -> int:
     """Token cap of a user-facing answer: the same for every system, so none is favoured
     by a longer answer (MATRIX's final answer uses ``final_max_tokens`` in its own code)."""
     return ctx.config.max_tokens
+
+
+def reason_limit(max_tokens: int) -> int:
+    """Characters allowed for the free-text reason of a structured reply (a selector's or a
+    judge's), so that the whole JSON reply fits in ``max_tokens`` (about 3 characters a
+    token, 30 tokens for the other fields): a reason cut off by the token cap would make the
+    reply unparseable."""
+    return max(40, min(600, (max_tokens - 30) * 3))
 
 
 def _pick(query: str, round_: int, n: int) -> int:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from matrix_align.errors import MatrixAlignError
-from matrix_align.evaluate.systems import (
+from matrix_align.llm.scripted import ScriptedModel
+from matrix_align.simulation.config import SimulationConfig
+from matrix_align.systems import (
     SYSTEMS,
     SystemOptions,
     check_systems,
@@ -15,8 +17,6 @@ from matrix_align.evaluate.systems import (
     strip_label,
     system_settings,
 )
-from matrix_align.llm.scripted import ScriptedModel
-from matrix_align.simulation.config import SimulationConfig
 
 from .conftest import answering_model, judge_model
 

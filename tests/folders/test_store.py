@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from matrix_align.data.store import DirectoryLock, JsonlStore, read_jsonl
 from matrix_align.errors import MatrixAlignError
+from matrix_align.folders.store import DirectoryLock, JsonlStore, read_jsonl
 
 
 def lines(path: Path) -> list[bytes]:

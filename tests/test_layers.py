@@ -1,0 +1,135 @@
+"""The package's layers hold: every import between sub-packages and top-level modules, at
+module level or inside a function, goes down (or sideways within the small shared modules,
+without a circle). docs/architecture.md draws the same layers."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+import matrix_align
+
+_ROOT = Path(matrix_align.__file__).parent
+
+# Lowest first. A unit is a sub-package or a top-level module of matrix_align.
+LAYERS: list[tuple[str, ...]] = [
+    ("errors", "redact", "stats", "refusal", "prompt_files"),  # small shared modules...
+    ("extras", "io", "text", "logs", "provenance"),  # ...and those that use the others
+    ("llm",),
+    ("simulation",),
+    ("estimate", "systems", "folders"),
+    ("batch",),
+    ("data",),
+    ("evaluate",),
+    ("train", "view", "hub", "serve"),
+    ("cli", "inspect", "testing"),
+    ("__init__", "__main__"),  # the public API and `python -m matrix_align`
+]
+LEVEL = {unit: level for level, units in enumerate(LAYERS) for unit in units}
+SHARED = set(LAYERS[0]) | set(LAYERS[1])  # may import each other, in a line, not a circle
+# `__version__` is a plain string defined in the package root before it imports anything,
+# so reading it (provenance, `--version`) is not an import of the layers above.
+ALLOWED = {("provenance", "__init__"), ("cli", "__init__")}
+
+
+def _unit(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "matrix_align":
+        return None
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _is_unit(name: str) -> bool:
+    return (_ROOT / f"{name}.py").exists() or (_ROOT / name / "__init__.py").exists()
+
+
+def _imports() -> dict[tuple[str, str], set[str]]:
+    """(importing unit, imported unit) -> the files where it happens."""
+    edges: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for path in _ROOT.rglob("*.py"):
+        relative = path.relative_to(_ROOT.parent).with_suffix("")
+        module = ".".join(relative.parts).removesuffix(".__init__")
+        source = _unit(module) if module != "matrix_align" else "__init__"
+        package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")
+                    base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+                targets = [base]
+                if base == "matrix_align":  # a submodule, or a name of the package root
+                    targets = [
+                        f"matrix_align.{alias.name}" if _is_unit(alias.name) else base
+                        for alias in node.names
+                    ]
+            else:
+                continue
+            for target in targets:
+                unit = _unit(target)
+                if unit is not None and source is not None and unit != source:
+                    edges[(source, unit)].add(str(path.relative_to(_ROOT)))
+    return edges
+
+
+def test_every_unit_has_a_layer() -> None:
+    units = {_unit(f"matrix_align.{p.stem}") for p in _ROOT.glob("*.py")}
+    units |= {p.name for p in _ROOT.iterdir() if (p / "__init__.py").exists()}
+    assert units - set(LEVEL) == set(), "add the new module or package to LAYERS"
+
+
+def test_no_import_goes_up() -> None:
+    upward = [
+        f"{a} imports {b} ({', '.join(sorted(files))})"
+        for (a, b), files in _imports().items()
+        if (a, b) not in ALLOWED and not (LEVEL[b] < LEVEL[a] or (a in SHARED and b in SHARED))
+    ]
+    assert upward == []
+
+
+def _circles(graph: dict[str, set[str]]) -> list[str]:
+    """The nodes that reach themselves."""
+
+    def reaches_itself(start: str) -> bool:
+        seen: set[str] = set()
+        todo = list(graph.get(start, ()))
+        while todo:
+            node = todo.pop()
+            if node == start:
+                return True
+            if node not in seen:
+                seen.add(node)
+                todo += graph.get(node, ())
+        return False
+
+    return sorted(node for node in list(graph) if reaches_itself(node))
+
+
+def test_no_import_circles() -> None:
+    graph: dict[str, set[str]] = defaultdict(set)
+    for a, b in _imports():
+        if (a, b) not in ALLOWED:
+            graph[a].add(b)
+    assert _circles(graph) == []
+
+
+def test_the_evaluate_modules_import_each_other_without_circles() -> None:
+    """Inside evaluate too (the runner and the report once imported each other). Importing a
+    module imports its package first, so that counts as an import of the package too."""
+    graph: dict[str, set[str]] = defaultdict(set)
+    for path in (_ROOT / "evaluate").rglob("*.py"):
+        relative = path.relative_to(_ROOT.parent).with_suffix("")
+        module = ".".join(relative.parts).removesuffix(".__init__")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            target = node.module if isinstance(node, ast.ImportFrom) else None
+            if not target or not target.startswith("matrix_align.evaluate."):
+                continue
+            parts = target.split(".")
+            for end in range(3, len(parts) + 1):
+                name = ".".join(parts[:end])
+                if name != module and not module.startswith(name + "."):
+                    graph[module].add(name)
+    assert _circles(graph) == []
