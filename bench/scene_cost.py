@@ -173,10 +173,11 @@ def main() -> None:
     parser.add_argument("--traces", nargs="*", help="analyse stored traces instead")
     parser.add_argument("--keep-traces", help="folder for the embedded scenes' traces")
     parser.add_argument("--output", help="write the rows as JSON here")
+    parser.add_argument("--chars", action="store_true", help="reuse over characters (faster)")
     args = parser.parse_args()
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     config = SimulationConfig(n_roles=args.roles, n_steps=args.steps)
-    tokenizer = load_tokenizer()
+    tokenizer = None if args.chars else load_tokenizer()
 
     print(f"# {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     print(f"# query: {QUERY}\n# {args.roles} roles x {args.steps} steps")

@@ -99,6 +99,18 @@ def test_out_of_range_settings_are_clear_errors():
         assert field in result.stderr and "Traceback" not in result.stderr
 
 
+def test_threads_and_reactions_are_checked():
+    result = run("simulate", "hi", "--backend", "scripted", "--threads", "0")
+    assert result.returncode == 2 and "--threads" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = run("simulate", "hi", "--backend", "scripted", "--reactions", "together")
+    assert result.returncode == 2 and "reactions" in result.stderr
+    assert "'joint' or 'separate'" in result.stderr and "Traceback" not in result.stderr
+    result = run("simulate", "hi", "--backend", "scripted", "--reactions", "separate", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["config"]["reactions"] == "separate"
+
+
 def test_config_file_and_overrides(tmp_path: Path):
     config = tmp_path / "sim.yaml"
     config.write_text("n_roles: 1\nn_steps: 3\nstrictness: strict\n")

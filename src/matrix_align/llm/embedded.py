@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
+import logging
 import os
 import secrets
 import shutil
@@ -54,6 +56,7 @@ from matrix_align.llm.model_files import (
 )
 
 DEFAULT_NAME = f"embedded:{DEFAULT_MODEL.name}"
+logger = logging.getLogger(__name__)
 
 # llama.cpp log threshold: 0 prints nothing, 1 errors, 2 warnings, 3 info, 4 debug.
 _VERBOSITY_ENV = "MATRIX_ALIGN_LLAMA_VERBOSITY"
@@ -93,15 +96,35 @@ _SERVERS: dict[_ServerKey, _Running] = {}
 _SERVERS_LOCK = threading.Lock()
 
 
+@functools.cache
 def default_threads() -> int:
-    """The physical cores among the CPUs this process may run on.
+    """llama.cpp's CPU threads when ``--threads`` is not given: the physical cores this
+    process may run on, less the CPUs other processes keep busy when the model is first
+    made (measured once per process, so every model of a process shares one server).
 
-    Not llama.cpp's own default (the machine's physical cores): in a container or a job
-    pinned to a few CPUs of a large machine, that starts more threads than the process may
-    run, and llama.cpp's threads wait for each other at every step, so a thread that waits
-    for a CPU stalls them all. Hyperthreads of one core share its arithmetic units, so they
-    count once.
+    Not llama.cpp's own default (all the machine's physical cores): llama.cpp's threads wait
+    for each other at every step, so one that waits for a CPU stalls them all. Measured on 2
+    cores with one other busy process, a 2 x 2 scene took 91 s with 2 threads and 51 s with
+    1; alone, 32 s with 2 (docs/generate.md).
     """
+    cores = physical_cores()
+    busy = busy_cpus()
+    threads = max(1, cores - busy)
+    if busy:
+        logger.info(
+            "llama.cpp threads: %d (%d physical cores, %d kept busy by other work; "
+            "--threads to choose)",
+            threads,
+            cores,
+            busy,
+        )
+    return threads
+
+
+def physical_cores() -> int:
+    """The physical cores among the CPUs this process may run on. In a container or a job
+    pinned to a few CPUs of a large machine, that is fewer than the machine's; hyperthreads
+    of one core share its arithmetic units, so they count once."""
     try:
         cpus = sorted(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -114,6 +137,27 @@ def default_threads() -> int:
         except OSError:
             cores.add(str(cpu))
     return max(1, len(cores))
+
+
+def busy_cpus(sample_s: float = 0.3, stat: Path = Path("/proc/stat")) -> int:
+    """CPUs kept busy by other processes over ``sample_s`` seconds (0 where /proc/stat is
+    unreadable): the machine's busy share from two reads of its CPU counters. A CPU counts
+    only when at least three quarters busy, so a passing blip does not cost a thread."""
+
+    def counters() -> tuple[int, int]:
+        values = [int(v) for v in stat.read_text().split("\n", 1)[0].split()[1:]]
+        return values[3] + values[4], sum(values)  # idle + iowait, all
+
+    try:
+        idle0, total0 = counters()
+        time.sleep(sample_s)
+        idle1, total1 = counters()
+    except (OSError, ValueError, IndexError):
+        return 0
+    if total1 <= total0:
+        return 0
+    busy_share = 1 - (idle1 - idle0) / (total1 - total0)
+    return int(busy_share * (os.cpu_count() or 1) + 0.25)
 
 
 class EmbeddedModel(ChatModel):
