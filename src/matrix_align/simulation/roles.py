@@ -79,15 +79,14 @@ async def propose_reaction(scene: Scene, role: str, trigger: Event, round_no: in
 
 async def react_jointly(scene: Scene, trigger: Event, round_no: int) -> list[Outcome]:
     """The reactions of everyone who noticed ``trigger``, from one call, ruled on in one call
-    (``--reactions joint``; one model plays every role, so one reply can hold them all),
-    when two or more people noticed it.
+    (``--reactions joint``; one model plays every role, so one reply can hold them all).
     People whose reactions were rejected propose replacements together, ruled on together,
     so a rejection adds two calls to the round, not two per person. Returns each person's
     attempts, in the order of the trigger's receivers."""
     people = [name for name in trigger.receivers if name != trigger.actor]
     if len(people) == 1:
-        # One person saves nothing by a joint call; their reaction is asked for as in
-        # separate mode, the prompt measured longest (docs/effect.md).
+        # A joint call saves nothing for one person: their reaction is asked for as in
+        # separate mode, whose prompt the effect benchmark measured most (docs/effect.md).
         return [await propose_reaction(scene, people[0], trigger, round_no)]
     attempts: dict[str, Outcome] = {name: [] for name in people}
     rejected: dict[str, Event] = {}
