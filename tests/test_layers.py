@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("batch",),
     ("data",),
     ("evaluate",),
-    ("train", "view", "hub", "serve"),
+    ("train", "view", "hub", "serve", "humaneval"),
     ("cli", "inspect", "testing"),
     ("__init__", "__main__"),  # the public API and `python -m matrix_align`
 ]

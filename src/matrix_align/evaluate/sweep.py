@@ -28,13 +28,13 @@ from matrix_align.errors import MatrixAlignError
 from matrix_align.evaluate import runner
 from matrix_align.evaluate.grid import Axis, Cell, cells
 from matrix_align.evaluate.runner import EvalResult, ProgressFn
+from matrix_align.evaluate.sweep_state import SWEEP_FILE, read_state
 from matrix_align.evaluate.tasks import EvalSettings, JudgeSpec
 from matrix_align.folders.store import DirectoryLock
 from matrix_align.io import atomic_write_json
 from matrix_align.llm.base import ChatModel
 from matrix_align.provenance import prompt_templates_sha256
 
-SWEEP_FILE = "sweep.json"
 LOCK_FILE = ".sweep.lock"
 SYSTEM = "matrix"  # the grid varies simulation settings: only MATRIX reads them
 
@@ -138,15 +138,6 @@ def fingerprint(settings: EvalSettings, judges: list[JudgeSpec]) -> str:
     }
     text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def read_state(output: Path) -> dict[str, Any]:
-    path = Path(output) / SWEEP_FILE
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):  # absent or damaged: every cell is checked item by item
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _grid_record(spec: SweepSpec) -> list[dict[str, Any]]:

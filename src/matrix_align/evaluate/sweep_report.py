@@ -28,6 +28,7 @@ from matrix_align.evaluate.benchmarks import is_harmful
 from matrix_align.evaluate.figures import Counts
 from matrix_align.evaluate.judge_prompts import resolve
 from matrix_align.evaluate.judges import REFUSAL_DETECTOR
+from matrix_align.evaluate.sweep_state import read_state
 from matrix_align.folders import PLOTS, read_run
 from matrix_align.folders.results import current_answers, read_results
 from matrix_align.io import atomic_write_json, atomic_write_text, temp_beside
@@ -92,8 +93,6 @@ def _add(counts: Counts, label: str | None, scored: bool, item: str) -> None:
 def collect(output: Path) -> tuple[list[EntryFigures], dict[str, Any], str | None]:
     """The figures of the base and every cell of the folder's sweep, its state, and the
     judge whose verdicts they use (None: the refusal detector only)."""
-    from matrix_align.evaluate.sweep import read_state
-
     state = read_state(output)
     run = read_run(output)
     answers, judgements = read_results(output)
