@@ -393,6 +393,7 @@ def evaluate(
     max_tokens: o.MaxTokens = None,
     final_max_tokens: o.FinalMaxTokens = None,
     reactions: o.Reactions = None,
+    private_memory: o.PrivateMemory = None,
     final_prompt: o.FinalPrompt = None,
 ) -> None:
     """Evaluate systems (vanilla, matrix and the paper's baselines) on harmlessness and
@@ -472,6 +473,7 @@ def evaluate(
         max_tokens=max_tokens,
         final_max_tokens=final_max_tokens,
         reactions=reactions,
+        private_memory=private_memory,
         final_prompt=final_prompt,
     )
     options = SystemOptions.build(

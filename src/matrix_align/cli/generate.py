@@ -238,6 +238,7 @@ def generate(
     max_tokens: o.MaxTokens = None,
     final_max_tokens: o.FinalMaxTokens = None,
     reactions: o.Reactions = None,
+    private_memory: o.PrivateMemory = None,
     final_prompt: o.FinalPrompt = None,
 ) -> None:
     """Generate an alignment dataset: MATRIX answers for harmful queries, the model's own
@@ -278,6 +279,7 @@ def generate(
         max_tokens=max_tokens,
         final_max_tokens=final_max_tokens,
         reactions=reactions,
+        private_memory=private_memory,
         final_prompt=final_prompt,
     )
     key = model_key(backend, model)

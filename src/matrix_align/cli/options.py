@@ -164,7 +164,9 @@ ConfigFile = Annotated[
     typer.Option(
         "--config",
         parser=path_value,
-        help="YAML file of simulation settings; options given here win.",
+        help="YAML file of simulation settings, or a built-in profile: paper (the paper's "
+        "path: fixed plan, the authors' final prompt, memory budget 3, separate reactions); "
+        "options given here win.",
         rich_help_panel=SIM,
     ),
 ]
@@ -249,6 +251,17 @@ FinalMaxTokens = Annotated[
     ),
 ]
 
+PrivateMemory = Annotated[
+    bool | None,
+    typer.Option(
+        "--private-memory/--shared-memory",
+        help="Each role's calls show only the events it witnessed, as the authors' agents "
+        "knew (private), or the whole scene memory, which a prefix cache reuses best "
+        "(shared) " + _default("private_memory") + ".",
+        rich_help_panel=SIM,
+        show_default=False,
+    ),
+]
 Reactions = Annotated[
     str | None,
     typer.Option(

@@ -42,6 +42,7 @@ def serve(
     max_tokens: o.MaxTokens = None,
     final_max_tokens: o.FinalMaxTokens = None,
     reactions: o.Reactions = None,
+    private_memory: o.PrivateMemory = None,
     final_prompt: o.FinalPrompt = None,
     host: Annotated[
         str,
@@ -193,6 +194,7 @@ def serve(
         max_tokens=max_tokens,
         final_max_tokens=final_max_tokens,
         reactions=reactions,
+        private_memory=private_memory,
         final_prompt=final_prompt,
     )
     _choice(gate, GATE_CHOICES, "--gate")

@@ -42,6 +42,7 @@ def simulate(
     max_tokens: o.MaxTokens = None,
     final_max_tokens: o.FinalMaxTokens = None,
     reactions: o.Reactions = None,
+    private_memory: o.PrivateMemory = None,
     final_prompt: o.FinalPrompt = None,
     initial_response: Annotated[
         str | None,
@@ -91,6 +92,7 @@ def simulate(
         max_tokens=max_tokens,
         final_max_tokens=final_max_tokens,
         reactions=reactions,
+        private_memory=private_memory,
         final_prompt=final_prompt,
     )
     query = EXAMPLE_QUERY if query is None else query  # "" is an empty query, not omitted

@@ -38,6 +38,12 @@ class SimulationConfig(BaseModel):
         le=200,
         description="scene-memory events kept verbatim before folding into a summary",
     )
+    private_memory: bool = Field(
+        False,
+        description="each role's calls show only the events it witnessed (its own actions "
+        "and what was routed to it), as the authors' agents knew; false: every call shows "
+        "the whole scene memory, which a prefix cache reuses best",
+    )
     adaptive_plan: bool = Field(
         True, description="the ego adapts each planned step to what it has observed so far"
     )
@@ -68,8 +74,13 @@ class SimulationConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: object) -> SimulationConfig:
-        """Read a YAML mapping of fields; ``overrides`` (non-None) win over the file."""
-        data = read_yaml_mapping(path)
+        """Read a YAML mapping of fields, or a built-in profile by name (``PROFILES``, when
+        no such file exists); ``overrides`` (non-None) win over it."""
+        name = str(path)
+        if name in PROFILES and not Path(path).exists():
+            data = dict(PROFILES[name])
+        else:
+            data = read_yaml_mapping(path)
         data.update({k: v for k, v in overrides.items() if v is not None})
         return cls.build(**data)
 
@@ -86,3 +97,17 @@ class SimulationConfig(BaseModel):
                 f"Invalid simulation settings: {problems}",
                 hint="see `matrix-align simulate --help` for the allowed ranges",
             ) from None
+
+
+# Named settings ``--config NAME`` accepts. ``paper``: the paper's path where ours differs
+# by default, so a comparison with the paper is not confounded by our choices: the plan
+# fixed at set-up, the authors' final-answer structure (all context in one user turn), their
+# memory budget of 3 events, and one call per reaction and per ruling (docs/method.md).
+PROFILES: dict[str, dict[str, object]] = {
+    "paper": {
+        "adaptive_plan": False,
+        "final_prompt": "authors",
+        "memory_budget": 3,
+        "reactions": "separate",
+    },
+}

@@ -148,7 +148,7 @@ async def _propose_reactions(
 
     value, _ = await scene.calls.structured(
         scene.actor,
-        scene.messages(render("reactions", trigger=trigger, people=people)),
+        scene.messages(render("reactions", trigger=trigger, people=people), viewers=names),
         Reactions,
         schema,
         stage="reactions",
@@ -211,7 +211,7 @@ async def _propose(
 
     value, _ = await scene.calls.structured(
         scene.actor,
-        scene.messages(task),
+        scene.messages(task, viewers=[actor]),
         output,
         json_schema(output, {field: {"maxLength": limit}}),
         stage=kind,

@@ -114,13 +114,24 @@ class Scene:
             roles=self.trace.roles,
         )
 
-    def memory(self) -> str:
+    def memory(self, viewers: list[str] | None = None) -> str:
+        """The scene memory a call shows: everything delivered (the summary of folded events,
+        then the rest), or with ``private_memory`` and ``viewers`` (the people a call speaks
+        for) only the latest ``memory_budget`` events any of them witnessed, never the
+        summary, which digests events they may not have seen."""
+        if viewers is not None and self.config.private_memory:
+            seen = sorted({i for name in viewers for i in self.observed.get(name, [])})
+            events = [self.trace.events[i - 1] for i in seen[-self.config.memory_budget :]]
+            return render("scene_log", summary=None, events=events)
         summary = self.trace.memory_summaries[-1] if self.trace.memory_summaries else None
         return render("scene_log", summary=summary, events=self.memory_events())
 
-    def messages(self, task: str, *, with_memory: bool = True) -> list[Message]:
-        """System preamble, then header + memory (stable prefix), then the task (last)."""
-        body = self.header() + (self.memory() if with_memory else "") + task
+    def messages(
+        self, task: str, *, with_memory: bool = True, viewers: list[str] | None = None
+    ) -> list[Message]:
+        """System preamble, then header + memory (stable prefix), then the task (last).
+        ``viewers``: the people the call speaks for (their private memory, if it is on)."""
+        body = self.header() + (self.memory(viewers) if with_memory else "") + task
         return [
             {"role": "system", "content": render("system_scene")},
             {"role": "user", "content": body},
