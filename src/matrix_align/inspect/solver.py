@@ -41,6 +41,7 @@ def matrix(
     steps: int | None = None,
     depth: int | None = None,
     reactions: Literal["joint", "separate"] | None = None,
+    private_memory: bool | None = None,
     memory_budget: int | None = None,
     adaptive_plan: bool | None = None,
     strictness: Literal["lenient", "normal", "strict"] | None = None,
@@ -61,6 +62,7 @@ def matrix(
       depth: 0 nobody reacts; 1 roles react to the asker; 2 also to reactions.
       reactions: ``joint`` (everyone who noticed an action reacts in one call, ruled on in
         one call; the default) or ``separate`` (a call per reaction and per ruling).
+      private_memory: each role's calls show only the events it witnessed.
       memory_budget: events kept verbatim before the modulator summarises them.
       adaptive_plan: the asker adapts each step to what it noticed.
       strictness: how readily the modulator rejects an action.
@@ -80,6 +82,7 @@ def matrix(
         "n_steps": steps,
         "reaction_depth": depth,
         "reactions": reactions,
+        "private_memory": private_memory,
         "memory_budget": memory_budget,
         "adaptive_plan": adaptive_plan,
         "strictness": strictness,
