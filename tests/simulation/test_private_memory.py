@@ -54,7 +54,7 @@ async def test_shared_memory_is_the_default_and_shows_everything():
     model = scripted(("ModulatorDecision", routed_to_first))
     trace = await run_scene(QUERY, model, SimulationConfig(n_roles=2, n_steps=2))
     assert SimulationConfig().private_memory is False
-    reaction = next(c for c in trace.calls if c.stage == "reaction")
+    reaction = next(c for c in trace.calls if c.stage in ("reaction", "reactions"))
     assert trace.events[0].text in memory_of(reaction)  # the intent, routed to nobody
 
 

@@ -84,10 +84,6 @@ async def react_jointly(scene: Scene, trigger: Event, round_no: int) -> list[Out
     so a rejection adds two calls to the round, not two per person. Returns each person's
     attempts, in the order of the trigger's receivers."""
     people = [name for name in trigger.receivers if name != trigger.actor]
-    if len(people) == 1:
-        # A joint call saves nothing for one person: their reaction is asked for as in
-        # separate mode, whose prompt the effect benchmark measured most (docs/effect.md).
-        return [await propose_reaction(scene, people[0], trigger, round_no)]
     attempts: dict[str, Outcome] = {name: [] for name in people}
     rejected: dict[str, Event] = {}
     pending = people
