@@ -43,6 +43,7 @@ from matrix_align.folders.records import model_key
 from matrix_align.io import atomic_write_json
 from matrix_align.llm.base import ChatModel
 from matrix_align.simulation.config import SimulationConfig
+from matrix_align.systems import SystemOptions
 
 MANIFEST = Path(__file__).with_name("effect_items.json")
 EFFECT_FILE = "effect.json"
@@ -156,6 +157,8 @@ async def run_effect(
     systems: list[str],
     config: SimulationConfig,
     set_name: str = "dev",
+    options: SystemOptions | None = None,
+    tag: str | None = None,
     concurrency: int = 8,
     sample: int = 6,
     on_progress: ProgressFn | None = None,
@@ -170,6 +173,8 @@ async def run_effect(
         output=output,
         model_key=key,
         config=config,
+        options=options or SystemOptions(),
+        tag=tag,
         metrics=["refusal"],
         items=items,
         concurrency=concurrency,
@@ -313,7 +318,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--limit-per-group", type=int, help="first N items of each benchmark")
     p.add_argument("--sample", type=int, default=6, help="items in the reading sample")
     p.add_argument("--replay", type=Path, metavar="DIR", help="replay DIR's matrix scenes")
-    p.add_argument("--tag", help="entry tag of a replay (default: from the settings)")
+    p.add_argument(
+        "--critique-rounds",
+        type=int,
+        help="critique-revise rounds (default 1); more rounds match MATRIX's compute",
+    )
+    p.add_argument("--tag", help="entry tag, system@TAG (a replay's default: from the settings)")
     p.add_argument("--make-manifest", action="store_true", help="rewrite --manifest and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
@@ -360,7 +370,9 @@ async def _main(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
             return await run_effect(
                 args.output, items, chat, key,
                 systems=[s.strip() for s in args.systems.split(",") if s.strip()],
-                config=config, set_name=args.set_name, concurrency=args.concurrency,
+                config=config, set_name=args.set_name, tag=args.tag,
+                options=SystemOptions.build(critique_rounds=args.critique_rounds),
+                concurrency=args.concurrency,
                 sample=args.sample, on_progress=on_progress,
             )  # fmt: skip
     finally:

@@ -26,6 +26,7 @@ from typing import Any
 
 from matrix_align.evaluate.benchmarks import is_harmful
 from matrix_align.evaluate.judges import detect_refusal
+from matrix_align.evaluate.specificity import entry_specificity
 from matrix_align.folders import read_run
 from matrix_align.folders.results import AnswerRecord, current_answers, read_results
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS, audit_scene
@@ -135,6 +136,20 @@ def _audit(answers: list[AnswerRecord]) -> dict[str, Any] | None:
     }
 
 
+def _specificity(answers: list[AnswerRecord]) -> dict[str, Any] | None:
+    """How particular to its query each answer's feedback is (``evaluate.specificity``);
+    None for an entry whose answers had no feedback (one-call systems)."""
+    found = entry_specificity(answers)
+    if found is None:
+        return None
+    return {
+        "retrieval": Share(int(found["retrieved"]), int(found["with_feedback"])),
+        "chance": found["chance"],
+        "margin": found["margin"],
+        "queries": int(found["queries"]),
+    }
+
+
 def entry_effect(answers: list[AnswerRecord]) -> dict[str, Any]:
     """The figures of one entry's answers (see the module docstring)."""
     first = answers[0]
@@ -161,6 +176,7 @@ def entry_effect(answers: list[AnswerRecord]) -> dict[str, Any]:
         "multi_call": any(a.initial_response != a.answer for a in answers),
         "cost": _cost(answers),
         "audit": _audit(answers),
+        "specificity": _specificity(answers),
         "benchmarks": benchmarks,
     }
 
@@ -296,6 +312,21 @@ def render_effect(effect: dict[str, Any]) -> str:
                     ", ".join(f"{k} {v}" for k, v in e["audit"]["flags"].items()) or "none",
                 ]
                 for e in audited
+            ],
+        )
+    specific = [e for e in entries if e.get("specificity")]
+    if specific:
+        out += ["", "Feedback specificity (own query the most similar of the set's, TF-IDF)", ""]
+        out += _table(
+            ["entry", "own query retrieved", "chance", "margin"],
+            [
+                [
+                    e["entry"],
+                    str(e["specificity"]["retrieval"]),
+                    f"{e['specificity']['chance']:.0%}",
+                    f"{e['specificity']['margin']:+.3f}",
+                ]
+                for e in specific
             ],
         )
     benches = list(dict.fromkeys(b for e in entries for b in e["benchmarks"]))
