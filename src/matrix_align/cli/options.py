@@ -435,3 +435,27 @@ def run_async(coroutine: Any) -> Any:
             f"The model backend rejected a request: {exc}",
             hint="check --base-url (it usually ends in /v1) and --model",
         ) from None
+
+
+def simulation_config(config_file: Path | None, **values: Any):  # noqa: ANN201
+    """SimulationConfig from an optional YAML file plus the command line's values (for the
+    commands not yet on SimulationOptions)."""
+    from matrix_align.simulation.config import SimulationConfig
+
+    return SimulationConfig.load(config_file, overrides=values)
+
+
+def rate_limits(rpm: int | None, tpm: int | None):  # noqa: ANN201
+    """The process's one budget for --rpm/--tpm (for the commands not yet on BackendOptions)."""
+    return BackendOptions(rpm=rpm, tpm=tpm).limits
+
+
+def build_model(backend: str, model: str | None, base_url: list[str] | None, api_key_env: str,
+                parallel: int | None, timeout_s: float = 300.0, limits: Any = None,
+                threads: int | None = None):  # noqa: ANN201  # fmt: skip
+    """A ready backend (for the commands not yet on BackendOptions)."""
+    options = BackendOptions(backend=backend, model=model, base_url=base_url,
+                             api_key_env=api_key_env, parallel=parallel,
+                             request_timeout=timeout_s, threads=threads)  # fmt: skip
+    options.__dict__["limits"] = limits
+    return options.build()
