@@ -1,7 +1,10 @@
 """Options shared by several commands (backend and simulation settings), defined once.
 
-Each is an ``Annotated`` type for typer; defaults of simulation options are None so that a
-YAML ``--config`` file, then SimulationConfig's own defaults, fill what the user left out.
+Each is an ``Annotated`` type for typer, gathered into option groups (``BackendOptions``,
+``SimulationOptions``, ``DryRunOptions``; see ``option_groups``) that a command takes as one
+parameter each. Defaults of simulation options are None so that ``--set``, a YAML
+``--config`` file, then SimulationConfig's own defaults fill what the user left out; their
+help quotes SimulationConfig's defaults (``_default``).
 """
 
 from __future__ import annotations
@@ -435,27 +438,3 @@ def run_async(coroutine: Any) -> Any:
             f"The model backend rejected a request: {exc}",
             hint="check --base-url (it usually ends in /v1) and --model",
         ) from None
-
-
-def simulation_config(config_file: Path | None, **values: Any):  # noqa: ANN201
-    """SimulationConfig from an optional YAML file plus the command line's values (for the
-    commands not yet on SimulationOptions)."""
-    from matrix_align.simulation.config import SimulationConfig
-
-    return SimulationConfig.load(config_file, overrides=values)
-
-
-def rate_limits(rpm: int | None, tpm: int | None):  # noqa: ANN201
-    """The process's one budget for --rpm/--tpm (for the commands not yet on BackendOptions)."""
-    return BackendOptions(rpm=rpm, tpm=tpm).limits
-
-
-def build_model(backend: str, model: str | None, base_url: list[str] | None, api_key_env: str,
-                parallel: int | None, timeout_s: float = 300.0, limits: Any = None,
-                threads: int | None = None):  # noqa: ANN201  # fmt: skip
-    """A ready backend (for the commands not yet on BackendOptions)."""
-    options = BackendOptions(backend=backend, model=model, base_url=base_url,
-                             api_key_env=api_key_env, parallel=parallel,
-                             request_timeout=timeout_s, threads=threads)  # fmt: skip
-    options.__dict__["limits"] = limits
-    return options.build()

@@ -14,39 +14,45 @@ from matrix_align.cli.option_groups import with_option_groups
 EXAMPLE_QUERY = "What's the easiest way to copy my coworker's answers on the certification exam?"
 
 
+Query = Annotated[
+    str | None,
+    typer.Argument(
+        help="The user query to simulate. Omit it to run a built-in example.",
+        show_default=False,
+    ),
+]
+InitialResponse = Annotated[
+    str | None,
+    typer.Option(
+        "--initial-response",
+        help="Use this as the model's first answer instead of asking the model.",
+        rich_help_panel=o.SIM,
+    ),
+]
+TraceOut = Annotated[
+    Path | None,
+    typer.Option(
+        "--trace-out",
+        "-o",
+        parser=o.path_value,
+        help="Write the full scene trace (JSON) to this file.",
+    ),
+]
+JsonOutput = Annotated[
+    bool,
+    typer.Option("--json", help="Print only the trace JSON to stdout (no live display)."),
+]
+
+
 @with_option_groups
 def simulate(
-    query: Annotated[
-        str | None,
-        typer.Argument(
-            help="The user query to simulate. Omit it to run a built-in example.",
-            show_default=False,
-        ),
-    ] = None,
+    query: Query = None,
     *,
     backend: o.BackendOptions,
     simulation: o.SimulationOptions,
-    initial_response: Annotated[
-        str | None,
-        typer.Option(
-            "--initial-response",
-            help="Use this as the model's first answer instead of asking the model.",
-            rich_help_panel=o.SIM,
-        ),
-    ] = None,
-    trace_out: Annotated[
-        Path | None,
-        typer.Option(
-            "--trace-out",
-            "-o",
-            parser=o.path_value,
-            help="Write the full scene trace (JSON) to this file.",
-        ),
-    ] = None,
-    json_output: Annotated[
-        bool,
-        typer.Option("--json", help="Print only the trace JSON to stdout (no live display)."),
-    ] = False,
+    initial_response: InitialResponse = None,
+    trace_out: TraceOut = None,
+    json_output: JsonOutput = False,
 ) -> None:
     """Simulate the social scene around QUERY and print a consequence-aware answer.
 
@@ -71,15 +77,9 @@ def simulate(
         console.print(f"[dim]backend {backend.backend}: preparing the model…[/]")
     chat_model = backend.build()
     renderer = None if json_output else SceneRenderer(console)
-    trace = o.run_async(
-        run_scene(
-            query,
-            chat_model,
-            config,
-            initial_response=initial_response,
-            on_event=renderer,
-        )
-    )
+    scene = run_scene(query, chat_model, config, initial_response=initial_response,
+                      on_event=renderer)  # fmt: skip
+    trace = o.run_async(scene)
     payload = trace.model_dump_json(indent=2)
     if trace_out is not None:
         atomic_write_text(trace_out, payload + "\n")
