@@ -9,6 +9,7 @@ folder's settings, then the backend (built and preflighted). The run itself is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -357,9 +358,6 @@ async def _run(
 ) -> dict[str, Any]:
     """Build and preflight the backend, then run, in one event loop (clients hold
     connections that belong to the loop they were made in)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from matrix_align.batch import ProgressState
     from matrix_align.data.generate import GenerateOptions, generate
     from matrix_align.llm.registry import close_models
     from matrix_align.llm.wrappers import DelayedModel
@@ -382,11 +380,25 @@ async def _run(
         f"({model_info['name'] or 'default model'}), {concurrency} scenes in flight",
         highlight=False,
     )
-    if run.quiet:
-        try:
-            return await generate(plan, chat_model, config, options, model_info=model_info)
-        finally:
-            await close_models(chat_model)
+    try:
+        async with _live_bar(console, total, chat_model, quiet=run.quiet) as on_progress:
+            return await generate(
+                plan, chat_model, config, options, model_info=model_info, on_progress=on_progress
+            )
+    finally:
+        await close_models(chat_model)
+
+
+@contextlib.asynccontextmanager
+async def _live_bar(console: Any, total: int, chat_model: Any, *, quiet: bool) -> Any:
+    """A live progress bar (samples, failures, rate, tokens/s, ETA), refreshed on each
+    sample and every second; yields its callback (None when quiet)."""
+    if quiet:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from matrix_align.batch import ProgressState
 
     base_tokens = _live_completion_tokens(chat_model) or 0
     progress = Progress(
@@ -434,13 +446,10 @@ async def _run(
     with progress:
         ticking = asyncio.create_task(ticker())
         try:
-            return await generate(
-                plan, chat_model, config, options, model_info=model_info, on_progress=on_progress
-            )
+            yield on_progress
         finally:
             ticking.cancel()
             refresh()
-            await close_models(chat_model)
 
 
 def _print_summary(console: Any, summary: dict[str, Any], output: Path) -> None:
