@@ -261,13 +261,10 @@ def train(
     from rich.console import Console
 
     from matrix_align.extras import TRAIN_HINT, TRAIN_MODULES, require_modules
-    from matrix_align.train.config import TrainConfig, parse_set_options
+    from matrix_align.train.config import TrainConfig
 
     console = Console(stderr=True)
-    given = {**data.overrides(), **recipe.overrides(), "merge": run.merge}
-    overrides = parse_set_options(run.set_ or [])  # the options given win over --set
-    overrides.update({key: value for key, value in given.items() if value is not None})
-    cfg = TrainConfig.load(config_file, overrides)
+    cfg = TrainConfig.load(config_file, overrides(data, recipe, run))
     require_modules(TRAIN_MODULES, "Training", TRAIN_HINT)
     if run.push_to_hub is not None:
         from matrix_align.hub import check_can_push
@@ -295,6 +292,17 @@ def train(
         weights = result.merged_dir or result.weights_dir
         url = push_model(result.output_dir, Path(weights), run.push_to_hub, private=run.private)
         console.print(f"pushed {Path(weights).name} and the model card to {url}", highlight=False)
+
+
+def overrides(data: TrainData, recipe: TrainRecipe, run: TrainRun) -> dict[str, Any]:
+    """What the command line sets, over --config and --preset: --set, then the options given
+    (an option not given leaves a --set value alone)."""
+    from matrix_align.train.config import parse_set_options
+
+    given = {**data.overrides(), **recipe.overrides(), "merge": run.merge}
+    values = parse_set_options(run.set_ or [])
+    values.update({key: value for key, value in given.items() if value is not None})
+    return values
 
 
 def _log_preset(cfg: Any, log: Any) -> None:
