@@ -288,6 +288,26 @@ class EvalJudging(OptionGroup):
         return {metric: check_choice(metric, c) for metric, c in chosen if c is not None}
 
 
+# Shared with sweep, whose cells are evaluate entries.
+InFlight = Annotated[
+    int,
+    typer.Option(
+        "--concurrency",
+        "-c",
+        min=1,
+        max=4096,
+        help="Answers or judgements in flight.",
+        rich_help_panel=RUN,
+    ),
+]
+Retries = Annotated[
+    int,
+    typer.Option(
+        "--retries", min=0, max=20, help="Retries of a failed request.", rich_help_panel=RUN
+    ),
+]
+
+
 @dataclass(kw_only=True)
 class EvalRun(OptionGroup):
     """Where the evaluation writes and how it runs."""
@@ -302,23 +322,8 @@ class EvalRun(OptionGroup):
             rich_help_panel=RUN,
         ),
     ] = None
-    concurrency: Annotated[
-        int,
-        typer.Option(
-            "--concurrency",
-            "-c",
-            min=1,
-            max=4096,
-            help="Answers or judgements in flight.",
-            rich_help_panel=RUN,
-        ),
-    ] = 8
-    retries: Annotated[
-        int,
-        typer.Option(
-            "--retries", min=0, max=20, help="Retries of a failed request.", rich_help_panel=RUN
-        ),
-    ] = 3
+    concurrency: InFlight = 8
+    retries: Retries = 3
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar.", rich_help_panel=RUN)
     ] = False

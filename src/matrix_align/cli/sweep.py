@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from matrix_align.cli import judge_options as jo
 from matrix_align.cli import options as o
-from matrix_align.cli.evaluate import EvalData
+from matrix_align.cli.evaluate import EvalData, InFlight, Retries
 from matrix_align.cli.option_groups import OptionGroup, with_option_groups
 
 DATA = "Benchmarks"
@@ -98,23 +98,8 @@ class SweepRun(OptionGroup):
             rich_help_panel=RUN,
         ),
     ]
-    concurrency: Annotated[
-        int,
-        typer.Option(
-            "--concurrency",
-            "-c",
-            min=1,
-            max=4096,
-            help="Answers or judgements in flight.",
-            rich_help_panel=RUN,
-        ),
-    ] = 8
-    retries: Annotated[
-        int,
-        typer.Option(
-            "--retries", min=0, max=20, help="Retries of a failed request.", rich_help_panel=RUN
-        ),
-    ] = 3
+    concurrency: InFlight = 8
+    retries: Retries = 3
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bars.", rich_help_panel=RUN)
     ] = False
