@@ -162,3 +162,19 @@ def test_train_set_reaches_a_setting_that_has_its_own_option() -> None:
     assert values["lora_r"] == 16  # --lora-r not given: --set stands
     assert values["max_length"] == 512  # --max-length given: it wins over --set
     assert values["trainer_args"] == {"optim": "sgd"}
+
+
+def test_help_quotes_the_defaults_of_the_config_classes() -> None:
+    from matrix_align.cli.options import field_default
+    from matrix_align.simulation.config import SimulationConfig
+    from matrix_align.systems import SystemOptions
+    from matrix_align.train.config import TrainConfig
+
+    assert field_default(TrainConfig, "learning_rate") == "2e-5"
+    assert field_default(TrainConfig, "num_train_epochs") == "3"
+    assert field_default(SimulationConfig, "adaptive_plan") == "true"
+    env = {"COLUMNS": "300"}
+    text = " ".join(CliRunner().invoke(app, ["evaluate", "--help"], env=env).output.split())
+    assert f"Samples drawn by best-of-n ({SystemOptions().best_of_n})." in text
+    text = " ".join(CliRunner().invoke(app, ["train", "--help"], env=env).output.split())
+    assert f"LoRA rank ({TrainConfig.model_fields['lora_r'].default})." in text

@@ -34,6 +34,12 @@ DATA = "Benchmarks"
 RUN = "Run"
 
 
+def _system_default(field: str) -> str:
+    from matrix_align.systems import SystemOptions
+
+    return o.field_default(SystemOptions, field)
+
+
 def list_choices() -> None:
     from rich.console import Console
     from rich.table import Table
@@ -98,31 +104,50 @@ class EvalSystems(OptionGroup):
     ] = None
     critique_rounds: Annotated[
         int | None,
-        typer.Option("--critique-rounds", help="critique-revise rounds (1).", rich_help_panel=SYS),
+        typer.Option(
+            "--critique-rounds",
+            help=f"critique-revise rounds ({_system_default('critique_rounds')}).",
+            rich_help_panel=SYS,
+        ),
     ] = None
     debate_agents: Annotated[
         int | None,
-        typer.Option("--debate-agents", help="Agents in a debate (2).", rich_help_panel=SYS),
+        typer.Option(
+            "--debate-agents",
+            help=f"Agents in a debate ({_system_default('debate_agents')}).",
+            rich_help_panel=SYS,
+        ),
     ] = None
     debate_rounds: Annotated[
-        int | None, typer.Option("--debate-rounds", help="Debate rounds (1).", rich_help_panel=SYS)
+        int | None,
+        typer.Option(
+            "--debate-rounds",
+            help=f"Debate rounds ({_system_default('debate_rounds')}).",
+            rich_help_panel=SYS,
+        ),
     ] = None
     best_of_n: Annotated[
         int | None,
-        typer.Option("--best-of-n", help="Samples drawn by best-of-n (4).", rich_help_panel=SYS),
+        typer.Option(
+            "--best-of-n",
+            help=f"Samples drawn by best-of-n ({_system_default('best_of_n')}).",
+            rich_help_panel=SYS,
+        ),
     ] = None
     sample_temperature: Annotated[
         float | None,
         typer.Option(
             "--sample-temperature",
-            help="Temperature of best-of-n samples (0.8).",
+            help=f"Temperature of best-of-n samples ({_system_default('sample_temperature')}).",
             rich_help_panel=SYS,
         ),
     ] = None
     refine_iterations: Annotated[
         int | None,
         typer.Option(
-            "--refine-iterations", help="Most self-refine feedback rounds (2).", rich_help_panel=SYS
+            "--refine-iterations",
+            help=f"Most self-refine feedback rounds ({_system_default('refine_iterations')}).",
+            rich_help_panel=SYS,
         ),
     ] = None
     selector: Annotated[

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,12 +32,22 @@ from matrix_align.llm.registry import BACKENDS
 BACKEND_HELP = f"Model backend: {', '.join(BACKENDS)}."
 
 
+def field_default(model: Any, field: str) -> str:
+    """The default of a config class's field as help text quotes it (``true``, ``0.2``,
+    ``2e-5``), from its one definition."""
+    value = model.model_fields[field].default
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return re.sub(r"e([+-])0*(\d)", r"e\1\2", f"{value:g}")
+    return str(value)
+
+
 def _default(field: str) -> str:
     """The default of a SimulationConfig field, quoted in help text from its one definition."""
     from matrix_align.simulation.config import SimulationConfig
 
-    value = SimulationConfig.model_fields[field].default
-    return f"(default: {str(value).lower() if isinstance(value, bool) else value})"
+    return f"(default: {field_default(SimulationConfig, field)})"
 
 
 SIM = "Simulation"

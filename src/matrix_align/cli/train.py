@@ -14,12 +14,20 @@ import typer
 from rich.markup import escape
 
 from matrix_align.cli.option_groups import OptionGroup, with_option_groups
+from matrix_align.cli.options import field_default
 from matrix_align.errors import MatrixAlignError
 from matrix_align.train.presets import presets_help
 
 DATA = "Data and model"
 RECIPE = "Recipe (defaults: the paper's)"
 RUN = "Run"
+
+
+def _default(field: str) -> str:
+    """A TrainConfig default as the help quotes it, from its one definition."""
+    from matrix_align.train.config import TrainConfig
+
+    return field_default(TrainConfig, field)
 
 
 def _print_accelerate_config(name: str | None) -> None:
@@ -109,39 +117,66 @@ class TrainRecipe(OptionGroup):
         ),
     ] = None
     epochs: Annotated[
-        float | None, typer.Option("--epochs", help="Epochs (3).", rich_help_panel=RECIPE)
+        float | None,
+        typer.Option(
+            "--epochs", help=f"Epochs ({_default('num_train_epochs')}).", rich_help_panel=RECIPE
+        ),
     ] = None
     max_steps: Annotated[
         int | None,
         typer.Option("--max-steps", help="Stop after N optimiser steps.", rich_help_panel=RECIPE),
     ] = None
     lr: Annotated[
-        float | None, typer.Option("--lr", help="Learning rate (2e-5).", rich_help_panel=RECIPE)
+        float | None,
+        typer.Option(
+            "--lr", help=f"Learning rate ({_default('learning_rate')}).", rich_help_panel=RECIPE
+        ),
     ] = None
     batch_size: Annotated[
         int | None,
-        typer.Option("--batch-size", help="Per-device batch (1).", rich_help_panel=RECIPE),
+        typer.Option(
+            "--batch-size",
+            help=f"Per-device batch ({_default('per_device_train_batch_size')}).",
+            rich_help_panel=RECIPE,
+        ),
     ] = None
     grad_accum: Annotated[
         int | None,
-        typer.Option("--grad-accum", help="Gradient accumulation (8).", rich_help_panel=RECIPE),
+        typer.Option(
+            "--grad-accum",
+            help=f"Gradient accumulation ({_default('gradient_accumulation_steps')}).",
+            rich_help_panel=RECIPE,
+        ),
     ] = None
     max_length: Annotated[
         int | None,
-        typer.Option("--max-length", help="Max tokens per record (1024).", rich_help_panel=RECIPE),
+        typer.Option(
+            "--max-length",
+            help=f"Max tokens per record ({_default('max_length')}).",
+            rich_help_panel=RECIPE,
+        ),
     ] = None
     lora_r: Annotated[
-        int | None, typer.Option("--lora-r", help="LoRA rank (8).", rich_help_panel=RECIPE)
+        int | None,
+        typer.Option("--lora-r", help=f"LoRA rank ({_default('lora_r')}).", rich_help_panel=RECIPE),
     ] = None
     lora_alpha: Annotated[
-        int | None, typer.Option("--lora-alpha", help="LoRA alpha (16).", rich_help_panel=RECIPE)
+        int | None,
+        typer.Option(
+            "--lora-alpha", help=f"LoRA alpha ({_default('lora_alpha')}).", rich_help_panel=RECIPE
+        ),
     ] = None
     lora_dropout: Annotated[
         float | None,
-        typer.Option("--lora-dropout", help="LoRA dropout (0.05).", rich_help_panel=RECIPE),
+        typer.Option(
+            "--lora-dropout",
+            help=f"LoRA dropout ({_default('lora_dropout')}).",
+            rich_help_panel=RECIPE,
+        ),
     ] = None
     beta: Annotated[
-        float | None, typer.Option("--beta", help="DPO beta (0.1).", rich_help_panel=RECIPE)
+        float | None,
+        typer.Option("--beta", help=f"DPO beta ({_default('beta')}).", rich_help_panel=RECIPE),
     ] = None
     seed: Annotated[int | None, typer.Option("--seed", rich_help_panel=RECIPE)] = None
 
