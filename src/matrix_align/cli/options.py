@@ -372,8 +372,13 @@ class BackendOptions(OptionGroup):
         return chat_model
 
     def build(self):  # noqa: ANN201
-        """A ready backend for a command that runs its own loops (``open`` in a loop)."""
-        return run_async(self.open())
+        """A ready backend for a command that runs its own event loops (inside one, use
+        ``open``): constructed here, then checked."""
+        from matrix_align.llm.registry import preflight
+
+        chat_model = self.make()
+        run_async(preflight(chat_model))
+        return chat_model
 
 
 @dataclass(kw_only=True)
