@@ -232,15 +232,20 @@ class GenerateData(OptionGroup):
     def with_substeps(self) -> bool:
         return self.include_substeps or self.substeps is not None
 
-    def plan(self, config: Any, model_key: str):  # noqa: ANN201
-        """Every source and input file loaded in full and each query given its id."""
-        from matrix_align.data.generate import SourceSpec, build_plan
+    def specs(self) -> list[Any]:
+        """The --source specs, parsed, and --hub, checked (before the simulation settings)."""
+        from matrix_align.data.generate import SourceSpec
         from matrix_align.data.sources import HUB_POLICIES
         from matrix_align.errors import MatrixAlignError
 
         if self.hub not in HUB_POLICIES:
             raise MatrixAlignError(f"Unknown --hub {self.hub!r}.", hint="auto, never or always")
-        specs = [SourceSpec.parse(text) for text in self.source or []]
+        return [SourceSpec.parse(text) for text in self.source or []]
+
+    def plan(self, specs: list[Any], config: Any, model_key: str):  # noqa: ANN201
+        """Every source and input file loaded in full and each query given its id."""
+        from matrix_align.data.generate import build_plan
+
         return build_plan(
             specs, self.input_file or [], config=config, model_key=model_key,
             input_mode=self.input_mode, prompt_field=self.prompt_field, limit=self.limit,
@@ -285,8 +290,9 @@ def generate(
     if run.output is None:
         raise MatrixAlignError("generate needs --output FOLDER.", hint="e.g. --output runs/demo")
     estimate.check()
+    specs = data.specs()
     config = simulation.config()
-    plan = data.plan(config, backend.key)
+    plan = data.plan(specs, config, backend.key)
     check_output(run.output, config=config, model_key=backend.key)
     if not estimate.dry_run:
         writable_folder(run.output, "--output")
