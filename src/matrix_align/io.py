@@ -169,6 +169,34 @@ def read_yaml_mapping(path: str | Path, what: str = "Config file") -> dict[str, 
     return data
 
 
+_YAML11_BOOL_WORDS = {"yes", "no", "on", "off", "y", "n"}
+
+
+def parse_assignments(items: list[str], *, example: str) -> dict[str, Any]:
+    """``--set KEY=VALUE`` strings as a mapping, later ones winning; keys with dashes turned
+    into underscores (``memory-budget`` -> ``memory_budget``), values parsed as YAML scalars
+    (``3`` an int, ``true`` a bool, ``[a,b]`` a list; anything else stays text)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise MatrixAlignError(f"--set expects KEY=VALUE, got {item!r}", hint=example)
+        if raw.strip().lower() in _YAML11_BOOL_WORDS:
+            # YAML 1.1 reads "no"/"off" as False, which would turn save_strategy=no into a
+            # bool; pydantic still reads these words correctly for the bool fields.
+            value: Any = raw.strip()
+        else:
+            try:
+                value = yaml.safe_load(raw) if raw.strip() else ""
+            except yaml.YAMLError:
+                value = raw
+        out[key] = value
+    return out
+
+
 def read_json_object(path: str | Path, what: str, *, hint: str | None = None) -> dict[str, Any]:
     """A JSON file holding an object; anything else is one clear error with ``hint``."""
     path = Path(path)

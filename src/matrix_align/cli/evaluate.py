@@ -12,25 +12,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
+from matrix_align.cli import judge_options as jo
 from matrix_align.cli import options as o
+from matrix_align.cli.judge_options import (
+    JudgeOptions,
+    checked_metrics,
+    judge_specs,  # noqa: F401  (re-exported: the judges' pairing is tested here)
+    split_values,
+)
+from matrix_align.cli.option_groups import OptionGroup, with_option_groups
 
 SYS = "Systems"
 DATA = "Benchmarks"
-JUDGE = "Judges"
 RUN = "Run"
 
 
-def _split(values: list[str] | None) -> list[str] | None:
-    """Comma-separated and/or repeated option values as one list (None when not given)."""
-    if not values:
-        return None
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+def _system_default(field: str) -> str:
+    from matrix_align.systems import SystemOptions
+
+    return o.field_default(SystemOptions, field)
 
 
 def list_choices() -> None:
@@ -72,52 +79,10 @@ def list_choices() -> None:
     console.print(subsets)
 
 
-def judge_specs(
-    backends: list[str] | None,
-    models: list[str] | None,
-    base_urls: list[str] | None,
-) -> list[tuple[str, str | None, str | None]]:
-    """(backend, model, base_url) per judge from the repeatable judge options.
+@dataclass(kw_only=True)
+class EvalSystems(OptionGroup):
+    """The systems under test and their settings."""
 
-    Judges are paired by position. One --judge-backend serves every --judge-model, and one
-    --judge-base-url serves every judge. A --judge-model without any --judge-backend is an
-    error: the judge's backend is never guessed from the model under test.
-    """
-    from matrix_align.errors import MatrixAlignError
-
-    backends, models, urls = backends or [], models or [], base_urls or []
-    if not backends and not models:
-        if urls:
-            raise MatrixAlignError("--judge-base-url given without --judge-backend.")
-        return []
-    if not backends:
-        raise MatrixAlignError(
-            "--judge-model needs --judge-backend.",
-            hint="e.g. --judge-backend openai --judge-model gpt-4o --judge-base-url URL",
-        )
-    if len(backends) == 1 and len(models) > 1:
-        backends = backends * len(models)
-    if not models:
-        models_: list[str | None] = [None] * len(backends)
-    elif len(models) == len(backends):
-        models_ = list(models)
-    else:
-        raise MatrixAlignError(
-            f"{len(backends)} --judge-backend values but {len(models)} --judge-model values.",
-            hint="give one backend for all judges, or one backend per --judge-model",
-        )
-    if len(urls) > 1 and len(urls) != len(backends):
-        raise MatrixAlignError(
-            f"{len(urls)} --judge-base-url values for {len(backends)} judges.",
-            hint="give one URL for all judges, or one per judge",
-        )
-    urls_: list[str | None] = (
-        list(urls) if len(urls) > 1 else [urls[0] if urls else None] * len(backends)
-    )
-    return list(zip(backends, models_, urls_, strict=True))
-
-
-def evaluate(
     systems: Annotated[
         list[str] | None,
         typer.Option(
@@ -127,7 +92,7 @@ def evaluate(
             "Default: vanilla,matrix.",
             rich_help_panel=SYS,
         ),
-    ] = None,
+    ] = None
     tag: Annotated[
         str | None,
         typer.Option(
@@ -136,36 +101,55 @@ def evaluate(
             "fine-tuned one) in one output folder.",
             rich_help_panel=SYS,
         ),
-    ] = None,
+    ] = None
     critique_rounds: Annotated[
         int | None,
-        typer.Option("--critique-rounds", help="critique-revise rounds (1).", rich_help_panel=SYS),
-    ] = None,
+        typer.Option(
+            "--critique-rounds",
+            help=f"critique-revise rounds ({_system_default('critique_rounds')}).",
+            rich_help_panel=SYS,
+        ),
+    ] = None
     debate_agents: Annotated[
         int | None,
-        typer.Option("--debate-agents", help="Agents in a debate (2).", rich_help_panel=SYS),
-    ] = None,
+        typer.Option(
+            "--debate-agents",
+            help=f"Agents in a debate ({_system_default('debate_agents')}).",
+            rich_help_panel=SYS,
+        ),
+    ] = None
     debate_rounds: Annotated[
-        int | None, typer.Option("--debate-rounds", help="Debate rounds (1).", rich_help_panel=SYS)
-    ] = None,
+        int | None,
+        typer.Option(
+            "--debate-rounds",
+            help=f"Debate rounds ({_system_default('debate_rounds')}).",
+            rich_help_panel=SYS,
+        ),
+    ] = None
     best_of_n: Annotated[
         int | None,
-        typer.Option("--best-of-n", help="Samples drawn by best-of-n (4).", rich_help_panel=SYS),
-    ] = None,
+        typer.Option(
+            "--best-of-n",
+            help=f"Samples drawn by best-of-n ({_system_default('best_of_n')}).",
+            rich_help_panel=SYS,
+        ),
+    ] = None
     sample_temperature: Annotated[
         float | None,
         typer.Option(
             "--sample-temperature",
-            help="Temperature of best-of-n samples (0.8).",
+            help=f"Temperature of best-of-n samples ({_system_default('sample_temperature')}).",
             rich_help_panel=SYS,
         ),
-    ] = None,
+    ] = None
     refine_iterations: Annotated[
         int | None,
         typer.Option(
-            "--refine-iterations", help="Most self-refine feedback rounds (2).", rich_help_panel=SYS
+            "--refine-iterations",
+            help=f"Most self-refine feedback rounds ({_system_default('refine_iterations')}).",
+            rich_help_panel=SYS,
         ),
-    ] = None,
+    ] = None
     selector: Annotated[
         str,
         typer.Option(
@@ -173,7 +157,26 @@ def evaluate(
             help="Who picks best-of-n's sample: judge (the first judge) or self.",
             rich_help_panel=SYS,
         ),
-    ] = "judge",
+    ] = "judge"
+
+    def options(self):  # noqa: ANN201
+        """The baselines' settings (SystemOptions), after the --selector check."""
+        from matrix_align.errors import MatrixAlignError
+        from matrix_align.systems import SystemOptions
+
+        if self.selector not in ("judge", "self"):
+            raise MatrixAlignError(f"Unknown --selector {self.selector!r}.", hint="judge or self")
+        return SystemOptions.build(
+            critique_rounds=self.critique_rounds, debate_agents=self.debate_agents,
+            debate_rounds=self.debate_rounds, best_of_n=self.best_of_n,
+            sample_temperature=self.sample_temperature, refine_iterations=self.refine_iterations,
+        )  # fmt: skip
+
+
+@dataclass(kw_only=True)
+class EvalData(OptionGroup):
+    """Which benchmarks and items, and how many answers to each."""
+
     benchmarks: Annotated[
         list[str] | None,
         typer.Option(
@@ -183,11 +186,11 @@ def evaluate(
             "four, hh-harmless,pku-saferlhf,advbench,harmfulqa.",
             rich_help_panel=DATA,
         ),
-    ] = None,
+    ] = None
     limit: Annotated[
         int | None,
         typer.Option("--limit", min=1, help="Items per benchmark.", rich_help_panel=DATA),
-    ] = None,
+    ] = None
     subset: Annotated[
         str | None,
         typer.Option(
@@ -198,7 +201,7 @@ def evaluate(
             "some of the subset's benchmarks, --limit the first N items of each.",
             rich_help_panel=DATA,
         ),
-    ] = None,
+    ] = None
     epochs: Annotated[
         int,
         typer.Option(
@@ -210,7 +213,7 @@ def evaluate(
             "items, not answers).",
             rich_help_panel=DATA,
         ),
-    ] = 1,
+    ] = 1
     shuffle: Annotated[
         bool,
         typer.Option(
@@ -218,7 +221,7 @@ def evaluate(
             help="A seeded random subset (--seed) instead of the first items.",
             rich_help_panel=DATA,
         ),
-    ] = False,
+    ] = False
     hub: Annotated[
         str,
         typer.Option(
@@ -227,72 +230,36 @@ def evaluate(
             "sample), never, always.",
             rich_help_panel=DATA,
         ),
-    ] = "auto",
-    metrics: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--metrics",
-            help="Metrics to score, comma-separated (see --list). Default: each benchmark's own.",
-            rich_help_panel=JUDGE,
-        ),
-    ] = None,
-    judge_backend: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--judge-backend",
-            help="Judge backend (repeat for several judges).",
-            rich_help_panel=JUDGE,
-        ),
-    ] = None,
-    judge_model: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--judge-model", help="Judge model (repeat for several judges).", rich_help_panel=JUDGE
-        ),
-    ] = None,
-    judge_base_url: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--judge-base-url",
-            help="Judge endpoint: one for all judges, or one per judge.",
-            rich_help_panel=JUDGE,
-        ),
-    ] = None,
-    judge_api_key_env: Annotated[
-        str,
-        typer.Option(
-            "--judge-api-key-env",
-            help="Environment variable with the judge's API key.",
-            rich_help_panel=JUDGE,
-        ),
-    ] = "OPENAI_API_KEY",
-    judge_parallel: Annotated[
-        int,
-        typer.Option(
-            "--judge-parallel",
-            min=1,
-            max=256,
-            help="Judge requests at once.",
-            rich_help_panel=JUDGE,
-        ),
-    ] = 4,
-    judge_max_tokens: Annotated[
-        int,
-        typer.Option(
-            "--judge-max-tokens",
-            min=16,
-            help="Cap on a judge reply's tokens.",
-            rich_help_panel=JUDGE,
-        ),
-    ] = 512,
+    ] = "auto"
+
+    def items(self) -> tuple[list[str] | None, int | None, Any]:
+        """(benchmark names, --limit, pinned items): a --subset names the items, and --limit
+        takes a prefix of its lists."""
+        from matrix_align.data.sources import HUB_POLICIES
+        from matrix_align.errors import MatrixAlignError
+
+        if self.hub not in HUB_POLICIES:
+            raise MatrixAlignError(f"Unknown --hub {self.hub!r}.", hint="auto, never or always")
+        if self.subset is None:
+            return split_values(self.benchmarks), self.limit, None
+        from matrix_align.evaluate.subsets import resolve
+
+        items = resolve(self.subset, split_values(self.benchmarks), self.limit)
+        return list(items), None, items
+
+
+@dataclass(kw_only=True)
+class EvalJudging(OptionGroup):
+    """Judging beyond the judges: the reference entry, the judge prompts, re-judging."""
+
     reference: Annotated[
         str | None,
         typer.Option(
             "--reference",
             help="Entry compared with every other in pairwise judging (default: matrix).",
-            rich_help_panel=JUDGE,
+            rich_help_panel=jo.JUDGE,
         ),
-    ] = None,
+    ] = None
     strongreject_prompt: Annotated[
         str | None,
         typer.Option(
@@ -301,9 +268,9 @@ def evaluate(
             "official (the StrongREJECT authors' rubric prompt, scored as their code scores it, "
             "so scores compare with published ones). Default: the folder's earlier choice, "
             "else ours.",
-            rich_help_panel=JUDGE,
+            rich_help_panel=jo.JUDGE,
         ),
-    ] = None,
+    ] = None
     pairwise_prompt: Annotated[
         str | None,
         typer.Option(
@@ -312,9 +279,9 @@ def evaluate(
             "or pair-v2 (FastChat's MT-Bench pairwise prompt: overall quality, whatever the "
             "item). Both are judged in both orders. Default: the folder's earlier choice, "
             "else ours.",
-            rich_help_panel=JUDGE,
+            rich_help_panel=jo.JUDGE,
         ),
-    ] = None,
+    ] = None
     refusal_detector: Annotated[
         str | None,
         typer.Option(
@@ -323,9 +290,9 @@ def evaluate(
             "the answer) or gcg (the GCG/AdvBench test prefixes anywhere in it, "
             "case-sensitive, as in that paper's code). Default: the folder's earlier choice, "
             "else ours.",
-            rich_help_panel=JUDGE,
+            rich_help_panel=jo.JUDGE,
         ),
-    ] = None,
+    ] = None
     rejudge_folder: Annotated[
         Path | None,
         typer.Option(
@@ -333,9 +300,43 @@ def evaluate(
             parser=o.path_value,
             help="Judge the stored answers of this evaluation folder again (with the given "
             "judges and metrics) and rewrite its report; no answer is regenerated.",
-            rich_help_panel=JUDGE,
+            rich_help_panel=jo.JUDGE,
         ),
-    ] = None,
+    ] = None
+
+    def prompts(self) -> dict[str, str | None]:
+        """The judge prompt chosen per metric, each checked (only those given)."""
+        from matrix_align.evaluate.judge_prompts import check_choice
+
+        chosen = (("strongreject", self.strongreject_prompt), ("pairwise", self.pairwise_prompt),
+                  ("refusal", self.refusal_detector))  # fmt: skip
+        return {metric: check_choice(metric, c) for metric, c in chosen if c is not None}
+
+
+# Shared with sweep, whose cells are evaluate entries.
+InFlight = Annotated[
+    int,
+    typer.Option(
+        "--concurrency",
+        "-c",
+        min=1,
+        max=4096,
+        help="Answers or judgements in flight.",
+        rich_help_panel=RUN,
+    ),
+]
+Retries = Annotated[
+    int,
+    typer.Option(
+        "--retries", min=0, max=20, help="Retries of a failed request.", rich_help_panel=RUN
+    ),
+]
+
+
+@dataclass(kw_only=True)
+class EvalRun(OptionGroup):
+    """Where the evaluation writes and how it runs."""
+
     output: Annotated[
         Path | None,
         typer.Option(
@@ -345,56 +346,40 @@ def evaluate(
             help="Evaluation folder: results.jsonl, report.md, plots/.",
             rich_help_panel=RUN,
         ),
-    ] = None,
-    concurrency: Annotated[
-        int,
-        typer.Option(
-            "--concurrency",
-            "-c",
-            min=1,
-            max=4096,
-            help="Answers or judgements in flight.",
-            rich_help_panel=RUN,
-        ),
-    ] = 8,
-    retries: Annotated[
-        int,
-        typer.Option(
-            "--retries", min=0, max=20, help="Retries of a failed request.", rich_help_panel=RUN
-        ),
-    ] = 3,
+    ] = None
+    concurrency: InFlight = 8
+    retries: Retries = 3
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar.", rich_help_panel=RUN)
-    ] = False,
-    list_only: Annotated[
-        bool, typer.Option("--list", help="List systems, benchmarks and metrics, and exit.")
-    ] = False,
-    dry_run: o.DryRun = False,
-    price_in: o.PriceIn = None,
-    price_out: o.PriceOut = None,
-    backend: o.Backend = "embedded",
-    model: o.Model = None,
-    base_url: o.BaseUrl = None,
-    api_key_env: o.ApiKeyEnv = "OPENAI_API_KEY",
-    parallel: o.Parallel = None,
-    threads: o.Threads = None,
-    request_timeout: o.RequestTimeout = 300.0,
-    rpm: o.Rpm = None,
-    tpm: o.Tpm = None,
-    config_file: o.ConfigFile = None,
-    roles: o.Roles = None,
-    steps: o.Steps = None,
-    depth: o.Depth = None,
-    memory_budget: o.MemoryBudget = None,
-    adaptive_plan: o.AdaptivePlan = None,
-    strictness: o.Strictness = None,
-    seed: o.Seed = None,
-    temperature: o.Temperature = None,
-    max_tokens: o.MaxTokens = None,
-    final_max_tokens: o.FinalMaxTokens = None,
-    reactions: o.Reactions = None,
-    private_memory: o.PrivateMemory = None,
-    final_prompt: o.FinalPrompt = None,
+    ] = False
+
+
+Metrics = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--metrics",
+        help="Metrics to score, comma-separated (see --list). Default: each benchmark's own.",
+        rich_help_panel=jo.JUDGE,
+    ),
+]
+ListOnly = Annotated[
+    bool, typer.Option("--list", help="List systems, benchmarks and metrics, and exit.")
+]
+
+
+@with_option_groups
+def evaluate(
+    systems: EvalSystems,
+    data: EvalData,
+    metrics: Metrics = None,
+    *,
+    judges: JudgeOptions,
+    judging: EvalJudging,
+    run: EvalRun,
+    list_only: ListOnly = False,
+    estimate: o.DryRunOptions,
+    backend: o.BackendOptions,
+    simulation: o.SimulationOptions,
 ) -> None:
     """Evaluate systems (vanilla, matrix and the paper's baselines) on harmlessness and
     helpfulness benchmarks with named judges; write results.jsonl, report.md and plots.
@@ -408,196 +393,116 @@ def evaluate(
         return
     from rich.console import Console
 
-    from matrix_align.data.sources import HUB_POLICIES
     from matrix_align.errors import MatrixAlignError
-    from matrix_align.estimate import check_prices
-    from matrix_align.evaluate.benchmarks import PAPER_BENCHMARKS
-    from matrix_align.evaluate.judge_prompts import check_choice
-    from matrix_align.evaluate.metrics import check_metrics
-    from matrix_align.folders import require_kind
-    from matrix_align.folders.records import model_key
-    from matrix_align.io import writable_folder
-    from matrix_align.systems import SystemOptions
 
     console = Console(stderr=True)
-    chosen_metrics = _split(metrics)
-    if chosen_metrics is not None:
-        check_metrics(chosen_metrics)
-    judges = judge_specs(judge_backend, judge_model, judge_base_url)
-    judge_prompts: dict[str, str | None] = {
-        metric: check_choice(metric, choice)
-        for metric, choice in (
-            ("strongreject", strongreject_prompt),
-            ("pairwise", pairwise_prompt),
-            ("refusal", refusal_detector),
-        )
-        if choice is not None
-    }
-    limits = o.rate_limits(rpm, tpm)
-    check_prices(dry_run, price_in, price_out)
-    if dry_run and rejudge_folder is not None:
+    chosen_metrics = checked_metrics(metrics)
+    specs = judges.specs()
+    prompts = judging.prompts()
+    estimate.check()
+    if estimate.dry_run and judging.rejudge_folder is not None:
         raise MatrixAlignError(
             "--dry-run estimates a new evaluation, not a re-judging.",
             hint="drop --rejudge (or --dry-run)",
         )
-    if rejudge_folder is not None:
-        _rejudge(
-            console, rejudge_folder, judges, chosen_metrics, reference, judge_prompts,
-            concurrency=concurrency,
-            retries=retries, limits=limits, judge_api_key_env=judge_api_key_env,
-            judge_parallel=judge_parallel, judge_max_tokens=judge_max_tokens, quiet=quiet,
-            timeout_s=request_timeout,
-        )  # fmt: skip
+    if judging.rejudge_folder is not None:
+        _rejudge(console, judging, specs, chosen_metrics, prompts, run=run, judges=judges,
+                 backend=backend)  # fmt: skip
         return
+    settings = _settings(
+        systems, data, run, judging, backend, simulation, metrics=chosen_metrics,
+        prompts=prompts, dry_run=estimate.dry_run,
+    )  # fmt: skip
+    if estimate.dry_run:
+        _dry_run(console, settings, specs, estimate, backend=backend, judges=judges)
+        return
+    asyncio.run(_evaluate(console, settings, specs, run=run, judges=judges, backend=backend))
+
+
+def _settings(
+    systems: EvalSystems,
+    data: EvalData,
+    run: EvalRun,
+    judging: EvalJudging,
+    backend: o.BackendOptions,
+    simulation: o.SimulationOptions,
+    *,
+    metrics: list[str] | None,
+    prompts: dict[str, str | None],
+    dry_run: bool,
+):  # noqa: ANN202
+    """The evaluation's settings, every option checked (the folder first)."""
+    from matrix_align.errors import MatrixAlignError
+    from matrix_align.evaluate.benchmarks import PAPER_BENCHMARKS
     from matrix_align.evaluate.tasks import EvalSettings
+    from matrix_align.folders import require_kind
+    from matrix_align.io import writable_folder
 
-    if output is None:
+    if run.output is None:
         raise MatrixAlignError("evaluate needs --output FOLDER.", hint="e.g. --output runs/eval")
-    require_kind(output, "evaluate", "--output")
+    require_kind(run.output, "evaluate", "--output")
     if not dry_run:
-        writable_folder(output, "--output")
-    if hub not in HUB_POLICIES:
-        raise MatrixAlignError(f"Unknown --hub {hub!r}.", hint="auto, never or always")
-    if selector not in ("judge", "self"):
-        raise MatrixAlignError(f"Unknown --selector {selector!r}.", hint="judge or self")
-    config = o.simulation_config(
-        config_file,
-        n_roles=roles,
-        n_steps=steps,
-        reaction_depth=depth,
-        memory_budget=memory_budget,
-        adaptive_plan=adaptive_plan,
-        strictness=strictness,
-        seed=seed,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        final_max_tokens=final_max_tokens,
-        reactions=reactions,
-        private_memory=private_memory,
-        final_prompt=final_prompt,
-    )
-    options = SystemOptions.build(
-        critique_rounds=critique_rounds,
-        debate_agents=debate_agents,
-        debate_rounds=debate_rounds,
-        best_of_n=best_of_n,
-        sample_temperature=sample_temperature,
-        refine_iterations=refine_iterations,
-    )
-    items = None
-    if subset is not None:  # the subset names the items; --limit takes a prefix of its lists
-        from matrix_align.evaluate.subsets import resolve
-
-        items = resolve(subset, _split(benchmarks), limit)
-        benchmarks, limit = list(items), None
-    settings = EvalSettings(
-        systems=_split(systems) or ["vanilla", "matrix"],
-        benchmarks=_split(benchmarks) or list(PAPER_BENCHMARKS),
-        output=output,
-        model_key=model_key(backend, model),
-        config=config,
-        options=options,
-        metrics=chosen_metrics,
-        reference=reference,
-        tag=tag,
-        limit=limit,
-        shuffle=shuffle,
-        hub=hub,  # type: ignore[arg-type]
-        concurrency=concurrency,
-        selector=selector,  # type: ignore[arg-type]
-        epochs=epochs,
-        judge_prompts=judge_prompts,
-        items=items,
-    )
-    if dry_run:
-        from matrix_align.estimate import print_estimate
-        from matrix_align.evaluate import runner
-        from matrix_align.evaluate.dry_run import estimate_evaluate
-
-        prepared = runner.prepare(settings, len(judges))
-        for note in prepared.notes:
-            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
-        estimate = estimate_evaluate(
-            settings, prepared, judges, backend=backend, judge_max_tokens=judge_max_tokens
-        )
-        print_estimate(estimate, price_in, price_out)
-        return
-    asyncio.run(
-        _evaluate(
-            console, settings, judges, backend=backend, model=model, base_url=base_url,
-            api_key_env=api_key_env, parallel=parallel, threads=threads, retries=retries,
-            limits=limits, judge_api_key_env=judge_api_key_env, judge_parallel=judge_parallel,
-            judge_max_tokens=judge_max_tokens, quiet=quiet, timeout_s=request_timeout,
-        )
+        writable_folder(run.output, "--output")
+    config = simulation.config()
+    benchmarks, limit, items = data.items()
+    return EvalSettings(
+        systems=split_values(systems.systems) or ["vanilla", "matrix"],
+        benchmarks=benchmarks or list(PAPER_BENCHMARKS), output=run.output,
+        model_key=backend.key, config=config, options=systems.options(), metrics=metrics,
+        reference=judging.reference, tag=systems.tag, limit=limit, shuffle=data.shuffle,
+        hub=data.hub,  # type: ignore[arg-type]
+        concurrency=run.concurrency, selector=systems.selector,  # type: ignore[arg-type]
+        epochs=data.epochs, judge_prompts=prompts, items=items,
     )  # fmt: skip
 
 
-async def _build_judges(
-    judges: list[tuple[str, str | None, str | None]],
+def _dry_run(
+    console: Any,
+    settings: Any,
+    specs: list[tuple[str, str | None, str | None]],
+    estimate: o.DryRunOptions,
     *,
-    api_key_env: str,
-    parallel: int,
-    retries: int,
-    max_tokens: int,
-    seed: int,
-    timeout_s: float,
-    limits: Any = None,
-) -> list[Any]:
-    from matrix_align.evaluate.judges import Judge
-    from matrix_align.evaluate.tasks import JudgeSpec
-    from matrix_align.folders.records import model_key
-    from matrix_align.llm.registry import make_model, preflight
+    backend: o.BackendOptions,
+    judges: JudgeOptions,
+) -> None:
+    """The plan's notes and its estimated calls, tokens and cost; no model is loaded."""
+    from matrix_align.evaluate import runner
+    from matrix_align.evaluate.dry_run import estimate_evaluate
 
-    specs = []
-    for backend, name, url in judges:
-        chat = make_model(
-            backend, model=name, base_url=url, api_key_env=api_key_env, parallel=parallel,
-            retries=retries, timeout_s=timeout_s, limits=limits,
+    prepared = runner.prepare(settings, len(specs))
+    for note in prepared.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    estimate.print(
+        estimate_evaluate(
+            settings,
+            prepared,
+            specs,
+            backend=backend.backend,
+            judge_max_tokens=judges.judge_max_tokens,
         )  # fmt: skip
-        await preflight(chat)
-        key = model_key(backend, name)
-        specs.append(JudgeSpec(key, Judge(chat, key=key, max_tokens=max_tokens, seed=seed)))
-    return specs
+    )
 
 
 async def _evaluate(
     console: Any,
     settings: Any,
-    judges: list[tuple[str, str | None, str | None]],
+    specs: list[tuple[str, str | None, str | None]],
     *,
-    backend: str,
-    model: str | None,
-    base_url: list[str] | None,
-    api_key_env: str,
-    parallel: int | None,
-    threads: int | None,
-    retries: int,
-    limits: Any,
-    judge_api_key_env: str,
-    judge_parallel: int,
-    judge_max_tokens: int,
-    quiet: bool,
-    timeout_s: float,
+    run: EvalRun,
+    judges: JudgeOptions,
+    backend: o.BackendOptions,
 ) -> None:
     """Checks that need no model first (names, data, folder, judges needed), then the
     backends, then the run, all in this one event loop."""
     from matrix_align.evaluate import runner
-    from matrix_align.llm.registry import close_models, make_model, preflight
+    from matrix_align.llm.registry import close_models
 
     # Every check that needs no model (names, data, folder, judges) before any backend.
-    prepared = runner.prepare(settings, len(judges))
-    urls: str | list[str] | None = base_url[0] if base_url and len(base_url) == 1 else base_url
-    chat_model = make_model(
-        backend, model=model, base_url=urls, api_key_env=api_key_env, parallel=parallel,
-        retries=retries, timeout_s=timeout_s, limits=limits, threads=threads,
-    )  # fmt: skip
-    await preflight(chat_model)
-    specs = await _build_judges(
-        judges, api_key_env=judge_api_key_env, parallel=judge_parallel, retries=retries,
-        max_tokens=judge_max_tokens, seed=settings.config.seed, timeout_s=timeout_s,
-        limits=limits,
-    )  # fmt: skip
-    for spec in specs:
+    prepared = runner.prepare(settings, len(specs))
+    chat_model = await backend.open(retries=run.retries)
+    built = await judges.build(specs, retries=run.retries, seed=settings.config.seed,
+                               backend=backend)  # fmt: skip
+    for spec in built:
         if spec.key == settings.model_key:
             console.print(
                 f"[yellow]note:[/] the judge {spec.key} is the model under test (as you named "
@@ -606,60 +511,53 @@ async def _evaluate(
             )
     console.print(
         f"evaluating {', '.join(settings.systems)} on {', '.join(settings.benchmarks)} with "
-        f"{settings.model_key}; judges: {', '.join(s.key for s in specs) or 'none'}",
+        f"{settings.model_key}; judges: {', '.join(s.key for s in built) or 'none'}",
         highlight=False,
     )
     try:
-        with _progress(console, quiet) as on_progress:
+        with progress_bars(console, run.quiet) as on_progress:
             result = await runner.evaluate(
-                settings, chat_model, specs, prepared=prepared, on_progress=on_progress
+                settings, chat_model, built, prepared=prepared, on_progress=on_progress
             )
     finally:
-        await close_models(chat_model, *(s.judge.model for s in specs))
+        await close_models(chat_model, *(s.judge.model for s in built))
     _print_result(console, result)
 
 
 def _rejudge(
     console: Any,
-    folder: Path,
-    judges: list[tuple[str, str | None, str | None]],
+    judging: EvalJudging,
+    specs: list[tuple[str, str | None, str | None]],
     metrics: list[str] | None,
-    reference: str | None,
-    judge_prompts: dict[str, str | None],
+    prompts: dict[str, str | None],
     *,
-    concurrency: int,
-    retries: int,
-    limits: Any,
-    judge_api_key_env: str,
-    judge_parallel: int,
-    judge_max_tokens: int,
-    quiet: bool,
-    timeout_s: float,
+    run: EvalRun,
+    judges: JudgeOptions,
+    backend: o.BackendOptions,
 ) -> None:
     from matrix_align.evaluate import runner
     from matrix_align.llm.registry import close_models
 
+    folder = judging.rejudge_folder
+    assert folder is not None
+
     async def main() -> Any:
         seed = int((runner.read_run(folder).get("simulation") or {}).get("seed", 0))
-        specs = await _build_judges(
-            judges, api_key_env=judge_api_key_env, parallel=judge_parallel, retries=retries,
-            max_tokens=judge_max_tokens, seed=seed, timeout_s=timeout_s, limits=limits,
-        )  # fmt: skip
+        built = await judges.build(specs, retries=run.retries, seed=seed, backend=backend)
         try:
-            with _progress(console, quiet) as on_progress:
+            with progress_bars(console, run.quiet) as on_progress:
                 return await runner.rejudge(
-                    folder, specs, metrics=metrics, reference=reference,
-                    judge_prompts=judge_prompts,
-                    concurrency=concurrency, on_progress=on_progress,
+                    folder, built, metrics=metrics, reference=judging.reference,
+                    judge_prompts=prompts, concurrency=run.concurrency, on_progress=on_progress,
                 )  # fmt: skip
         finally:
-            await close_models(*(s.judge.model for s in specs))
+            await close_models(*(s.judge.model for s in built))
 
     _print_result(console, asyncio.run(main()))
 
 
 @contextlib.contextmanager
-def _progress(console: Any, quiet: bool) -> Any:
+def progress_bars(console: Any, quiet: bool) -> Any:
     """A progress bar per phase (answers, judgements); None callback when quiet."""
     if quiet:
         yield None

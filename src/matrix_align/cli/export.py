@@ -12,7 +12,7 @@ audit's ``DROP_BY_DEFAULT``, and the help text lists those flags from there.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -64,95 +64,101 @@ def _run_seed(folder: Path) -> int:
     return seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
 
 
+RunFolder = Annotated[
+    Path,
+    typer.Argument(parser=path_value, help="A generate --output folder (or its samples.jsonl)."),
+]
+Dest = Annotated[
+    Path | None,
+    typer.Option("--to", parser=path_value, help="Destination folder (default: RUN/exports)."),
+]
+Formats = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--format",
+        "-f",
+        help="prompt-completion, messages, preference "
+        "(repeatable or comma-separated; default: all).",
+    ),
+]
+FileTypes = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--type",
+        "-t",
+        help="jsonl, parquet, hf (a datasets save_to_disk folder); default: all.",
+    ),
+]
+IncludeSubsteps = Annotated[
+    bool,
+    typer.Option(
+        "--include-substeps",
+        help="Add each scene call of the simulation itself (set-up, roles, actions, "
+        "reactions, modulator, memory, consequence; valid first attempts only) as a prompt "
+        "-> output training row to the SFT formats.",
+    ),
+]
+Substeps = Annotated[
+    int | None,
+    typer.Option(
+        "--substeps",
+        min=1,
+        metavar="N",
+        help="Add at most N of those sub-step rows in all, a uniform sample seeded by "
+        "--seed (implies --include-substeps).",
+    ),
+]
+Seed = Annotated[
+    int | None,
+    typer.Option(
+        "--seed",
+        help="Seed of the --substeps sample (default: the --seed the run was generated "
+        "with, from its run.json, so export draws the same sample generate did; else 0).",
+    ),
+]
+Traces = Annotated[
+    bool,
+    typer.Option(
+        "--traces/--no-traces",
+        help="Keep the scene trace JSON in the "
+        "trace column (--no-traces leaves it empty: much smaller files).",
+    ),
+]
+DropFlagged = Annotated[
+    str | None,
+    typer.Option("--drop-flagged", metavar="FLAG,...|none", help=DROP_HELP),
+]
+PushToHub = Annotated[
+    str | None,
+    typer.Option(
+        "--push-to-hub",
+        metavar="OWNER/NAME",
+        help="Then push the export, with a generated dataset card (sources, licences, "
+        "model, settings, counts, audit), to this Hugging Face dataset repository.",
+    ),
+]
+Private = Annotated[
+    bool, typer.Option("--private", help="With --push-to-hub: make a new repository private.")
+]
+
+
 def export(
-    run: Annotated[
-        Path,
-        typer.Argument(
-            parser=path_value, help="A generate --output folder (or its samples.jsonl)."
-        ),
-    ],
-    dest: Annotated[
-        Path | None,
-        typer.Option("--to", parser=path_value, help="Destination folder (default: RUN/exports)."),
-    ] = None,
-    formats: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--format",
-            "-f",
-            help="prompt-completion, messages, preference "
-            "(repeatable or comma-separated; default: all).",
-        ),
-    ] = None,
-    file_types: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--type",
-            "-t",
-            help="jsonl, parquet, hf (a datasets save_to_disk folder); default: all.",
-        ),
-    ] = None,
-    include_substeps: Annotated[
-        bool,
-        typer.Option(
-            "--include-substeps",
-            help="Add each scene call of the simulation itself (set-up, roles, actions, "
-            "reactions, modulator, memory, consequence; valid first attempts only) as a prompt "
-            "-> output training row to the SFT formats.",
-        ),
-    ] = False,
-    substeps: Annotated[
-        int | None,
-        typer.Option(
-            "--substeps",
-            min=1,
-            metavar="N",
-            help="Add at most N of those sub-step rows in all, a uniform sample seeded by "
-            "--seed (implies --include-substeps).",
-        ),
-    ] = None,
-    seed: Annotated[
-        int | None,
-        typer.Option(
-            "--seed",
-            help="Seed of the --substeps sample (default: the --seed the run was generated "
-            "with, from its run.json, so export draws the same sample generate did; else 0).",
-        ),
-    ] = None,
-    traces: Annotated[
-        bool,
-        typer.Option(
-            "--traces/--no-traces",
-            help="Keep the scene trace JSON in the "
-            "trace column (--no-traces leaves it empty: much smaller files).",
-        ),
-    ] = True,
-    drop_flagged: Annotated[
-        str | None,
-        typer.Option("--drop-flagged", metavar="FLAG,...|none", help=DROP_HELP),
-    ] = None,
-    push_to_hub: Annotated[
-        str | None,
-        typer.Option(
-            "--push-to-hub",
-            metavar="OWNER/NAME",
-            help="Then push the export, with a generated dataset card (sources, licences, "
-            "model, settings, counts, audit), to this Hugging Face dataset repository.",
-        ),
-    ] = None,
-    private: Annotated[
-        bool, typer.Option("--private", help="With --push-to-hub: make a new repository private.")
-    ] = False,
+    run: RunFolder,
+    dest: Dest = None,
+    formats: Formats = None,
+    file_types: FileTypes = None,
+    include_substeps: IncludeSubsteps = False,
+    substeps: Substeps = None,
+    seed: Seed = None,
+    traces: Traces = True,
+    drop_flagged: DropFlagged = None,
+    push_to_hub: PushToHub = None,
+    private: Private = False,
 ) -> None:
     """Write TRL-ready datasets (prompt-completion, messages, preference) from a run."""
     from rich.console import Console
 
-    from matrix_align.data.export import (
-        EXPORT_DIR,
-        FILE_TYPES,
-        export_samples,
-        parse_drop_flags,
-    )
+    from matrix_align.data.export import EXPORT_DIR, FILE_TYPES, export_samples, parse_drop_flags
     from matrix_align.data.records import EXPORT_FORMATS
     from matrix_align.io import writable_folder
 
@@ -168,17 +174,35 @@ def export(
     if samples.is_file():  # else export_samples says there is nothing to export
         writable_folder(dest or folder / EXPORT_DIR, "--to")
     result = export_samples(
-        samples,
-        dest or folder / EXPORT_DIR,
-        formats=chosen_formats,
-        file_types=chosen_types,
-        include_substeps=include_substeps,
-        with_traces=traces,
-        drop_flagged=drop,
-        substeps=substeps,
-        substep_seed=seed if seed is not None else _run_seed(folder),
-    )
+        samples, dest or folder / EXPORT_DIR, formats=chosen_formats, file_types=chosen_types,
+        include_substeps=include_substeps, with_traces=traces, drop_flagged=drop,
+        substeps=substeps, substep_seed=seed if seed is not None else _run_seed(folder),
+    )  # fmt: skip
     console = Console(stderr=True)
+    _print_result(console, result, drop, chosen_formats)
+    if push_to_hub is not None:
+        from matrix_align.hub import push_dataset
+
+        url = push_dataset(
+            dest or folder / EXPORT_DIR, push_to_hub, private=private,
+            summary=_run_summary(folder), files=result.files,
+        )  # fmt: skip
+        console.print(f"pushed to {url}", highlight=False)
+
+
+def _run_summary(folder: Path) -> dict:
+    """The run's summary.json for the dataset card ({} for a bare samples.jsonl: the card
+    says less)."""
+    import json
+
+    try:
+        return json.loads((folder / SUMMARY).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _print_result(console: Any, result: Any, drop: list[str], formats: list[str]) -> None:
+    """What was written, dropped and withheld."""
     for fmt, paths in result.files.items():
         shown = ", ".join(str(p) for p in paths.values())
         console.print(f"{fmt}: {result.rows[fmt]} rows -> {shown}", highlight=False)
@@ -191,7 +215,7 @@ def export(
     else:
         shown = ", ".join(drop) or "none"
         console.print(f"dropped no sample (--drop-flagged {shown})", highlight=False)
-    if result.pairs_withheld and "preference" in chosen_formats:
+    if result.pairs_withheld and "preference" in formats:
         console.print(
             f"preference: {result.pairs_withheld} pair(s) withheld: the final answer complies "
             "with a harmful query or is worse than the first answer",
@@ -206,20 +230,6 @@ def export(
             f"[yellow]note:[/] skipped {result.skipped} line(s) that are not sample records",
             highlight=False,
         )
-    if push_to_hub is not None:
-        import json
-
-        from matrix_align.hub import push_dataset
-
-        try:
-            summary = json.loads((folder / SUMMARY).read_text("utf-8"))
-        except (OSError, ValueError):
-            summary = {}  # exported from a bare samples.jsonl: the card says less
-        url = push_dataset(
-            dest or folder / EXPORT_DIR, push_to_hub, private=private, summary=summary,
-            files=result.files,
-        )  # fmt: skip
-        console.print(f"pushed to {url}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

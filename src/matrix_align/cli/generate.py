@@ -9,6 +9,8 @@ folder's settings, then the backend (built and preflighted). The run itself is
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +18,7 @@ import typer
 from rich.markup import escape
 
 from matrix_align.cli import options as o
+from matrix_align.cli.option_groups import OptionGroup, with_option_groups
 
 DATA = "Data"
 RUN = "Run"
@@ -59,7 +62,10 @@ def list_sources() -> None:
     Console().print(table)
 
 
-def generate(
+@dataclass(kw_only=True)
+class GenerateRun(OptionGroup):
+    """Where the run writes and how it runs."""
+
     output: Annotated[
         Path | None,
         typer.Option(
@@ -70,95 +76,7 @@ def generate(
             "summary.json, exports/. Re-run the same command to resume.",
             rich_help_panel=RUN,
         ),
-    ] = None,
-    source: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--source",
-            "-s",
-            help="Built-in source NAME[@SPLIT][:matrix|direct[:N]], "
-            "repeatable, e.g. advbench:matrix:500 --source vicuna-bench:direct:80.",
-            rich_help_panel=DATA,
-        ),
-    ] = None,
-    input_file: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--input",
-            "-i",
-            help="Your own queries: JSONL, JSON, CSV or Parquet (repeatable).",
-            rich_help_panel=DATA,
-        ),
-    ] = None,
-    input_mode: Annotated[
-        str,
-        typer.Option(
-            "--input-mode",
-            help="How --input queries are answered: matrix or direct.",
-            rich_help_panel=DATA,
-        ),
-    ] = "matrix",
-    prompt_field: Annotated[
-        str,
-        typer.Option(
-            "--prompt-field",
-            help="Column of --input files holding the prompt (text, or a chat message list).",
-            rich_help_panel=DATA,
-        ),
-    ] = "prompt",
-    limit: Annotated[
-        int | None,
-        typer.Option(
-            "--limit",
-            min=1,
-            help="Queries per source, for sources without their own :N.",
-            rich_help_panel=DATA,
-        ),
-    ] = None,
-    shuffle: Annotated[
-        bool,
-        typer.Option(
-            "--shuffle",
-            help="Take a seeded random subset (--seed) instead of the first rows.",
-            rich_help_panel=DATA,
-        ),
-    ] = False,
-    include_substeps: Annotated[
-        bool,
-        typer.Option(
-            "--include-substeps",
-            help="Also export each scene call of the simulation itself (set-up, roles, "
-            "actions, reactions, modulator, memory, consequence; valid first attempts only) "
-            "as a prompt -> output training row: two dozen or more a scene at 5 x 5.",
-            rich_help_panel=DATA,
-        ),
-    ] = False,
-    substeps: Annotated[
-        int | None,
-        typer.Option(
-            "--substeps",
-            min=1,
-            metavar="N",
-            help="Export at most N of those sub-step rows in all, a uniform sample seeded by "
-            "--seed (implies --include-substeps): the paper's 30B set has 6K for 6K scenes.",
-            rich_help_panel=DATA,
-        ),
-    ] = None,
-    hub: Annotated[
-        str,
-        typer.Option(
-            "--hub",
-            help="Built-in sources from the Hugging Face hub: auto "
-            "(when reachable, else the shipped sample), never, always.",
-            rich_help_panel=DATA,
-        ),
-    ] = "auto",
-    list_only: Annotated[
-        bool,
-        typer.Option(
-            "--list-sources", help="List the built-in sources and exit.", rich_help_panel=DATA
-        ),
-    ] = False,
+    ] = None
     concurrency: Annotated[
         int | None,
         typer.Option(
@@ -170,7 +88,7 @@ def generate(
             "least 4).",
             rich_help_panel=RUN,
         ),
-    ] = None,
+    ] = None
     retries: Annotated[
         int,
         typer.Option(
@@ -181,7 +99,7 @@ def generate(
             "(timeouts, 429, 5xx) before the sample counts as failed.",
             rich_help_panel=RUN,
         ),
-    ] = 3,
+    ] = 3
     abort_after: Annotated[
         int,
         typer.Option(
@@ -190,7 +108,7 @@ def generate(
             help="Stop after this many samples fail in a row (0: never stop).",
             rich_help_panel=RUN,
         ),
-    ] = 25,
+    ] = 25
     export: Annotated[
         bool,
         typer.Option(
@@ -198,7 +116,7 @@ def generate(
             help="Write exports/ (JSONL, Parquet, datasets folder) at the end.",
             rich_help_panel=RUN,
         ),
-    ] = True,
+    ] = True
     quiet: Annotated[
         bool,
         typer.Option(
@@ -207,39 +125,151 @@ def generate(
             help="No live progress bar (for logs): a start line and a final summary only.",
             rich_help_panel=RUN,
         ),
-    ] = False,
-    dry_run: o.DryRun = False,
-    price_in: o.PriceIn = None,
-    price_out: o.PriceOut = None,
-    call_delay: Annotated[
-        float,
+    ] = False
+
+    def scenes(self, backend: o.BackendOptions) -> int:
+        """Scenes in flight: --concurrency, else twice the requests the servers take."""
+        from matrix_align.llm.registry import default_scenes_in_flight
+
+        servers = len(backend.base_url) if backend.base_url else 1
+        return self.concurrency or default_scenes_in_flight(backend.slots, servers)
+
+
+@dataclass(kw_only=True)
+class GenerateData(OptionGroup):
+    """Which queries, and what the exports include."""
+
+    source: Annotated[
+        list[str] | None,
         typer.Option(
-            "--call-delay", hidden=True, help="Simulated latency per call (tests, benchmarks)."
+            "--source",
+            "-s",
+            help="Built-in source NAME[@SPLIT][:matrix|direct[:N]], "
+            "repeatable, e.g. advbench:matrix:500 --source vicuna-bench:direct:80.",
+            rich_help_panel=DATA,
         ),
-    ] = 0.0,
-    backend: o.Backend = "embedded",
-    model: o.Model = None,
-    base_url: o.BaseUrl = None,
-    api_key_env: o.ApiKeyEnv = "OPENAI_API_KEY",
-    parallel: o.Parallel = None,
-    threads: o.Threads = None,
-    request_timeout: o.RequestTimeout = 300.0,
-    rpm: o.Rpm = None,
-    tpm: o.Tpm = None,
-    config_file: o.ConfigFile = None,
-    roles: o.Roles = None,
-    steps: o.Steps = None,
-    depth: o.Depth = None,
-    memory_budget: o.MemoryBudget = None,
-    adaptive_plan: o.AdaptivePlan = None,
-    strictness: o.Strictness = None,
-    seed: o.Seed = None,
-    temperature: o.Temperature = None,
-    max_tokens: o.MaxTokens = None,
-    final_max_tokens: o.FinalMaxTokens = None,
-    reactions: o.Reactions = None,
-    private_memory: o.PrivateMemory = None,
-    final_prompt: o.FinalPrompt = None,
+    ] = None
+    input_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="Your own queries: JSONL, JSON, CSV or Parquet (repeatable).",
+            rich_help_panel=DATA,
+        ),
+    ] = None
+    input_mode: Annotated[
+        str,
+        typer.Option(
+            "--input-mode",
+            help="How --input queries are answered: matrix or direct.",
+            rich_help_panel=DATA,
+        ),
+    ] = "matrix"
+    prompt_field: Annotated[
+        str,
+        typer.Option(
+            "--prompt-field",
+            help="Column of --input files holding the prompt (text, or a chat message list).",
+            rich_help_panel=DATA,
+        ),
+    ] = "prompt"
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            min=1,
+            help="Queries per source, for sources without their own :N.",
+            rich_help_panel=DATA,
+        ),
+    ] = None
+    shuffle: Annotated[
+        bool,
+        typer.Option(
+            "--shuffle",
+            help="Take a seeded random subset (--seed) instead of the first rows.",
+            rich_help_panel=DATA,
+        ),
+    ] = False
+    include_substeps: Annotated[
+        bool,
+        typer.Option(
+            "--include-substeps",
+            help="Also export each scene call of the simulation itself (set-up, roles, "
+            "actions, reactions, modulator, memory, consequence; valid first attempts only) "
+            "as a prompt -> output training row: two dozen or more a scene at 5 x 5.",
+            rich_help_panel=DATA,
+        ),
+    ] = False
+    substeps: Annotated[
+        int | None,
+        typer.Option(
+            "--substeps",
+            min=1,
+            metavar="N",
+            help="Export at most N of those sub-step rows in all, a uniform sample seeded by "
+            "--seed (implies --include-substeps): the paper's 30B set has 6K for 6K scenes.",
+            rich_help_panel=DATA,
+        ),
+    ] = None
+    hub: Annotated[
+        str,
+        typer.Option(
+            "--hub",
+            help="Built-in sources from the Hugging Face hub: auto "
+            "(when reachable, else the shipped sample), never, always.",
+            rich_help_panel=DATA,
+        ),
+    ] = "auto"
+    list_only: Annotated[
+        bool,
+        typer.Option(
+            "--list-sources", help="List the built-in sources and exit.", rich_help_panel=DATA
+        ),
+    ] = False
+
+    @property
+    def with_substeps(self) -> bool:
+        return self.include_substeps or self.substeps is not None
+
+    def specs(self) -> list[Any]:
+        """The --source specs, parsed, and --hub, checked (before the simulation settings)."""
+        from matrix_align.data.generate import SourceSpec
+        from matrix_align.data.sources import HUB_POLICIES
+        from matrix_align.errors import MatrixAlignError
+
+        if self.hub not in HUB_POLICIES:
+            raise MatrixAlignError(f"Unknown --hub {self.hub!r}.", hint="auto, never or always")
+        return [SourceSpec.parse(text) for text in self.source or []]
+
+    def plan(self, specs: list[Any], config: Any, model_key: str):  # noqa: ANN201
+        """Every source and input file loaded in full and each query given its id."""
+        from matrix_align.data.generate import build_plan
+
+        return build_plan(
+            specs, self.input_file or [], config=config, model_key=model_key,
+            input_mode=self.input_mode, prompt_field=self.prompt_field, limit=self.limit,
+            shuffle=self.shuffle, seed=config.seed, hub=self.hub,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+
+CallDelay = Annotated[
+    float,
+    typer.Option(
+        "--call-delay", hidden=True, help="Simulated latency per call (tests, benchmarks)."
+    ),
+]
+
+
+@with_option_groups
+def generate(
+    run: GenerateRun,
+    data: GenerateData,
+    estimate: o.DryRunOptions,
+    call_delay: CallDelay = 0.0,
+    *,
+    backend: o.BackendOptions,
+    simulation: o.SimulationOptions,
 ) -> None:
     """Generate an alignment dataset: MATRIX answers for harmful queries, the model's own
     answers for helpful ones, as TRL-ready files.
@@ -247,92 +277,43 @@ def generate(
     Example: matrix-align generate --source advbench:matrix:20 --source vicuna-bench:direct:10
     --output runs/demo
     """
-    if list_only:
+    if data.list_only:
         list_sources()
         return
     from rich.console import Console
 
-    from matrix_align.data.generate import SourceSpec, build_plan, check_output
-    from matrix_align.data.sources import HUB_POLICIES
+    from matrix_align.data.generate import check_output, export_into_summary
     from matrix_align.errors import MatrixAlignError
-    from matrix_align.estimate import check_prices
-    from matrix_align.folders.records import model_key
     from matrix_align.io import writable_folder
 
     console = Console(stderr=True)
-    if output is None:
+    if run.output is None:
         raise MatrixAlignError("generate needs --output FOLDER.", hint="e.g. --output runs/demo")
-    check_prices(dry_run, price_in, price_out)
-    if hub not in HUB_POLICIES:
-        raise MatrixAlignError(f"Unknown --hub {hub!r}.", hint="auto, never or always")
-    specs = [SourceSpec.parse(text) for text in source or []]
-    config = o.simulation_config(
-        config_file,
-        n_roles=roles,
-        n_steps=steps,
-        reaction_depth=depth,
-        memory_budget=memory_budget,
-        adaptive_plan=adaptive_plan,
-        strictness=strictness,
-        seed=seed,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        final_max_tokens=final_max_tokens,
-        reactions=reactions,
-        private_memory=private_memory,
-        final_prompt=final_prompt,
-    )
-    key = model_key(backend, model)
-    plan = build_plan(
-        specs,
-        input_file or [],
-        config=config,
-        model_key=key,
-        input_mode=input_mode,
-        prompt_field=prompt_field,
-        limit=limit,
-        shuffle=shuffle,
-        seed=config.seed,
-        hub=hub,  # type: ignore[arg-type]
-    )
-    check_output(output, config=config, model_key=key)
-    if dry_run:
-        from matrix_align.data.dry_run import estimate_generate
-        from matrix_align.estimate import print_estimate
-
-        for note in plan.notes:
-            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
-        estimate = estimate_generate(plan, config, output, backend=backend)
-        print_estimate(estimate, price_in, price_out)
-        return
-    writable_folder(output, "--output")
+    estimate.check()
+    specs = data.specs()
+    config = simulation.config()
+    plan = data.plan(specs, config, backend.key)
+    check_output(run.output, config=config, model_key=backend.key)
+    if not estimate.dry_run:
+        writable_folder(run.output, "--output")
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
-    n_urls = len(base_url) if base_url else 1
-    from matrix_align.llm.registry import default_parallel, default_scenes_in_flight
+    if estimate.dry_run:
+        from matrix_align.data.dry_run import estimate_generate
 
-    parallel = parallel or default_parallel(backend)
-    scenes = concurrency or default_scenes_in_flight(parallel, n_urls)
-    from matrix_align.data.generate import export_into_summary
-
+        estimate.print(estimate_generate(plan, config, run.output, backend=backend.backend))
+        return
     summary = _run_with_sigterm_as_interrupt(
-        _run(
-            plan, config, output, console,
-            backend=backend, model=model, base_url=base_url, api_key_env=api_key_env,
-            parallel=parallel, threads=threads, request_timeout=request_timeout, retries=retries,
-            limits=o.rate_limits(rpm, tpm), concurrency=scenes, abort_after=abort_after,
-            include_substeps=include_substeps or substeps is not None, export=export,
-            quiet=quiet, call_delay=call_delay, key=key,
-        )
-    )  # fmt: skip
-    if export:
+        _run(plan, config, console, run=run, backend=backend, data=data, call_delay=call_delay)
+    )
+    if run.export:
         with console.status("writing exports (jsonl, parquet, datasets folder)…"):
             export_into_summary(
-                output, summary, include_substeps=include_substeps or substeps is not None,
-                substeps=substeps, seed=config.seed,
+                run.output, summary, include_substeps=data.with_substeps,
+                substeps=data.substeps, seed=config.seed,
             )  # fmt: skip
-    _print_summary(console, summary, output)
-    _exit_for(summary, output)
+    _print_summary(console, summary, run.output)
+    _exit_for(summary, run.output)
 
 
 def _exit_for(summary: dict[str, Any], output: Path) -> None:
@@ -374,61 +355,56 @@ def _run_with_sigterm_as_interrupt(coroutine: Any) -> Any:
 async def _run(
     plan: Any,
     config: Any,
-    output: Path,
     console: Any,
     *,
-    backend: str,
-    model: str | None,
-    base_url: list[str] | None,
-    api_key_env: str,
-    parallel: int,
-    threads: int | None,
-    request_timeout: float,
-    retries: int,
-    limits: Any,
-    concurrency: int,
-    abort_after: int,
-    include_substeps: bool,
-    export: bool,
-    quiet: bool,
+    run: GenerateRun,
+    backend: o.BackendOptions,
+    data: GenerateData,
     call_delay: float,
-    key: str,
 ) -> dict[str, Any]:
     """Build and preflight the backend, then run, in one event loop (clients hold
     connections that belong to the loop they were made in)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from matrix_align.batch import ProgressState
     from matrix_align.data.generate import GenerateOptions, generate
-    from matrix_align.llm.registry import close_models, make_model, preflight
+    from matrix_align.llm.registry import close_models
     from matrix_align.llm.wrappers import DelayedModel
 
-    urls: str | list[str] | None = base_url[0] if base_url and len(base_url) == 1 else base_url
-    chat_model: Any = make_model(
-        backend, model=model, base_url=urls, api_key_env=api_key_env, parallel=parallel,
-        retries=retries, timeout_s=request_timeout, limits=limits, threads=threads,
-    )  # fmt: skip
-    await preflight(chat_model)
+    chat_model: Any = await backend.open(retries=run.retries)
     if call_delay > 0:
         chat_model = DelayedModel(chat_model, call_delay)
-    model_info = {"key": key, "backend": backend, "name": getattr(chat_model, "name", ""),
-                  "base_urls": len(base_url or []), "parallel": parallel}  # fmt: skip
+    model_info = {"key": backend.key, "backend": backend.backend,
+                  "name": getattr(chat_model, "name", ""),
+                  "base_urls": len(backend.base_url or []), "parallel": backend.slots}  # fmt: skip
     # Exports are written after the progress display has closed (see generate()).
+    concurrency = run.scenes(backend)
     options = GenerateOptions(
-        output=output, concurrency=concurrency, abort_after=abort_after,
-        include_substeps=include_substeps, export=False,
+        output=run.output, concurrency=concurrency, abort_after=run.abort_after,
+        include_substeps=data.with_substeps, export=False,
     )  # fmt: skip
     total = len(plan.items)
     console.print(
-        f"generating {total} samples into {output} with {backend} "
+        f"generating {total} samples into {run.output} with {backend.backend} "
         f"({model_info['name'] or 'default model'}), {concurrency} scenes in flight",
         highlight=False,
     )
+    try:
+        async with _live_bar(console, total, chat_model, quiet=run.quiet) as on_progress:
+            return await generate(
+                plan, chat_model, config, options, model_info=model_info, on_progress=on_progress
+            )
+    finally:
+        await close_models(chat_model)
+
+
+@contextlib.asynccontextmanager
+async def _live_bar(console: Any, total: int, chat_model: Any, *, quiet: bool) -> Any:
+    """A live progress bar (samples, failures, rate, tokens/s, ETA), refreshed on each
+    sample and every second; yields its callback (None when quiet)."""
     if quiet:
-        try:
-            return await generate(plan, chat_model, config, options, model_info=model_info)
-        finally:
-            await close_models(chat_model)
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from matrix_align.batch import ProgressState
 
     base_tokens = _live_completion_tokens(chat_model) or 0
     progress = Progress(
@@ -476,13 +452,10 @@ async def _run(
     with progress:
         ticking = asyncio.create_task(ticker())
         try:
-            return await generate(
-                plan, chat_model, config, options, model_info=model_info, on_progress=on_progress
-            )
+            yield on_progress
         finally:
             ticking.cancel()
             refresh()
-            await close_models(chat_model)
 
 
 def _print_summary(console: Any, summary: dict[str, Any], output: Path) -> None:

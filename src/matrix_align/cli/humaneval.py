@@ -22,62 +22,74 @@ app = typer.Typer(
 )
 
 
+EvalFolder = Annotated[
+    Path,
+    typer.Argument(
+        parser=o.path_value, help="An evaluate (or sweep) output folder.", show_default=False
+    ),
+]
+Entries = Annotated[
+    str,
+    typer.Option(
+        "--entries",
+        help="The two entries to compare, FIRST,SECOND (e.g. matrix,vanilla). Results "
+        "are read from FIRST's side: win = FIRST rated better.",
+        show_default=False,
+    ),
+]
+N = Annotated[int, typer.Option("--n", min=1, help="Items on the sheet (at most).")]
+Stratify = Annotated[
+    str | None,
+    typer.Option(
+        "--stratify",
+        help="An item field to stratify the sample over, e.g. category (PKU-SafeRLHF's "
+        "harm categories), topic (HarmfulQA). Default: a plain seeded sample.",
+    ),
+]
+Blind = Annotated[
+    bool,
+    typer.Option(
+        "--blind/--no-blind",
+        help="Hide which entry wrote which response and put each pair in a random "
+        "order; the key stays out of the raters' files.",
+    ),
+]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of the sample and the order.")]
+Benchmarks = Annotated[
+    str | None,
+    typer.Option("--benchmarks", "-B", help="Only these benchmarks, comma-separated."),
+]
+Subset = Annotated[
+    str | None,
+    typer.Option(
+        "--subset",
+        help="Only the items of a pinned subset (e.g. pku-human-eval), in its order.",
+    ),
+]
+Title = Annotated[str | None, typer.Option("--title", help="Heading of the form.")]
+Output = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        parser=o.path_value,
+        help="The sheet's folder. Default: RUN/humaneval/<sheet id>.",
+    ),
+]
+
+
 @app.command("export")
 def export(
-    run: Annotated[
-        Path,
-        typer.Argument(
-            parser=o.path_value, help="An evaluate (or sweep) output folder.", show_default=False
-        ),
-    ],
-    entries: Annotated[
-        str,
-        typer.Option(
-            "--entries",
-            help="The two entries to compare, FIRST,SECOND (e.g. matrix,vanilla). Results "
-            "are read from FIRST's side: win = FIRST rated better.",
-            show_default=False,
-        ),
-    ],
-    n: Annotated[int, typer.Option("--n", min=1, help="Items on the sheet (at most).")] = 100,
-    stratify: Annotated[
-        str | None,
-        typer.Option(
-            "--stratify",
-            help="An item field to stratify the sample over, e.g. category (PKU-SafeRLHF's "
-            "harm categories), topic (HarmfulQA). Default: a plain seeded sample.",
-        ),
-    ] = None,
-    blind: Annotated[
-        bool,
-        typer.Option(
-            "--blind/--no-blind",
-            help="Hide which entry wrote which response and put each pair in a random "
-            "order; the key stays out of the raters' files.",
-        ),
-    ] = True,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the sample and the order.")] = 0,
-    benchmarks: Annotated[
-        str | None,
-        typer.Option("--benchmarks", "-B", help="Only these benchmarks, comma-separated."),
-    ] = None,
-    subset: Annotated[
-        str | None,
-        typer.Option(
-            "--subset",
-            help="Only the items of a pinned subset (e.g. pku-human-eval), in its order.",
-        ),
-    ] = None,
-    title: Annotated[str | None, typer.Option("--title", help="Heading of the form.")] = None,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            parser=o.path_value,
-            help="The sheet's folder. Default: RUN/humaneval/<sheet id>.",
-        ),
-    ] = None,
+    run: EvalFolder,
+    entries: Entries,
+    n: N = 100,
+    stratify: Stratify = None,
+    blind: Blind = True,
+    seed: Seed = 0,
+    benchmarks: Benchmarks = None,
+    subset: Subset = None,
+    title: Title = None,
+    output: Output = None,
 ) -> None:
     """Write a rating sheet comparing two entries: for-raters/sheet.csv and
     for-raters/form.html (works offline, saves ratings to a file by a download) to send to
@@ -86,29 +98,22 @@ def export(
     Example: matrix-align humaneval export runs/eval --entries matrix,vanilla --n 100
     --stratify category --blind
     """
-    from rich.console import Console
-
-    from matrix_align.humaneval.sheet import (
-        FORM_HTML,
-        RATERS_FOLDER,
-        RATINGS_FOLDER,
-        SHEET_CSV,
-        export_sheet,
-    )
+    from matrix_align.humaneval.sheet import export_sheet
 
     chosen = [b.strip() for b in benchmarks.split(",") if b.strip()] if benchmarks else None
     folder, key = export_sheet(
-        run,
-        entries,
-        n=n,
-        stratify=stratify,
-        blind=blind,
-        seed=seed,
-        benchmarks=chosen,
-        subset=subset,
-        output=output,
-        title=title,
-    )
+        run, entries, n=n, stratify=stratify, blind=blind, seed=seed, benchmarks=chosen,
+        subset=subset, output=output, title=title,
+    )  # fmt: skip
+    _print_sheet(folder, key, n=n, blind=blind)
+
+
+def _print_sheet(folder: Path, key: dict, *, n: int, blind: bool) -> None:
+    """Where the sheet is, what to send and what to keep."""
+    from rich.console import Console
+
+    from matrix_align.humaneval.sheet import FORM_HTML, RATERS_FOLDER, RATINGS_FOLDER, SHEET_CSV
+
     console = Console(stderr=True)
     rows = key["rows"]
     shown = f"{len(rows)} items" + (
@@ -129,32 +134,37 @@ def export(
     )
 
 
+Ratings = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Returned rating files: the form's downloads, or filled-in sheet.csv files.",
+        show_default=False,
+    ),
+]
+Sheet = Annotated[
+    Path | None,
+    typer.Option(
+        "--sheet",
+        parser=o.path_value,
+        help="The sheet's folder (with key.json). Default: found from the ratings' "
+        "location, or from --run and the sheet id in the ratings.",
+    ),
+]
+RunOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--run",
+        parser=o.path_value,
+        help="The evaluation folder the sheet was made from (default: the key's).",
+    ),
+]
+
+
 @app.command("import")
 def import_(
-    ratings: Annotated[
-        list[Path],
-        typer.Argument(
-            help="Returned rating files: the form's downloads, or filled-in sheet.csv files.",
-            show_default=False,
-        ),
-    ],
-    sheet: Annotated[
-        Path | None,
-        typer.Option(
-            "--sheet",
-            parser=o.path_value,
-            help="The sheet's folder (with key.json). Default: found from the ratings' "
-            "location, or from --run and the sheet id in the ratings.",
-        ),
-    ] = None,
-    run: Annotated[
-        Path | None,
-        typer.Option(
-            "--run",
-            parser=o.path_value,
-            help="The evaluation folder the sheet was made from (default: the key's).",
-        ),
-    ] = None,
+    ratings: Ratings,
+    sheet: Sheet = None,
+    run: RunOption = None,
 ) -> None:
     """Tally returned ratings: win / tie / lose of the first entry with bootstrap intervals
     (overall, per stratum, per rater) and rater agreement (Krippendorff's alpha); written to
@@ -162,8 +172,6 @@ def import_(
 
     Example: matrix-align humaneval import runs/eval/humaneval/<sheet id>/ratings/*.csv
     """
-    from rich.console import Console
-
     from matrix_align.errors import MatrixAlignError
     from matrix_align.folders import RESULTS
     from matrix_align.humaneval.ratings import find_key, read_ratings
@@ -188,6 +196,13 @@ def import_(
         )
     result = tally(read_ratings(ratings, key), key)
     path, _ = write_results(target, result)
+    _print_tally(result, path, target)
+
+
+def _print_tally(result: dict, path: Path, target: Path) -> None:
+    """Win / tie / lose of the first entry, the raters' agreement, and where it is written."""
+    from rich.console import Console
+
     o_ = result["overall"]
     console = Console(stderr=True)
     first = result["entries"][0]

@@ -13,54 +13,61 @@ import typer
 
 from matrix_align.cli.options import path_value
 
+ChatFile = Annotated[
+    Path,
+    typer.Argument(
+        parser=path_value,
+        help="A FastChat/ShareGPT file: a .json list of {id, conversations: [{from, "
+        "value}, ...]} (the authors' matrix_data.json) or .jsonl, one per line; "
+        "{role, content} turns under 'messages' are read too.",
+    ),
+]
+Output = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        parser=path_value,
+        help="New folder for samples.jsonl, run.json, summary.json and exports/ (as a "
+        "generate folder has them).",
+    ),
+]
+Turns = Annotated[
+    str,
+    typer.Option(
+        "--turns",
+        help="Multi-turn conversations: 'each' (one sample per assistant answer, the "
+        "conversation before it as the prompt: every answer is learnt, as FastChat "
+        "trains) or 'last' (one sample per conversation: its last answer).",
+    ),
+]
+SourceName = Annotated[
+    str | None,
+    typer.Option(
+        "--source-name",
+        help="The samples' source name (counted in model cards); default import:FILE.",
+    ),
+]
+Export = Annotated[
+    bool,
+    typer.Option(
+        "--export/--no-export",
+        help="Write exports/ (JSONL, Parquet, datasets folder) as generate does.",
+    ),
+]
+Overwrite = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Replace an earlier import in --output."),
+]
+
 
 def import_command(
-    file: Annotated[
-        Path,
-        typer.Argument(
-            parser=path_value,
-            help="A FastChat/ShareGPT file: a .json list of {id, conversations: [{from, "
-            "value}, ...]} (the authors' matrix_data.json) or .jsonl, one per line; "
-            "{role, content} turns under 'messages' are read too.",
-        ),
-    ],
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            parser=path_value,
-            help="New folder for samples.jsonl, run.json, summary.json and exports/ (as a "
-            "generate folder has them).",
-        ),
-    ] = None,
-    turns: Annotated[
-        str,
-        typer.Option(
-            "--turns",
-            help="Multi-turn conversations: 'each' (one sample per assistant answer, the "
-            "conversation before it as the prompt: every answer is learnt, as FastChat "
-            "trains) or 'last' (one sample per conversation: its last answer).",
-        ),
-    ] = "each",
-    source_name: Annotated[
-        str | None,
-        typer.Option(
-            "--source-name",
-            help="The samples' source name (counted in model cards); default import:FILE.",
-        ),
-    ] = None,
-    export: Annotated[
-        bool,
-        typer.Option(
-            "--export/--no-export",
-            help="Write exports/ (JSONL, Parquet, datasets folder) as generate does.",
-        ),
-    ] = True,
-    overwrite: Annotated[
-        bool,
-        typer.Option("--overwrite", help="Replace an earlier import in --output."),
-    ] = False,
+    file: ChatFile,
+    output: Output = None,
+    turns: Turns = "each",
+    source_name: SourceName = None,
+    export: Export = True,
+    overwrite: Overwrite = False,
 ) -> None:
     """Import chat data (FastChat/ShareGPT, e.g. the MATRIX authors' release) as samples.
 

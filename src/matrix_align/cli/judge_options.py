@@ -1,12 +1,15 @@
-"""Judge options for commands beside ``evaluate`` that judge answers (``sweep``), with the
-same names and meaning as ``evaluate``'s, so a command line moves between them unchanged.
-(``evaluate`` declares its own inline; they mean the same.)"""
+"""The judges' options of the commands that judge answers (``evaluate``, ``sweep``), declared
+once as ``JudgeOptions``, so a command line moves between them unchanged; ``--metrics``
+(whose help names the command's own ``--list``) and the helpers both use."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import typer
+
+from matrix_align.cli.option_groups import OptionGroup
 
 JUDGE = "Judges"
 
@@ -59,3 +62,109 @@ JudgeMaxTokens = Annotated[
         "--judge-max-tokens", min=16, help="Cap on a judge reply's tokens.", rich_help_panel=JUDGE
     ),
 ]
+
+
+@dataclass(kw_only=True)
+class JudgeOptions(OptionGroup):
+    """The judges: which (paired by position), and how they are called."""
+
+    judge_backend: JudgeBackend = None
+    judge_model: JudgeModel = None
+    judge_base_url: JudgeBaseUrl = None
+    judge_api_key_env: JudgeApiKeyEnv = "OPENAI_API_KEY"
+    judge_parallel: JudgeParallel = 4
+    judge_max_tokens: JudgeMaxTokens = 512
+
+    def specs(self) -> list[tuple[str, str | None, str | None]]:
+        """(backend, model, base_url) per judge, checked (see ``judge_specs``)."""
+        return judge_specs(self.judge_backend, self.judge_model, self.judge_base_url)
+
+    async def build(
+        self,
+        specs: list[tuple[str, str | None, str | None]],
+        *,
+        retries: int,
+        seed: int,
+        backend: Any,
+    ) -> list[Any]:
+        """Each judge built and checked in the running loop, on the --rpm/--tpm budget and
+        the --request-timeout of ``backend`` (the model under test's BackendOptions)."""
+        from matrix_align.evaluate.judges import Judge
+        from matrix_align.evaluate.tasks import JudgeSpec
+        from matrix_align.folders.records import model_key
+        from matrix_align.llm.registry import make_model, preflight
+
+        built = []
+        for name, model, url in specs:
+            chat = make_model(
+                name, model=model, base_url=url, api_key_env=self.judge_api_key_env,
+                parallel=self.judge_parallel, retries=retries,
+                timeout_s=backend.request_timeout, limits=backend.limits,
+            )  # fmt: skip
+            await preflight(chat)
+            key = model_key(name, model)
+            judge = Judge(chat, key=key, max_tokens=self.judge_max_tokens, seed=seed)
+            built.append(JudgeSpec(key, judge))
+        return built
+
+
+def split_values(values: list[str] | None) -> list[str] | None:
+    """Comma-separated and/or repeated option values as one list (None when not given)."""
+    if not values:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def checked_metrics(values: list[str] | None) -> list[str] | None:
+    """--metrics as a list of known metric names (None: each benchmark's own)."""
+    from matrix_align.evaluate.metrics import check_metrics
+
+    chosen = split_values(values)
+    if chosen is not None:
+        check_metrics(chosen)
+    return chosen
+
+
+def judge_specs(
+    backends: list[str] | None,
+    models: list[str] | None,
+    base_urls: list[str] | None,
+) -> list[tuple[str, str | None, str | None]]:
+    """(backend, model, base_url) per judge from the repeatable judge options.
+
+    Judges are paired by position. One --judge-backend serves every --judge-model, and one
+    --judge-base-url serves every judge. A --judge-model without any --judge-backend is an
+    error: the judge's backend is never guessed from the model under test.
+    """
+    from matrix_align.errors import MatrixAlignError
+
+    backends, models, urls = backends or [], models or [], base_urls or []
+    if not backends and not models:
+        if urls:
+            raise MatrixAlignError("--judge-base-url given without --judge-backend.")
+        return []
+    if not backends:
+        raise MatrixAlignError(
+            "--judge-model needs --judge-backend.",
+            hint="e.g. --judge-backend openai --judge-model gpt-4o --judge-base-url URL",
+        )
+    if len(backends) == 1 and len(models) > 1:
+        backends = backends * len(models)
+    if not models:
+        models_: list[str | None] = [None] * len(backends)
+    elif len(models) == len(backends):
+        models_ = list(models)
+    else:
+        raise MatrixAlignError(
+            f"{len(backends)} --judge-backend values but {len(models)} --judge-model values.",
+            hint="give one backend for all judges, or one backend per --judge-model",
+        )
+    if len(urls) > 1 and len(urls) != len(backends):
+        raise MatrixAlignError(
+            f"{len(urls)} --judge-base-url values for {len(backends)} judges.",
+            hint="give one URL for all judges, or one per judge",
+        )
+    urls_: list[str | None] = (
+        list(urls) if len(urls) > 1 else [urls[0] if urls else None] * len(backends)
+    )
+    return list(zip(backends, models_, urls_, strict=True))

@@ -1,17 +1,24 @@
 """Options shared by several commands (backend and simulation settings), defined once.
 
-Each is an ``Annotated`` type for typer; defaults of simulation options are None so that a
-YAML ``--config`` file, then SimulationConfig's own defaults, fill what the user left out.
+Each is an ``Annotated`` type for typer, gathered into option groups (``BackendOptions``,
+``SimulationOptions``, ``DryRunOptions``; see ``option_groups``) that a command takes as one
+parameter each. Defaults of simulation options are None so that ``--set``, a YAML
+``--config`` file, then SimulationConfig's own defaults fill what the user left out; their
+help quotes SimulationConfig's defaults (``_default``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import re
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from matrix_align.cli.option_groups import OptionGroup
 from matrix_align.errors import (
     BackendUnavailable,
     MatrixAlignError,
@@ -25,12 +32,22 @@ from matrix_align.llm.registry import BACKENDS
 BACKEND_HELP = f"Model backend: {', '.join(BACKENDS)}."
 
 
+def field_default(model: Any, field: str) -> str:
+    """The default of a config class's field as help text quotes it (``true``, ``0.2``,
+    ``2e-5``), from its one definition."""
+    value = model.model_fields[field].default
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return re.sub(r"e([+-])0*(\d)", r"e\1\2", f"{value:g}")
+    return str(value)
+
+
 def _default(field: str) -> str:
     """The default of a SimulationConfig field, quoted in help text from its one definition."""
     from matrix_align.simulation.config import SimulationConfig
 
-    value = SimulationConfig.model_fields[field].default
-    return f"(default: {str(value).lower() if isinstance(value, bool) else value})"
+    return f"(default: {field_default(SimulationConfig, field)})"
 
 
 SIM = "Simulation"
@@ -170,6 +187,18 @@ ConfigFile = Annotated[
         rich_help_panel=SIM,
     ),
 ]
+SetValues = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="A simulation setting by its option's name or its config field, KEY=VALUE "
+        "(repeatable), e.g. --set roles=3 --set memory-budget=6; wins over --config, and "
+        "the options given here win over it.",
+        rich_help_panel=SIM,
+        show_default=False,
+    ),
+]
 Roles = Annotated[
     int | None,
     typer.Option(
@@ -285,43 +314,128 @@ FinalPrompt = Annotated[
 ]
 
 
-def simulation_config(config_file: Path | None, **values: Any):  # noqa: ANN201
-    """SimulationConfig from an optional YAML file plus the command line's values."""
-    from matrix_align.simulation.config import SimulationConfig
+@dataclass(kw_only=True)
+class BackendOptions(OptionGroup):
+    """The model backend's options; ``build``/``open`` give a ready (checked) model."""
 
-    if config_file is not None:
-        return SimulationConfig.from_yaml(config_file, **values)
-    return SimulationConfig.build(**values)
+    backend: Backend = "embedded"
+    model: Model = None
+    base_url: BaseUrl = None
+    api_key_env: ApiKeyEnv = "OPENAI_API_KEY"
+    parallel: Parallel = None
+    threads: Threads = None
+    request_timeout: RequestTimeout = 300.0
+    rpm: Rpm = None
+    tpm: Tpm = None
+
+    @functools.cached_property
+    def limits(self):  # noqa: ANN201
+        """The process's one budget for --rpm/--tpm (None without either), shared by every
+        model the command builds, so judges and the model under test draw on one limit."""
+        from matrix_align.llm.rate_limit import RateLimits
+
+        return RateLimits.per_minute(self.rpm, self.tpm)
+
+    @property
+    def key(self) -> str:
+        """The model's name in run folders (``backend:model``)."""
+        from matrix_align.folders.records import model_key
+
+        return model_key(self.backend, self.model)
+
+    @property
+    def slots(self) -> int:
+        """Requests served at once: --parallel, else the backend's default."""
+        from matrix_align.llm.registry import default_parallel
+
+        return self.parallel or default_parallel(self.backend)
+
+    def make(self, *, retries: int | None = None):  # noqa: ANN201
+        """The backend, constructed and not yet checked (``open`` checks it)."""
+        from matrix_align.llm.registry import make_model
+
+        urls = self.base_url[0] if self.base_url and len(self.base_url) == 1 else self.base_url
+        extra = {} if retries is None else {"retries": retries}
+        return make_model(
+            self.backend, model=self.model, base_url=urls, api_key_env=self.api_key_env,
+            parallel=self.parallel, timeout_s=self.request_timeout, limits=self.limits,
+            threads=self.threads, **extra,
+        )  # fmt: skip
+
+    async def open(self, *, retries: int | None = None):  # noqa: ANN201
+        """A ready backend, in the running event loop (HTTP clients belong to the loop they
+        were made in): constructed, then checked (server reachable, model file sound)."""
+        from matrix_align.llm.registry import preflight
+
+        chat_model = self.make(retries=retries)
+        await preflight(chat_model)
+        return chat_model
+
+    def build(self):  # noqa: ANN201
+        """A ready backend for a command that runs its own event loops (inside one, use
+        ``open``): constructed here, then checked."""
+        from matrix_align.llm.registry import preflight
+
+        chat_model = self.make()
+        run_async(preflight(chat_model))
+        return chat_model
 
 
-def build_model(
-    backend: str,
-    model: str | None,
-    base_url: list[str] | None,
-    api_key_env: str,
-    parallel: int | None,
-    timeout_s: float = 300.0,
-    limits: Any = None,
-    threads: int | None = None,
-):  # noqa: ANN201
-    """A ready backend: constructed, then checked (server reachable, model file sound)."""
-    from matrix_align.llm.registry import make_model, preflight
+@dataclass(kw_only=True)
+class SimulationOptions(OptionGroup):
+    """The simulation's options; ``config()`` gives the SimulationConfig they make."""
 
-    urls: str | list[str] | None = base_url[0] if base_url and len(base_url) == 1 else base_url
-    chat_model = make_model(
-        backend, model=model, base_url=urls, api_key_env=api_key_env, parallel=parallel,
-        timeout_s=timeout_s, limits=limits, threads=threads,
-    )  # fmt: skip
-    run_async(preflight(chat_model))
-    return chat_model
+    config_file: ConfigFile = None
+    set_values: SetValues = None
+    roles: Roles = None
+    steps: Steps = None
+    depth: Depth = None
+    memory_budget: MemoryBudget = None
+    adaptive_plan: AdaptivePlan = None
+    strictness: Strictness = None
+    seed: Seed = None
+    temperature: Temperature = None
+    max_tokens: MaxTokens = None
+    final_max_tokens: FinalMaxTokens = None
+    reactions: Reactions = None
+    private_memory: PrivateMemory = None
+    final_prompt: FinalPrompt = None
+
+    def given(self) -> dict[str, Any]:
+        """The settings given as options, by field name (None: not given)."""
+        from matrix_align.simulation.config import setting_field
+
+        skip = {"config_file", "set_values"}
+        return {
+            setting_field(f.name): getattr(self, f.name) for f in fields(self) if f.name not in skip
+        }
+
+    def config(self):  # noqa: ANN201
+        """Defaults, then --config (a YAML file or profile), then --set, then the options."""
+        from matrix_align.io import parse_assignments
+        from matrix_align.simulation.config import SimulationConfig
+
+        sets = parse_assignments(self.set_values or [], example="e.g. --set roles=3")
+        return SimulationConfig.load(self.config_file, sets=sets, overrides=self.given())
 
 
-def rate_limits(rpm: int | None, tpm: int | None):  # noqa: ANN201
-    """The process's one budget for --rpm/--tpm (None without either), shared by every model
-    the command builds, so judges and the model under test draw on the same limit."""
-    from matrix_align.llm.rate_limit import RateLimits
+@dataclass(kw_only=True)
+class DryRunOptions(OptionGroup):
+    """--dry-run and the prices of its cost estimate."""
 
-    return RateLimits.per_minute(rpm, tpm)
+    dry_run: DryRun = False
+    price_in: PriceIn = None
+    price_out: PriceOut = None
+
+    def check(self) -> None:
+        from matrix_align.estimate import check_prices
+
+        check_prices(self.dry_run, self.price_in, self.price_out)
+
+    def print(self, estimate: Any) -> None:
+        from matrix_align.estimate import print_estimate
+
+        print_estimate(estimate, self.price_in, self.price_out)
 
 
 def run_async(coroutine: Any) -> Any:

@@ -4,6 +4,7 @@ MATRIX, in front of any backend (docs/serve.md)."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from matrix_align.cli import options as o
+from matrix_align.cli.option_groups import OptionGroup, with_option_groups
 
 if TYPE_CHECKING:
     from matrix_align.serve.record import ServeRecord
@@ -20,30 +22,10 @@ GATE_CHOICES = ("always", "first-answer", "keyword")
 SYSTEM_CHOICES = ("reject", "ignore")
 
 
-def serve(
-    backend: o.Backend = "embedded",
-    model: o.Model = None,
-    base_url: o.BaseUrl = None,
-    api_key_env: o.ApiKeyEnv = "OPENAI_API_KEY",
-    parallel: o.Parallel = None,
-    threads: o.Threads = None,
-    request_timeout: o.RequestTimeout = 300.0,
-    rpm: o.Rpm = None,
-    tpm: o.Tpm = None,
-    config_file: o.ConfigFile = None,
-    roles: o.Roles = None,
-    steps: o.Steps = None,
-    depth: o.Depth = None,
-    memory_budget: o.MemoryBudget = None,
-    adaptive_plan: o.AdaptivePlan = None,
-    strictness: o.Strictness = None,
-    seed: o.Seed = None,
-    temperature: o.Temperature = None,
-    max_tokens: o.MaxTokens = None,
-    final_max_tokens: o.FinalMaxTokens = None,
-    reactions: o.Reactions = None,
-    private_memory: o.PrivateMemory = None,
-    final_prompt: o.FinalPrompt = None,
+@dataclass(kw_only=True)
+class ServerOptions(OptionGroup):
+    """Where the server listens and how it answers."""
+
     host: Annotated[
         str,
         typer.Option(
@@ -52,7 +34,7 @@ def serve(
             "address exposes every scene to the network: set --auth-key-env then.",
             rich_help_panel=SERVER,
         ),
-    ] = "127.0.0.1",
+    ] = "127.0.0.1"
     port: Annotated[
         int,
         typer.Option(
@@ -62,7 +44,7 @@ def serve(
             help="Port (0: any free port, printed).",
             rich_help_panel=SERVER,
         ),
-    ] = 8100,
+    ] = 8100
     served_model_name: Annotated[
         str,
         typer.Option(
@@ -70,7 +52,7 @@ def serve(
             help="The model id clients send (and GET /v1/models lists).",
             rich_help_panel=SERVER,
         ),
-    ] = "matrix-align",
+    ] = "matrix-align"
     gate: Annotated[
         str,
         typer.Option(
@@ -81,7 +63,7 @@ def serve(
             "rest are answered directly, one call). See docs/serve.md.",
             rich_help_panel=SERVER,
         ),
-    ] = "always",
+    ] = "always"
     keywords: Annotated[
         Path | None,
         typer.Option(
@@ -91,7 +73,7 @@ def serve(
             "any ending), instead of the built-in list.",
             rich_help_panel=SERVER,
         ),
-    ] = None,
+    ] = None
     max_concurrency: Annotated[
         int,
         typer.Option(
@@ -102,7 +84,7 @@ def serve(
             "--parallel.",
             rich_help_panel=SERVER,
         ),
-    ] = 4,
+    ] = 4
     max_queue: Annotated[
         int,
         typer.Option(
@@ -112,7 +94,7 @@ def serve(
             "(queue_full) with Retry-After at once.",
             rich_help_panel=SERVER,
         ),
-    ] = 32,
+    ] = 32
     response_timeout: Annotated[
         float,
         typer.Option(
@@ -122,7 +104,7 @@ def serve(
             "is answered 504 and its scene cancelled. (--request-timeout is per model call.)",
             rich_help_panel=SERVER,
         ),
-    ] = 600.0,
+    ] = 600.0
     auth_key_env: Annotated[
         str | None,
         typer.Option(
@@ -132,7 +114,7 @@ def serve(
             "(--api-key-env is the upstream server's key.)",
             rich_help_panel=SERVER,
         ),
-    ] = None,
+    ] = None
     max_traces: Annotated[
         int,
         typer.Option(
@@ -141,7 +123,7 @@ def serve(
             help="Recent requests whose trace GET /v1/matrix/traces/ID serves from memory.",
             rich_help_panel=SERVER,
         ),
-    ] = 1000,
+    ] = 1000
     trace_dir: Annotated[
         Path | None,
         typer.Option(
@@ -151,7 +133,7 @@ def serve(
             "after it leaves memory).",
             rich_help_panel=SERVER,
         ),
-    ] = None,
+    ] = None
     system_messages: Annotated[
         str,
         typer.Option(
@@ -161,7 +143,34 @@ def serve(
             "clients that always send one).",
             rich_help_panel=SERVER,
         ),
-    ] = "reject",
+    ] = "reject"
+
+    def settings(self):  # noqa: ANN201
+        """The server's settings, every option checked (before the model loads)."""
+        from matrix_align.serve.settings import ServeSettings
+
+        _choice(self.gate, GATE_CHOICES, "--gate")
+        _choice(self.system_messages, SYSTEM_CHOICES, "--system-messages")
+        return ServeSettings(
+            model_name=_model_name(self.served_model_name),
+            gate=self.gate,  # type: ignore[arg-type]
+            keywords=_keyword_rule(self.gate, self.keywords),
+            max_concurrency=self.max_concurrency,
+            max_queue=self.max_queue,
+            response_timeout_s=self.response_timeout,
+            api_key=_client_key(self.auth_key_env),
+            max_traces=self.max_traces,
+            trace_dir=_trace_dir(self.trace_dir),
+            system_messages=self.system_messages,  # type: ignore[arg-type]
+            allowed_hosts=_allowed_hosts(self.host),
+        )
+
+
+@with_option_groups
+def serve(
+    backend: o.BackendOptions,
+    simulation: o.SimulationOptions,
+    server: ServerOptions,
 ) -> None:
     """Serve an OpenAI-compatible API that answers every request through MATRIX.
 
@@ -178,65 +187,29 @@ def serve(
     from rich.console import Console
 
     from matrix_align.extras import SERVE_HINT, SERVE_MODULES, require_modules
-    from matrix_align.serve.settings import ServeSettings
 
     require_modules(SERVE_MODULES, "matrix-align serve", SERVE_HINT)
-    config = o.simulation_config(
-        config_file,
-        n_roles=roles,
-        n_steps=steps,
-        reaction_depth=depth,
-        memory_budget=memory_budget,
-        adaptive_plan=adaptive_plan,
-        strictness=strictness,
-        seed=seed,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        final_max_tokens=final_max_tokens,
-        reactions=reactions,
-        private_memory=private_memory,
-        final_prompt=final_prompt,
-    )
-    _choice(gate, GATE_CHOICES, "--gate")
-    _choice(system_messages, SYSTEM_CHOICES, "--system-messages")
-    settings = ServeSettings(
-        model_name=_model_name(served_model_name),
-        gate=gate,  # type: ignore[arg-type]
-        keywords=_keyword_rule(gate, keywords),
-        max_concurrency=max_concurrency,
-        max_queue=max_queue,
-        response_timeout_s=response_timeout,
-        api_key=_client_key(auth_key_env),
-        max_traces=max_traces,
-        trace_dir=_trace_dir(trace_dir),
-        system_messages=system_messages,  # type: ignore[arg-type]
-        allowed_hosts=_allowed_hosts(host),
-    )
-
     from matrix_align.serve.app import create_app
     from matrix_align.serve.server import bind, bound_url, run
 
+    config = simulation.config()
+    settings = server.settings()
     console = Console(soft_wrap=True)  # one line per request, greppable in a log
-    sock = bind(host, port)  # before the model loads: a port in use fails in a second
+    sock = bind(server.host, server.port)  # before the model loads: a port in use fails fast
     try:
-        console.print(f"[dim]backend {backend}: preparing the model…[/]")
-        chat_model = o.build_model(
-            backend, model, base_url, api_key_env, parallel, request_timeout,
-            limits=o.rate_limits(rpm, tpm), threads=threads,
-        )  # fmt: skip
-        app = create_app(chat_model, config, settings, on_finished=_printer(console))
-        url = bound_url(sock)
+        console.print(f"[dim]backend {backend.backend}: preparing the model…[/]")
+        app = create_app(backend.build(), config, settings, on_finished=_printer(console))
         console.print(
-            f"serving MATRIX at [bold]{escape(url)}[/] as model "
-            f"[bold]{escape(settings.model_name)}[/]: gate {gate}, "
-            f"{config.n_roles} roles x {config.n_steps} steps, {max_concurrency} at once, "
-            f"queue {max_queue} (Ctrl-C stops)",
+            f"serving MATRIX at [bold]{escape(bound_url(sock))}[/] as model "
+            f"[bold]{escape(settings.model_name)}[/]: gate {server.gate}, "
+            f"{config.n_roles} roles x {config.n_steps} steps, {server.max_concurrency} at "
+            f"once, queue {server.max_queue} (Ctrl-C stops)",
             highlight=False,
         )
         if settings.allowed_hosts is None and settings.api_key is None:
             console.print(
-                f"[yellow]warning:[/] listening on {escape(host)} with no key: anyone who "
-                "can reach it can run scenes and read every trace (set --auth-key-env)",
+                f"[yellow]warning:[/] listening on {escape(server.host)} with no key: anyone "
+                "who can reach it can run scenes and read every trace (set --auth-key-env)",
                 highlight=False,
             )
         run(app, sock)

@@ -6,18 +6,28 @@ stays fast and works without the [train] extra.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
+from matrix_align.cli.option_groups import OptionGroup, with_option_groups
+from matrix_align.cli.options import field_default
 from matrix_align.errors import MatrixAlignError
 from matrix_align.train.presets import presets_help
 
 DATA = "Data and model"
 RECIPE = "Recipe (defaults: the paper's)"
 RUN = "Run"
+
+
+def _default(field: str) -> str:
+    """A TrainConfig default as the help quotes it, from its one definition."""
+    from matrix_align.train.config import TrainConfig
+
+    return field_default(TrainConfig, field)
 
 
 def _print_accelerate_config(name: str | None) -> None:
@@ -28,7 +38,10 @@ def _print_accelerate_config(name: str | None) -> None:
         raise typer.Exit()
 
 
-def train(
+@dataclass(kw_only=True)
+class TrainData(OptionGroup):
+    """The data, the base model, where the result goes, the method."""
+
     data: Annotated[
         str | None,
         typer.Option(
@@ -37,7 +50,7 @@ def train(
             help="A `generate` output folder, a JSONL/Parquet file, or a save_to_disk folder.",
             rich_help_panel=DATA,
         ),
-    ] = None,
+    ] = None
     model: Annotated[
         str | None,
         typer.Option(
@@ -48,7 +61,7 @@ def train(
             "qwen2.5-coder-0.5b).",
             rich_help_panel=DATA,
         ),
-    ] = None,
+    ] = None
     output: Annotated[
         Path | None,
         typer.Option(
@@ -57,17 +70,23 @@ def train(
             help="Folder for the adapter, metrics, loss curve and model card.",
             rich_help_panel=DATA,
         ),
-    ] = None,
+    ] = None
     method: Annotated[
         str | None,
         typer.Option(
             "--method", help="sft (paper) or dpo (chosen/rejected pairs).", rich_help_panel=DATA
         ),
-    ] = None,
-    config_file: Annotated[
-        Path | None,
-        typer.Option("--config", help="YAML file of training settings; options here win."),
-    ] = None,
+    ] = None
+
+    def overrides(self) -> dict[str, Any]:
+        output = str(self.output) if self.output else None
+        return {"data": self.data, "model": self.model, "output": output, "method": self.method}
+
+
+@dataclass(kw_only=True)
+class TrainRecipe(OptionGroup):
+    """The recipe; each option given wins over --set, --config and --preset."""
+
     preset: Annotated[
         str | None,
         typer.Option(
@@ -76,7 +95,7 @@ def train(
             help=presets_help(),
             rich_help_panel=RECIPE,
         ),
-    ] = None,
+    ] = None
     finetune: Annotated[
         str | None,
         typer.Option(
@@ -84,11 +103,11 @@ def train(
             help="auto (QLoRA with CUDA+bitsandbytes, else LoRA), qlora, lora or full.",
             rich_help_panel=RECIPE,
         ),
-    ] = None,
+    ] = None
     qlora: Annotated[
         bool,
         typer.Option("--qlora", help="Shorthand for --finetune qlora.", rich_help_panel=RECIPE),
-    ] = False,
+    ] = False
     precision: Annotated[
         str | None,
         typer.Option(
@@ -96,43 +115,92 @@ def train(
             help="auto (bf16 on a capable GPU, else fp32), bf16, fp16 or fp32.",
             rich_help_panel=RECIPE,
         ),
-    ] = None,
+    ] = None
     epochs: Annotated[
-        float | None, typer.Option("--epochs", help="Epochs (3).", rich_help_panel=RECIPE)
-    ] = None,
+        float | None,
+        typer.Option(
+            "--epochs", help=f"Epochs ({_default('num_train_epochs')}).", rich_help_panel=RECIPE
+        ),
+    ] = None
     max_steps: Annotated[
         int | None,
         typer.Option("--max-steps", help="Stop after N optimiser steps.", rich_help_panel=RECIPE),
-    ] = None,
+    ] = None
     lr: Annotated[
-        float | None, typer.Option("--lr", help="Learning rate (2e-5).", rich_help_panel=RECIPE)
-    ] = None,
+        float | None,
+        typer.Option(
+            "--lr", help=f"Learning rate ({_default('learning_rate')}).", rich_help_panel=RECIPE
+        ),
+    ] = None
     batch_size: Annotated[
         int | None,
-        typer.Option("--batch-size", help="Per-device batch (1).", rich_help_panel=RECIPE),
-    ] = None,
+        typer.Option(
+            "--batch-size",
+            help=f"Per-device batch ({_default('per_device_train_batch_size')}).",
+            rich_help_panel=RECIPE,
+        ),
+    ] = None
     grad_accum: Annotated[
         int | None,
-        typer.Option("--grad-accum", help="Gradient accumulation (8).", rich_help_panel=RECIPE),
-    ] = None,
+        typer.Option(
+            "--grad-accum",
+            help=f"Gradient accumulation ({_default('gradient_accumulation_steps')}).",
+            rich_help_panel=RECIPE,
+        ),
+    ] = None
     max_length: Annotated[
         int | None,
-        typer.Option("--max-length", help="Max tokens per record (1024).", rich_help_panel=RECIPE),
-    ] = None,
+        typer.Option(
+            "--max-length",
+            help=f"Max tokens per record ({_default('max_length')}).",
+            rich_help_panel=RECIPE,
+        ),
+    ] = None
     lora_r: Annotated[
-        int | None, typer.Option("--lora-r", help="LoRA rank (8).", rich_help_panel=RECIPE)
-    ] = None,
+        int | None,
+        typer.Option("--lora-r", help=f"LoRA rank ({_default('lora_r')}).", rich_help_panel=RECIPE),
+    ] = None
     lora_alpha: Annotated[
-        int | None, typer.Option("--lora-alpha", help="LoRA alpha (16).", rich_help_panel=RECIPE)
-    ] = None,
+        int | None,
+        typer.Option(
+            "--lora-alpha", help=f"LoRA alpha ({_default('lora_alpha')}).", rich_help_panel=RECIPE
+        ),
+    ] = None
     lora_dropout: Annotated[
         float | None,
-        typer.Option("--lora-dropout", help="LoRA dropout (0.05).", rich_help_panel=RECIPE),
-    ] = None,
+        typer.Option(
+            "--lora-dropout",
+            help=f"LoRA dropout ({_default('lora_dropout')}).",
+            rich_help_panel=RECIPE,
+        ),
+    ] = None
     beta: Annotated[
-        float | None, typer.Option("--beta", help="DPO beta (0.1).", rich_help_panel=RECIPE)
-    ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", rich_help_panel=RECIPE)] = None,
+        float | None,
+        typer.Option("--beta", help=f"DPO beta ({_default('beta')}).", rich_help_panel=RECIPE),
+    ] = None
+    seed: Annotated[int | None, typer.Option("--seed", rich_help_panel=RECIPE)] = None
+
+    def overrides(self) -> dict[str, Any]:
+        """The recipe's options as TrainConfig fields (None: not given)."""
+        finetune = self.finetune
+        if self.qlora:
+            if finetune not in (None, "qlora"):
+                raise MatrixAlignError("--qlora contradicts --finetune " + str(finetune))
+            finetune = "qlora"
+        return {
+            "preset": self.preset, "finetune": finetune, "precision": self.precision,
+            "num_train_epochs": self.epochs, "max_steps": self.max_steps,
+            "learning_rate": self.lr, "per_device_train_batch_size": self.batch_size,
+            "gradient_accumulation_steps": self.grad_accum, "max_length": self.max_length,
+            "lora_r": self.lora_r, "lora_alpha": self.lora_alpha,
+            "lora_dropout": self.lora_dropout, "beta": self.beta, "seed": self.seed,
+        }  # fmt: skip
+
+
+@dataclass(kw_only=True)
+class TrainRun(OptionGroup):
+    """How the run goes, and what happens after it."""
+
     merge: Annotated[
         bool | None,
         typer.Option(
@@ -140,7 +208,7 @@ def train(
             help="Also write base+adapter merged into OUTPUT/merged.",
             rich_help_panel=RUN,
         ),
-    ] = None,
+    ] = None
     set_: Annotated[
         list[str] | None,
         typer.Option(
@@ -149,17 +217,17 @@ def train(
             "[q_proj,v_proj] or --set trainer_args.report_to=wandb.",
             rich_help_panel=RUN,
         ),
-    ] = None,
+    ] = None
     resume: Annotated[
         bool,
         typer.Option(
             "--resume", help="Continue from the last checkpoint in OUTPUT.", rich_help_panel=RUN
         ),
-    ] = False,
+    ] = False
     overwrite: Annotated[
         bool,
         typer.Option("--overwrite", help="Replace a model already in OUTPUT.", rich_help_panel=RUN),
-    ] = False,
+    ] = False
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -167,7 +235,7 @@ def train(
             help="Check data, model and options, print the trainer settings, and stop.",
             rich_help_panel=RUN,
         ),
-    ] = False,
+    ] = False
     accelerate_config: Annotated[
         str | None,
         typer.Option(
@@ -181,7 +249,7 @@ def train(
             "-m matrix_align train ...` (see docs/train.md).",
             rich_help_panel=RUN,
         ),
-    ] = None,
+    ] = None
     push_to_hub: Annotated[
         str | None,
         typer.Option(
@@ -191,7 +259,7 @@ def train(
             "model card, to this Hugging Face model repository (checked before training).",
             rich_help_panel=RUN,
         ),
-    ] = None,
+    ] = None
     private: Annotated[
         bool,
         typer.Option(
@@ -199,7 +267,22 @@ def train(
             help="With --push-to-hub: make a new repository private.",
             rich_help_panel=RUN,
         ),
-    ] = False,
+    ] = False
+
+
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option("--config", help="YAML file of training settings; options here win."),
+]
+
+
+@with_option_groups
+def train(
+    data: TrainData,
+    config_file: ConfigFile = None,
+    *,
+    recipe: TrainRecipe,
+    run: TrainRun,
 ) -> None:
     """Fine-tune MODEL on MATRIX data so it answers consequence-aware without simulating.
 
@@ -213,47 +296,51 @@ def train(
     from rich.console import Console
 
     from matrix_align.extras import TRAIN_HINT, TRAIN_MODULES, require_modules
-    from matrix_align.train.config import TrainConfig, parse_set_options
+    from matrix_align.train.config import TrainConfig
 
     console = Console(stderr=True)
-    if qlora:
-        if finetune not in (None, "qlora"):
-            raise MatrixAlignError("--qlora contradicts --finetune " + str(finetune))
-        finetune = "qlora"
-    overrides: dict[str, Any] = parse_set_options(set_ or [])
-    overrides.update(
-        {
-            "preset": preset,
-            "data": data,
-            "model": model,
-            "output": str(output) if output else None,
-            "method": method,
-            "finetune": finetune,
-            "precision": precision,
-            "num_train_epochs": epochs,
-            "max_steps": max_steps,
-            "learning_rate": lr,
-            "per_device_train_batch_size": batch_size,
-            "gradient_accumulation_steps": grad_accum,
-            "max_length": max_length,
-            "lora_r": lora_r,
-            "lora_alpha": lora_alpha,
-            "lora_dropout": lora_dropout,
-            "beta": beta,
-            "seed": seed,
-            "merge": merge,
-        }
-    )
-    cfg = TrainConfig.load(config_file, overrides)
+    cfg = TrainConfig.load(config_file, overrides(data, recipe, run))
     require_modules(TRAIN_MODULES, "Training", TRAIN_HINT)
-    if push_to_hub is not None:
+    if run.push_to_hub is not None:
         from matrix_align.hub import check_can_push
 
-        check_can_push(push_to_hub)  # before an hour of training, not after
+        check_can_push(run.push_to_hub)  # before an hour of training, not after
 
     def log(message: str) -> None:
         console.print(f"[dim]train:[/] {escape(message)}", highlight=False)
 
+    _log_preset(cfg, log)
+    if run.dry_run:
+        from matrix_align.train.run import prepare
+
+        _print_plan(console, cfg, prepare(cfg, overwrite=run.overwrite, resume=run.resume, log=log))
+        return
+    from matrix_align.train.run import run_training
+
+    result = run_training(cfg, overwrite=run.overwrite, resume=run.resume, log=log)
+    if not result.is_main_process:
+        return  # under accelerate/torchrun only the main process reports
+    _print_done(console, result)
+    if run.push_to_hub is not None:
+        from matrix_align.hub import push_model
+
+        weights = result.merged_dir or result.weights_dir
+        url = push_model(result.output_dir, Path(weights), run.push_to_hub, private=run.private)
+        console.print(f"pushed {Path(weights).name} and the model card to {url}", highlight=False)
+
+
+def overrides(data: TrainData, recipe: TrainRecipe, run: TrainRun) -> dict[str, Any]:
+    """What the command line sets, over --config and --preset: --set, then the options given
+    (an option not given leaves a --set value alone)."""
+    from matrix_align.train.config import parse_set_options
+
+    given = {**data.overrides(), **recipe.overrides(), "merge": run.merge}
+    values = parse_set_options(run.set_ or [])
+    values.update({key: value for key, value in given.items() if value is not None})
+    return values
+
+
+def _log_preset(cfg: Any, log: Any) -> None:
     if cfg.preset is not None:
         from matrix_align.train.presets import get_preset, launcher_note
 
@@ -262,31 +349,26 @@ def train(
         if note:
             log(note)
 
-    if dry_run:
-        from matrix_align.train.run import prepare
 
-        prep = prepare(cfg, overwrite=overwrite, resume=resume, log=log)
+def _print_plan(console: Any, cfg: Any, prep: Any) -> None:
+    """--dry-run: what would be trained, how, and the trainer's settings."""
+    console.print(
+        f"[bold]{cfg.method.upper()}[/] {prep.finetune} / {prep.precision} on "
+        f"{prep.env.device_name}; {prep.data.n_train} records from {prep.data.path}",
+        highlight=False,
+    )
+    template = cfg.chat_template or "the tokenizer's own"
+    if prep.finetune != "full":
         console.print(
-            f"[bold]{cfg.method.upper()}[/] {prep.finetune} / {prep.precision} on "
-            f"{prep.env.device_name}; {prep.data.n_train} records from {prep.data.path}",
+            f"  LoRA r={cfg.lora_r}, alpha={cfg.lora_alpha}, dropout={cfg.lora_dropout}, "
+            f"targets {cfg.lora_target_modules!r}; chat template: {template}",
             highlight=False,
         )
-        template = cfg.chat_template or "the tokenizer's own"
-        if prep.finetune != "full":
-            console.print(
-                f"  LoRA r={cfg.lora_r}, alpha={cfg.lora_alpha}, dropout={cfg.lora_dropout}, "
-                f"targets {cfg.lora_target_modules!r}; chat template: {template}",
-                highlight=False,
-            )
-        for key, value in prep.trainer_kwargs.items():
-            console.print(f"  {key} = {value!r}", highlight=False)
-        return
+    for key, value in prep.trainer_kwargs.items():
+        console.print(f"  {key} = {value!r}", highlight=False)
 
-    from matrix_align.train.run import run_training
 
-    result = run_training(cfg, overwrite=overwrite, resume=resume, log=log)
-    if not result.is_main_process:
-        return  # under accelerate/torchrun only the main process reports
+def _print_done(console: Any, result: Any) -> None:
     if result.first_loss is not None and result.final_loss is not None:
         loss = f"loss {result.first_loss:.4f} -> {result.final_loss:.4f}"
     else:
@@ -299,12 +381,6 @@ def train(
         f"  use it:  matrix-align simulate --backend transformers --model {result.output_dir}",
         highlight=False,
     )
-    if push_to_hub is not None:
-        from matrix_align.hub import push_model
-
-        weights = result.merged_dir or result.weights_dir
-        url = push_model(result.output_dir, Path(weights), push_to_hub, private=private)
-        console.print(f"pushed {Path(weights).name} and the model card to {url}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,35 +10,40 @@ from rich.markup import escape
 
 from matrix_align.cli.options import path_value
 
+ViewPath = Annotated[
+    Path,
+    typer.Argument(
+        parser=path_value,
+        help="A scene trace (.json from `simulate --trace-out`), a `generate` output "
+        "folder, or an `evaluate` output folder.",
+        show_default=False,
+    ),
+]
+Out = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        parser=path_value,
+        help="Where to write the site (default: NAME-view/ beside a trace file, view/ "
+        "inside a folder). Replaced if it is a site written earlier.",
+    ),
+]
+Serve = Annotated[
+    bool,
+    typer.Option("--serve", help="Serve the site on 127.0.0.1 until Ctrl-C."),
+]
+Port = Annotated[
+    int,
+    typer.Option("--port", min=0, max=65535, help="Port for --serve (0: any free port)."),
+]
+
 
 def view(
-    path: Annotated[
-        Path,
-        typer.Argument(
-            parser=path_value,
-            help="A scene trace (.json from `simulate --trace-out`), a `generate` output "
-            "folder, or an `evaluate` output folder.",
-            show_default=False,
-        ),
-    ],
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            parser=path_value,
-            help="Where to write the site (default: NAME-view/ beside a trace file, view/ "
-            "inside a folder). Replaced if it is a site written earlier.",
-        ),
-    ] = None,
-    serve: Annotated[
-        bool,
-        typer.Option("--serve", help="Serve the site on 127.0.0.1 until Ctrl-C."),
-    ] = False,
-    port: Annotated[
-        int,
-        typer.Option("--port", min=0, max=65535, help="Port for --serve (0: any free port)."),
-    ] = 8765,
+    path: ViewPath,
+    out: Out = None,
+    serve: Serve = False,
+    port: Port = 8765,
 ) -> None:
     """Write a self-contained site for PATH (no network requests) and print where it is.
 

@@ -18,14 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from matrix_align.errors import MatrixAlignError
-from matrix_align.simulation.config import SimulationConfig
+from matrix_align.simulation.config import SimulationConfig, setting_field
 
-# Command-line names whose field name is not the name with dashes turned into underscores.
-CLI_ALIASES = {
-    "roles": "n_roles",
-    "steps": "n_steps",
-    "depth": "reaction_depth",
-}
 # Characters that would break an entry name in the report's markdown tables, or the
 # ``key=value,key=value`` tag itself.
 _FORBIDDEN = set("|,=@\n\r\t`")
@@ -58,17 +52,7 @@ class Cell:
 
 def field_of(key: str) -> str:
     """The ``SimulationConfig`` field a grid key names, or one error listing the names."""
-    name = key.strip().lower()
-    field = CLI_ALIASES.get(name, name.replace("-", "_"))
-    if field not in SimulationConfig.model_fields:
-        names = sorted(
-            {*CLI_ALIASES, *(f.replace("_", "-") for f in SimulationConfig.model_fields)}
-        )
-        raise MatrixAlignError(
-            f"Unknown grid setting {key!r}.",
-            hint=f"a simulation setting, e.g. roles, steps, depth; all: {', '.join(names)}",
-        )
-    return field
+    return setting_field(key, "grid setting")
 
 
 def parse_axis(text: str) -> Axis:

@@ -29,20 +29,13 @@ from pydantic import ValidationError
 
 from matrix_align.errors import MatrixAlignError
 from matrix_align.serve.api_errors import APIError, bad_request
+from matrix_align.simulation.config import OPTION_ALIASES as ALIASES
 from matrix_align.simulation.config import SimulationConfig
 
 # The longest query a scene is asked to run, as for a query read from a file by `generate`:
 # every prompt of the scene repeats it, so a longer one is more likely a mistake than a
 # question.
 MAX_QUERY_CHARS = 100_000
-
-# The command line's short names of simulation settings (cli/options.py), accepted beside the
-# SimulationConfig field names the YAML config uses.
-ALIASES = {
-    "roles": "n_roles",
-    "steps": "n_steps",
-    "depth": "reaction_depth",
-}
 
 SystemMessages = Literal["reject", "ignore"]
 

@@ -7,6 +7,7 @@ different settings never share records.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -74,14 +75,31 @@ class SimulationConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: object) -> SimulationConfig:
-        """Read a YAML mapping of fields, or a built-in profile by name (``PROFILES``, when
+        """Read a YAML mapping of settings, or a built-in profile by name (``PROFILES``, when
         no such file exists); ``overrides`` (non-None) win over it."""
-        name = str(path)
-        if name in PROFILES and not Path(path).exists():
-            data = dict(PROFILES[name])
-        else:
-            data = read_yaml_mapping(path)
-        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.load(path, overrides=overrides)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path | None = None,
+        *,
+        sets: Mapping[str, object] | None = None,
+        overrides: Mapping[str, object] | None = None,
+    ) -> SimulationConfig:
+        """The settings of a command, lowest first: the defaults, the YAML file or profile
+        ``path``, ``sets`` (``--set KEY=VALUE``), then ``overrides`` (the options given;
+        None = not given). Keys of the file and of ``sets`` are the options' names
+        (``roles``, ``memory-budget``) or the field names (``n_roles``, ``memory_budget``)."""
+        data: dict[str, object] = {}
+        if path is not None:
+            name = str(path)
+            if name in PROFILES and not Path(path).exists():
+                data.update(PROFILES[name])
+            else:
+                data.update(settings(read_yaml_mapping(path), f"in {path}"))
+        data.update(settings(sets or {}, "given to --set"))
+        data.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return cls.build(**data)
 
     @classmethod
@@ -111,3 +129,37 @@ PROFILES: dict[str, dict[str, object]] = {
         "reactions": "separate",
     },
 }
+
+
+# The options' names (``--roles``) whose field name is not the name with dashes turned into
+# underscores; every other option is named after its field (``--memory-budget``).
+OPTION_ALIASES = {
+    "roles": "n_roles",
+    "steps": "n_steps",
+    "depth": "reaction_depth",
+}
+
+
+def setting_names() -> list[str]:
+    """Every name a setting may be given by, as a user types them: the options' names, then
+    the settings that have no option (by field name)."""
+    return sorted({*OPTION_ALIASES, *(f.replace("_", "-") for f in SimulationConfig.model_fields)})
+
+
+def setting_field(key: str, what: str = "simulation setting", where: str = "") -> str:
+    """The ``SimulationConfig`` field a key names (``roles``, ``n_roles``, ``memory-budget``,
+    ``memory_budget``), or one error naming the key and every allowed name."""
+    name = key.strip().lower()
+    field = OPTION_ALIASES.get(name.replace("_", "-"), name.replace("-", "_"))
+    if field not in SimulationConfig.model_fields:
+        raise MatrixAlignError(
+            f"Unknown {what} {key!r}{' ' + where if where else ''}.",
+            hint=f"a simulation setting, e.g. roles, steps, depth; all: "
+            f"{', '.join(setting_names())}",
+        )
+    return field
+
+
+def settings(values: Mapping[str, object], where: str = "") -> dict[str, object]:
+    """A mapping keyed by any name of a setting, keyed by field names."""
+    return {setting_field(str(key), where=where): value for key, value in values.items()}

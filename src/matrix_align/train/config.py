@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from matrix_align.errors import MatrixAlignError
-from matrix_align.io import read_yaml_mapping
+from matrix_align.io import parse_assignments, read_yaml_mapping
 
 Method = Literal["sft", "dpo"]
 Finetune = Literal["auto", "qlora", "lora", "full"]
@@ -305,33 +305,15 @@ class Environment:
         )
 
 
-_YAML11_BOOL_WORDS = {"yes", "no", "on", "off", "y", "n"}
-
-
 def parse_set_options(items: list[str]) -> dict[str, Any]:
     """Turn ``--set key=value`` strings into overrides; values are parsed as YAML scalars.
 
     ``trainer_args.report_to=wandb`` (a dotted key) lands in the ``trainer_args`` mapping, so
     any TrainingArguments field is reachable from the command line without a dedicated flag.
     """
+    example = "e.g. --set lora_r=16 or --set trainer_args.report_to=wandb"
     out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise MatrixAlignError(
-                f"--set expects KEY=VALUE, got {item!r}",
-                hint="e.g. --set lora_r=16 or --set trainer_args.report_to=wandb",
-            )
-        if raw.strip().lower() in _YAML11_BOOL_WORDS:
-            # YAML 1.1 reads "no"/"off" as False, which would turn save_strategy=no into a
-            # bool; pydantic still reads these words correctly for the bool fields.
-            value: Any = raw.strip()
-        else:
-            try:
-                value = yaml.safe_load(raw) if raw.strip() else ""
-            except yaml.YAMLError:
-                value = raw
+    for key, value in parse_assignments(items, example=example).items():
         if key.startswith("trainer_args."):
             out.setdefault("trainer_args", {})[key.removeprefix("trainer_args.")] = value
         else:
