@@ -332,7 +332,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def _main(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     from rich.console import Console
 
-    from matrix_align.cli.evaluate import _progress
+    from matrix_align.cli.evaluate import progress_bars
     from matrix_align.llm.registry import close_models, make_model, preflight
 
     key = model_key(args.backend, args.model)
@@ -342,7 +342,7 @@ async def _main(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
     console = Console(stderr=True)
     try:
         await preflight(chat)
-        with _progress(console, args.quiet) as on_progress:
+        with progress_bars(console, args.quiet) as on_progress:
             if args.replay is not None:
                 overrides = {
                     "final_prompt": args.final_prompt,
