@@ -3,8 +3,9 @@
 Checks run before the first model call, in this order: system, benchmark and metric
 names; simulation and system options; judge options; the benchmarks (loaded in full); the
 output folder (a second model under an existing entry name); whether every judged metric
-has a judge. Then the backends are built and preflighted in the event loop that runs the
-evaluation (HTTP clients belong to the loop they were made in). The run itself is
+has a judge. Then the backends are opened (built, checked, and closed at the end: ``async
+with spec.open()``) in the event loop that runs the evaluation (HTTP clients belong to the
+loop they were made in). The run itself is
 ``evaluate.runner``; this module parses options and shows progress.
 """
 
@@ -495,32 +496,31 @@ async def _evaluate(
     """Checks that need no model first (names, data, folder, judges needed), then the
     backends, then the run, all in this one event loop."""
     from matrix_align.evaluate import runner
-    from matrix_align.llm.registry import close_models
 
     # Every check that needs no model (names, data, folder, judges) before any backend.
     prepared = runner.prepare(settings, len(specs))
-    chat_model = await backend.open(retries=run.retries)
-    built = await judges.build(specs, retries=run.retries, seed=settings.config.seed,
-                               backend=backend)  # fmt: skip
-    for spec in built:
-        if spec.key == settings.model_key:
-            console.print(
-                f"[yellow]note:[/] the judge {spec.key} is the model under test (as you named "
-                "it); its verdicts on its own answers are not independent.",
-                highlight=False,
-            )
-    console.print(
-        f"evaluating {', '.join(settings.systems)} on {', '.join(settings.benchmarks)} with "
-        f"{settings.model_key}; judges: {', '.join(s.key for s in built) or 'none'}",
-        highlight=False,
-    )
-    try:
+    under_test = backend.spec(retries=run.retries)
+    seed = settings.config.seed
+    async with (
+        under_test.open() as chat_model,
+        judges.open(specs, retries=run.retries, seed=seed, backend=backend) as built,
+    ):
+        for spec in built:
+            if spec.key == settings.model_key:
+                console.print(
+                    f"[yellow]note:[/] the judge {spec.key} is the model under test (as you "
+                    "named it); its verdicts on its own answers are not independent.",
+                    highlight=False,
+                )
+        console.print(
+            f"evaluating {', '.join(settings.systems)} on {', '.join(settings.benchmarks)} "
+            f"with {settings.model_key}; judges: {', '.join(s.key for s in built) or 'none'}",
+            highlight=False,
+        )
         with progress_bars(console, run.quiet) as on_progress:
             result = await runner.evaluate(
                 settings, chat_model, built, prepared=prepared, on_progress=on_progress
             )
-    finally:
-        await close_models(chat_model, *(s.judge.model for s in built))
     _print_result(console, result)
 
 
@@ -536,22 +536,18 @@ def _rejudge(
     backend: o.BackendOptions,
 ) -> None:
     from matrix_align.evaluate import runner
-    from matrix_align.llm.registry import close_models
 
     folder = judging.rejudge_folder
     assert folder is not None
 
     async def main() -> Any:
         seed = int((runner.read_run(folder).get("simulation") or {}).get("seed", 0))
-        built = await judges.build(specs, retries=run.retries, seed=seed, backend=backend)
-        try:
+        async with judges.open(specs, retries=run.retries, seed=seed, backend=backend) as built:
             with progress_bars(console, run.quiet) as on_progress:
                 return await runner.rejudge(
                     folder, built, metrics=metrics, reference=judging.reference,
                     judge_prompts=prompts, concurrency=run.concurrency, on_progress=on_progress,
                 )  # fmt: skip
-        finally:
-            await close_models(*(s.judge.model for s in built))
 
     _print_result(console, asyncio.run(main()))
 

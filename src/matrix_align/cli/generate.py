@@ -2,7 +2,7 @@
 
 Everything that can be checked is checked before the first model call, in this order:
 source specs, simulation settings, input files and sources (loaded in full), the output
-folder's settings, then the backend (built and preflighted). The run itself is
+folder's settings, then the backend (opened: built and checked). The run itself is
 ``data.generate``; this module only parses options and shows progress.
 """
 
@@ -362,37 +362,33 @@ async def _run(
     data: GenerateData,
     call_delay: float,
 ) -> dict[str, Any]:
-    """Build and preflight the backend, then run, in one event loop (clients hold
-    connections that belong to the loop they were made in)."""
+    """Open the backend (built, checked, closed at the end), then run, in one event loop
+    (clients hold connections that belong to the loop they were made in)."""
     from matrix_align.data.generate import GenerateOptions, generate
-    from matrix_align.llm.registry import close_models
     from matrix_align.llm.wrappers import DelayedModel
 
-    chat_model: Any = await backend.open(retries=run.retries)
-    if call_delay > 0:
-        chat_model = DelayedModel(chat_model, call_delay)
-    model_info = {"key": backend.key, "backend": backend.backend,
-                  "name": getattr(chat_model, "name", ""),
-                  "base_urls": len(backend.base_url or []), "parallel": backend.slots}  # fmt: skip
-    # Exports are written after the progress display has closed (see generate()).
-    concurrency = run.scenes(backend)
-    options = GenerateOptions(
-        output=run.output, concurrency=concurrency, abort_after=run.abort_after,
-        include_substeps=data.with_substeps, export=False,
-    )  # fmt: skip
-    total = len(plan.items)
-    console.print(
-        f"generating {total} samples into {run.output} with {backend.backend} "
-        f"({model_info['name'] or 'default model'}), {concurrency} scenes in flight",
-        highlight=False,
-    )
-    try:
+    async with backend.spec(retries=run.retries).open() as opened:
+        chat_model: Any = DelayedModel(opened, call_delay) if call_delay > 0 else opened
+        model_info = {
+            "key": backend.key, "backend": backend.backend, "name": getattr(chat_model, "name", ""),
+            "base_urls": len(backend.base_url or []), "parallel": backend.slots,
+        }  # fmt: skip
+        # Exports are written after the progress display has closed (see generate()).
+        concurrency = run.scenes(backend)
+        options = GenerateOptions(
+            output=run.output, concurrency=concurrency, abort_after=run.abort_after,
+            include_substeps=data.with_substeps, export=False,
+        )  # fmt: skip
+        total = len(plan.items)
+        console.print(
+            f"generating {total} samples into {run.output} with {backend.backend} "
+            f"({model_info['name'] or 'default model'}), {concurrency} scenes in flight",
+            highlight=False,
+        )
         async with _live_bar(console, total, chat_model, quiet=run.quiet) as on_progress:
             return await generate(
                 plan, chat_model, config, options, model_info=model_info, on_progress=on_progress
             )
-    finally:
-        await close_models(chat_model)
 
 
 @contextlib.asynccontextmanager

@@ -4,6 +4,8 @@ once as ``JudgeOptions``, so a command line moves between them unchanged; ``--me
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -79,33 +81,42 @@ class JudgeOptions(OptionGroup):
         """(backend, model, base_url) per judge, checked (see ``judge_specs``)."""
         return judge_specs(self.judge_backend, self.judge_model, self.judge_base_url)
 
-    async def build(
+    @contextlib.asynccontextmanager
+    async def open(
         self,
         specs: list[tuple[str, str | None, str | None]],
         *,
         retries: int,
         seed: int,
         backend: Any,
-    ) -> list[Any]:
-        """Each judge built and checked in the running loop, on the --rpm/--tpm budget and
-        the --request-timeout of ``backend`` (the model under test's BackendOptions)."""
+    ) -> AsyncIterator[list[Any]]:
+        """The judges (``JudgeSpec``), each opened in the running loop in turn (built, then
+        checked) on the --rpm/--tpm budget and the --request-timeout of ``backend`` (the model
+        under test's BackendOptions); all closed when the block ends."""
         from matrix_align.evaluate.judges import Judge
         from matrix_align.evaluate.tasks import JudgeSpec
         from matrix_align.folders.records import model_key
-        from matrix_align.llm.registry import make_model, preflight
+        from matrix_align.llm.spec import BackendSpec, open_all
 
-        built = []
-        for name, model, url in specs:
-            chat = make_model(
-                name, model=model, base_url=url, api_key_env=self.judge_api_key_env,
-                parallel=self.judge_parallel, retries=retries,
-                timeout_s=backend.request_timeout, limits=backend.limits,
-            )  # fmt: skip
-            await preflight(chat)
-            key = model_key(name, model)
-            judge = Judge(chat, key=key, max_tokens=self.judge_max_tokens, seed=seed)
-            built.append(JudgeSpec(key, judge))
-        return built
+        models = [
+            BackendSpec(
+                name,
+                model=model,
+                base_url=url,
+                api_key_env=self.judge_api_key_env,
+                parallel=self.judge_parallel,
+                retries=retries,
+                timeout_s=backend.request_timeout,
+                limits=backend.limits,
+            )
+            for name, model, url in specs
+        ]
+        async with open_all(models) as chats:
+            keys = [model_key(name, model) for name, model, _ in specs]
+            yield [
+                JudgeSpec(key, Judge(chat, key=key, max_tokens=self.judge_max_tokens, seed=seed))
+                for key, chat in zip(keys, chats, strict=True)
+            ]
 
 
 def split_values(values: list[str] | None) -> list[str] | None:

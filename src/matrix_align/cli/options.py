@@ -316,7 +316,7 @@ FinalPrompt = Annotated[
 
 @dataclass(kw_only=True)
 class BackendOptions(OptionGroup):
-    """The model backend's options; ``build``/``open`` give a ready (checked) model."""
+    """The model backend's options; ``spec()`` gives the ``BackendSpec`` they name."""
 
     backend: Backend = "embedded"
     model: Model = None
@@ -350,35 +350,18 @@ class BackendOptions(OptionGroup):
 
         return self.parallel or default_parallel(self.backend)
 
-    def make(self, *, retries: int | None = None):  # noqa: ANN201
-        """The backend, constructed and not yet checked (``open`` checks it)."""
-        from matrix_align.llm.registry import make_model
+    def spec(self, *, retries: int | None = None):  # noqa: ANN201
+        """The backend these options name, as the library opens it: ``async with
+        backend.spec().open() as model`` builds, checks and finally closes the model."""
+        from matrix_align.llm.spec import BackendSpec
 
-        urls = self.base_url[0] if self.base_url and len(self.base_url) == 1 else self.base_url
+        urls = tuple(self.base_url or ())
         extra = {} if retries is None else {"retries": retries}
-        return make_model(
-            self.backend, model=self.model, base_url=urls, api_key_env=self.api_key_env,
-            parallel=self.parallel, timeout_s=self.request_timeout, limits=self.limits,
-            threads=self.threads, **extra,
+        return BackendSpec(
+            self.backend, model=self.model, base_url=urls[0] if len(urls) == 1 else urls or None,
+            api_key_env=self.api_key_env, parallel=self.parallel, threads=self.threads,
+            timeout_s=self.request_timeout, limits=self.limits, **extra,
         )  # fmt: skip
-
-    async def open(self, *, retries: int | None = None):  # noqa: ANN201
-        """A ready backend, in the running event loop (HTTP clients belong to the loop they
-        were made in): constructed, then checked (server reachable, model file sound)."""
-        from matrix_align.llm.registry import preflight
-
-        chat_model = self.make(retries=retries)
-        await preflight(chat_model)
-        return chat_model
-
-    def build(self):  # noqa: ANN201
-        """A ready backend for a command that runs its own event loops (inside one, use
-        ``open``): constructed here, then checked."""
-        from matrix_align.llm.registry import preflight
-
-        chat_model = self.make()
-        run_async(preflight(chat_model))
-        return chat_model
 
 
 @dataclass(kw_only=True)

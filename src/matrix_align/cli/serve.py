@@ -4,9 +4,10 @@ MATRIX, in front of any backend (docs/serve.md)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -190,7 +191,7 @@ def serve(
 
     require_modules(SERVE_MODULES, "matrix-align serve", SERVE_HINT)
     from matrix_align.serve.app import create_app
-    from matrix_align.serve.server import bind, bound_url, run
+    from matrix_align.serve.server import bind
 
     config = simulation.config()
     settings = server.settings()
@@ -198,24 +199,63 @@ def serve(
     sock = bind(server.host, server.port)  # before the model loads: a port in use fails fast
     try:
         console.print(f"[dim]backend {backend.backend}: preparing the model…[/]")
-        app = create_app(backend.build(), config, settings, on_finished=_printer(console))
-        console.print(
-            f"serving MATRIX at [bold]{escape(bound_url(sock))}[/] as model "
-            f"[bold]{escape(settings.model_name)}[/]: gate {server.gate}, "
-            f"{config.n_roles} roles x {config.n_steps} steps, {server.max_concurrency} at "
-            f"once, queue {server.max_queue} (Ctrl-C stops)",
-            highlight=False,
+        _serve_until_stopped(
+            backend,
+            sock,
+            lambda chat_model: create_app(
+                chat_model, config, settings, on_finished=_printer(console)
+            ),  # fmt: skip
+            lambda: _announce(console, sock, server, settings, config),
         )
-        if settings.allowed_hosts is None and settings.api_key is None:
-            console.print(
-                f"[yellow]warning:[/] listening on {escape(server.host)} with no key: anyone "
-                "who can reach it can run scenes and read every trace (set --auth-key-env)",
-                highlight=False,
-            )
-        run(app, sock)
     finally:
         sock.close()
     console.print("stopped")
+
+
+def _serve_until_stopped(
+    backend: o.BackendOptions,
+    sock: Any,
+    make_app: Callable[[Any], Any],
+    announce: Callable[[], None],
+) -> None:
+    """Open the backend (built, checked), serve the app made for it until Ctrl-C, and close
+    it, in one event loop. Ctrl-C while serving is the normal end (exit 0); while the model
+    loads, it interrupts the command as it would any other."""
+    from matrix_align.serve.server import serve
+
+    serving = False
+
+    async def main() -> None:
+        nonlocal serving
+        async with backend.spec().open() as chat_model:
+            app = make_app(chat_model)
+            announce()
+            serving = True
+            await serve(app, sock)
+
+    try:
+        o.run_async(main())
+    except KeyboardInterrupt:
+        if not serving:
+            raise
+
+
+def _announce(console: Any, sock: Any, server: ServerOptions, settings: Any, config: Any) -> None:
+    from matrix_align.serve.server import bound_url
+
+    console.print(
+        f"serving MATRIX at [bold]{escape(bound_url(sock))}[/] as model "
+        f"[bold]{escape(settings.model_name)}[/]: gate {server.gate}, "
+        f"{config.n_roles} roles x {config.n_steps} steps, {server.max_concurrency} at "
+        f"once, queue {server.max_queue} (Ctrl-C stops)",
+        highlight=False,
+    )
+    if settings.allowed_hosts is None and settings.api_key is None:
+        console.print(
+            f"[yellow]warning:[/] listening on {escape(server.host)} with no key: anyone "
+            "who can reach it can run scenes and read every trace (set --auth-key-env)",
+            highlight=False,
+        )
 
 
 def _choice(value: str, choices: tuple[str, ...], option: str) -> None:

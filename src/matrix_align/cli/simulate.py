@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -75,11 +75,14 @@ def simulate(
     console = Console(stderr=json_output)
     if not json_output:
         console.print(f"[dim]backend {backend.backend}: preparing the model…[/]")
-    chat_model = backend.build()
     renderer = None if json_output else SceneRenderer(console)
-    scene = run_scene(query, chat_model, config, initial_response=initial_response,
-                      on_event=renderer)  # fmt: skip
-    trace = o.run_async(scene)
+
+    async def scene() -> Any:
+        async with backend.spec().open() as chat_model:
+            return await run_scene(query, chat_model, config, initial_response=initial_response,
+                                   on_event=renderer)  # fmt: skip
+
+    trace = o.run_async(scene())
     payload = trace.model_dump_json(indent=2)
     if trace_out is not None:
         atomic_write_text(trace_out, payload + "\n")

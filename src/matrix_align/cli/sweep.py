@@ -213,28 +213,25 @@ async def _run(
     judges: jo.JudgeOptions,
     backend: o.BackendOptions,
 ) -> Any:
-    """One model and one set of judges for every cell, built and closed in this loop."""
+    """One model and one set of judges for every cell, opened (built, checked) and closed
+    in this loop."""
     from matrix_align.cli.evaluate import progress_bars
     from matrix_align.evaluate.sweep import run_sweep
-    from matrix_align.llm.registry import close_models
-
-    chat_model = await backend.open(retries=run.retries)
-    built = await judges.build(
-        specs, retries=run.retries, seed=spec.template.config.seed, backend=backend
-    )
 
     def on_unit(name: str, entry: str, skipped: bool) -> None:
         state = "already finished, skipped" if skipped else "running"
         console.print(f"[bold]{escape(entry)}[/]: {state}", highlight=False)
 
-    try:
+    seed = spec.template.config.seed
+    async with (
+        backend.spec(retries=run.retries).open() as chat_model,
+        judges.open(specs, retries=run.retries, seed=seed, backend=backend) as built,
+    ):
         with progress_bars(console, run.quiet) as on_progress:
             return await run_sweep(
                 spec, chat_model, built, prepared=prepared, on_unit=on_unit,
                 on_progress=on_progress,
             )  # fmt: skip
-    finally:
-        await close_models(chat_model, *(s.judge.model for s in built))
 
 
 def _print_result(console: Any, result: Any) -> None:

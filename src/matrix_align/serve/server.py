@@ -7,7 +7,6 @@ extra).
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import socket
 from typing import Any
@@ -49,8 +48,14 @@ def bound_url(sock: socket.socket) -> str:
     return f"http://{shown}:{port}/v1"
 
 
-def run(app: Any, sock: socket.socket) -> None:
-    """Serve until interrupted. Logging stays the package's (``-v`` shows uvicorn's)."""
+async def serve(app: Any, sock: socket.socket) -> None:
+    """Serve in the running event loop (the model's) until Ctrl-C or SIGTERM. Logging stays
+    the package's (``-v`` shows uvicorn's).
+
+    uvicorn shuts down gracefully on the signal, then raises it again for the handler it
+    replaced: under ``asyncio.run``, Ctrl-C then cancels the task that awaits this, so the
+    model it serves is closed on the way out and ``asyncio.run`` ends in KeyboardInterrupt
+    (``serve_until_stopped`` takes that as the stop it is)."""
     import uvicorn
 
     config = uvicorn.Config(
@@ -60,7 +65,4 @@ def run(app: Any, sock: socket.socket) -> None:
         lifespan="off",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
-    # uvicorn shuts down gracefully on Ctrl-C, then raises the signal again for the default
-    # handler; the stop was asked for, so it is a normal end (exit 0).
-    with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.Server(config).run(sockets=[sock])
+    await uvicorn.Server(config).serve(sockets=[sock])
