@@ -333,15 +333,14 @@ async def _main(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
     from rich.console import Console
 
     from matrix_align.cli.evaluate import progress_bars
-    from matrix_align.llm.registry import close_models, make_model, preflight
+    from matrix_align.llm.spec import BackendSpec
 
     key = model_key(args.backend, args.model)
-    chat = make_model(
+    spec = BackendSpec(
         args.backend, model=args.model, base_url=args.base_url, parallel=args.parallel
     )
     console = Console(stderr=True)
-    try:
-        await preflight(chat)
+    async with spec.open() as chat:
         with progress_bars(console, args.quiet) as on_progress:
             if args.replay is not None:
                 overrides = {
@@ -375,8 +374,6 @@ async def _main(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
                 concurrency=args.concurrency,
                 sample=args.sample, on_progress=on_progress,
             )  # fmt: skip
-    finally:
-        await close_models(chat)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,11 +38,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from generate_throughput import run_batch  # noqa: E402
 
-from matrix_align.llm.registry import (  # noqa: E402
-    default_parallel,
-    default_scenes_in_flight,
-    make_model,
-)
+from matrix_align.llm.registry import default_parallel, default_scenes_in_flight  # noqa: E402
+from matrix_align.llm.spec import BackendSpec  # noqa: E402
 from matrix_align.simulation.config import SimulationConfig  # noqa: E402
 
 
@@ -68,11 +65,9 @@ async def saturated(base_url: str, model: str, requests: int, tokens: int) -> di
 
 
 async def scenes(base_url: str, model: str, n: int, concurrency: int, label: str) -> dict:
-    chat = make_model("openai", model=model, base_url=base_url)  # the command's defaults
-    try:
+    spec = BackendSpec("openai", model=model, base_url=base_url)  # the command's defaults
+    async with spec.open() as chat:
         wall, done, calls, generated = await run_batch(chat, SimulationConfig(), n, concurrency, 0)
-    finally:
-        await chat.aclose()
     return {
         "row": label,
         "scenes": done,

@@ -34,11 +34,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the shipped samples are enough h
 
 from matrix_align.data.generate import GenerateOptions, SourceSpec, build_plan, generate  # noqa: E402
 from matrix_align.llm.base import ChatModel  # noqa: E402
-from matrix_align.llm.wrappers import (  # noqa: E402
-    AccountingModel,
-    ConcurrencyLimitedModel,
-    RetryingModel,
-)
+from matrix_align.llm.spec import BackendSpec  # noqa: E402
+from matrix_align.llm.wrappers import ConcurrencyLimitedModel  # noqa: E402
 from matrix_align.simulation.config import SimulationConfig  # noqa: E402
 
 
@@ -84,7 +81,7 @@ async def run_batch(
 
 async def measure(
     target: str,
-    make: Any,
+    spec: BackendSpec,
     config: SimulationConfig,
     *,
     seq_scenes: int,
@@ -98,10 +95,9 @@ async def measure(
         ("concurrency 1", seq_scenes, 1, False),
         (f"concurrency {concurrency}", scenes, concurrency, False),
     ):
-        model = make()
-        if sequential:
-            model = ConcurrencyLimitedModel(model, 1)
-        wall, done, calls, tokens = await run_batch(model, config, n, conc, offset)
+        async with spec.open() as opened:  # a fresh model per row, closed after it
+            model = ConcurrencyLimitedModel(opened, 1) if sequential else opened
+            wall, done, calls, tokens = await run_batch(model, config, n, conc, offset)
         offset += n
         load = os.getloadavg()[0]
         rows.append(Row(target, mode, done, wall, calls, tokens, load))
@@ -129,7 +125,6 @@ def scripted_responder(everyone_notices: bool = False) -> Any:
 
 
 def fake_server_rows(args: argparse.Namespace) -> list[Row]:
-    from matrix_align.llm.openai_compat import OpenAICompatModel
     from matrix_align.testing import FakeOpenAIServer
 
     config = SimulationConfig()  # the paper's defaults: 5 roles, 5 steps
@@ -140,15 +135,10 @@ def fake_server_rows(args: argparse.Namespace) -> list[Row]:
         per_token_s=args.per_token,
         alpha=args.alpha,
     ) as server:
-
-        def make() -> ChatModel:
-            backend = OpenAICompatModel(
-                base_url=server.base_url, model=server.models[0], max_in_flight=256
-            )
-            return AccountingModel(RetryingModel(backend))
-
+        spec = BackendSpec("openai", model=server.models[0], base_url=server.base_url,
+                           parallel=256)  # fmt: skip
         return asyncio.run(
-            measure("fake server", make, config, seq_scenes=args.fake_seq_scenes,
+            measure("fake server", spec, config, seq_scenes=args.fake_seq_scenes,
                     scenes=args.fake_scenes, concurrency=args.fake_concurrency)
         )  # fmt: skip
 
@@ -157,7 +147,7 @@ def default_flag_rows(args: argparse.Namespace) -> list[Row]:
     """``generate`` with no flags against a batching server (openai backend: its default
     in-flight limit and scenes in flight), against one scene at a time on the same backend,
     on the same number of queries, every action noticed by every role."""
-    from matrix_align.llm.registry import default_parallel, default_scenes_in_flight, make_model
+    from matrix_align.llm.registry import default_parallel, default_scenes_in_flight
     from matrix_align.testing import FakeOpenAIServer
 
     config = SimulationConfig()
@@ -168,10 +158,8 @@ def default_flag_rows(args: argparse.Namespace) -> list[Row]:
         per_token_s=args.per_token,
         alpha=args.alpha,
     ) as server:
-
-        def make() -> ChatModel:  # as the command builds it: no --parallel given
-            return make_model("openai", model=server.models[0], base_url=server.base_url)
-
+        # As the command builds it: no --parallel given.
+        spec = BackendSpec("openai", model=server.models[0], base_url=server.base_url)
         rows: list[Row] = []
         in_flight = default_scenes_in_flight(default_parallel("openai"))
         n = args.defaults_scenes
@@ -180,11 +168,8 @@ def default_flag_rows(args: argparse.Namespace) -> list[Row]:
         ):
 
             async def batch(conc: int = conc, offset: int = offset) -> tuple[float, int, int, int]:
-                model = make()  # made in the loop that uses it, closed before that loop ends
-                try:
+                async with spec.open() as model:  # opened in the loop that uses it
                     return await run_batch(model, config, n, conc, offset * n)
-                finally:
-                    await model.aclose()
 
             wall, done, calls, tokens = asyncio.run(batch())
             load = os.getloadavg()[0]
@@ -196,20 +181,20 @@ def default_flag_rows(args: argparse.Namespace) -> list[Row]:
 
 
 def embedded_rows(args: argparse.Namespace) -> list[Row]:
-    from matrix_align.llm.registry import make_model
-
     config = SimulationConfig(
         n_roles=args.roles, n_steps=args.steps, max_tokens=args.max_tokens,
         final_max_tokens=args.max_tokens,
     )  # fmt: skip
+    spec = BackendSpec("embedded", parallel=args.parallel)
 
-    def make() -> ChatModel:
-        return make_model("embedded", parallel=args.parallel)
+    async def warm() -> None:  # load the model outside the timings (the process keeps it)
+        async with spec.open() as model:
+            await model.complete([{"role": "user", "content": "hi"}], max_tokens=4,
+                                 temperature=0.0)  # fmt: skip
 
-    asyncio.run(make().complete([{"role": "user", "content": "hi"}], max_tokens=4,
-                                temperature=0.0))  # load the model outside the timings  # fmt: skip
+    asyncio.run(warm())
     return asyncio.run(
-        measure("embedded", make, config, seq_scenes=args.emb_seq_scenes,
+        measure("embedded", spec, config, seq_scenes=args.emb_seq_scenes,
                 scenes=args.emb_scenes, concurrency=args.emb_concurrency)
     )  # fmt: skip
 

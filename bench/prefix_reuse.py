@@ -185,15 +185,19 @@ def main() -> None:
         traces = asyncio.run(run_scenes(ScriptedModel.demo(), config, args.scripted, 8))
         results.append(analyse("scripted, 5 roles x 5 steps", traces, tokenizer))
     if args.embedded:
-        from matrix_align.llm.registry import make_model
+        from matrix_align.llm.spec import BackendSpec
 
         config = SimulationConfig(
             n_roles=args.roles, n_steps=args.steps, max_tokens=args.max_tokens,
             final_max_tokens=args.max_tokens,
         )  # fmt: skip
-        model = make_model("embedded", parallel=args.parallel)
+
+        async def embedded() -> list[SceneTrace]:
+            async with BackendSpec("embedded", parallel=args.parallel).open() as model:
+                return await run_scenes(model, config, args.embedded, args.parallel)
+
         started = time.perf_counter()
-        traces = asyncio.run(run_scenes(model, config, args.embedded, args.parallel))
+        traces = asyncio.run(embedded())
         label = (f"embedded, {args.roles} roles x {args.steps} steps "
                  f"({time.perf_counter() - started:.0f} s)")  # fmt: skip
         results.append(analyse(label, traces, tokenizer))

@@ -109,16 +109,16 @@ def _spin() -> None:  # a CPU-bound neighbour, as another job on a shared machin
 
 
 def embedded_rows(args: argparse.Namespace, config: SimulationConfig, tokenizer: Any) -> list[dict]:
-    from matrix_align.llm.registry import make_model, preflight
+    from matrix_align.llm.spec import BackendSpec
     from matrix_align.simulation.scene import run_scene
 
     rows = []
     for mode in args.modes:
 
         async def one(mode: str = mode) -> SceneTrace:
-            model = make_model("embedded", model=args.model, threads=args.threads)
-            await preflight(model)
-            return await run_scene(QUERY, model, config.model_copy(update={"reactions": mode}))
+            spec = BackendSpec("embedded", model=args.model, threads=args.threads)
+            async with spec.open() as model:
+                return await run_scene(QUERY, model, config.model_copy(update={"reactions": mode}))
 
         busy = multiprocessing.Process(target=_spin, daemon=True) if args.busy else None
         if busy is not None:
