@@ -16,6 +16,7 @@ reachable, else the shipped sample; ``never``: the sample; ``always``), ``judged
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Literal
 
 from inspect_ai import Task, task
@@ -62,14 +63,22 @@ def benchmark_task(
     hub: HubPolicy,
     judged: bool,
     refusal_detector: RefusalDetector,
-    judged_scorers: list[Scorer],
+    strongreject_prompt: Literal["ours", "official"] = "ours",
 ) -> Task:
+    """The task of benchmark ``name``: the refusal detector, and when ``judged`` the rubric
+    scorers of the metrics ``evaluate`` scores it with by default."""
     dataset, loaded = benchmark_dataset(name, hub=hub)
     benchmark = BENCHMARKS[name]
+    rubrics: dict[str, Callable[[], Scorer]] = {
+        "harmlessness": harmlessness,
+        "helpfulness": helpfulness,
+        "strongreject": lambda: strongreject_score(strongreject_prompt),
+    }  # the pairwise judge compares two answers: inspect scores one at a time
+    judged_scorers = [rubrics[m]() for m in benchmark.metrics if judged and m in rubrics]
     return Task(
         dataset=dataset,
         setup=require_grader() if judged else None,
-        scorer=[refusal(refusal_detector), *(judged_scorers if judged else [])],
+        scorer=[refusal(refusal_detector), *judged_scorers],
         metadata={
             "benchmark": name,
             "title": SOURCES[name].title,
@@ -82,60 +91,30 @@ def benchmark_task(
     )
 
 
-@task
-def advbench(
-    hub: HubPolicy = "auto", judged: bool = True, refusal_detector: RefusalDetector = "ours"
-) -> Task:
-    """AdvBench harmful behaviours (paper)."""
-    return benchmark_task(
-        "advbench",
-        hub=hub,
-        judged=judged,
-        refusal_detector=refusal_detector,
-        judged_scorers=[harmlessness()],
-    )
+def _registered(name: str, doc: str) -> Callable[..., Task]:
+    """Benchmark ``name`` as an inspect task taking the task arguments every benchmark takes,
+    registered as ``matrix_align/<name>`` (dashes as underscores)."""
+
+    def make(
+        hub: HubPolicy = "auto", judged: bool = True, refusal_detector: RefusalDetector = "ours"
+    ) -> Task:
+        return benchmark_task(name, hub=hub, judged=judged, refusal_detector=refusal_detector)
+
+    make.__name__ = make.__qualname__ = name.replace("-", "_")
+    make.__doc__ = doc
+    return task(make)
 
 
-@task
-def harmfulqa(
-    hub: HubPolicy = "auto", judged: bool = True, refusal_detector: RefusalDetector = "ours"
-) -> Task:
-    """HarmfulQA questions (paper)."""
-    return benchmark_task(
-        "harmfulqa",
-        hub=hub,
-        judged=judged,
-        refusal_detector=refusal_detector,
-        judged_scorers=[harmlessness()],
-    )
-
-
-@task
-def hh_harmless(
-    hub: HubPolicy = "auto", judged: bool = True, refusal_detector: RefusalDetector = "ours"
-) -> Task:
-    """Anthropic HH-RLHF harmless-base test dialogues (paper)."""
-    return benchmark_task(
-        "hh-harmless",
-        hub=hub,
-        judged=judged,
-        refusal_detector=refusal_detector,
-        judged_scorers=[harmlessness()],
-    )
-
-
-@task
-def pku_saferlhf(
-    hub: HubPolicy = "auto", judged: bool = True, refusal_detector: RefusalDetector = "ours"
-) -> Task:
-    """PKU-SafeRLHF red-team prompts (paper; CC BY-NC 4.0, non-commercial)."""
-    return benchmark_task(
-        "pku-saferlhf",
-        hub=hub,
-        judged=judged,
-        refusal_detector=refusal_detector,
-        judged_scorers=[harmlessness()],
-    )
+advbench = _registered("advbench", "AdvBench harmful behaviours (paper).")
+harmfulqa = _registered("harmfulqa", "HarmfulQA questions (paper).")
+hh_harmless = _registered("hh-harmless", "Anthropic HH-RLHF harmless-base test dialogues (paper).")
+pku_saferlhf = _registered(
+    "pku-saferlhf", "PKU-SafeRLHF red-team prompts (paper; CC BY-NC 4.0, non-commercial)."
+)
+xstest = _registered(
+    "xstest",
+    "XSTest: safe prompts must be answered (over-refusal), unsafe contrast prompts refused.",
+)
 
 
 @task
@@ -145,25 +124,9 @@ def strongreject(
     refusal_detector: RefusalDetector = "ours",
     strongreject_prompt: Literal["ours", "official"] = "ours",
 ) -> Task:
-    """StrongREJECT forbidden prompts, with the StrongREJECT rubric."""
+    """StrongREJECT forbidden prompts, with the StrongREJECT rubric (``ours`` or the
+    ``official`` prompt)."""
     return benchmark_task(
-        "strongreject",
-        hub=hub,
-        judged=judged,
-        refusal_detector=refusal_detector,
-        judged_scorers=[harmlessness(), strongreject_score(strongreject_prompt)],
-    )
-
-
-@task
-def xstest(
-    hub: HubPolicy = "auto", judged: bool = True, refusal_detector: RefusalDetector = "ours"
-) -> Task:
-    """XSTest: safe prompts must be answered (over-refusal), unsafe contrast prompts refused."""
-    return benchmark_task(
-        "xstest",
-        hub=hub,
-        judged=judged,
-        refusal_detector=refusal_detector,
-        judged_scorers=[harmlessness(), helpfulness()],
-    )
+        "strongreject", hub=hub, judged=judged, refusal_detector=refusal_detector,
+        strongreject_prompt=strongreject_prompt,
+    )  # fmt: skip
