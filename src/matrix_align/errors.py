@@ -7,6 +7,8 @@ Exit codes tell a script what happened without parsing the output: a run that pr
 everything, some of it, or nothing at all, and a command that could not start.
 """
 
+from collections.abc import Iterable
+
 EXIT_OK = 0
 EXIT_FAILED = 1  # the run started but produced nothing usable (every item failed, or aborted)
 EXIT_USAGE = 2  # bad input, options or setup: nothing was run
@@ -32,6 +34,18 @@ class MatrixAlignError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+
+def check_known(names: Iterable[str], known: Iterable[str], what: str) -> None:
+    """Every one of ``names`` is one of ``known``, else one error naming the unknown ones and
+    listing the choices (``what``: the kind of name, e.g. ``metric``)."""
+    choices = list(known)
+    unknown = [n for n in names if n not in choices]
+    if unknown:
+        raise MatrixAlignError(
+            f"Unknown {what}{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}.",
+            hint=f"choose from: {', '.join(choices)}",
+        )
 
 
 class RunFailed(MatrixAlignError):

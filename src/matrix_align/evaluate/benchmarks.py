@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from matrix_align.data.sources import SOURCES, HubPolicy, LoadedSource, load_source
-from matrix_align.errors import MatrixAlignError
+from matrix_align.errors import MatrixAlignError, check_known
 from matrix_align.folders.records import SourceRecord
 
 Kind = Literal["harmful", "over-refusal", "helpful"]
@@ -55,12 +55,7 @@ PAPER_BENCHMARKS = tuple(name for name, b in BENCHMARKS.items() if b.paper)
 
 
 def check_benchmarks(names: list[str]) -> list[str]:
-    unknown = [n for n in names if n not in BENCHMARKS]
-    if unknown:
-        raise MatrixAlignError(
-            f"Unknown benchmark{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}.",
-            hint=f"choose from: {', '.join(BENCHMARKS)}",
-        )
+    check_known(names, BENCHMARKS, "benchmark")
     if not names:
         raise MatrixAlignError("No benchmarks given.", hint=f"choose from: {', '.join(BENCHMARKS)}")
     return names

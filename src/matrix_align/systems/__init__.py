@@ -41,7 +41,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from matrix_align.errors import MatrixAlignError
+from matrix_align.errors import MatrixAlignError, check_known
 from matrix_align.llm.base import ChatModel, Message
 from matrix_align.simulation.calls import SceneCalls
 from matrix_align.simulation.config import SimulationConfig
@@ -369,12 +369,7 @@ SYSTEMS: dict[str, System] = {
 
 def check_systems(names: list[str]) -> list[str]:
     """The names, validated: an unknown one is an error that lists the valid names."""
-    unknown = [n for n in names if n not in SYSTEMS]
-    if unknown:
-        raise MatrixAlignError(
-            f"Unknown system{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}.",
-            hint=f"choose from: {', '.join(SYSTEMS)}",
-        )
+    check_known(names, SYSTEMS, "system")
     if not names:
         raise MatrixAlignError("No systems given.", hint=f"choose from: {', '.join(SYSTEMS)}")
     return names
