@@ -7,7 +7,10 @@ Exit codes tell a script what happened without parsing the output: a run that pr
 everything, some of it, or nothing at all, and a command that could not start.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the run started but produced nothing usable (every item failed, or aborted)
@@ -46,6 +49,23 @@ def check_known(names: Iterable[str], known: Iterable[str], what: str) -> None:
             f"Unknown {what}{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}.",
             hint=f"choose from: {', '.join(choices)}",
         )
+
+
+def build_checked(
+    make: Callable[..., T], values: dict[str, Any], what: str, hint: str | None = None
+) -> T:
+    """``make(**values)`` without the values that are None (not given), its validation
+    errors turned into one error: ``Invalid {what}: loc: msg; loc: msg`` (pydantic's
+    ``ValidationError``; others propagate)."""
+    from pydantic import ValidationError
+
+    try:
+        return make(**{k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise MatrixAlignError(f"Invalid {what}: {problems}", hint=hint) from None
 
 
 class RunFailed(MatrixAlignError):

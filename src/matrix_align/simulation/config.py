@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from matrix_align.errors import MatrixAlignError
+from matrix_align.errors import MatrixAlignError, build_checked
 from matrix_align.io import read_yaml_mapping
 
 
@@ -105,16 +105,12 @@ class SimulationConfig(BaseModel):
     @classmethod
     def build(cls, **values: object) -> SimulationConfig:
         """Construct from user values, turning validation errors into one clear message."""
-        try:
-            return cls(**{k: v for k, v in values.items() if v is not None})
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-            )
-            raise MatrixAlignError(
-                f"Invalid simulation settings: {problems}",
-                hint="see `matrix-align simulate --help` for the allowed ranges",
-            ) from None
+        return build_checked(
+            cls,
+            values,
+            "simulation settings",
+            hint="see `matrix-align simulate --help` for the allowed ranges",
+        )
 
 
 # Named settings ``--config NAME`` accepts. ``paper``: the paper's path where ours differs

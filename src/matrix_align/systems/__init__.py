@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from matrix_align.errors import MatrixAlignError, check_known
+from matrix_align.errors import MatrixAlignError, build_checked, check_known
 from matrix_align.llm.base import ChatModel, Message
 from matrix_align.simulation.calls import SceneCalls
 from matrix_align.simulation.config import SimulationConfig
@@ -67,13 +67,7 @@ class SystemOptions(BaseModel):
     @classmethod
     def build(cls, **values: object) -> SystemOptions:
         """Construct from user values, turning validation errors into one clear message."""
-        try:
-            return cls(**{k: v for k, v in values.items() if v is not None})
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-            )
-            raise MatrixAlignError(f"Invalid system options: {problems}") from None
+        return build_checked(cls, values, "system options")
 
 
 @dataclass

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from matrix_align.errors import MatrixAlignError
+from matrix_align.errors import MatrixAlignError, build_checked
 from matrix_align.io import parse_assignments, read_yaml_mapping
 
 Method = Literal["sft", "dpo"]
@@ -122,16 +122,12 @@ class TrainConfig(BaseModel):
     @classmethod
     def build(cls, **values: Any) -> TrainConfig:
         """Construct from user values (None means 'not given'), with one clear error."""
-        try:
-            return cls(**{k: v for k, v in values.items() if v is not None})
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-            )
-            raise MatrixAlignError(
-                f"Invalid training settings: {problems}",
-                hint="see `matrix-align train --help` and docs/train.md for the fields",
-            ) from None
+        return build_checked(
+            cls,
+            values,
+            "training settings",
+            hint="see `matrix-align train --help` and docs/train.md for the fields",
+        )
 
     @classmethod
     def load(
