@@ -32,7 +32,7 @@ def test_completion_mask_is_exactly_the_assistant_tokens(
 ) -> None:
     from transformers import AutoModelForCausalLM
 
-    from matrix_align.train.sft import build_sft_trainer
+    from matrix_align.train.trainer import build_trainer
 
     def record(prompt: list[tuple[str, str]], answer: str) -> dict[str, Any]:
         return {
@@ -50,7 +50,7 @@ def test_completion_mask_is_exactly_the_assistant_tokens(
     data = load_train_data(write_jsonl(tmp_path / "sft.jsonl", records), "sft")
     cfg = TrainConfig(max_length=512, gradient_checkpointing=False, save_strategy="no")
     vocab_before = len(tokenizer)
-    trainer = build_sft_trainer(
+    trainer = build_trainer(
         cfg,
         CPU,
         model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
@@ -88,7 +88,7 @@ def test_bundled_vicuna_template_masks_only_the_answer(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from matrix_align.train.models import read_chat_template
-    from matrix_align.train.sft import build_sft_trainer
+    from matrix_align.train.trainer import build_trainer
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     tok.chat_template = read_chat_template("vicuna")
@@ -100,7 +100,7 @@ def test_bundled_vicuna_template_masks_only_the_answer(
     )
     record = {"prompt": chat[:1], "completion": chat[1:]}
     data = load_train_data(write_jsonl(tmp_path / "v.jsonl", [record]), "sft")
-    trainer = build_sft_trainer(
+    trainer = build_trainer(
         TrainConfig(max_length=128, gradient_checkpointing=False, save_strategy="no"),
         CPU,
         model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),

@@ -152,11 +152,9 @@ def run_training(
             bias="none",
             task_type="CAUSAL_LM",
         )
-    if cfg.method == "sft":
-        from matrix_align.train.sft import build_sft_trainer as build
-    else:
-        from matrix_align.train.dpo import build_dpo_trainer as build
-    trainer = build(
+    from matrix_align.train.trainer import build_trainer
+
+    trainer = build_trainer(
         cfg,
         prep.env,
         model=model,
