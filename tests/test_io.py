@@ -3,6 +3,7 @@ destination or input that cannot be used reported as one clear error."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 from matrix_align.errors import MatrixAlignError
 from matrix_align.io import (
     atomic_write_text,
+    parse_jsonl,
     read_json_object,
     read_yaml_mapping,
     temp_beside,
@@ -97,3 +99,30 @@ def test_json_object_files(tmp_path: Path) -> None:
         assert info.value.hint == "remove it"
     path.write_text('{"a": 1}')
     assert read_json_object(path, "Run file") == {"a": 1}
+
+
+def test_parse_jsonl_yields_objects_and_tells_of_the_other_lines() -> None:
+    """Blank lines are skipped but counted; a bad line is passed to ``bad`` (decoding error,
+    or the value that is not an object) and skipped when ``bad`` returns."""
+    told: list[tuple[int, str | None, object]] = []
+
+    def bad(number: int, error: json.JSONDecodeError | None, value: object) -> None:
+        told.append((number, error.msg if error else None, value))
+
+    lines = ['{"a": 1}\n', "\n", "{oops\n", "[1, 2]\n", '  {"b": 2}  \n']
+    assert list(parse_jsonl(lines, bad)) == [(1, {"a": 1}), (5, {"b": 2})]
+    assert told == [
+        (3, "Expecting property name enclosed in double quotes", None),
+        (4, None, [1, 2]),
+    ]
+
+
+def test_parse_jsonl_stops_where_bad_raises() -> None:
+    def bad(number: int, error: json.JSONDecodeError | None, value: object) -> None:
+        raise MatrixAlignError(f"line {number}")
+
+    seen: list[int] = []
+    with pytest.raises(MatrixAlignError, match="line 2"):
+        for number, _ in parse_jsonl(['{"a": 1}', "7", '{"b": 2}'], bad):
+            seen.append(number)
+    assert seen == [1]

@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import shutil
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +196,28 @@ def parse_assignments(items: list[str], *, example: str) -> dict[str, Any]:
                 value = raw
         out[key] = value
     return out
+
+
+def parse_jsonl(
+    lines: Iterable[str], bad: Callable[[int, json.JSONDecodeError | None, Any], None]
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each line of ``lines`` that holds a JSON object; blank
+    lines are passed over (but counted). ``bad(number, error, value)`` is told of every other
+    line: ``error`` is the decoding error of a line that is not JSON (``value`` None), else
+    None with the value that is not an object. ``bad`` raises to stop, or returns to skip
+    the line: each reader words its own errors and chooses to stop or to warn."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            bad(number, exc, None)
+            continue
+        if not isinstance(value, dict):
+            bad(number, None, value)
+            continue
+        yield number, value
 
 
 def read_json_object(path: str | Path, what: str, *, hint: str | None = None) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from matrix_align.errors import MatrixAlignError
 from matrix_align.folders.records import ChatMessage, SourceRecord, render_conversation
+from matrix_align.io import parse_jsonl
 from matrix_align.text import require_unicode
 
 # About 25,000 tokens: beyond any benchmark prompt, and far beyond what a small model's
@@ -530,25 +531,19 @@ INPUT_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet", ".pq")
 
 
 def _read_jsonl_rows(path: Path) -> list[Row]:
-    rows: list[Row] = []
+    def bad(number: int, error: json.JSONDecodeError | None, value: Any) -> None:
+        if error is not None:
+            raise MatrixAlignError(
+                f"{path}, line {number}: not valid JSON ({error.msg}, column {error.colno}).",
+                hint="each line of a JSONL file must be one JSON object",
+            ) from None
+        raise MatrixAlignError(
+            f"{path}, line {number}: expected a JSON object, found {type(value).__name__}.",
+            hint='each line must look like {"prompt": "..."}',
+        )
+
     with path.open(encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise MatrixAlignError(
-                    f"{path}, line {number}: not valid JSON ({exc.msg}, column {exc.colno}).",
-                    hint="each line of a JSONL file must be one JSON object",
-                ) from None
-            if not isinstance(value, dict):
-                raise MatrixAlignError(
-                    f"{path}, line {number}: expected a JSON object, found {type(value).__name__}.",
-                    hint='each line must look like {"prompt": "..."}',
-                )
-            rows.append(value)
-    return rows
+        return [row for _, row in parse_jsonl(handle, bad)]
 
 
 def _read_rows(path: Path) -> list[Row]:

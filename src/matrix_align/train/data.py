@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from matrix_align.errors import MatrixAlignError
+from matrix_align.io import parse_jsonl
 
 Method = Literal["sft", "dpo"]
 
@@ -174,20 +175,17 @@ def _iter_jsonl(file: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         handle = file.open(encoding="utf-8")
     except OSError as exc:
         raise MatrixAlignError(f"Cannot read {file}: {exc}") from None
+
+    def bad(lineno: int, error: json.JSONDecodeError | None, value: Any) -> None:
+        if error is not None:
+            raise MatrixAlignError(
+                f"{file}:{lineno} is not valid JSON ({error.msg}).",
+                hint="a JSONL file holds one JSON object per line",
+            ) from None
+        raise MatrixAlignError(f"{file}:{lineno} is not a JSON object.")
+
     with handle:
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise MatrixAlignError(
-                    f"{file}:{lineno} is not valid JSON ({exc.msg}).",
-                    hint="a JSONL file holds one JSON object per line",
-                ) from None
-            if not isinstance(record, dict):
-                raise MatrixAlignError(f"{file}:{lineno} is not a JSON object.")
-            yield lineno, record
+        yield from parse_jsonl(handle, bad)
 
 
 def _read_file(file: Path, columns: tuple[str, ...]) -> list[dict[str, Any]]:

@@ -12,24 +12,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from matrix_align.io import parse_jsonl
+
 
 def jsonl_objects(path: Path, warnings: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` for each JSON object line of ``path``; others are warned."""
     if not path.is_file():
         return
+
+    def bad(number: int, error: json.JSONDecodeError | None, value: Any) -> None:
+        problem = f"not valid JSON ({error.msg})" if error is not None else "not a JSON object"
+        warnings.append(f"{path.name} line {number}: {problem}; skipped")
+
     with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                warnings.append(f"{path.name} line {number}: not valid JSON ({exc.msg}); skipped")
-                continue
-            if not isinstance(obj, dict):
-                warnings.append(f"{path.name} line {number}: not a JSON object; skipped")
-                continue
-            yield number, obj
+        yield from parse_jsonl(handle, bad)
 
 
 def text_of(value: Any) -> str:
