@@ -223,3 +223,43 @@ async def test_registry_stack_serves_over_the_fake_server():
     assert result.parsed == {"ok": False}
     assert srv.requests[0]["dialect_field"] == "structured_outputs"
     assert model.stats.calls == 1  # type: ignore[attr-defined]
+
+
+class Recorder(ChatModel):
+    """Keeps the arguments of every call."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[Message], dict[str, Any]]] = []
+
+    async def complete(self, messages, *, max_tokens, temperature, seed=None, schema=None):
+        self.calls.append((messages, dict(max_tokens=max_tokens, temperature=temperature,
+                                          seed=seed, schema=schema)))  # fmt: skip
+        return Completion(text="ok")
+
+
+@pytest.mark.parametrize("seed", [None, 7])
+def test_every_wrapper_passes_each_argument_of_a_call_on_unchanged(seed: int | None) -> None:
+    """A wrapper adds around a call (in ``_complete``) and passes the same ``Request`` on."""
+    from matrix_align.llm.rate_limit import RateLimits
+    from matrix_align.llm.wrappers import DelayedModel, RateLimitedModel, Request
+
+    limits = RateLimits.per_minute(rpm=1000, tpm=100_000)
+    assert limits is not None
+    inner = Recorder()
+    stack = AccountingModel(
+        CachingModel(
+            RetryingModel(
+                ConcurrencyLimitedModel(
+                    RateLimitedModel(DelayedModel(inner, 0.0), limits), max_concurrency=2
+                )
+            )
+        )
+    )
+    asyncio.run(stack.complete(USER, max_tokens=9, temperature=0.5, seed=seed, schema=SCHEMA))
+    args = dict(max_tokens=9, temperature=0.5, seed=seed, schema=SCHEMA)
+    assert inner.calls == [(USER, args)]
+    request = Request(USER, 9, 0.5, seed, SCHEMA)
+    assert asyncio.run(request.send(inner)).text == "ok"
+    assert inner.calls[-1] == (USER, args)

@@ -34,8 +34,30 @@ from matrix_align.llm.base import ChatModel, Completion, Message
 from matrix_align.llm.rate_limit import RateLimits, approx_prompt_tokens
 
 
+@dataclass(frozen=True)
+class Request:
+    """One call of ``complete``, as a wrapper sees it and passes it on."""
+
+    messages: list[Message]
+    max_tokens: int
+    temperature: float
+    seed: int | None = None
+    schema: dict[str, Any] | None = None
+
+    async def send(self, model: ChatModel) -> Completion:
+        """The same call, made on ``model``."""
+        return await model.complete(
+            self.messages,
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            seed=self.seed,
+            schema=self.schema,
+        )
+
+
 class _Wrapper(ChatModel):
-    """Forwards the identity and lifecycle of the wrapped model."""
+    """Forwards the identity and lifecycle of the wrapped model, and each call: a wrapper
+    says what it adds around a call in ``_complete`` (the default passes it on unchanged)."""
 
     def __init__(self, model: ChatModel) -> None:
         self.inner = model
@@ -52,6 +74,20 @@ class _Wrapper(ChatModel):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.inner!r})"
+
+    async def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int | None = None,
+        schema: dict[str, Any] | None = None,
+    ) -> Completion:
+        return await self._complete(Request(messages, max_tokens, temperature, seed, schema))
+
+    async def _complete(self, request: Request) -> Completion:
+        return await request.send(self.inner)
 
 
 # The longest a call waits in all because servers said so (Retry-After and its kin) before
@@ -127,27 +163,13 @@ class RetryingModel(_Wrapper):
         if remaining > 0:
             await self._sleep(remaining * (1.0 + 0.1 * self._rng.random()))
 
-    async def complete(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int,
-        temperature: float,
-        seed: int | None = None,
-        schema: dict[str, Any] | None = None,
-    ) -> Completion:
+    async def _complete(self, request: Request) -> Completion:
         attempt = 0  # backoff retries used, against max_retries
         server_wait = 0.0  # seconds this call waited because a server said so
         while True:
             await self._wait_out_pause()
             try:
-                return await self.inner.complete(
-                    messages,
-                    max_tokens=max_tokens,
-                    temperature=temperature,
-                    seed=seed,
-                    schema=schema,
-                )
+                return await request.send(self.inner)
             except TransientBackendError as error:
                 hinted = getattr(error, "retry_after_s", None)
                 if isinstance(hinted, int | float) and hinted > 0:
@@ -192,24 +214,14 @@ class RateLimitedModel(_Wrapper):
         super().__init__(model)
         self.limits = limits
 
-    async def complete(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int,
-        temperature: float,
-        seed: int | None = None,
-        schema: dict[str, Any] | None = None,
-    ) -> Completion:
+    async def _complete(self, request: Request) -> Completion:
         if self.limits.requests is not None:
             await self.limits.requests.acquire(1)
         spend = None
         if self.limits.tokens is not None:
-            estimate = approx_prompt_tokens(messages) + max_tokens
+            estimate = approx_prompt_tokens(request.messages) + request.max_tokens
             spend = await self.limits.tokens.acquire(estimate)
-        result = await self.inner.complete(
-            messages, max_tokens=max_tokens, temperature=temperature, seed=seed, schema=schema
-        )
+        result = await request.send(self.inner)
         used = result.prompt_tokens + result.completion_tokens
         if spend is not None and self.limits.tokens is not None and used > 0:
             self.limits.tokens.settle(spend, used)
@@ -240,23 +252,9 @@ class ConcurrencyLimitedModel(_Wrapper):
             self._semaphore = asyncio.Semaphore(self.max_concurrency)
         return self._semaphore
 
-    async def complete(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int,
-        temperature: float,
-        seed: int | None = None,
-        schema: dict[str, Any] | None = None,
-    ) -> Completion:
+    async def _complete(self, request: Request) -> Completion:
         async with self._sem():
-            return await self.inner.complete(
-                messages,
-                max_tokens=max_tokens,
-                temperature=temperature,
-                seed=seed,
-                schema=schema,
-            )
+            return await request.send(self.inner)
 
 
 @dataclass
@@ -312,28 +310,14 @@ class AccountingModel(_Wrapper):
         if self._in_flight:
             self._busy_since = time.perf_counter()
 
-    async def complete(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int,
-        temperature: float,
-        seed: int | None = None,
-        schema: dict[str, Any] | None = None,
-    ) -> Completion:
+    async def _complete(self, request: Request) -> Completion:
         started = time.perf_counter()
         if self._in_flight == 0:
             self._busy_since = started
         self._in_flight += 1
         self.stats.calls += 1
         try:
-            result = await self.inner.complete(
-                messages,
-                max_tokens=max_tokens,
-                temperature=temperature,
-                seed=seed,
-                schema=schema,
-            )
+            result = await request.send(self.inner)
         except BaseException as error:
             if isinstance(error, Exception):
                 self.stats.failures += 1
@@ -385,36 +369,24 @@ class CachingModel(_Wrapper):
         )
         return hashlib.sha256(payload.encode()).hexdigest()
 
-    async def complete(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int,
-        temperature: float,
-        seed: int | None = None,
-        schema: dict[str, Any] | None = None,
-    ) -> Completion:
-        if temperature != 0 and seed is None:
-            return await self.inner.complete(
-                messages,
-                max_tokens=max_tokens,
-                temperature=temperature,
-                seed=seed,
-                schema=schema,
-            )
-        key = self.key(messages, max_tokens, temperature, seed, schema)
+    async def _complete(self, request: Request) -> Completion:
+        if request.temperature != 0 and request.seed is None:
+            return await request.send(self.inner)
+        key = self.key(
+            request.messages, request.max_tokens, request.temperature, request.seed, request.schema
+        )
         cached = self._entries.get(key)
         if cached is not None:
             self._entries.move_to_end(key)
             self.hits += 1
             return cached.model_copy(update={"latency_s": 0.0}, deep=True)
         self.misses += 1
-        result = await self.inner.complete(
-            messages, max_tokens=max_tokens, temperature=temperature, seed=seed, schema=schema
-        )
+        result = await request.send(self.inner)
         # An invalid or truncated reply is not worth keeping: the caller's re-ask must reach
         # the model again.
-        if (schema is None or result.parsed is not None) and result.finish_reason != "length":
+        if (
+            request.schema is None or result.parsed is not None
+        ) and result.finish_reason != "length":
             self._entries[key] = result.model_copy(deep=True)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
@@ -429,16 +401,6 @@ class DelayedModel(_Wrapper):
         super().__init__(model)
         self.delay_s = delay_s
 
-    async def complete(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int,
-        temperature: float,
-        seed: int | None = None,
-        schema: dict[str, Any] | None = None,
-    ) -> Completion:
+    async def _complete(self, request: Request) -> Completion:
         await asyncio.sleep(self.delay_s)
-        return await self.inner.complete(
-            messages, max_tokens=max_tokens, temperature=temperature, seed=seed, schema=schema
-        )
+        return await request.send(self.inner)
