@@ -84,3 +84,24 @@ def schema_name(schema: dict[str, Any]) -> str:
     """The name servers require beside a JSON schema (OpenAI's ``json_schema.name``)."""
     title = str(schema.get("title") or "output")
     return "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in title)[:64]
+
+
+def chat_request(
+    messages: list[Message] | list[dict[str, Any]],
+    max_tokens: int,
+    temperature: float,
+    seed: int | None,
+) -> dict[str, Any]:
+    """The sampling part of an OpenAI-style chat completion request, the same from every
+    server backend: sampling shaped by temperature alone, as in the paper (``top_p`` 1;
+    llama.cpp's default of 0.95 would silently differ from other servers), and a ``seed``
+    only when one is given."""
+    request: dict[str, Any] = {
+        "messages": messages,
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "top_p": 1.0,
+    }
+    if seed is not None:
+        request["seed"] = seed
+    return request

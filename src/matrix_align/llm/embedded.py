@@ -44,7 +44,14 @@ from matrix_align.errors import (
     PermanentBackendError,
     TransientBackendError,
 )
-from matrix_align.llm.base import ChatModel, Completion, Message, parse_json, schema_name
+from matrix_align.llm.base import (
+    ChatModel,
+    Completion,
+    Message,
+    chat_request,
+    parse_json,
+    schema_name,
+)
 from matrix_align.llm.model_files import (
     DEFAULT_MODEL,
     INSTALL_HINT,
@@ -221,16 +228,9 @@ class EmbeddedModel(ChatModel):
         schema: dict[str, Any] | None = None,
     ) -> Completion:
         running = await self._ensure_running()
-        request: dict[str, Any] = {
-            "messages": [dict(message) for message in messages],
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            # Sampling is shaped by temperature alone, as in the paper; llama.cpp's default
-            # top_p (0.95) would silently differ from OpenAI-compatible servers.
-            "top_p": 1.0,
-        }
-        if seed is not None:
-            request["seed"] = seed
+        request = chat_request(
+            [dict(message) for message in messages], max_tokens, temperature, seed
+        )
         if schema is not None:
             request["response_format"] = {
                 "type": "json_schema",

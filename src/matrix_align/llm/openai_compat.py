@@ -50,7 +50,14 @@ from matrix_align.errors import (
     PermanentBackendError,
     TransientBackendError,
 )
-from matrix_align.llm.base import ChatModel, Completion, Message, parse_json, schema_name
+from matrix_align.llm.base import (
+    ChatModel,
+    Completion,
+    Message,
+    chat_request,
+    parse_json,
+    schema_name,
+)
 from matrix_align.llm.retry_after import retry_after_s
 from matrix_align.redact import redact, register_secret
 
@@ -513,15 +520,10 @@ class OpenAICompatModel(ChatModel):
     ) -> Completion:
         endpoint = await self._acquire()
         try:
-            kwargs: dict[str, Any] = {
+            kwargs = {
                 "model": self.model,
-                "messages": messages,
-                "max_tokens": max_tokens,
-                "temperature": temperature,
-                "top_p": 1.0,
+                **chat_request(messages, max_tokens, temperature, seed),
             }
-            if seed is not None:
-                kwargs["seed"] = seed
             if schema is not None:
                 await self._ensure_dialect(endpoint)
                 kwargs.update(
