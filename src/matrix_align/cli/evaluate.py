@@ -174,6 +174,13 @@ class EvalSystems(OptionGroup):
         )  # fmt: skip
 
 
+# Shared with sweep.
+Limit = Annotated[
+    int | None,
+    typer.Option("--limit", min=1, help="Items per benchmark.", rich_help_panel=DATA),
+]
+
+
 @dataclass(kw_only=True)
 class EvalData(OptionGroup):
     """Which benchmarks and items, and how many answers to each."""
@@ -188,10 +195,7 @@ class EvalData(OptionGroup):
             rich_help_panel=DATA,
         ),
     ] = None
-    limit: Annotated[
-        int | None,
-        typer.Option("--limit", min=1, help="Items per benchmark.", rich_help_panel=DATA),
-    ] = None
+    limit: Limit = None
     subset: Annotated[
         str | None,
         typer.Option(
@@ -434,26 +438,45 @@ def _settings(
 ):  # noqa: ANN202
     """The evaluation's settings, every option checked (the folder first)."""
     from matrix_align.errors import MatrixAlignError
-    from matrix_align.evaluate.benchmarks import PAPER_BENCHMARKS
     from matrix_align.evaluate.tasks import EvalSettings
-    from matrix_align.folders import require_kind
-    from matrix_align.io import writable_folder
 
     if run.output is None:
         raise MatrixAlignError("evaluate needs --output FOLDER.", hint="e.g. --output runs/eval")
-    require_kind(run.output, "evaluate", "--output")
-    if not dry_run:
-        writable_folder(run.output, "--output")
-    config = simulation.config()
-    benchmarks, limit, items = data.items()
+    shared = data_settings(data, run.output, backend, simulation, writable=not dry_run)
     return EvalSettings(
         systems=split_values(systems.systems) or ["vanilla", "matrix"],
-        benchmarks=benchmarks or list(PAPER_BENCHMARKS), output=run.output,
-        model_key=backend.key, config=config, options=systems.options(), metrics=metrics,
-        reference=judging.reference, tag=systems.tag, limit=limit, shuffle=data.shuffle,
-        hub=data.hub,  # type: ignore[arg-type]
-        concurrency=run.concurrency, selector=systems.selector,  # type: ignore[arg-type]
-        epochs=data.epochs, judge_prompts=prompts, items=items,
+        options=systems.options(), metrics=metrics, reference=judging.reference,
+        tag=systems.tag, concurrency=run.concurrency,
+        selector=systems.selector,  # type: ignore[arg-type]
+        judge_prompts=prompts, **shared,
+    )  # fmt: skip
+
+
+def data_settings(
+    data: Any,
+    output: Path,
+    backend: o.BackendOptions,
+    simulation: o.SimulationOptions,
+    *,
+    writable: bool,
+) -> dict[str, Any]:
+    """What evaluate and sweep settings share (``data``: their EvalData or SweepData),
+    checked in this order: the output folder (an evaluate folder, writable unless
+    ``writable`` is False), the simulation settings, the benchmarks and items (the paper's
+    four when none are named)."""
+    from matrix_align.evaluate.benchmarks import PAPER_BENCHMARKS
+    from matrix_align.folders import require_kind
+    from matrix_align.io import writable_folder
+
+    require_kind(output, "evaluate", "--output")
+    if writable:
+        writable_folder(output, "--output")
+    config = simulation.config()
+    benchmarks, limit, items = data.items()
+    return dict(
+        benchmarks=benchmarks or list(PAPER_BENCHMARKS), output=output, model_key=backend.key,
+        config=config, limit=limit, shuffle=data.shuffle, hub=data.hub, epochs=data.epochs,
+        items=items,
     )  # fmt: skip
 
 

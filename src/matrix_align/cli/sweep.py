@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from matrix_align.cli import judge_options as jo
 from matrix_align.cli import options as o
-from matrix_align.cli.evaluate import EvalData, InFlight, Retries
+from matrix_align.cli.evaluate import EvalData, InFlight, Limit, Retries, data_settings
 from matrix_align.cli.option_groups import OptionGroup, with_option_groups
 
 DATA = "Benchmarks"
@@ -49,10 +49,7 @@ class SweepData(OptionGroup):
             rich_help_panel=DATA,
         ),
     ] = None
-    limit: Annotated[
-        int | None,
-        typer.Option("--limit", min=1, help="Items per benchmark.", rich_help_panel=DATA),
-    ] = None
+    limit: Limit = None
     shuffle: Annotated[
         bool,
         typer.Option(
@@ -184,23 +181,12 @@ def _template(
     """The settings every cell shares (the grid varies the simulation's), checked."""
     from matrix_align.data.sources import HUB_POLICIES
     from matrix_align.errors import MatrixAlignError
-    from matrix_align.evaluate.benchmarks import PAPER_BENCHMARKS
     from matrix_align.evaluate.tasks import EvalSettings
-    from matrix_align.folders import require_kind
-    from matrix_align.io import writable_folder
 
     if data.hub not in HUB_POLICIES:
         raise MatrixAlignError(f"Unknown --hub {data.hub!r}.", hint="auto, never or always")
-    require_kind(run.output, "evaluate", "--output")
-    writable_folder(run.output, "--output")
-    config = simulation.config()
-    benchmarks, limit, items = data.items()
-    return EvalSettings(
-        systems=["matrix"], benchmarks=benchmarks or list(PAPER_BENCHMARKS), output=run.output,
-        model_key=backend.key, config=config, metrics=metrics, limit=limit, shuffle=data.shuffle,
-        hub=data.hub,  # type: ignore[arg-type]
-        concurrency=run.concurrency, epochs=data.epochs, items=items,
-    )  # fmt: skip
+    shared = data_settings(data, run.output, backend, simulation, writable=True)
+    return EvalSettings(systems=["matrix"], metrics=metrics, concurrency=run.concurrency, **shared)
 
 
 async def _run(
