@@ -48,7 +48,13 @@ from matrix_align.errors import (
     RunFailed,
 )
 from matrix_align.folders import ERRORS, RUN, SAMPLES, SUMMARY, require_kind
-from matrix_align.folders.records import SourceRecord, assistant_message, id_settings, sample_id
+from matrix_align.folders.records import (
+    SourceRecord,
+    assistant_message,
+    failure_fields,
+    id_settings,
+    sample_id,
+)
 from matrix_align.folders.samples import SampleRecord, sample_flags
 from matrix_align.folders.store import DirectoryLock
 from matrix_align.io import atomic_write_json, read_json_object
@@ -117,13 +123,8 @@ class WorkItem:
     record: SourceRecord
 
     def error_fields(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "source": self.record.source,
-            "mode": self.mode,
-            "source_id": self.record.id,
-            "query": self.record.prompt[:2000],
-        }
+        return failure_fields(id=self.id, source=self.record.source, mode=self.mode,
+                              source_id=self.record.id, query=self.record.prompt)  # fmt: skip
 
 
 @dataclass

@@ -21,7 +21,7 @@ from matrix_align.errors import MatrixAlignError
 from matrix_align.evaluate.benchmarks import is_harmful
 from matrix_align.evaluate.runner import ProgressFn, check_entries, run_phase
 from matrix_align.folders import RESULTS, RUN, read_run
-from matrix_align.folders.records import id_settings, sample_id
+from matrix_align.folders.records import failure_fields, id_settings, sample_id
 from matrix_align.folders.results import AnswerRecord, current_answers, read_results
 from matrix_align.folders.store import DirectoryLock
 from matrix_align.io import atomic_write_json
@@ -70,13 +70,9 @@ class ReplayTask:
     answer: AnswerRecord  # the stored matrix answer, traces included
 
     def error_fields(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "source": self.answer.benchmark,
-            "mode": f"replay:{self.entry}",
-            "source_id": self.answer.item_id,
-            "query": self.answer.prompt[:2000],
-        }
+        return failure_fields(id=self.id, source=self.answer.benchmark,
+                              mode=f"replay:{self.entry}", source_id=self.answer.item_id,
+                              query=self.answer.prompt)  # fmt: skip
 
 
 @dataclass

@@ -14,7 +14,7 @@ from matrix_align.data.sources import HubPolicy
 from matrix_align.evaluate.benchmarks import Benchmark
 from matrix_align.evaluate.judge_prompts import DEFAULT
 from matrix_align.evaluate.judges import Judge
-from matrix_align.folders.records import SourceRecord, id_settings, sample_id
+from matrix_align.folders.records import SourceRecord, failure_fields, id_settings, sample_id
 from matrix_align.folders.results import AnswerRecord
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.systems import SystemOptions
@@ -33,13 +33,8 @@ class AnswerTask:
     base_id: str = ""
 
     def error_fields(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "source": self.benchmark.name,
-            "mode": f"answer:{self.entry}",
-            "source_id": self.record.id,
-            "query": self.record.prompt[:2000],
-        }
+        return failure_fields(id=self.id, source=self.benchmark.name, mode=f"answer:{self.entry}",
+                              source_id=self.record.id, query=self.record.prompt)  # fmt: skip
 
 
 @dataclass
@@ -56,13 +51,9 @@ class JudgeTask:
         return self.answers[0]
 
     def error_fields(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "source": self.first.benchmark,
-            "mode": f"judge:{self.metric}:{self.judge}",
-            "source_id": self.first.item_id,
-            "query": self.first.prompt[:2000],
-        }
+        return failure_fields(id=self.id, source=self.first.benchmark,
+                              mode=f"judge:{self.metric}:{self.judge}",
+                              source_id=self.first.item_id, query=self.first.prompt)  # fmt: skip
 
 
 @dataclass

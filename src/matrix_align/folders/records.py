@@ -66,6 +66,15 @@ class ErrorRecord(BaseModel):
     at: str = ""
 
 
+def failure_fields(
+    *, id: str, source: str, mode: str, source_id: str, query: str
+) -> dict[str, Any]:
+    """What an ``ErrorRecord`` says of the item that failed (a batch item's
+    ``error_fields``), its query cut to the first 2,000 characters."""
+    return {"id": id, "source": source, "mode": mode, "source_id": source_id,
+            "query": query[:2000]}  # fmt: skip
+
+
 def sample_id(*, query: str, source: str, mode: str, config: dict[str, Any], model_key: str) -> str:
     """The stable id of a sample: same query, source, mode, settings and model -> same id.
 
