@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from matrix_align.errors import MatrixAlignError
-from matrix_align.llm.base import ChatModel, Completion, Message
+from matrix_align.llm.base import Completion
+from matrix_align.llm.wrappers import ModelWrapper, Request
 
 TYPICAL_COMPLETION_TOKENS = 85
 REHEARSED_PER_GROUP = 2
@@ -113,30 +114,21 @@ class CostEstimate:
         }  # fmt: skip
 
 
-class _Rehearsal(ChatModel):
+class _Rehearsal(ModelWrapper):
     """The scripted double, noting each call's ``max_tokens`` (to count a real model's
     replies at a typical length, capped as the call caps them)."""
+
+    name = "rehearsal"
 
     def __init__(self) -> None:
         from matrix_align.llm.scripted import ScriptedModel
 
-        self.inner = ScriptedModel.demo()
-        self.name = "rehearsal"
+        super().__init__(ScriptedModel.demo())
         self.caps: list[int] = []
 
-    async def complete(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int,
-        temperature: float,
-        seed: int | None = None,
-        schema: dict[str, Any] | None = None,
-    ) -> Completion:
-        self.caps.append(max_tokens)
-        return await self.inner.complete(
-            messages, max_tokens=max_tokens, temperature=temperature, seed=seed, schema=schema
-        )
+    async def _complete(self, request: Request) -> Completion:
+        self.caps.append(request.max_tokens)
+        return await request.send(self.inner)
 
 
 def rehearse(

@@ -55,7 +55,7 @@ class Request:
         )
 
 
-class _Wrapper(ChatModel):
+class ModelWrapper(ChatModel):
     """Forwards the identity and lifecycle of the wrapped model, and each call: a wrapper
     says what it adds around a call in ``_complete`` (the default passes it on unchanged)."""
 
@@ -99,7 +99,7 @@ MAX_SERVER_WAIT_S = 120.0
 log = logging.getLogger(__name__)
 
 
-class RetryingModel(_Wrapper):
+class RetryingModel(ModelWrapper):
     """Retries ``TransientBackendError``: after the wait the server asked for, else with
     exponential backoff and jitter.
 
@@ -202,7 +202,7 @@ def _past_bound(error: TransientBackendError, hinted: float, bound: float) -> Ex
     return err
 
 
-class RateLimitedModel(_Wrapper):
+class RateLimitedModel(ModelWrapper):
     """Paces calls to a per-minute budget of requests and tokens (see llm/rate_limit.py).
 
     Each call (each attempt, when inside ``RetryingModel``: a retry is a request too) takes
@@ -228,7 +228,7 @@ class RateLimitedModel(_Wrapper):
         return result
 
 
-class ConcurrencyLimitedModel(_Wrapper):
+class ConcurrencyLimitedModel(ModelWrapper):
     """At most ``max_concurrency`` calls in flight through this wrapper.
 
     Why: a backend without its own limit (or a shared one used by several roles) must not
@@ -281,7 +281,7 @@ class ModelStats:
         return self.prompt_tokens + self.completion_tokens
 
 
-class AccountingModel(_Wrapper):
+class AccountingModel(ModelWrapper):
     """Counts calls, failures, tokens and busy time of the model it wraps.
 
     ``stats`` is live; ``snapshot()`` returns an independent copy (for a per-scene delta,
@@ -338,7 +338,7 @@ class AccountingModel(_Wrapper):
                 self.stats.busy_s += ended - self._busy_since
 
 
-class CachingModel(_Wrapper):
+class CachingModel(ModelWrapper):
     """An in-memory cache of completions for deterministic calls.
 
     Why only deterministic calls (temperature 0, or a fixed seed): those are the ones a
@@ -393,7 +393,7 @@ class CachingModel(_Wrapper):
         return result
 
 
-class DelayedModel(_Wrapper):
+class DelayedModel(ModelWrapper):
     """Adds a fixed delay before every call: simulated latency for tests and benchmarks
     (e.g. to make sure a kill lands in the middle of a run)."""
 
