@@ -55,35 +55,45 @@ def test_feedback_is_the_consequence_of_a_scene_and_the_critique_of_a_baseline()
         },
     )
     one_call = _answer("vanilla", QUERIES[3], {"calls": [{"stage": "answer", "output": "x"}]})
-    assert feedback(scene) == SPECIFIC[0]
-    assert feedback(calm) is None  # a scene that recorded no harm gives no feedback
-    assert feedback(critique) == "It helps poison a dog."
-    assert feedback(one_call) is None
+    assert feedback(scene) == [SPECIFIC[0]]
+    assert feedback(calm) == []  # a scene that recorded no harm gives no feedback
+    assert feedback(critique) == ["It helps poison a dog."]
+    assert feedback(one_call) == []
 
 
 def test_feedback_about_its_own_query_is_retrieved_and_a_fixed_text_is_not():
-    specific = specificity(zip(QUERIES, SPECIFIC, strict=True))
+    specific = specificity((q, [text]) for q, text in zip(QUERIES, SPECIFIC, strict=True))
     assert specific is not None
-    assert (specific["retrieved"], specific["with_feedback"]) == (4, 4)
+    assert (specific["retrieved"], specific["pieces"]) == (4, 4)
     assert specific["chance"] == 0.25
     assert specific["margin"] > 0.1
 
-    fixed = specificity((q, FIXED) for q in QUERIES)
+    fixed = specificity((q, [FIXED]) for q in QUERIES)
     assert fixed is not None
     assert fixed["retrieved"] == 0  # equally (un)like every query: never its own
     assert fixed["margin"] == 0.0
 
-    shuffled = specificity(zip(QUERIES, SPECIFIC[1:] + SPECIFIC[:1], strict=True))
+    shuffled = specificity(
+        (q, [text]) for q, text in zip(QUERIES, SPECIFIC[1:] + SPECIFIC[:1], strict=True)
+    )
     assert shuffled is not None
     assert shuffled["retrieved"] == 0 and shuffled["margin"] < 0
 
 
 def test_items_without_feedback_still_count_as_queries():
-    found = specificity([(QUERIES[0], SPECIFIC[0]), *((q, None) for q in QUERIES[1:])])
+    found = specificity([(QUERIES[0], [SPECIFIC[0]]), *((q, []) for q in QUERIES[1:])])
     assert found is not None
-    assert (found["retrieved"], found["with_feedback"], found["queries"]) == (1, 1, 4)
-    assert specificity((q, None) for q in QUERIES) is None
-    assert specificity([(QUERIES[0], SPECIFIC[0])]) is None  # nothing to tell apart
+    assert (found["retrieved"], found["pieces"], found["queries"]) == (1, 1, 4)
+    assert specificity((q, []) for q in QUERIES) is None
+    assert specificity([(QUERIES[0], [SPECIFIC[0]])]) is None  # nothing to tell apart
+
+
+def test_each_piece_of_feedback_is_scored_on_its_own():
+    # Two critique rounds of one item: one about its query, one generic. Joined, the text
+    # would be retrieved; piece by piece, one of two is.
+    found = specificity([(QUERIES[0], [SPECIFIC[0], FIXED]), *((q, []) for q in QUERIES[1:])])
+    assert found is not None
+    assert (found["retrieved"], found["pieces"], found["items_with_feedback"]) == (1, 2, 1)
 
 
 def test_the_effect_figures_carry_specificity_for_entries_with_feedback():

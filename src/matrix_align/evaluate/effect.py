@@ -143,7 +143,8 @@ def _specificity(answers: list[AnswerRecord]) -> dict[str, Any] | None:
     if found is None:
         return None
     return {
-        "retrieval": Share(int(found["retrieved"]), int(found["with_feedback"])),
+        "retrieval": Share(int(found["retrieved"]), int(found["pieces"])),
+        "items_with_feedback": int(found["items_with_feedback"]),
         "chance": found["chance"],
         "margin": found["margin"],
         "queries": int(found["queries"]),

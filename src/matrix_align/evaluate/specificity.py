@@ -10,8 +10,8 @@ that, with no model and no judge, so it is the same on every machine:
   wrote: a MATRIX scene's consequence (the harms it recorded; a scene that recorded none has
   no feedback), a critique-revise critique, self-refine feedback, debate turns;
 - each feedback text and each query of the set become TF-IDF vectors of content words;
-- **retrieval**: the share of feedback texts whose most similar query, among all the
-  set's queries, is their own (chance is 1 / queries);
+- **retrieval**: the share of feedback pieces (a scene's consequence, one critique) whose
+  most similar query, among all the set's queries, is their own (chance is 1 / queries);
 - **margin**: the mean of (similarity to its own query) minus (mean similarity to the other
   queries), in cosine units.
 
@@ -47,23 +47,23 @@ _STOP_WORDS = """a about above after again against all also an and any are as at
 _STOP = frozenset(_STOP_WORDS.split())
 
 
-def feedback(answer: AnswerRecord) -> str | None:
-    """The model-written text an answer's revision was conditioned on (see the module
-    docstring); None for a one-call system or a scene that recorded no harm."""
+def feedback(answer: AnswerRecord) -> list[str]:
+    """The pieces of model-written text an answer's revision was conditioned on (see the
+    module docstring), one per scene or per critique round; none for a one-call system or a
+    scene that recorded no harm."""
     texts: list[str] = []
     for trace in answer.traces:
         if answer.system == "matrix":
             consequence = (trace.get("consequence") or "").strip()
-            if consequence and consequence != NO_HARM:
+            if consequence != NO_HARM:
                 texts.append(consequence)
         else:
             texts += [
-                call.get("output") or ""
+                (call.get("output") or "").strip()
                 for call in trace.get("calls", [])
                 if call.get("stage") in FEEDBACK_STAGES
             ]
-    joined = "\n".join(text.strip() for text in texts if text.strip())
-    return joined or None
+    return [text for text in texts if text]
 
 
 def _words(text: str) -> list[str]:
@@ -89,13 +89,14 @@ def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
     return sum(v * b.get(word, 0.0) for word, v in a.items())
 
 
-def specificity(pairs: Iterable[tuple[str, str | None]]) -> dict[str, float] | None:
-    """Retrieval and margin (module docstring) over ``(query, feedback)`` pairs; a pair
-    without feedback still counts as a query the others are matched against. None when no
-    pair has feedback, or there are fewer than two queries."""
-    pairs = list(pairs)
-    queries = [query for query, _ in pairs]
-    scored = [(i, text) for i, (_, text) in enumerate(pairs) if text]
+def specificity(items: Iterable[tuple[str, list[str]]]) -> dict[str, float] | None:
+    """Retrieval and margin (module docstring) over ``(query, feedback pieces)`` items, each
+    piece scored on its own (so several critique rounds are not one longer, easier text); an
+    item without feedback still counts as a query the others are matched against. None when
+    no item has feedback, or there are fewer than two queries."""
+    items = list(items)
+    queries = [query for query, _ in items]
+    scored = [(i, text) for i, (_, texts) in enumerate(items) for text in texts]
     if not scored or len(queries) < 2:
         return None
     vectors = _vectors(queries + [text for _, text in scored])
@@ -105,11 +106,12 @@ def specificity(pairs: Iterable[tuple[str, str | None]]) -> dict[str, float] | N
     for (own, _), vector in zip(scored, feedback_vectors, strict=True):
         sims = [_cosine(vector, q) for q in query_vectors]
         others = sims[:own] + sims[own + 1 :]
-        hits += max(range(len(sims)), key=sims.__getitem__) == own and sims[own] > max(others)
+        hits += sims[own] > max(others)  # strictly: a tie with another query is a miss
         margins.append(sims[own] - sum(others) / len(others))
     return {
         "retrieved": hits,
-        "with_feedback": len(scored),
+        "pieces": len(scored),
+        "items_with_feedback": len({own for own, _ in scored}),
         "queries": len(queries),
         "chance": round(1 / len(queries), 4),
         "margin": round(sum(margins) / len(margins), 4),
