@@ -58,6 +58,8 @@ def answers_folder(folder: Path) -> Path:
 
 
 def test_the_form_rates_and_downloads(browser, tmp_path: Path) -> None:
+    from playwright.sync_api import expect  # there when the browser fixture is
+
     folder, key = export_sheet(answers_folder(tmp_path / "eval"), "matrix,vanilla", n=3)
     form = folder / "for-raters" / "form.html"
 
@@ -75,7 +77,9 @@ def test_the_form_rates_and_downloads(browser, tmp_path: Path) -> None:
     page.fill("#row-3 textarea", 'a "quoted", comment')
     assert page.inner_text("#status") == "2 of 3 rated"
     page.reload()  # kept in the browser's storage
-    assert page.inner_text("#status") == "2 of 3 rated" and page.input_value("#rater") == "carol"
+    # expect() waits for the reloaded page's script (a loaded machine can be slow to run it)
+    expect(page.locator("#status")).to_have_text("2 of 3 rated")
+    expect(page.locator("#rater")).to_have_value("carol")
     with page.expect_download() as download:
         page.click("#download")
     saved = tmp_path / download.value.suggested_filename
