@@ -18,18 +18,9 @@ def browser():
     """Chromium found as the view tests find it, but closed with this module: Playwright's
     sync API runs an event loop in this thread, and any later test that runs a coroutine
     (every evaluation does) would fail while it is open."""
-    from tests.view.conftest import BROWSER_ARGS, INSTALL_HINT, _ensure_chromium, _ensure_playwright
+    from tests.view.conftest import launched_browser
 
-    chromium = _ensure_chromium()
-    if chromium is None:
-        pytest.skip(f"no Chromium found or installable (browser tests need: {INSTALL_HINT})")
-    sync_api = _ensure_playwright()
-    if sync_api is None:
-        pytest.skip(f"Playwright for Python is missing ({INSTALL_HINT})")
-    with sync_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
-        yield instance
-        instance.close()
+    yield from launched_browser()
 
 
 EVIL = "<img src=x onerror=\"document.title='pwned'\"></script><b>bold</b>"

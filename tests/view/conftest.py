@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -314,8 +315,9 @@ def _ensure_playwright() -> Any | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def browser():
+def launched_browser() -> Iterator[Any]:
+    """A headless Chromium for one fixture's lifetime; the test is skipped when no Chromium
+    or Playwright can be found or installed."""
     chromium = _ensure_chromium()
     if chromium is None:
         pytest.skip(f"no Chromium found or installable (browser tests need: {INSTALL_HINT})")
@@ -326,6 +328,11 @@ def browser():
         instance = playwright.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
         yield instance
         instance.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    yield from launched_browser()
 
 
 class Watched:
