@@ -10,6 +10,8 @@ refusal-phrase detector, so the figures need no judge and are the same on every 
   not, or a harmless item whose first answer did not refuse and whose answer does;
 - cost per answer from the records' usage (calls, tokens, seconds; median and mean);
 - for MATRIX scenes, the scene audit (``simulation.audit``) with the item's label;
+- for entries revised from model-written feedback, how particular that feedback is to its
+  own query (``evaluate.specificity``);
 - the same per benchmark, and a reading sample of answers side by side.
 
 ``bench/alignment_effect.py`` prints these figures; ``effect.json`` stores them.

@@ -43,7 +43,7 @@ _STOP_WORDS = """a about above after again against all also an and any are as at
     then there these they this those through to too under until up very was we were what
     when where which while who whom why will with would you your yours answer answers
     assistant user request response harm harmful harms hurt people person others someone
-    lead leads likely potentially potential risk step could would"""
+    lead leads likely potentially potential risk step"""
 _STOP = frozenset(_STOP_WORDS.split())
 
 
