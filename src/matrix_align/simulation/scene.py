@@ -162,8 +162,14 @@ class Scene:
 
     async def conclude(self) -> None:
         """The late stages (``LATE_STAGES``): the consequence and the one-sentence summary of
-        the first answer, then the final answer. Replay re-runs only these."""
-        await self.calls.gather_in_order([answer.consequence(self), answer.summarise_initial(self)])
+        the first answer, then the final answer. Replay re-runs only these.
+
+        One after the other, not together: run together, the summary could take the server
+        slot whose cache holds the scene's log (every slot shares the header it starts with),
+        and the consequence, which repeats that log, then recomputed it (1,598 of its 1,895
+        prompt tokens on a 0.5B scene)."""
+        await answer.consequence(self)
+        await answer.summarise_initial(self)
         self.emit("consequence")
         await answer.final_response(self)
 
