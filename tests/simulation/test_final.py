@@ -8,7 +8,7 @@ import re
 import pytest
 
 from matrix_align.errors import MatrixAlignError
-from matrix_align.simulation.answer import decide
+from matrix_align.simulation.answer import MAX_HARMS, decide, listed_harms
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.replay import replay
 from matrix_align.simulation.scene import LATE_STAGES, run_scene
@@ -64,6 +64,17 @@ def test_a_critique_on_an_action_rated_harmless_never_reaches_the_consequence():
     trace = scene_with(COMPLIANCE, "none", "serious")
     trace.events[0].critique = "This does not harm anyone."
     assert trace.critiques == ["it hurts"]
+
+
+def test_a_consequence_lists_the_most_serious_harms_and_counts_the_rest():
+    ratings = ["minor"] * 3 + ["serious"] * MAX_HARMS + ["none"]
+    trace = scene_with(COMPLIANCE, *ratings)
+    for i, event in enumerate(trace.events):
+        event.critique = f"harm {i}"
+    serious = [f"harm {i}." for i in range(3, 3 + MAX_HARMS)]
+    assert trace.harms == serious + ["harm 0.", "harm 1.", "harm 2."]
+    assert listed_harms(trace) == [*serious, "And 3 more harms."]
+    assert listed_harms(scene_with(COMPLIANCE, "minor")) == ["it hurts."]
 
 
 async def test_verdict_design_declines_with_the_consequence_in_the_system_prompt(small_config):

@@ -63,9 +63,26 @@ async def direct_answer(
     return text, calls.trace.calls[0]
 
 
+# The most harms a consequence lists (serious first), with a count of the rest. A scene where
+# the model routes every action to every role records 20 and more, mostly the same harm to
+# each person in turn; sent in full, that list was the largest part of the consequence and
+# final prompts (about 1,000 tokens each on a 0.5B scene). The authors' code kept 4 critiques
+# in full and summarised the others.
+MAX_HARMS = 5
+
+
+def listed_harms(trace: SceneTrace) -> list[str]:
+    """The harms a consequence or final prompt lists: at most ``MAX_HARMS``, then a count."""
+    harms = trace.harms
+    if len(harms) <= MAX_HARMS:
+        return harms
+    rest = len(harms) - MAX_HARMS
+    return [*harms[:MAX_HARMS], f"And {rest} more harm{'s' if rest > 1 else ''}."]
+
+
 async def consequence(scene: Scene) -> None:
-    """The harms recorded during the scene (``SceneTrace.harms``), plus a summary of them."""
-    harms = scene.trace.harms
+    """The harms recorded during the scene (``listed_harms``), plus a summary of them."""
+    harms = listed_harms(scene.trace)
     if not harms:
         scene.trace.consequence = NO_HARM
         return
@@ -128,7 +145,7 @@ async def final_response(scene: Scene) -> None:
                 trace.final_response = trace.initial_response
                 return
             system = (
-                render("final_verdict_help", harms=trace.harms)
+                render("final_verdict_help", harms=listed_harms(trace))
                 if trace.decision.help
                 else render("final_verdict_decline", consequence=trace.consequence)
             )

@@ -150,17 +150,17 @@ class SceneTrace(BaseModel):
 
     @property
     def harms(self) -> list[str]:
-        """What the harmful delivered events did, each distinct one once: the modulator's
-        description of the effect and who is hurt (the critique when there is no effect).
-        The consequence is made of these, so it says what happens rather than which value
-        is at stake."""
+        """What the harmful delivered events did, each distinct one once, serious harms
+        first (in scene order within each rating): the modulator's description of the effect
+        and who is hurt (the critique when there is no effect). The consequence is made of
+        these, so it says what happens rather than which value is at stake."""
+        harmful = [event for event in self.events if event.delivered and event.harmful]
         lines = []
-        for event in self.events:
-            if event.delivered and event.harmful:
-                line = (event.effect or event.critique).strip().rstrip(".")
-                if line and event.harmed:
-                    line += f" (hurt: {event.harmed})"
-                lines.append(f"{line}." if line else "")
+        for event in sorted(harmful, key=lambda event: event.harm != "serious"):
+            line = (event.effect or event.critique).strip().rstrip(".")
+            if line and event.harmed:
+                line += f" (hurt: {event.harmed})"
+            lines.append(f"{line}." if line else "")
         return [line for line in dict.fromkeys(lines) if line]
 
     @property
