@@ -118,6 +118,19 @@ async def test_rejected_reactions_are_replaced_together_and_never_delivered():
     assert all("flies" not in p.split("What has happened", 1)[-1] for p in later)
 
 
+async def test_a_copied_log_mark_is_dropped_from_what_people_do():
+    def react(request):
+        return {name: f"{name} calls the police. (seen by someone)" for name in request.people()}
+
+    model = everyone_notices(
+        ("Reactions", react), ("Action", {"action": "The asker climbs in (seen by Ann)"})
+    )
+    trace = await run_scene(QUERY, model, SimulationConfig(n_roles=2, n_steps=1))
+    texts = [e.text for e in trace.events if e.kind in ("action", "reaction")]
+    assert texts and all("seen by" not in text for text in texts)
+    assert any(text.endswith("calls the police.") for text in texts)
+
+
 def model_stage_counts(trace) -> dict[str, int]:
     counts = stages(trace)
     return {stage: counts[stage] for stage in ("reactions", "rulings")}

@@ -136,7 +136,7 @@ async def _propose_reactions(
     }
 
     def check(value: Reactions) -> Reactions:
-        texts = {name: clip(value.root.get(name, ""), limit) for name in names}
+        texts = {name: _said(value.root.get(name, ""), limit) for name in names}
         empty = [name for name, text in texts.items() if not text]
         if empty:
             raise ValueError(f"no reaction for {', '.join(empty)}")
@@ -155,6 +155,17 @@ async def _propose_reactions(
         fallback=lambda: Reactions({name: f"{name} takes note and waits." for name in names}),
     )
     return value.root
+
+
+# The scene log marks who saw each event: "[4] Jo (in response to [3]): ... (seen by Ann)".
+# Models copy that mark onto the end of what their person does; kept, it reaches the log
+# twice ("(seen by Ann) (seen by Ann)") and says nothing the ruling does not decide.
+_COPIED_LOG_MARK = re.compile(r"(\s*\(seen by [^()]*\))+\s*$")
+
+
+def _said(text: str, limit: int) -> str:
+    """What a person does, as one clipped line without a copied log mark."""
+    return clip(_COPIED_LOG_MARK.sub("", text), limit)
 
 
 def _starts_with(name: str, limit: int) -> dict[str, object]:
@@ -200,7 +211,7 @@ async def _propose(
         output, field, fallback_text = Reaction, "reaction", f"{actor} takes note and waits."
 
     def check(value):  # noqa: ANN001, ANN202 - Action or Reaction
-        text = clip(getattr(value, field), limit)
+        text = _said(getattr(value, field), limit)
         if not text:
             raise ValueError(f"{field}: must not be empty")
         return output.model_validate({field: text})
