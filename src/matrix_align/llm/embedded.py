@@ -167,41 +167,6 @@ def busy_cpus(sample_s: float = 0.3, stat: Path = Path("/proc/stat")) -> int:
     return int(busy_share * (os.cpu_count() or 1) + 0.25)
 
 
-# llguidance's JSON options (a schema's root "x-guidance"): one-line JSON with the usual
-# separators, and keywords it does not implement (``uniqueItems``) ignored rather than failing
-# the whole grammar. Measured on a five-person rulings call of the 0.5B model: 13% fewer new
-# tokens than the pretty-printed JSON a free-whitespace grammar lets the model write, and 34%
-# less time (llguidance also samples faster than llama.cpp's GBNF grammars); separators with
-# no spaces saved more but changed what the model wrote (docs/generate.md).
-_COMPACT_JSON = {
-    "whitespace_flexible": False,
-    "key_separator": ": ",
-    "item_separator": ", ",
-    "lenient": True,
-}
-
-
-def structured_output(schema: dict[str, Any]) -> dict[str, Any]:
-    """The request fields that constrain a reply to ``schema``: an llguidance grammar for
-    compact JSON where this xllamacpp build has llguidance, else the plain ``response_format``
-    (which llama.cpp turns into a GBNF grammar that lets the model indent).
-
-    A grammar llguidance cannot compile is only logged by llama.cpp and the reply comes back
-    unconstrained; the scene's validation then re-asks and records a fallback, so nothing
-    breaks silently (and ``lenient`` keeps unimplemented keywords from failing it)."""
-    import xllamacpp
-
-    grammar = xllamacpp.json_schema_to_grammar({**schema, "x-guidance": _COMPACT_JSON})
-    if grammar.startswith("%llguidance"):
-        return {"grammar": grammar}
-    return {
-        "response_format": {
-            "type": "json_schema",
-            "json_schema": {"name": schema_name(schema), "schema": schema},
-        }
-    }
-
-
 class EmbeddedModel(ChatModel):
     """A ChatModel served by llama.cpp inside this process.
 
@@ -267,7 +232,10 @@ class EmbeddedModel(ChatModel):
             [dict(message) for message in messages], max_tokens, temperature, seed
         )
         if schema is not None:
-            request.update(structured_output(schema))
+            request["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema_name(schema), "schema": schema},
+            }
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
