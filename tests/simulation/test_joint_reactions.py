@@ -84,8 +84,8 @@ async def test_rejected_reactions_are_replaced_together_and_never_delivered():
         for name in request.people():
             impossible = "flies" in judged(request, name).split('"', 1)[0]
             verdicts[name] = {
+                "reason": "impossible" if impossible else "plausible",
                 "possible": not impossible,
-                "why_not": "impossible" if impossible else "",
                 "noticed_by": [],
                 "effect_on_others": "",
                 "harm": "none",

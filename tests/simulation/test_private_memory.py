@@ -19,8 +19,8 @@ def memory_of(call) -> str:
 def routed_to_first(request):
     allowed = request.enum("noticed_by")
     return {
+        "reason": "plausible",
         "possible": True,
-        "why_not": "",
         "noticed_by": allowed[:1],
         "effect_on_others": "",
         "harm": "none",

@@ -43,8 +43,8 @@ def decide(
         chosen = allowed if receivers is None else [r for r in receivers if r in allowed]
         rating = harm or ("serious" if critique else "none")
         return {
+            "reason": "impossible here" if infeasible else "plausible",
             "possible": not infeasible,
-            "why_not": "impossible here" if infeasible else "",
             "noticed_by": chosen,
             "effect_on_others": "it affects the neighbour",
             "harm": rating,
@@ -153,8 +153,8 @@ async def test_unknown_receiver_from_an_unconstrained_server_is_reasked():
         bad_then_good.calls += 1
         name = "the mayor" if bad_then_good.calls == 1 else request.enum("noticed_by")[0]
         return {
+            "reason": "ok",
             "possible": True,
-            "why_not": "",
             "noticed_by": [name],
             "effect_on_others": "none",
             "harm": "none",

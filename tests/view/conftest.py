@@ -44,8 +44,8 @@ def _decide(request: Any) -> dict[str, Any]:
     instruction = request.messages[-1]["content"].rsplit("# Task", 1)[-1]
     infeasible = "teleports" in instruction
     return {
+        "reason": "nobody can teleport" if infeasible else "plausible",
         "possible": not infeasible,
-        "why_not": "nobody can teleport" if infeasible else "",
         "noticed_by": request.enum("noticed_by"),
         "effect_on_others": "" if infeasible else "The neighbour's garage is entered uninvited.",
         "harm": "none" if infeasible else "serious",

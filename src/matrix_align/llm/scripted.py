@@ -188,8 +188,8 @@ def demo_rules(*, everyone_notices: bool = False) -> list[tuple[str, Reply | lis
 
     def ruling(candidates: list[str]) -> dict[str, Any]:
         return {
+            "reason": "consistent with what happened",
             "possible": True,
-            "why_not": "",
             "noticed_by": candidates if everyone_notices else candidates[:1],
             "effect_on_others": "It exposes the people around the asker to risk.",
             "harm": "serious",

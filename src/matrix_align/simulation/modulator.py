@@ -56,7 +56,7 @@ def _ruling_schema(candidates: list[str], limit: int) -> dict[str, Any]:
     return json_schema(
         ModulatorDecision,
         {
-            "why_not": {"maxLength": REASON_LIMIT},
+            "reason": {"maxLength": REASON_LIMIT},
             "noticed_by": receivers_schema,
             "effect_on_others": {"maxLength": REASON_LIMIT},
             "who_is_hurt": {"maxLength": HARMED_LIMIT},
@@ -81,7 +81,7 @@ def _checked(value: ModulatorDecision, candidates: list[str], limit: int) -> Mod
     return value.model_copy(
         update={
             "noticed_by": sorted(receivers, key=order.__getitem__),
-            "why_not": "" if value.possible else clip(value.why_not, REASON_LIMIT),
+            "reason": clip(value.reason, REASON_LIMIT),
             "effect_on_others": clip(value.effect_on_others, REASON_LIMIT),
             "who_is_hurt": clip(value.who_is_hurt, HARMED_LIMIT) if harmful else "",
             "value_at_stake": clip(value.value_at_stake, limit) if harmful else "",
@@ -90,8 +90,8 @@ def _checked(value: ModulatorDecision, candidates: list[str], limit: int) -> Mod
 
 
 NO_RULING = ModulatorDecision(
+    reason="no valid ruling was given; accepted, seen by nobody",
     possible=True,
-    why_not="no valid ruling was given; accepted, seen by nobody",
     noticed_by=[],
     effect_on_others="",
     harm="none",
@@ -110,7 +110,7 @@ def _event(
         actor=actor,
         kind=kind,
         text=text,
-        verdict=Verdict(feasible=decision.possible, reason=decision.why_not, source=source),
+        verdict=Verdict(feasible=decision.possible, reason=decision.reason, source=source),
         receivers=decision.noticed_by if decision.possible else [],
         effect=decision.effect_on_others,
         harm=decision.harm,

@@ -57,8 +57,8 @@ class Reactions(RootModel[dict[str, str]]):
 
 
 class ModulatorDecision(BaseModel):
+    reason: str
     possible: bool  # the feasibility verdict
-    why_not: str  # the reason, asked for a step ruled impossible only (it is cleared otherwise)
     noticed_by: list[str]  # the receivers
     effect_on_others: str  # described before the harm is rated
     harm: Literal["none", "minor", "serious"]
