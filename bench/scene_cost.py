@@ -9,7 +9,11 @@ Rows, side by side in one run:
    the real templates but short replies;
 2. ``embedded``: the scene on the embedded model (llama.cpp in-process, its prefix cache
    per slot), one run per reactions mode, optionally while a busy process competes for the
-   cores (``--busy``) or with a thread count of your choice (``--threads``);
+   cores (``--busy``) or with a thread count of your choice (``--threads``). Which roles
+   notice an action is the model's choice, and small models swing between nobody and
+   everyone from one run to the next; ``--everyone-notices`` makes every ruling's schema
+   require every candidate, the routing the scene-cost goals are set for, with everything
+   else left to the model;
 3. the authors' code on the same model and query, as measured once through the same
    llama.cpp (the figures of the scene-cost issue; their code is not shipped here).
 
@@ -34,6 +38,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +47,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from prefix_reuse import as_text, load_tokenizer, reuse, token_ids  # noqa: E402
 
+from matrix_align.llm.base import Completion  # noqa: E402
+from matrix_align.llm.wrappers import ModelWrapper, Request  # noqa: E402
 from matrix_align.simulation.config import SimulationConfig  # noqa: E402
 from matrix_align.simulation.trace import SceneTrace  # noqa: E402
 
@@ -103,6 +110,26 @@ def scripted_rows(config: SimulationConfig, modes: list[str], tokenizer: Any) ->
     return rows
 
 
+class EveryoneNotices(ModelWrapper):
+    """The model, with every ``noticed_by`` list of a schema made to hold all its names."""
+
+    async def _complete(self, request: Request) -> Completion:
+        if request.schema is not None:
+            request = replace(request, schema=_everyone(request.schema))
+        return await request.send(self.inner)
+
+
+def _everyone(node: Any) -> Any:
+    if isinstance(node, dict):
+        node = {key: _everyone(value) for key, value in node.items()}
+        receivers = node.get("properties", {}).get("noticed_by", {})
+        names = receivers.get("items", {}).get("enum")
+        if names:
+            receivers["minItems"] = receivers["maxItems"] = len(names)
+        return node
+    return [_everyone(item) for item in node] if isinstance(node, list) else node
+
+
 def _spin() -> None:  # a CPU-bound neighbour, as another job on a shared machine
     while True:
         pass
@@ -118,7 +145,8 @@ def embedded_rows(args: argparse.Namespace, config: SimulationConfig, tokenizer:
         async def one(mode: str = mode) -> SceneTrace:
             spec = BackendSpec("embedded", model=args.model, threads=args.threads)
             async with spec.open() as model:
-                return await run_scene(QUERY, model, config.model_copy(update={"reactions": mode}))
+                actor = EveryoneNotices(model) if args.everyone_notices else model
+                return await run_scene(QUERY, actor, config.model_copy(update={"reactions": mode}))
 
         busy = multiprocessing.Process(target=_spin, daemon=True) if args.busy else None
         if busy is not None:
@@ -131,6 +159,7 @@ def embedded_rows(args: argparse.Namespace, config: SimulationConfig, tokenizer:
             if busy is not None:
                 busy.terminate()
         label = f"embedded {args.model}, {mode}" + (", 1 busy process" if args.busy else "")
+        label += ", everyone notices" if args.everyone_notices else ""
         rows.append(row(label, trace, tokenizer))
         if args.keep_traces:
             path = Path(args.keep_traces) / f"{mode}{'-busy' if args.busy else ''}.json"
@@ -169,6 +198,9 @@ def main() -> None:
     parser.add_argument("--modes", default="joint,separate", help="reactions modes to run")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--busy", action="store_true", help="a busy process competes")
+    parser.add_argument(
+        "--everyone-notices", action="store_true", help="the model must route to every role"
+    )
     parser.add_argument("--skip-embedded", action="store_true")
     parser.add_argument("--traces", nargs="*", help="analyse stored traces instead")
     parser.add_argument("--keep-traces", help="folder for the embedded scenes' traces")
