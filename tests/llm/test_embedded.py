@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 
 from matrix_align.errors import BackendUnavailable, PermanentBackendError, TransientBackendError
 from matrix_align.llm.base import ChatModel
-from matrix_align.llm.embedded import DEFAULT_NAME, EmbeddedModel, _map_error, structured_output
+from matrix_align.llm.embedded import DEFAULT_NAME, EmbeddedModel, _map_error
 from matrix_align.llm.model_files import BUNDLED_MODELS, DEFAULT_MODEL, find_package_dir
 from tests.conftest import TEST_MODEL
 
@@ -61,29 +60,6 @@ async def test_missing_xllamacpp_names_the_fix(
         await EmbeddedModel(model_path=str(path), n_parallel=1).check()
     assert "xllamacpp" in caught.value.message
     assert caught.value.hint == "pip install 'matrix-align[local]'"
-
-
-def test_structured_output_is_a_lenient_llguidance_grammar() -> None:
-    pytest.importorskip("xllamacpp")
-    fields = structured_output({"type": "object", "properties": {"a": {"type": "string"}}})
-    grammar = fields["grammar"]
-    assert grammar.startswith("%llguidance")
-    assert '"x-guidance":{"lenient":true}' in grammar.replace(" ", "")
-
-
-def test_structured_output_without_llguidance_is_a_response_format(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # A build without llguidance turns schemas into GBNF, which knows no "x-guidance".
-    gbnf_only = types.SimpleNamespace(json_schema_to_grammar=lambda schema: 'root ::= "{}"')
-    monkeypatch.setitem(sys.modules, "xllamacpp", gbnf_only)
-    schema = {"title": "Person", "type": "object"}
-    assert structured_output(schema) == {
-        "response_format": {
-            "type": "json_schema",
-            "json_schema": {"name": "Person", "schema": schema},
-        }
-    }
 
 
 @pytest.mark.parametrize(
@@ -156,37 +132,6 @@ async def test_schema_call_returns_parsed_json_matching_the_schema(model: Embedd
     assert 0 < result.completion_tokens <= 40
     assert result.prompt_tokens > 0 and result.latency_s > 0
     assert result.model == f"embedded:{SMALL.name}"
-
-
-@pytest.mark.e2e
-@needs_model
-async def test_a_keyword_llguidance_lacks_does_not_unconstrain_the_reply(
-    model: EmbeddedModel,
-) -> None:
-    # llguidance has no ``uniqueItems`` (the modulator's receivers use it); a grammar it
-    # cannot compile would let the model write the prose this prompt asks for.
-    schema = {
-        "type": "object",
-        "properties": {
-            "seen_by": {
-                "type": "array",
-                "items": {"type": "string", "enum": ["Ann", "Bo"]},
-                "maxItems": 2,
-                "uniqueItems": True,
-            }
-        },
-        "required": ["seen_by"],
-        "additionalProperties": False,
-    }
-    result = await model.complete(
-        [{"role": "user", "content": "Write a short poem about the sea."}],
-        max_tokens=30,
-        temperature=0.2,
-        seed=1,
-        schema=schema,
-    )
-    assert isinstance(result.parsed, dict), result.text
-    assert set(result.parsed["seen_by"]) <= {"Ann", "Bo"}
 
 
 @pytest.mark.e2e

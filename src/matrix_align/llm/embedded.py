@@ -167,35 +167,6 @@ def busy_cpus(sample_s: float = 0.3, stat: Path = Path("/proc/stat")) -> int:
     return int(busy_share * (os.cpu_count() or 1) + 0.25)
 
 
-# llguidance's JSON options (a schema's root "x-guidance"): keywords it does not implement
-# (``uniqueItems``) are ignored rather than failing the whole grammar. Whitespace stays free,
-# so the model writes the indented JSON it is used to: forced one-line JSON saved 13-19% of
-# a ruling's tokens but changed what the 1.5B wrote (5 of 24 held-out scenes named the asker
-# as both other people; docs/generate.md).
-_LLGUIDANCE_OPTIONS = {"lenient": True}
-
-
-def structured_output(schema: dict[str, Any]) -> dict[str, Any]:
-    """The request fields that constrain a reply to ``schema``: an llguidance grammar where
-    this xllamacpp build has llguidance (it samples faster than llama.cpp's GBNF grammars),
-    else the plain ``response_format``, which llama.cpp turns into a GBNF grammar.
-
-    A grammar llguidance cannot compile is only logged by llama.cpp and the reply comes back
-    unconstrained; the scene's validation then re-asks and records a fallback, so nothing
-    breaks silently (and ``lenient`` keeps unimplemented keywords from failing it)."""
-    import xllamacpp
-
-    grammar = xllamacpp.json_schema_to_grammar({**schema, "x-guidance": _LLGUIDANCE_OPTIONS})
-    if grammar.startswith("%llguidance"):
-        return {"grammar": grammar}
-    return {
-        "response_format": {
-            "type": "json_schema",
-            "json_schema": {"name": schema_name(schema), "schema": schema},
-        }
-    }
-
-
 class EmbeddedModel(ChatModel):
     """A ChatModel served by llama.cpp inside this process.
 
@@ -261,7 +232,10 @@ class EmbeddedModel(ChatModel):
             [dict(message) for message in messages], max_tokens, temperature, seed
         )
         if schema is not None:
-            request.update(structured_output(schema))
+            request["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema_name(schema), "schema": schema},
+            }
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
