@@ -232,6 +232,9 @@ class EmbeddedModel(ChatModel):
             [dict(message) for message in messages], max_tokens, temperature, seed
         )
         if schema is not None:
+            # llama.cpp makes a GBNF grammar of it. Its llguidance grammars (faster, and able
+            # to force one-line JSON) changed what the model wrote or let it loop on blank
+            # lines (docs/effect.md, "Cheaper rulings and consequences").
             request["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": schema_name(schema), "schema": schema},
