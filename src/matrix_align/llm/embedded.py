@@ -52,6 +52,7 @@ from matrix_align.llm.base import (
     parse_json,
     schema_name,
 )
+from matrix_align.llm.lora import find_adapter
 from matrix_align.llm.model_files import (
     DEFAULT_MODEL,
     INSTALL_HINT,
@@ -88,6 +89,7 @@ class _ServerKey:
     n_parallel: int
     n_ctx_per_slot: int
     threads: int | None
+    lora: str | None = None  # a GGUF LoRA adapter applied on top (llm/lora.py)
 
 
 @dataclass
@@ -198,6 +200,11 @@ class EmbeddedModel(ChatModel):
         self.bundled: ChunkedModel | None = (
             DEFAULT_MODEL if model_path is None else bundled_model(model_path)
         )
+        # A training run (or its adapter file) names its base: load that, apply the adapter.
+        self.adapter = find_adapter(str(model_path)) if model_path and not self.bundled else None
+        if self.adapter is not None:
+            model_path = self.adapter.base
+            self.bundled = bundled_model(model_path)
         if self.bundled is None and _looks_like_short_name(str(model_path)):
             raise unknown_model_error(str(model_path))
         self.model_path = model_path
@@ -208,6 +215,8 @@ class EmbeddedModel(ChatModel):
             self.name = f"embedded:{self.bundled.name}"
         else:
             self.name = f"embedded:{Path(str(model_path)).stem}"
+        if self.adapter is not None:
+            self.name += f"+{self.adapter.name}"
         self._running: _Running | None = None
 
     async def check(self) -> None:
@@ -296,13 +305,17 @@ class EmbeddedModel(ChatModel):
         # Look the server up before verifying the file: a second model object (the
         # modulator beside the actor) reuses the loaded server without re-hashing 0.5 GB.
         with _SERVERS_LOCK:
+            lora = str(self.adapter.path) if self.adapter is not None else None
             key = _ServerKey(
-                str(self._candidate_path()), self.n_parallel, self.n_ctx_per_slot, self.threads
-            )
+                str(self._candidate_path()), self.n_parallel, self.n_ctx_per_slot, self.threads,
+                lora,
+            )  # fmt: skip
             running = _SERVERS.get(key)
             if running is None:
                 verified = self._verified_path()
-                key = _ServerKey(str(verified), self.n_parallel, self.n_ctx_per_slot, self.threads)
+                key = _ServerKey(
+                    str(verified), self.n_parallel, self.n_ctx_per_slot, self.threads, lora
+                )
                 hint = self.bundled.install_hint if self.bundled is not None else INSTALL_HINT
                 running = _SERVERS.get(key) or _start_server(key, hint)
                 _SERVERS[key] = running
@@ -382,6 +395,8 @@ def _start_server(key: _ServerKey, install_hint: str = INSTALL_HINT) -> _Running
     if key.threads is not None:
         params.cpuparams.n_threads = key.threads
         params.cpuparams_batch.n_threads = key.threads
+    if key.lora is not None:
+        params.lora_adapters = [xllamacpp.CommonAdapterLoraInfo(key.lora, 1.0)]
     params.use_jinja = True  # apply the GGUF's own chat template
     params.warmup = False  # saves a second at start; the first request warms up anyway
     params.verbosity = _verbosity()

@@ -141,6 +141,12 @@ def bundled_model(name: str) -> ChunkedModel | None:
     return BUNDLED_MODELS.get(key)
 
 
+def bundled_short_name(name: str) -> str | None:
+    """The short name of the bundled model ``name`` stands for ("embedded" included)."""
+    model = bundled_model(name)
+    return next((key for key, value in BUNDLED_MODELS.items() if value is model), None)
+
+
 def short_names_text() -> str:
     """The short names, for messages: ``qwen2.5-coder-0.5b, qwen2.5-coder-1.5b (default)``."""
     return ", ".join(

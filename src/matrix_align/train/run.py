@@ -39,6 +39,7 @@ from matrix_align.llm.train_output import (
     MODEL_DIR,
     WEIGHT_DIRS,
 )
+from matrix_align.llm.model_files import bundled_short_name
 from matrix_align.provenance import provenance_record
 from matrix_align.train.card import CardFacts, write_card
 from matrix_align.train.config import Environment, TrainConfig
@@ -75,6 +76,7 @@ class TrainResult:
     runtime_s: float
     loss_curve_png: Path | None
     is_main_process: bool = True
+    gguf_adapter: Path | None = None
 
 
 def prepare(
@@ -189,6 +191,8 @@ def run_training(
         return result
 
     prep.tokenizer.save_pretrained(str(weights_dir))
+    if prep.finetune != "full":
+        result.gguf_adapter = _write_gguf_adapter(weights_dir, source, prep.source, log)
     # The trainer pickles its arguments beside the weights; train_config.yaml says the same
     # in plain text, and a shipped model folder should hold no pickle.
     (weights_dir / "training_args.bin").unlink(missing_ok=True)
@@ -208,6 +212,8 @@ def run_training(
             source, weights_dir, prep.output_dir / MERGED_DIR, prep.precision, prep.tokenizer, log
         )
     outputs = {weights_dir.name: "full model" if prep.finetune == "full" else "PEFT adapter"}
+    if result.gguf_adapter:
+        outputs[f"{weights_dir.name}/{result.gguf_adapter.name}"] = "LoRA adapter for llama.cpp"
     if result.merged_dir:
         outputs["merged"] = "base model with the adapter merged in"
     facts = CardFacts(
@@ -229,6 +235,26 @@ def run_training(
     )
     write_card(prep.output_dir / "README.md", cfg, prep.data, facts)
     return result
+
+
+def _write_gguf_adapter(
+    adapter_dir: Path, source: ModelSource, given: ModelSource, log: Log
+) -> Path | None:
+    """The adapter as GGUF for llama.cpp (llm/lora.py), naming the base the embedded backend
+    loads under it: the bundled model's short name, the GGUF file, or else the model as
+    given. An architecture llama.cpp lacks leaves the PEFT adapter alone, with a note."""
+    from matrix_align.train.gguf_adapter import convert_adapter
+
+    base = bundled_short_name(given.spec) or (
+        str(given.gguf_path) if given.kind == "gguf" else given.spec
+    )
+    try:
+        path = convert_adapter(adapter_dir, Path(source.path) / "config.json", base)
+    except MatrixAlignError as error:
+        log(f"no GGUF adapter: {error.message}")
+        return None
+    log(f"GGUF adapter for llama.cpp: {path}")
+    return path
 
 
 def merge_adapter(
