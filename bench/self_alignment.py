@@ -43,7 +43,6 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +62,6 @@ TRAINING_SETS = ("matrix", "critique-revise", "self", "refuse")
 FIXED_REFUSAL = "I'm sorry, but I can't help with that."
 # Generation: the effect benchmark's scene size, answers long enough to train on whole.
 SCENE = ["--roles", "2", "--steps", "2", "--max-tokens", "512", "--final-max-tokens", "512"]
-# Where --make-queries draws from: (source, file under --datasets, rows the package ships
-# as its evaluation sample, which are never drawn).
-DRAWS = {"advbench": 0.5, "harmfulqa": 0.5}
 
 
 def log(message: str) -> None:
@@ -98,57 +94,45 @@ def evaluation_prompts() -> list[str]:
 
 def make_queries(datasets: Path, harmful: int, harmless: int, seed: int = 0) -> dict[str, Any]:
     """Draw the training queries (see the module doc) and write ``QUERIES``; returns what
-    was drawn and dropped, for the provenance file beside it."""
+    was drawn and what was left out as a duplicate, for the provenance file beside it."""
     import csv
 
     from matrix_align.data.sources import load_source
 
-    references = evaluation_prompts()
-    shipped = {name: {r.prompt for r in load_source(name, hub="never").records}
-               for name in DRAWS}  # fmt: skip
     with open(datasets / "advbench" / "harmful_behaviors.csv", newline="", encoding="utf-8") as f:
         advbench = [(f"advbench/{i}", row["goal"]) for i, row in enumerate(csv.DictReader(f))]
     with open(datasets / "harmfulqa" / "harmfulqa_flat.jsonl", encoding="utf-8") as f:
         harmfulqa = [(f"harmfulqa/{r['id']}", r["question"]) for r in map(json.loads, f)]
-    pools = {"advbench": advbench, "harmfulqa": harmfulqa}
-    rows: list[dict[str, Any]] = []
+    vicuna_records = [r for r in load_source("vicuna-bench", hub="never").records
+                      if r.metadata.get("category") not in ("math", "coding")]  # fmt: skip
+    vicuna = [(r.id, r.prompt) for r in vicuna_records]
+    category = {r.id: r.metadata["category"] for r in vicuna_records}
+    references = evaluation_prompts()
+    drawn: dict[str, list[dict[str, Any]]] = {}
     dropped: list[dict[str, Any]] = []
-    for name, pool in pools.items():
-        pool = [(i, p) for i, p in pool if p not in shipped[name]]
+    for name, pool, want, is_harmful in (
+        ("advbench", advbench, harmful - harmful // 2, True),
+        ("harmfulqa", harmfulqa, harmful // 2, True),
+        ("vicuna-bench", vicuna, harmless, False),
+    ):
+        if is_harmful:  # never the rows the package ships as the evaluation sample
+            shipped = {r.prompt for r in load_source(name, hub="never").records}
+            pool = [(i, p) for i, p in pool if p not in shipped]
         random.Random(f"{seed}:{name}").shuffle(pool)
-        by_text = dict((p, i) for i, p in pool)
-        kept, matches = deduplicate([p for _, p in pool], references + [r["prompt"] for r in rows])
-        want = round(harmful * DRAWS[name])
-        for prompt in kept[:want]:
-            rows.append({"id": by_text[prompt], "source": name, "prompt": prompt, "harmful": True})
-        cut = set(kept[:want])
-        dropped += [m.__dict__ for m in matches if _before_last(pool, m.candidate, cut)]
-    # Interleaved, so that the first N harmful queries (--harmful N) draw on both sources.
-    rows = [r for pair in zip(*(
-        [r for r in rows if r["source"] == name] for name in DRAWS)) for r in pair]  # fmt: skip
-    vicuna = [r for r in load_source("vicuna-bench", hub="never").records
-              if r.metadata.get("category") not in ("math", "coding")]  # fmt: skip
-    random.Random(f"{seed}:vicuna-bench").shuffle(vicuna)
-    kept, matches = deduplicate([r.prompt for r in vicuna], references)
-    by_text = {r.prompt: r for r in vicuna}
-    for prompt in kept[:harmless]:
-        record = by_text[prompt]
-        rows.append({"id": record.id, "source": "vicuna-bench", "prompt": prompt,
-                     "harmful": False, "category": record.metadata.get("category")})  # fmt: skip
-    dropped += [m.__dict__ for m in matches if _before_last(
-        [(r.id, r.prompt) for r in vicuna], m.candidate, set(kept[:harmless]))]  # fmt: skip
-    if sum(r["harmful"] for r in rows) < harmful or sum(not r["harmful"] for r in rows) < harmless:
-        raise MatrixAlignError("Not enough candidate queries left after deduplication.")
+        ids = dict((prompt, i) for i, prompt in pool)
+        earlier = [r["prompt"] for rows in drawn.values() for r in rows]
+        kept, matches = deduplicate([p for _, p in pool], references + earlier, limit=want)
+        if len(kept) < want:
+            raise MatrixAlignError(f"{name}: only {len(kept)} queries left after deduplication.")
+        drawn[name] = [{"id": ids[p], "source": name, "prompt": p, "harmful": is_harmful}
+                       for p in kept]  # fmt: skip
+        dropped += [m.__dict__ for m in matches]
+    # Harmful rows alternate between the sources, so the first N (--harmful N) use both.
+    pairs = zip(drawn["advbench"], drawn["harmfulqa"] + [None], strict=False)
+    rows = [r for pair in pairs for r in pair if r]
+    rows += [{**r, "category": category[r["id"]]} for r in drawn["vicuna-bench"]]
     atomic_write_text(QUERIES, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return {"seed": seed, "rows": len(rows), "dropped_as_duplicates": dropped}
-
-
-def _before_last(pool: Sequence[tuple[str, str]], candidate: str, kept: set[str]) -> bool:
-    """True when ``candidate`` came before the last kept query in draw order: a drop that
-    changed which queries were drawn (later candidates were never looked at)."""
-    order = [p for _, p in pool]
-    last = max((order.index(p) for p in kept), default=-1)
-    return order.index(candidate) < last
 
 
 def stage_queries(out: Path, harmful: int, harmless: int) -> None:
@@ -203,108 +187,155 @@ def stage_answers(out: Path, backend: list[str]) -> None:
 def _samples(folder: Path) -> dict[str, dict[str, Any]]:
     """A generate folder's samples by their query's id."""
     path = folder / "samples.jsonl"
-    rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    lines = path.read_text("utf-8").splitlines() if path.exists() else []
+    rows = [json.loads(line) for line in lines if line.strip()]
     return {r["meta"]["source_id"]: r for r in rows}
 
 
-def _row(sample: dict[str, Any], answer: str, system: str) -> dict[str, Any]:
+def _row(sample: dict[str, Any], answer: str, answered_by: str) -> dict[str, Any]:
     return {
         "id": sample["meta"]["source_id"],
         "prompt": sample["prompt"],
         "completion": [{"role": "assistant", "content": answer}],
-        "harmful": sample["meta"].get("harmful"),
-        "answered_by": system,
+        "harmful": bool(sample["meta"].get("harmful")),
+        "answered_by": answered_by,
     }
 
 
 def build_sets(out: Path) -> dict[str, Any]:
-    """The four training sets (see the module doc) in TRL's prompt-completion format."""
+    """The four training sets (see the module doc) in TRL's prompt-completion format, written
+    to ``OUT/sets/NAME.jsonl``; returns what was kept and dropped."""
     from matrix_align.simulation.audit import DROP_BY_DEFAULT
 
     matrix = _samples(out / "answers" / "matrix")
     revised = _samples(out / "answers" / "critique-revise")
     direct = _samples(out / "answers" / "direct")
-    flagged = {i for i, s in matrix.items() if set(s.get("flags") or []) & set(DROP_BY_DEFAULT)}
-    harmful_ids = [i for i in matrix if i in revised and i not in flagged
-                   and (matrix[i].get("initial_response") or "").strip()]  # fmt: skip
-    helpful = [_row(s, s["completion"][0]["content"], "direct") for s in direct.values()]
-    harmful_answers = {
-        "matrix": lambda i: matrix[i]["completion"][0]["content"],
-        "critique-revise": lambda i: revised[i]["completion"][0]["content"],
-        "self": lambda i: matrix[i]["initial_response"],
-        "refuse": lambda i: FIXED_REFUSAL,
+    flagged = {i for i, s in matrix.items() if set(s.get("flags") or ()) & set(DROP_BY_DEFAULT)}
+    usable = [i for i, s in matrix.items()
+              if i in revised and i not in flagged and s["initial_response"].strip()]  # fmt: skip
+    if not usable or not direct:
+        raise MatrixAlignError(
+            "No training rows yet: the answers stage has not produced both halves.",
+            hint="run --stages answers first",
+        )
+    answer_of = {
+        "matrix": lambda s, i: s["completion"][0]["content"],
+        "critique-revise": lambda s, i: revised[i]["completion"][0]["content"],
+        "self": lambda s, i: s["initial_response"],
+        "refuse": lambda s, i: FIXED_REFUSAL,
     }
-    sets = {}
-    for name, answer in harmful_answers.items():
-        rows = [_row(matrix[i], answer(i), name) for i in harmful_ids] + helpful
-        sets[name] = rows
-        path = out / "sets" / f"{name}.jsonl"
-        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    helpful = [_row(s, s["completion"][0]["content"], "direct") for s in direct.values()]
+    for name, answer in answer_of.items():
+        rows = [_row(matrix[i], answer(matrix[i], i), name) for i in usable] + helpful
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        atomic_write_text(out / "sets" / f"{name}.jsonl", text)
     return {
-        "harmful_rows": len(harmful_ids),
+        "harmful_rows": len(usable),
         "harmless_rows": len(helpful),
-        "dropped": {
-            "matrix_flagged": sorted(flagged),
-            "missing_answer": sorted(set(matrix) ^ set(revised) | (set(matrix) - set(harmful_ids) - flagged)),
-        },
+        "dropped_by_audit": {i: matrix[i].get("flags") for i in sorted(flagged)},
+        "dropped_unanswered": sorted((set(matrix) | set(revised)) - set(usable) - flagged),
     }
 
 
 def stage_export(out: Path) -> None:
     info = build_sets(out)
-    atomic_write_json(out / "sets" / "provenance.json", {"created_at": now_iso(), **info})
-    log(f"export: {info['harmful_rows']} harmful + {info['harmless_rows']} harmless rows per set; "
-        f"{len(info['dropped']['matrix_flagged'])} MATRIX rows dropped by the audit")  # fmt: skip
+    sources = {name: json.loads((out / "answers" / name / "run.json").read_text("utf-8"))
+               for name in ANSWER_RUNS}  # fmt: skip
+    atomic_write_json(out / "sets" / "provenance.json", {
+        "created_at": now_iso(), "queries": str(QUERIES.relative_to(HERE.parent)),
+        "fixed_refusal": FIXED_REFUSAL, **info,
+        "answers": {name: {k: run[k] for k in ("model_key", "config", "provenance") if k in run}
+                    for name, run in sources.items()},
+    })  # fmt: skip
+    log(f"export: {info['harmful_rows']} harmful + {info['harmless_rows']} harmless rows per "
+        f"set; {len(info['dropped_by_audit'])} queries dropped by the MATRIX audit")  # fmt: skip
 
 
 # --- stage 4: train -------------------------------------------------------------------------
 
+# One recipe for every set. The paper's lr (2e-5 over thousands of steps) would barely move
+# a model in the few dozen steps a small set gives, so LoRA's usual 2e-4 is used; checkpoints
+# every few steps let a killed run resume.
+RECIPE = [
+    "--lr", "2e-4", "--epochs", "2", "--batch-size", "1", "--grad-accum", "4",
+    "--max-length", "512", "--set", "save_strategy=steps", "--set", "save_steps=4",
+]  # fmt: skip
 
-def stage_train(out: Path, model: str, train_args: list[str]) -> None:
+
+def stage_train(out: Path, model: str, extra: list[str]) -> None:
+    from matrix_align.llm.train_output import MANIFEST
+
     for name in TRAINING_SETS:
         folder = out / "models" / name
-        if (folder / "adapter" / "adapter_model.gguf").exists():
-            log(f"train: {name} done")
+        if (folder / MANIFEST).exists():  # written when a run has finished
+            log(f"train: {name} already trained")
             continue
         resume = ["--resume"] if (folder / "checkpoints").exists() else []
         run(cli("train", "--data", str(out / "sets" / f"{name}.jsonl"), "--model", model,
-                "--output", str(folder), *resume, *train_args))  # fmt: skip
+                "--output", str(folder), *resume, *RECIPE, *extra))  # fmt: skip
 
 
 # --- stage 5: evaluate ----------------------------------------------------------------------
 
 
-def entries(out: Path, base: str) -> dict[str, tuple[str, str]]:
-    """Evaluation entry -> (model given to the effect benchmark, systems)."""
-    return {
-        "base": (base, "vanilla,matrix"),
-        **{f"tuned-{name}": (str(out / "models" / name), "vanilla") for name in TRAINING_SETS},
-    }
-
-
 def stage_evaluate(out: Path, base: str, eval_set: str, effect_args: list[str]) -> None:
-    figures: dict[str, Any] = {}
-    for entry, (model, systems) in entries(out, base).items():
-        folder = out / "eval" / eval_set / entry
-        run([sys.executable, str(EFFECT), "--output", str(folder), "--set", eval_set,
-             "--systems", systems, "--model", model, "--quiet", *effect_args])  # fmt: skip
-        effect = json.loads((folder / "effect.json").read_text("utf-8"))
-        for system, row in effect["entries"].items():
-            figures[f"{entry}" if system == "vanilla" else f"{entry}+{system}"] = row
-    atomic_write_json(out / "eval" / eval_set / "summary.json", figures)
-    log("\n" + render_summary(figures))
+    """The effect benchmark on the base (alone and with MATRIX) and each tuned model (one
+    call, no simulation), then the figures side by side."""
+    folders = {"base": (base, "vanilla,matrix")}
+    for name in TRAINING_SETS:
+        folders[f"tuned-{name}"] = (str(out / "models" / name), "vanilla")
+    for entry, (model, systems) in folders.items():
+        run([sys.executable, str(EFFECT), "--output", str(out / "eval" / eval_set / entry),
+             "--set", eval_set, "--systems", systems, "--model", model, "--quiet",
+             *effect_args])  # fmt: skip
+    table = summarise(out / "eval" / eval_set, list(folders))
+    atomic_write_json(out / "eval" / eval_set / "summary.json", table)
+    atomic_write_text(out / "eval" / eval_set / "summary.md", render_summary(table) + "\n")
+    print(render_summary(table))
 
 
-def render_summary(figures: dict[str, Any]) -> str:
-    lines = ["| model | harmful refused | harmless answered |", "|---|---|---|"]
-    for name, row in figures.items():
-        lines.append(f"| {name} | {_cell(row, 'harmful_refused')} | {_cell(row, 'harmless_answered')} |")
+def summarise(folder: Path, names: list[str]) -> list[dict[str, Any]]:
+    """One row per model and system: refused, answered, and made worse against the base
+    model's own one-call answers, with Wilson intervals."""
+    from matrix_align.evaluate.effect import as_json, entry_effect, worse_than
+    from matrix_align.folders.results import current_answers, read_results
+
+    answers = {}
+    for name in names:
+        found, _ = read_results(folder / name, with_traces=False)
+        for a in current_answers(found):
+            answers.setdefault(name if a.system == "vanilla" else f"{name}+{a.system}", []).append(
+                a
+            )
+    base = answers["base"]
+    rows = []
+    for label, group in answers.items():
+        figures = entry_effect(group)
+        rows.append(as_json({
+            "model": label,
+            "harmful_refused": figures["harmful_refused"],
+            "harmless_answered": figures["harmless_answered"],
+            "worse_than_base": worse_than(group, base),
+            "seconds_per_answer": figures["cost"].get("seconds", {}).get("median"),
+        }))  # fmt: skip
+    return rows
+
+
+def render_summary(rows: list[dict[str, Any]]) -> str:
+    def cell(share: dict[str, Any]) -> str:
+        rate = share.get("rate")
+        if rate is None:
+            return "-"
+        return (f"{share['k']}/{share['n']} {rate * 100:.0f}% "
+                f"[{share['low'] * 100:.0f}-{share['high'] * 100:.0f}]")  # fmt: skip
+
+    lines = ["| model | harmful refused | harmless answered | worse than base | s/answer |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for row in rows:
+        lines.append(f"| {row['model']} | {cell(row['harmful_refused'])} | "
+                     f"{cell(row['harmless_answered'])} | {cell(row['worse_than_base'])} | "
+                     f"{row['seconds_per_answer']} |")  # fmt: skip
     return "\n".join(lines)
-
-
-def _cell(row: dict[str, Any], key: str) -> str:
-    value = row.get(key) or {}
-    return f"{value.get('k')}/{value.get('n')}"
 
 
 # --- command line ---------------------------------------------------------------------------

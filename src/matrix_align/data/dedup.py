@@ -19,10 +19,75 @@ NEAR_THRESHOLD = 0.5
 
 _WORD = re.compile(r"[a-z0-9]+")
 _FUNCTION_WORDS = frozenset(
-    """the and for with that this from into about what how why when where which who whom
-    whose are was were been being have has had does did can could would should will shall
-    may might must not you your yours they them their our ours its his her hers any some
-    all each other than then there these those such very just also only more most""".split()
+    [
+        "the",
+        "and",
+        "for",
+        "with",
+        "that",
+        "this",
+        "from",
+        "into",
+        "about",
+        "what",
+        "how",
+        "why",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "are",
+        "was",
+        "were",
+        "been",
+        "being",
+        "have",
+        "has",
+        "had",
+        "does",
+        "did",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "shall",
+        "may",
+        "might",
+        "must",
+        "not",
+        "you",
+        "your",
+        "yours",
+        "they",
+        "them",
+        "their",
+        "our",
+        "ours",
+        "its",
+        "his",
+        "her",
+        "hers",
+        "any",
+        "some",
+        "all",
+        "each",
+        "other",
+        "than",
+        "then",
+        "there",
+        "these",
+        "those",
+        "such",
+        "very",
+        "just",
+        "also",
+        "only",
+        "more",
+        "most",
+    ]
 )
 
 
@@ -49,13 +114,17 @@ def deduplicate(
     references: Sequence[str],
     *,
     threshold: float = NEAR_THRESHOLD,
+    limit: int | None = None,
 ) -> tuple[list[str], list[Match]]:
-    """The candidates that match no reference and no earlier kept candidate, in order, and
-    the matches that left the others out (so a run can say what it dropped and why)."""
+    """The candidates that match no reference and no earlier kept candidate, in order (the
+    first ``limit`` of them), and the matches that left out the others looked at (so a run
+    can say what it dropped and why)."""
     kept: list[str] = []
     dropped: list[Match] = []
     seen = [(text, content_words(text), normalise(text)) for text in references]
     for text in candidates:
+        if limit is not None and len(kept) >= limit:
+            break
         words, norm = content_words(text), normalise(text)
         best: Match | None = None
         for other, other_words, other_norm in seen:

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from matrix_align.errors import MatrixAlignError
+from matrix_align.llm.train_output import ADAPTER_DIR
 
-ADAPTER_FILE = "adapter_model.gguf"
-ADAPTER_DIR = "adapter"
+ADAPTER_FILE = "adapter_model.gguf"  # beside PEFT's adapter_model.safetensors
 # Our own metadata key (llama.cpp ignores keys it does not know).
 BASE_KEY = "matrix_align.base_model"
 

@@ -32,6 +32,7 @@ from matrix_align.llm.hf_models import (
     load_tokenizer,
     resolve_model_source,
 )
+from matrix_align.llm.model_files import bundled_short_name
 from matrix_align.llm.train_output import (
     ADAPTER_DIR,
     MANIFEST,
@@ -39,7 +40,6 @@ from matrix_align.llm.train_output import (
     MODEL_DIR,
     WEIGHT_DIRS,
 )
-from matrix_align.llm.model_files import bundled_short_name
 from matrix_align.provenance import provenance_record
 from matrix_align.train.card import CardFacts, write_card
 from matrix_align.train.config import Environment, TrainConfig
