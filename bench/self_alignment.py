@@ -189,12 +189,18 @@ def _samples(folder: Path) -> dict[str, dict[str, Any]]:
     path = folder / "samples.jsonl"
     lines = path.read_text("utf-8").splitlines() if path.exists() else []
     rows = [json.loads(line) for line in lines if line.strip()]
-    return {r["meta"]["source_id"]: r for r in rows}
+    return {_query_id(r): r for r in rows}
+
+
+def _query_id(sample: dict[str, Any]) -> str:
+    """The query's id in the queries file (generate prefixes it with ``file:NAME/``)."""
+    source_id = sample["meta"]["source_id"]
+    return source_id.split("/", 1)[1] if source_id.startswith("file:") else source_id
 
 
 def _row(sample: dict[str, Any], answer: str, answered_by: str) -> dict[str, Any]:
     return {
-        "id": sample["meta"]["source_id"],
+        "id": _query_id(sample),
         "prompt": sample["prompt"],
         "completion": [{"role": "assistant", "content": answer}],
         "harmful": bool(sample["meta"].get("harmful")),
@@ -338,6 +344,15 @@ def render_summary(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def record_timing(out: Path, stage: str, wall_s: float) -> None:
+    """Append this run of a stage to ``OUT/timings.json`` (a resumed stage has several)."""
+    path = out / "timings.json"
+    timings = json.loads(path.read_text("utf-8")) if path.exists() else []
+    timings.append({"stage": stage, "wall_s": wall_s, "finished_at": now_iso(),
+                    "load_average": [round(x, 2) for x in os.getloadavg()]})  # fmt: skip
+    atomic_write_json(path, timings)
+
+
 # --- command line ---------------------------------------------------------------------------
 
 
@@ -349,6 +364,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--harmless", type=int, default=32, help="harmless training queries")
     p.add_argument("--backend", default="embedded", help="generates the answers")
     p.add_argument("--model", default="qwen2.5-coder-1.5b", help="the model that is aligned")
+    p.add_argument("--parallel", type=int, default=2, help="requests the backend serves at once")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=2,
+        help="answers in flight; more than "
+        "--parallel makes llama.cpp slots swap scenes and lose their prefix cache",
+    )
     p.add_argument("--train-model", help="model to tune (default: --model); another one "
                    "makes the run distillation, not self-alignment")  # fmt: skip
     p.add_argument("--max-steps", type=int, help="training steps per set (default: 2 epochs)")
@@ -377,11 +400,12 @@ def main(argv: list[str] | None = None) -> int:
         out: Path = args.output
         out.mkdir(parents=True, exist_ok=True)
         backend = ["--backend", args.backend, "--model", args.model]
+        backend += ["--parallel", str(args.parallel), "--concurrency", str(args.concurrency)]
         train_args = ["--max-steps", str(args.max_steps)] if args.max_steps else []
-        effect_args = ["--backend", args.backend]
+        effect_args = ["--backend", args.backend, "--parallel", str(args.parallel),
+                       "--concurrency", str(args.concurrency)]  # fmt: skip
         if args.eval_limit:
             effect_args += ["--limit-per-group", str(args.eval_limit)]
-        timings = {}
         for stage in STAGES:
             if stage not in stages:
                 continue
@@ -396,8 +420,9 @@ def main(argv: list[str] | None = None) -> int:
                 stage_train(out, args.train_model or args.model, train_args)
             else:
                 stage_evaluate(out, args.model, args.eval_set, effect_args)
-            timings[stage] = round(time.perf_counter() - started, 1)
-            log(f"{stage}: {timings[stage]} s")
+            wall = round(time.perf_counter() - started, 1)
+            log(f"{stage}: {wall} s")
+            record_timing(out, stage, wall)
     except MatrixAlignError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

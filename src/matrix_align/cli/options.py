@@ -71,7 +71,8 @@ Model = Annotated[
         "--model",
         "-m",
         help="Model name the server serves (openai). For embedded: a bundled model's short "
-        f"name, {short_names_text()}, or the path of a GGUF file (docs/models.md).",
+        f"name, {short_names_text()}, the path of a GGUF file (docs/models.md), or a "
+        "`train` output folder: its base with its LoRA adapter (docs/train.md).",
         rich_help_panel=BACK,
     ),
 ]
