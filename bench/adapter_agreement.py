@@ -103,8 +103,11 @@ def measure(run: Path, top_k: int) -> dict:
         "base_plus_adapter": compare(tuned_ref, tuned_llama).as_dict(),
         "tuned_transformers_vs_untuned_llama": compare(tuned_ref, base_llama).as_dict(),
         "seconds": round(time.perf_counter() - started, 1),
-        "machine": {"cores": os.cpu_count(), "load_average": os.getloadavg(),
-                    "platform": platform.platform()},  # fmt: skip
+        "machine": {
+            "cores": os.cpu_count(),
+            "load_average": os.getloadavg(),
+            "platform": platform.platform(),
+        },  # fmt: skip
     }
 
 

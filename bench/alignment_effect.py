@@ -315,6 +315,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--base-url", help="for --backend openai")
     p.add_argument("--parallel", type=int, default=4, help="requests the backend serves at once")
     p.add_argument("--concurrency", type=int, default=8, help="answers in flight")
+    p.add_argument("--threads", type=int, help="llama.cpp threads (embedded)")
     p.add_argument("--limit-per-group", type=int, help="first N items of each benchmark")
     p.add_argument("--sample", type=int, default=6, help="items in the reading sample")
     p.add_argument("--replay", type=Path, metavar="DIR", help="replay DIR's matrix scenes")
@@ -337,7 +338,11 @@ async def _main(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
 
     key = model_key(args.backend, args.model)
     spec = BackendSpec(
-        args.backend, model=args.model, base_url=args.base_url, parallel=args.parallel
+        args.backend,
+        model=args.model,
+        base_url=args.base_url,
+        parallel=args.parallel,
+        threads=args.threads,
     )
     console = Console(stderr=True)
     async with spec.open() as chat:

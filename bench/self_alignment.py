@@ -365,6 +365,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backend", default="embedded", help="generates the answers")
     p.add_argument("--model", default="qwen2.5-coder-1.5b", help="the model that is aligned")
     p.add_argument("--parallel", type=int, default=2, help="requests the backend serves at once")
+    p.add_argument("--threads", type=int, help="llama.cpp threads (default: every physical "
+                   "core: a stage started while another process ends would otherwise keep one "
+                   "thread for its whole run)")  # fmt: skip
     p.add_argument(
         "--concurrency",
         type=int,
@@ -399,11 +402,14 @@ def main(argv: list[str] | None = None) -> int:
             raise MatrixAlignError(f"Unknown stage(s) {unknown}.", hint=f"stages: {STAGES}")
         out: Path = args.output
         out.mkdir(parents=True, exist_ok=True)
-        backend = ["--backend", args.backend, "--model", args.model]
-        backend += ["--parallel", str(args.parallel), "--concurrency", str(args.concurrency)]
+        serving = ["--parallel", str(args.parallel), "--concurrency", str(args.concurrency)]
+        if args.backend == "embedded":
+            from matrix_align.llm.embedded import physical_cores
+
+            serving += ["--threads", str(args.threads or physical_cores())]
+        backend = ["--backend", args.backend, "--model", args.model, *serving]
+        effect_args = ["--backend", args.backend, *serving]
         train_args = ["--max-steps", str(args.max_steps)] if args.max_steps else []
-        effect_args = ["--backend", args.backend, "--parallel", str(args.parallel),
-                       "--concurrency", str(args.concurrency)]  # fmt: skip
         if args.eval_limit:
             effect_args += ["--limit-per-group", str(args.eval_limit)]
         for stage in STAGES:

@@ -106,3 +106,29 @@ def test_every_command_takes_a_run_as_its_model(command: str, tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     written = "\n".join(p.read_text("utf-8") for p in tmp_path.rglob("*.json*"))
     assert "+run" in (result.output + written)
+
+
+@pytest.mark.e2e
+def test_serve_answers_with_the_tuned_model(tmp_path: Path) -> None:
+    pytest.importorskip("xllamacpp")
+    pytest.importorskip("uvicorn")
+    import openai
+
+    from tests.serve.test_cli_server import ServeProcess
+
+    run = write_random_adapter(tmp_path / "run")
+    traces = tmp_path / "traces"
+    server = ServeProcess(
+        "--backend", "embedded", "--model", str(run), "--roles", "1", "--steps", "1",
+        "--max-tokens", "96", "--final-max-tokens", "24", "--trace-dir", str(traces),
+    )  # fmt: skip
+    try:
+        client = openai.OpenAI(base_url=server.base_url, api_key="none", max_retries=0)
+        reply = client.chat.completions.create(
+            model="matrix-align", messages=[{"role": "user", "content": "Name three colours."}]
+        )
+        assert reply.choices[0].message.content
+    finally:
+        output = server.stop()
+    written = "\n".join(p.read_text("utf-8") for p in traces.rglob("*.json"))
+    assert "+run" in written, output
