@@ -53,8 +53,11 @@ from matrix_align.io import atomic_write_json, atomic_write_text
 
 HERE = Path(__file__).resolve().parent
 QUERIES = HERE / "self_alignment" / "queries.jsonl"
+# The committed training sets (copies of a run's OUT/sets/ with its provenance), which the
+# train stage uses when its work folder has none: training can run without generating again.
 SETS_DIR = HERE / "self_alignment" / "sets"
 EFFECT = HERE / "alignment_effect.py"
+EFFECT_ITEMS = HERE / "effect_items.json"
 STAGES = ("queries", "answers", "export", "train", "evaluate")
 # Training set -> what answers its harmful half.
 TRAINING_SETS = ("matrix", "critique-revise", "self", "refuse")
@@ -77,10 +80,7 @@ def evaluation_prompts() -> list[str]:
     use are the harmless training split; its effect items stay references."""
     from matrix_align.data.sources import load_source, source_names
 
-    sys.path.insert(0, str(HERE))
-    from alignment_effect import MANIFEST
-
-    manifest = json.loads(MANIFEST.read_text("utf-8"))
+    manifest = json.loads(EFFECT_ITEMS.read_text("utf-8"))
     effect_ids = {i for name in ("dev", "heldout") for ids in manifest[name].values() for i in ids}
     prompts = []
     for name in source_names():
@@ -271,13 +271,15 @@ RECIPE = [
 def stage_train(out: Path, model: str, extra: list[str]) -> None:
     from matrix_align.llm.train_output import MANIFEST
 
+    sets = out / "sets" if (out / "sets").is_dir() else SETS_DIR
+    log(f"train: the sets in {sets}")
     for name in TRAINING_SETS:
         folder = out / "models" / name
         if (folder / MANIFEST).exists():  # written when a run has finished
             log(f"train: {name} already trained")
             continue
         resume = ["--resume"] if (folder / "checkpoints").exists() else []
-        run(cli("train", "--data", str(out / "sets" / f"{name}.jsonl"), "--model", model,
+        run(cli("train", "--data", str(sets / f"{name}.jsonl"), "--model", model,
                 "--output", str(folder), *resume, *RECIPE, *extra))  # fmt: skip
 
 
