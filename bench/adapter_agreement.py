@@ -79,14 +79,13 @@ def measure(run: Path, top_k: int) -> dict:
     base_gguf = ensure_model(bundled) if bundled else Path(adapter.base)
     hf_folder = manifest["model"]  # the dequantised copy training ran on
     tokenizer = AutoTokenizer.from_pretrained(run / "adapter")
-    sequences = [
+    texts = [
         tokenizer.apply_chat_template(
-            [{"role": "user", "content": q}, {"role": "assistant", "content": a}],
-            tokenize=True,
+            [{"role": "user", "content": q}, {"role": "assistant", "content": a}], tokenize=False
         )
         for q, a in CONVERSATIONS
     ]
-    sequences = [list(s["input_ids"] if isinstance(s, dict) else s) for s in sequences]
+    sequences = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
     started = time.perf_counter()
     base = AutoModelForCausalLM.from_pretrained(hf_folder, dtype=torch.float32)
     base_ref = transformers_logprobs(base, sequences)
