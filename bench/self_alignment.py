@@ -289,10 +289,12 @@ def stage_train(out: Path, model: str, extra: list[str]) -> None:
 # --- stage 5: evaluate ----------------------------------------------------------------------
 
 
-def stage_evaluate(out: Path, base: str, eval_set: str, effect_args: list[str]) -> None:
+def stage_evaluate(
+    out: Path, base: str, eval_set: str, effect_args: list[str], base_systems: str
+) -> None:
     """The effect benchmark on the base (alone and with MATRIX) and each tuned model (one
     call, no simulation), then the figures side by side."""
-    folders = {"base": (base, "vanilla,matrix")}
+    folders = {"base": (base, base_systems)}
     for name in TRAINING_SETS:
         folders[f"tuned-{name}"] = (str(out / "models" / name), "vanilla")
     for entry, (model, systems) in folders.items():
@@ -385,6 +387,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-steps", type=int, help="training steps per set (default: 2 epochs)")
     p.add_argument("--eval-set", choices=("dev", "heldout"), default="dev")
     p.add_argument("--eval-limit", type=int, help="first N items per benchmark")
+    p.add_argument("--base-systems", default="vanilla,matrix", help="the base model's entries: "
+                   "`vanilla` alone skips MATRIX at inference (a scene per item, about 2 "
+                   "minutes each on 2 cores)")  # fmt: skip
     p.add_argument("--make-queries", type=Path, metavar="DATASETS",
                    help="rebuild the committed queries from the full AdvBench and HarmfulQA "
                    "files in DATASETS/{advbench,harmfulqa}/ and exit")  # fmt: skip
@@ -405,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [s for s in stages if s not in STAGES]
         if unknown:
             raise MatrixAlignError(f"Unknown stage(s) {unknown}.", hint=f"stages: {STAGES}")
+        if "vanilla" not in args.base_systems.split(","):
+            raise MatrixAlignError("--base-systems must include vanilla: every figure is "
+                                   "measured against the base model's own answers.")  # fmt: skip
         out: Path = args.output
         out.mkdir(parents=True, exist_ok=True)
         serving = ["--parallel", str(args.parallel), "--concurrency", str(args.concurrency)]
@@ -430,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
             elif stage == "train":
                 stage_train(out, args.train_model or args.model, train_args)
             else:
-                stage_evaluate(out, args.model, args.eval_set, effect_args)
+                stage_evaluate(out, args.model, args.eval_set, effect_args, args.base_systems)
             wall = round(time.perf_counter() - started, 1)
             log(f"{stage}: {wall} s")
             record_timing(out, stage, wall)
