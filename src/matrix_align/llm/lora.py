@@ -62,7 +62,7 @@ def find_adapter(spec: str) -> GgufAdapter | None:
             )
     elif not (path.is_file() and path.suffix.lower() == ".gguf"):
         return None
-    fields = _header(path)
+    fields = _header(path, required=run is not None)
     if fields.get("general.type") != "adapter":
         return None
     base = fields.get(BASE_KEY)
@@ -75,8 +75,10 @@ def find_adapter(spec: str) -> GgufAdapter | None:
     return GgufAdapter(path=path.resolve(), base=str(base), run=run.resolve() if run else None)
 
 
-def _header(path: Path) -> dict[str, object]:
-    """The string and number fields of a GGUF file's header."""
+def _header(path: Path, *, required: bool) -> dict[str, object]:
+    """The string and number fields of a GGUF file's header. A file that cannot be read
+    is an error where it must be an adapter (``required``), else no fields: a model file
+    that is truncated or not GGUF is reported when the engine loads it."""
     try:
         from gguf import GGUFReader
     except ImportError as error:
@@ -85,7 +87,9 @@ def _header(path: Path) -> dict[str, object]:
         ) from error
     try:
         reader = GGUFReader(path)
-    except (OSError, ValueError) as error:
+    except Exception as error:  # the reader raises many kinds on a truncated or foreign file
+        if not required:
+            return {}
         raise MatrixAlignError(f"{path} is not a readable GGUF file: {error}") from error
     fields: dict[str, object] = {}
     for name, field in reader.fields.items():
