@@ -161,7 +161,7 @@ def run(command: list[str]) -> None:
     """A stage's command, its output passed through; a failure stops the pipeline."""
     log("$ " + shlex.join(command))
     result = subprocess.run(command, check=False)
-    if result.returncode not in (0,):
+    if result.returncode != 0:
         raise MatrixAlignError(
             f"{command[0]} {command[1] if len(command) > 1 else ''} exited {result.returncode}.",
             hint="fix the cause above and rerun the same command: finished work is kept",
@@ -317,9 +317,8 @@ def summarise(folder: Path, names: list[str]) -> list[dict[str, Any]]:
     for name in names:
         found, _ = read_results(folder / name, with_traces=False)
         for a in current_answers(found):
-            answers.setdefault(name if a.system == "vanilla" else f"{name}+{a.system}", []).append(
-                a
-            )
+            label = name if a.system == "vanilla" else f"{name}+{a.system}"
+            answers.setdefault(label, []).append(a)
     base = answers["base"]
     rows = []
     for label, group in answers.items():
