@@ -88,8 +88,9 @@ def test_find_adapter_reads_the_base_from_the_run(tiny: dict[str, Path]) -> None
 def test_a_run_without_a_gguf_adapter_says_how_to_convert(tmp_path: Path) -> None:
     (tmp_path / "run" / "adapter").mkdir(parents=True)
     (tmp_path / "run" / "adapter" / "adapter_config.json").write_text(json.dumps({"r": 8}))
-    with pytest.raises(MatrixAlignError, match="--to-gguf"):
+    with pytest.raises(MatrixAlignError, match="no adapter_model.gguf") as raised:
         find_adapter(str(tmp_path / "run"))
+    assert "convert_adapter" in str(raised.value)  # the hint names a remedy that exists
 
 
 def test_dora_is_refused(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ def find_adapter(spec: str) -> GgufAdapter | None:
 
     ``spec`` may be a training output folder (``RUN/adapter/adapter_model.gguf``), its
     ``adapter/`` folder, or an adapter ``.gguf`` file. A training folder whose adapter was
-    never converted is an error that says how to convert it.
+    never converted is an error that says how to get one.
     """
     path = Path(spec).expanduser()
     run: Path | None = None
@@ -58,7 +58,8 @@ def find_adapter(spec: str) -> GgufAdapter | None:
         if not path.exists():
             raise MatrixAlignError(
                 f"{run} holds a PEFT adapter but no {ADAPTER_FILE} for llama.cpp.",
-                hint=f"convert it: matrix-align train --to-gguf {run}",
+                hint="train it again with --overwrite (train now writes the GGUF adapter), "
+                "or convert it in Python with matrix_align.train.gguf_adapter.convert_adapter",
             )
     elif not (path.is_file() and path.suffix.lower() == ".gguf"):
         return None
@@ -70,7 +71,7 @@ def find_adapter(spec: str) -> GgufAdapter | None:
         raise MatrixAlignError(
             f"{path} is a LoRA adapter that does not say which base model it belongs to.",
             hint="load it with llama.cpp's own --lora beside its base model, or convert the "
-            "PEFT adapter again with matrix-align train --to-gguf RUN",
+            "PEFT adapter again with matrix_align.train.gguf_adapter.convert_adapter",
         )
     return GgufAdapter(path=path.resolve(), base=str(base), run=run.resolve() if run else None)
 
