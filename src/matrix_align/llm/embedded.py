@@ -93,6 +93,9 @@ class _ServerKey:
     # Speculative decoding: a draft model's GGUF path, or "ngram" to draft from the
     # tokens already in the context. Measured by bench/speculative.py, not a default.
     speculative: str | None = None
+    # How long llama.cpp's threads spin before they sleep while waiting for each other
+    # (0-100); None keeps llama.cpp's default (50). Measured by bench/threads.py.
+    poll: int | None = None
 
 
 @dataclass
@@ -400,6 +403,9 @@ def _start_server(key: _ServerKey, install_hint: str = INSTALL_HINT) -> _Running
     if key.threads is not None:
         params.cpuparams.n_threads = key.threads
         params.cpuparams_batch.n_threads = key.threads
+    if key.poll is not None:
+        params.cpuparams.poll = key.poll
+        params.cpuparams_batch.poll = key.poll
     if key.lora is not None:
         params.lora_adapters = [xllamacpp.CommonAdapterLoraInfo(key.lora, 1.0)]
     if key.speculative is not None:
