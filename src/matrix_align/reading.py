@@ -9,11 +9,12 @@ these escape as tracebacks:
   and PyYAML;
 - an integer of more than ``sys.get_int_max_str_digits()`` digits (4,300): ``ValueError``
   from ``int()``, which both call (and which would fail again when the value is written);
+- a CSV field over ``csv.field_size_limit()`` (131,072 characters): ``csv.Error``;
 - a path that is a FIFO or a device: reading blocks forever, or never ends (``/dev/zero``).
 
 ``input_limits`` turns the first two into ``InputLimitError``, ``read_text`` refuses the
 last before reading a byte, and ``loads_json``/``load_yaml``/``csv_rows`` are the parsers
-with both in place. A CSV field is never too long here: the field limit is raised to the
+with these in place. A CSV field is never too long here: the field limit is raised to the
 text's own length, since the text is already in memory.
 """
 
@@ -75,11 +76,22 @@ def load_yaml(text: str, where: str) -> Any:
         return yaml.safe_load(text)
 
 
-def csv_rows(text: str, where: str) -> csv.DictReader[str]:
-    """A ``csv.DictReader`` over ``text`` whose fields may be as long as the text itself:
-    csv's default limit (131,072 characters) would refuse a long answer in a sheet."""
+def csv_rows(text: str, where: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """The header and the rows (``csv.DictReader``'s) of the CSV ``text``; a field may be as
+    long as the text itself (csv's default limit, 131,072 characters, would refuse a long
+    answer in a sheet), and anything csv cannot read is one error naming the line."""
+    # Process-wide, and only ever raised: the text is in memory already, so a field of its
+    # length costs nothing more.
     csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
-    return csv.DictReader(text.splitlines())
+    reader = csv.DictReader(text.splitlines())
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise MatrixAlignError(
+            f"{where}, line {reader.line_num}: not valid CSV ({exc}).",
+            hint="save it again as CSV UTF-8 from the spreadsheet",
+        ) from None
+    return list(reader.fieldnames or []), rows
 
 
 def _kind(mode: int) -> str:
