@@ -123,7 +123,7 @@ def test_a_line_past_the_parser_limits_is_skipped_as_corrupt(tmp_path: Path) -> 
 def test_the_lock_removes_the_folder_it_made_when_nothing_else_was_written(
     tmp_path: Path,
 ) -> None:
-    with DirectoryLock(tmp_path / "new"):  # a command that refused its input after locking
+    with DirectoryLock(tmp_path / "new" / "run"):  # a command that refused its input
         pass
     assert not (tmp_path / "new").exists()
     with DirectoryLock(tmp_path / "used"):

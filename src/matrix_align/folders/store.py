@@ -245,11 +245,12 @@ class DirectoryLock:
         self.path = Path(folder) / LOCK_FILE
         self.hint = hint
         self._handle: Any = None
-        self._created = False  # whether acquire() made the folder
+        self._made: list[Path] = []  # the folders acquire() created, deepest first
 
     def acquire(self) -> None:
-        self._created = not self.path.parent.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        folder = self.path.parent
+        self._made = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
+        folder.mkdir(parents=True, exist_ok=True)
         handle = os.fdopen(open_store_file(self.path, os.O_RDWR | os.O_CREAT), "r+")
         try:
             import fcntl
@@ -268,20 +269,21 @@ class DirectoryLock:
 
     def release(self) -> None:
         if self._handle is not None:
-            if self._created:
-                self._remove_unused_folder()
+            if self._made:
+                self._remove_unused_folders()
             self._handle.close()
             self._handle = None
 
-    def _remove_unused_folder(self) -> None:
-        """The folder this lock created goes again when nothing but the lock was written
-        in it: a command that refused its input (after locking) leaves nothing behind. The
+    def _remove_unused_folders(self) -> None:
+        """The folders this lock created go again when nothing but the lock was written in
+        them: a command that refused its input (after locking) leaves nothing behind. The
         lock is still held, so no other matrix-align process is writing there."""
-        folder = self.path.parent
         try:
-            if [entry.name for entry in folder.iterdir()] == [self.path.name]:
-                self.path.unlink()
-                folder.rmdir()
+            if [entry.name for entry in self.path.parent.iterdir()] != [self.path.name]:
+                return
+            self.path.unlink()
+            for made in self._made:
+                made.rmdir()
         except OSError:  # something arrived meanwhile: then the folder is in use
             pass
 
