@@ -117,7 +117,8 @@ def read_text(path: str | Path, what: str, *, encoding: str = "utf-8") -> str:
                 f"{what} {path} is {_kind(mode)}, not a file matrix-align can read.",
                 hint="give it a regular file (save the stream to a file first)",
             )
-        os.set_blocking(fd, True)
+        if hasattr(os, "O_NONBLOCK"):  # POSIX: only wanted for the open itself
+            os.set_blocking(fd, True)
         with os.fdopen(fd, "r", encoding=encoding) as handle:
             fd = -1  # the handle owns it now
             return handle.read()

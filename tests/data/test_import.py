@@ -158,8 +158,8 @@ def test_malformed_files_name_the_record_and_the_problem(
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")
     with pytest.raises(MatrixAlignError, match=message):
-        import_conversations(path, tmp_path / "out")
-    assert not (tmp_path / "out").exists()  # nothing half-written
+        import_conversations(path, tmp_path / "new" / "out")
+    assert not (tmp_path / "new").exists()  # nothing half-written, no empty folder
     assert [p.name for p in tmp_path.iterdir()] == [name]  # no leftovers either
 
 

@@ -243,7 +243,8 @@ def check_destination(output: Path, *, overwrite: bool) -> None:
                 f"--output {output} already holds an import.",
                 hint="pass --overwrite to replace it, or give another --output",
             )
-    writable_folder(output.parent, "--output's parent folder")
+    # The lock makes the folders when the import starts, and removes them if it fails.
+    writable_folder(output.parent, "--output's parent folder", keep=False)
 
 
 def _publish(

@@ -142,8 +142,8 @@ def read_results(
             raise MatrixAlignError(
                 f"{output / RESULTS}, line {number} (id {record_id}): not a valid "
                 f"{raw['kind']} record ({problems(exc)}).",
-                hint="restore that line from a copy, or delete it: a deleted answer is made "
-                "again by the next run",
+                hint="restore that line from a copy, or delete it (the next run makes a "
+                "deleted answer or judgement again)",
             ) from None
         if isinstance(record, AnswerRecord):
             answers.append(record)

@@ -42,8 +42,9 @@ _WRITES = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 def _not_a_file(path: Path, what: str) -> MatrixAlignError:
     return MatrixAlignError(
-        f"{path} is {what}, not a regular file; matrix-align does not write its records "
-        "through it (a link could make it truncate or append to a file outside the folder).",
+        f"{path} is {what}, not a regular file; matrix-align keeps its records and locks "
+        "only in regular files (through a link it could truncate or append to a file "
+        "outside the folder).",
         hint=f"remove {path} (or replace it with a copy of the file it stands for), then "
         "run the command again",
     )
