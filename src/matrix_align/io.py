@@ -213,19 +213,23 @@ def parse_assignments(items: list[str], *, example: str) -> dict[str, Any]:
 
 
 def parse_jsonl(
-    lines: Iterable[str], bad: Callable[[int, json.JSONDecodeError | None, Any], None]
+    lines: Iterable[str],
+    bad: Callable[[int, json.JSONDecodeError | None, Any], None],
+    *,
+    name: str | None = None,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` for each line of ``lines`` that holds a JSON object; blank
     lines are passed over (but counted). ``bad(number, error, value)`` is told of every other
     line: ``error`` is the decoding error of a line that is not JSON (``value`` None), else
     None with the value that is not an object. ``bad`` raises to stop, or returns to skip
     the line: each reader words its own errors and chooses to stop or to warn. A line past
-    a parser limit (``reading``) stops with an ``InputLimitError`` naming its number."""
+    a parser limit (``reading``) stops with an ``InputLimitError`` naming its number (and
+    ``name``, the file's)."""
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            value = loads_json(line, f"Line {number}")
+            value = loads_json(line, f"{name}, line {number}" if name else f"Line {number}")
         except json.JSONDecodeError as exc:
             bad(number, exc, None)
             continue

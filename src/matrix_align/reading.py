@@ -12,8 +12,8 @@ these escape as tracebacks:
 - a CSV field over ``csv.field_size_limit()`` (131,072 characters): ``csv.Error``;
 - a path that is a FIFO or a device: reading blocks forever, or never ends (``/dev/zero``).
 
-``input_limits`` turns the first two into ``InputLimitError``, ``read_text`` refuses the
-last before reading a byte, and ``loads_json``/``load_yaml``/``csv_rows`` are the parsers
+``input_limits`` turns the first two into ``InputLimitError``, ``open_text`` and
+``read_text`` refuse the last before reading a byte, and ``loads_json``/``load_yaml``/``csv_rows`` are the parsers
 with these in place. A CSV field is never too long here: the field limit is raised to the
 text's own length, since the text is already in memory.
 """
@@ -28,7 +28,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from matrix_align.errors import MatrixAlignError
 
@@ -104,10 +104,12 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def read_text(path: str | Path, what: str, *, encoding: str = "utf-8") -> str:
-    """A regular file's text. A FIFO or a device is refused before it is read (it would
-    block, or never end); the open does not wait for a FIFO's writer. ``OSError`` and
-    ``UnicodeDecodeError`` pass, for the caller to word."""
+def open_text(
+    path: str | Path, what: str, *, encoding: str = "utf-8", newline: str | None = None
+) -> TextIO:
+    """A regular file opened as text (``what`` names it in the error). A FIFO or a device
+    is refused before it is read (it would block, or never end); the open does not wait for
+    a FIFO's writer. ``OSError`` passes, for the caller to word."""
     path = Path(path)
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
@@ -119,9 +121,14 @@ def read_text(path: str | Path, what: str, *, encoding: str = "utf-8") -> str:
             )
         if hasattr(os, "O_NONBLOCK"):  # POSIX: only wanted for the open itself
             os.set_blocking(fd, True)
-        with os.fdopen(fd, "r", encoding=encoding) as handle:
-            fd = -1  # the handle owns it now
-            return handle.read()
-    finally:
-        if fd >= 0:
-            os.close(fd)
+        return os.fdopen(fd, "r", encoding=encoding, newline=newline)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_text(path: str | Path, what: str, *, encoding: str = "utf-8") -> str:
+    """A regular file's whole text (``open_text``); ``OSError`` and ``UnicodeDecodeError``
+    pass, for the caller to word."""
+    with open_text(path, what, encoding=encoding) as handle:
+        return handle.read()
