@@ -13,9 +13,9 @@ these escape as tracebacks:
 - a path that is a FIFO or a device: reading blocks forever, or never ends (``/dev/zero``).
 
 ``input_limits`` turns the first two into ``InputLimitError``, ``open_text`` and
-``read_text`` refuse the last before reading a byte, and ``loads_json``/``load_yaml``/``csv_rows`` are the parsers
-with these in place. A CSV field is never too long here: the field limit is raised to the
-text's own length, since the text is already in memory.
+``read_text`` refuse the last before reading a byte, and ``loads_json``, ``load_yaml`` and
+``csv_rows`` are the parsers with these in place. A CSV field is never too long here: the
+field limit is raised to the text's own length, since the text is already in memory.
 """
 
 from __future__ import annotations
