@@ -30,6 +30,7 @@ EVAL=(evaluate -b scripted -S matrix -B advbench --limit 2 --metrics refusal --r
 rm -rf n1 && mkdir n1
 ma "${GEN[@]}" -o n1/gen > /dev/null 2>&1
 ma "${EVAL[@]}" -o n1/eval > /dev/null 2>&1
+cp n1/eval/results.jsonl n1/results.copy
 for target in gen/samples.jsonl gen/errors.jsonl gen/.lock eval/results.jsonl eval/.lock; do
   printf 'one\ntwo\nlast line without newline' > n1/victim.txt
   rm -f "n1/$target" && ln -s "$PWD/n1/victim.txt" "n1/$target"
@@ -46,11 +47,14 @@ ln -s "$PWD/n1/elsewhere.lock" n1/gen/.lock
 ma "${GEN[@]}" -o n1/gen > n1/out.log 2>&1
 [ ! -e n1/elsewhere.lock ]; check "N1 a .lock link creates no file" $? "it was created"
 rm -f n1/gen/.lock
-printf 'one\nlast' > n1/victim.txt; rm -f n1/eval/results.jsonl
-ln -s "$PWD/n1/victim.txt" n1/eval/results.jsonl
+# A replay reads the answers through the link, then must not append to (or truncate) it.
+{ cat n1/results.copy; printf '{"torn'; } > n1/victim.jsonl
+before=$(cksum < n1/victim.jsonl); rm -f n1/eval/results.jsonl
+ln -s "$PWD/n1/victim.jsonl" n1/eval/results.jsonl
 "$PY" "$root/bench/alignment_effect.py" --backend scripted --replay n1/eval \
   --final-prompt authors --quiet > n1/out.log 2>&1
-[ "$(cat n1/victim.txt)" = "$(printf 'one\nlast')" ] && no_traceback n1/out.log
+[ "$(cksum < n1/victim.jsonl)" = "$before" ] && grep -q "symbolic link" n1/out.log \
+  && no_traceback n1/out.log
 check "N1 replay on a linked results.jsonl" $? "$(tail -1 n1/out.log)"
 
 # N2: an import holds the folder lock from start to finish.
