@@ -257,6 +257,28 @@ async def test_replay_adds_an_entry_on_the_same_scenes(tmp_path: Path) -> None:
     assert len(read_results(out)[0]) == 8
 
 
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [(lambda a: a["traces"].__setitem__(0, {}), "traces.0.query: Field required"),
+     (lambda a: a["traces"].__setitem__(0, None), "traces.0: Input should be a valid dict"),
+     (lambda a: a["traces"].__setitem__(0, "text"), "traces.0: Input should be a valid dict"),
+     (lambda a: a.__setitem__("traces", {"x": 1}), "traces: Input should be a valid list"),
+     (lambda a: [c.pop("messages") for c in a["traces"][0]["calls"]], "messages: Field requ")],
+)  # fmt: skip
+async def test_replay_of_a_stored_trace_that_is_not_a_scene_is_one_clear_error(
+    tmp_path: Path, edit, problem: str
+) -> None:
+    out = tmp_path / "eval"
+    settings = manifest_settings(tmp_path, ITEMS, systems=["matrix"], config=tiny())
+    await evaluate(settings, answering_model(), [])
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    edit(lines[0])
+    (out / "results.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with pytest.raises(MatrixAlignError, match=f"results.jsonl, line 1 .*{problem}") as caught:
+        await replay_folder(out, replaying_model(), "scripted:x", {"final_prompt": "authors"})
+    assert "or delete it" in (caught.value.hint or "")
+
+
 def test_replay_overrides_are_checked() -> None:
     with pytest.raises(MatrixAlignError, match="cannot change n_roles"):
         check_overrides({"n_roles": 3})

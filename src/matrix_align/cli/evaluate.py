@@ -471,7 +471,7 @@ def data_settings(
 
     require_kind(output, "evaluate", "--output")
     if writable:
-        writable_folder(output, "--output")
+        writable_folder(output, "--output", keep=False)  # the run's lock makes it
     config = simulation.config()
     benchmarks, limit, items = data.items()
     return dict(
