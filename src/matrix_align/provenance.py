@@ -11,7 +11,10 @@ It holds what is needed to tell two results apart or to redo one:
 - ``command``: the command line, with secrets scrubbed (``redact``);
 - ``prompt_templates_sha256``: one hash over the scene prompt templates (file names and
   bytes, in name order). An edited template changes answers, so the hash is also part of
-  what sample ids hash (``prompt_templates_sha256`` here is the single definition);
+  what sample ids hash (``prompt_templates_sha256`` here is the single definition). A
+  configuration that overrides templates (``--prompts``) or selects the paper profile's
+  variants has its own hash (``config_templates_sha256``), and ``prompt_overrides`` names
+  each override's sha256;
 - ``datasets``: each source's origin and revision, where known (a hub dataset's commit, or
   the sha256 of a shipped sample or a user's file);
 - ``model``: the model's identity: for a bundled embedded model the GGUF file's pinned
@@ -87,10 +90,27 @@ def prompt_templates_sha256() -> str:
     return templates_sha256(PROMPTS_DIR)
 
 
-def templates_mismatch(recorded: Any) -> str | None:
+def config_templates_sha256(config: Any = None) -> str:
+    """The hash of the templates a ``SimulationConfig`` renders: the default templates'
+    (``prompt_templates_sha256``) unless it overrides some or selects the paper variants."""
+    if config is None or not config.custom_templates():
+        return prompt_templates_sha256()
+    from matrix_align.simulation.prompts import templates_sha256 as scene_templates_sha256
+
+    return scene_templates_sha256(config.prompts, variants=True)
+
+
+def prompt_overrides(config: Any = None) -> dict[str, str]:
+    """Each overridden template's name and the sha256 of its text (empty: none)."""
+    prompts = getattr(config, "prompts", None) or {}
+    return {name: hashlib.sha256(text.encode()).hexdigest() for name, text in prompts.items()}
+
+
+def templates_mismatch(recorded: Any, config: Any = None) -> str | None:
     """Why samples recorded with template hash ``recorded`` (from a run.json; None: not
-    recorded) cannot share a folder with samples made now; None when they can."""
-    current = prompt_templates_sha256()
+    recorded) cannot share a folder with samples made now with ``config``; None when they
+    can."""
+    current = config_templates_sha256(config)
     if recorded == current:
         return None
     if not recorded:
@@ -141,18 +161,22 @@ def provenance_record(
     datasets: dict[str, dict[str, Any]] | None = None,
     models: dict[str, Any] | None = None,
     argv: Sequence[str] | None = None,
+    config: Any = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """The provenance record (see the module docstring). ``models`` names further models
-    (judges, a selector) by role; ``extra`` adds fields (e.g. a trained model's base)."""
+    (judges, a selector) by role; ``config``, the ``SimulationConfig`` whose templates were
+    used; ``extra`` adds fields (e.g. a trained model's base)."""
     data: dict[str, Any] = {
         "matrix_align": package_version(),
         "python": platform.python_version(),
         "libraries": library_versions(),
         "command": command_line(argv),
-        TEMPLATES_KEY: prompt_templates_sha256(),
+        TEMPLATES_KEY: config_templates_sha256(config),
         "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if prompt_overrides(config):
+        data["prompt_overrides"] = prompt_overrides(config)
     if datasets is not None:
         data["datasets"] = datasets
     if model is not None:
@@ -170,7 +194,7 @@ def dataset_revisions(sources: Iterable[Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def stamp(trace: Any, model: Any) -> None:
+def stamp(trace: Any, model: Any, config: Any = None) -> None:
     """Give a scene trace its provenance, unless it has one already."""
     if getattr(trace, "provenance", None) is None:
-        trace.provenance = provenance_record(model)
+        trace.provenance = provenance_record(model, config=config)

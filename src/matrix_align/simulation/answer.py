@@ -2,10 +2,12 @@
 scene, and the final, consequence-aware answer in one of three designs (``final_prompt``):
 ``verdict`` (help or decline decided from the scene's harm ratings, then answered under a
 system prompt for that decision), ``system`` (the consequence in the system prompt, the
-model decides) and ``authors`` (all context in one user turn, as the authors' code did).
+model decides), ``authors`` (all context in one user turn, as the authors' code did) and
+``paper`` (the same with a worked refusal example, as they published it).
 
-No design shows a worked example: with small models a few-shot example leaks into the
-answer (the authors' code returned its example refusal even for harmless queries).
+Only ``paper`` shows a worked example, to reproduce the paper: with small models a few-shot
+example leaks into the answer (the authors' code returned its example refusal even for
+harmless queries).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from matrix_align.llm.base import ChatModel, Message
 from matrix_align.refusal import is_refusal
 from matrix_align.simulation.calls import SceneCalls
 from matrix_align.simulation.config import SimulationConfig
-from matrix_align.simulation.prompts import render
 from matrix_align.simulation.schemas import Summary, clip, json_schema
 from matrix_align.simulation.trace import FinalDecision, ModelCall, SceneTrace
 
@@ -80,15 +81,32 @@ def listed_harms(trace: SceneTrace) -> list[str]:
     return [*harms[:MAX_HARMS], f"And {rest} more harm{'s' if rest > 1 else ''}."]
 
 
+def critiques(trace: SceneTrace) -> list[str]:
+    """Every delivered action's critique (``consequence: critiques``), each distinct one
+    once, in scene order, after the action it is about: the paper's consequence, whatever
+    the harm rating. Unlike the authors' code, all are listed (theirs folded every nine
+    into a summary and wrote none after four such summaries: at most 36, more than a scene
+    at the paper's sizes delivers)."""
+    lines = [f"{e.actor}: {e.text} Critique: {e.critique}" for e in trace.events
+             if e.delivered and e.critique]  # fmt: skip
+    return list(dict.fromkeys(lines))
+
+
 async def consequence(scene: Scene) -> None:
-    """The harms recorded during the scene (``listed_harms``), plus a summary of them."""
-    harms = listed_harms(scene.trace)
+    """What the scene recorded, plus a summary of it: the harms (``listed_harms``), or
+    with ``consequence: critiques`` every action's critique (``critiques``)."""
+    if scene.config.consequence == "critiques":
+        harms = critiques(scene.trace)
+        task = scene.config.render("consequence_critiques", critiques=harms)
+    else:
+        harms = listed_harms(scene.trace)
+        task = scene.config.render("consequence", harms=harms)
     if not harms:
         scene.trace.consequence = NO_HARM
         return
     value, _ = await scene.calls.structured(
         scene.actor,
-        scene.messages(render("consequence", harms=harms)),
+        scene.messages(task),
         Summary,
         json_schema(Summary, {"summary": {"maxLength": SUMMARY_LIMIT}}),
         stage="consequence",
@@ -105,7 +123,7 @@ async def summarise_initial(scene: Scene) -> None:
     """One sentence of the first answer with harmful details removed."""
     value, _ = await scene.calls.structured(
         scene.actor,
-        scene.messages(render("initial_summary"), with_memory=False),
+        scene.messages(scene.config.render("initial_summary"), with_memory=False),
         Summary,
         json_schema(Summary, {"summary": {"maxLength": SUMMARY_LIMIT}}),
         stage="initial_summary",
@@ -121,13 +139,14 @@ async def final_response(scene: Scene) -> None:
     trace = scene.trace
     design = scene.config.final_prompt
     trace.final_prompt = design
-    if design == "authors":
-        # The authors' structure: all context in one user turn, asking for an updated answer.
+    if design in ("authors", "paper"):
+        # The authors' structure: all context in one user turn, asking for an updated answer
+        # (``paper``: with a worked refusal example, as they published it).
         messages: list[Message] = [
             {
                 "role": "user",
-                "content": render(
-                    "final_authors",
+                "content": scene.config.render(
+                    f"final_{design}",
                     query=trace.query,
                     initial_summary=trace.initial_summary,
                     consequence=trace.consequence,
@@ -145,12 +164,12 @@ async def final_response(scene: Scene) -> None:
                 trace.final_response = trace.initial_response
                 return
             system = (
-                render("final_verdict_help", harms=listed_harms(trace))
+                scene.config.render("final_verdict_help", harms=listed_harms(trace))
                 if trace.decision.help
-                else render("final_verdict_decline", consequence=trace.consequence)
+                else scene.config.render("final_verdict_decline", consequence=trace.consequence)
             )
         else:
-            system = render(
+            system = scene.config.render(
                 "final_system",
                 initial_summary=trace.initial_summary,
                 consequence=trace.consequence,

@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
 
 from matrix_align.errors import MatrixAlignError, build_checked
 from matrix_align.io import read_yaml_mapping
+from matrix_align.simulation.prompts import read_overrides, render
 
 
 class SimulationConfig(BaseModel):
@@ -58,11 +59,34 @@ class SimulationConfig(BaseModel):
     temperature: float = Field(0.2, ge=0.0, le=2.0)
     max_tokens: int = Field(1024, ge=16, description="cap on new tokens per call")
     final_max_tokens: int = Field(2048, ge=16, description="cap on new tokens for the final answer")
-    final_prompt: Literal["system", "authors", "verdict"] = Field(
+    final_prompt: Literal["system", "authors", "verdict", "paper"] = Field(
         "verdict",
         description="final-answer design: verdict (decide help or decline from the scene's "
         "harms, then answer), system (the consequence in the system prompt), authors (all "
-        "context in one user turn, asking for an updated response)",
+        "context in one user turn, asking for an updated response), paper (the authors' "
+        "structure with a worked refusal example, written in our words)",
+    )
+    plan_from: Literal["request", "first_answer"] = Field(
+        "request",
+        description="what the asker's plan carries out: request (what they asked for, from "
+        "this answer or elsewhere) or first_answer (they follow the model's first answer, "
+        "as in the paper)",
+    )
+    intent_event: bool = Field(
+        True,
+        description="round 0 records the asker setting out to do exactly what they asked, "
+        "rated for harm; false: the scene starts from the plan, as in the paper",
+    )
+    consequence: Literal["harms", "critiques"] = Field(
+        "harms",
+        description="what the consequence is made of: harms (what each harmful event did and "
+        "to whom) or critiques (the modulator's free-text critique of every delivered action "
+        "against widely shared values, as in the paper)",
+    )
+    prompts: dict[str, str] = Field(
+        default_factory=dict,
+        description="prompt templates replacing the built-in ones by name: a folder of "
+        "NAME.j2 files (--prompts DIR), recorded as name -> template text",
     )
     keep_refusals: bool = Field(
         True,
@@ -72,6 +96,39 @@ class SimulationConfig(BaseModel):
     text_limit: int = Field(
         300, ge=40, le=4000, description="max characters of a situation, action or critique"
     )
+
+    @field_validator("prompts", mode="before")
+    @classmethod
+    def _read_prompts(cls, value: object) -> object:
+        """A folder (``--prompts DIR``, ``prompts: DIR``) is read into name -> text; a
+        mapping (a stored trace's config) is checked the same way."""
+        return read_overrides(value)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):  # noqa: ANN001, ANN202 - pydantic's serializer protocol
+        """The settings, without those of ``LATER_SETTINGS`` left at their default, so a
+        configuration that does not use them dumps, and so hashes into sample ids and
+        compares against a folder's run.json, exactly as before they existed."""
+        data = handler(self)
+        for name in LATER_SETTINGS:
+            if getattr(self, name) == type(self).model_fields[name].get_default(
+                call_default_factory=True
+            ):
+                data.pop(name, None)
+        return data
+
+    def custom_templates(self) -> bool:
+        """Whether a scene renders templates other than the default ones: an override, or
+        a paper variant selected by a switch."""
+        return bool(self.prompts) or (
+            self.plan_from != "request"
+            or self.consequence != "harms"
+            or self.final_prompt == "paper"
+        )
+
+    def render(self, name: str, **values: object) -> str:
+        """Template ``name`` as these settings render it (with its override, if any)."""
+        return render(name, self.prompts, **values)
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: object) -> SimulationConfig:
@@ -113,16 +170,27 @@ class SimulationConfig(BaseModel):
         )
 
 
-# Named settings ``--config NAME`` accepts. ``paper``: the paper's path where ours differs
-# by default, so a comparison with the paper is not confounded by our choices: the plan
-# fixed at set-up, the authors' final-answer structure (all context in one user turn), their
-# memory budget of 3 events, and one call per reaction and per ruling (docs/method.md).
+# Settings added after datasets had been generated (issue 24). At their default they are
+# left out of the dump: sample ids hash the dump and a folder's run.json compares it, so a
+# default run resumes and keeps its ids.
+LATER_SETTINGS = ("plan_from", "intent_event", "consequence", "prompts")
+
+# Named settings ``--config NAME`` accepts. ``paper``: the authors' simulator as published,
+# each of its differences from our default one switch (docs/method.md, "Where we differ",
+# lists them with the reasons, and a test holds that table and this profile together).
 PROFILES: dict[str, dict[str, object]] = {
     "paper": {
-        "adaptive_plan": False,
-        "final_prompt": "authors",
-        "memory_budget": 3,
-        "reactions": "separate",
+        "plan_from": "first_answer",  # the user follows the first answer
+        "intent_event": False,  # the scene starts from the plan
+        "consequence": "critiques",  # free-text critiques feed the consequence
+        "final_prompt": "paper",  # one user turn with a worked refusal example
+        "private_memory": True,  # each role knows only what reached it
+        "adaptive_plan": False,  # the plan is fixed at set-up
+        "reactions": "separate",  # one call per reaction and per ruling
+        "strictness": "strict",  # feasibility as plausibility and common sense
+        "n_roles": 5,  # the paper's sizes
+        "n_steps": 5,
+        "memory_budget": 3,  # the authors folded memory past 3 items
     },
 }
 

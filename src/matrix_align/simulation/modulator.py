@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from matrix_align.simulation.prompts import render
 from matrix_align.simulation.schemas import (
     ModulatorDecision,
     Rulings,
@@ -65,9 +64,12 @@ def _ruling_schema(candidates: list[str], limit: int) -> dict[str, Any]:
     )
 
 
-def _checked(value: ModulatorDecision, candidates: list[str], limit: int) -> ModulatorDecision:
+def _checked(
+    value: ModulatorDecision, candidates: list[str], limit: int, every_critique: bool = False
+) -> ModulatorDecision:
     """A ruling with receivers named as the scene names them (in scene order), strings
-    clipped, and harm details dropped from a ruling of no harm."""
+    clipped, and harm details dropped from a ruling of no harm (the critique is kept with
+    ``every_critique``: the paper's consequence is made of every action's critique)."""
     by_key = {name.casefold(): name for name in candidates}
     receivers = []
     for name in value.noticed_by:
@@ -84,7 +86,9 @@ def _checked(value: ModulatorDecision, candidates: list[str], limit: int) -> Mod
             "reason": clip(value.reason, REASON_LIMIT),
             "effect_on_others": clip(value.effect_on_others, REASON_LIMIT),
             "who_is_hurt": clip(value.who_is_hurt, HARMED_LIMIT) if harmful else "",
-            "value_at_stake": clip(value.value_at_stake, limit) if harmful else "",
+            "value_at_stake": (
+                clip(value.value_at_stake, limit) if harmful or every_critique else ""
+            ),
         }
     )
 
@@ -119,6 +123,12 @@ def _event(
     )
 
 
+def _template(scene: Scene, name: str) -> str:
+    """The ruling's template: with ``consequence: critiques`` the variant that asks for a
+    critique of every action, whatever its harm rating, as the paper's modulator wrote."""
+    return f"{name}_critique" if scene.config.consequence == "critiques" else name
+
+
 def _others(scene: Scene, actor: str) -> list[str]:
     return [r.name for r in scene.trace.roles if r.name != actor]
 
@@ -127,11 +137,12 @@ async def moderate(scene: Scene, actor: str, text: str, kind: EventKind, round_n
     """Rule on one proposed action; the returned event is not yet recorded (id 0)."""
     candidates = _others(scene, actor)
     limit = scene.config.text_limit
+    every = scene.config.consequence == "critiques"
     decision, from_model = await scene.calls.structured(
         scene.modulator,
         scene.messages(
-            render(
-                "modulate",
+            scene.config.render(
+                _template(scene, "modulate"),
                 kind=kind,
                 actor=actor,
                 text=text,
@@ -144,7 +155,7 @@ async def moderate(scene: Scene, actor: str, text: str, kind: EventKind, round_n
         stage="modulate",
         actor=actor,
         round=round_no,
-        check=lambda value: _checked(value, candidates, limit),
+        check=lambda value: _checked(value, candidates, limit, every),
         fallback=lambda: NO_RULING,
     )
     return _event(actor, text, kind, round_no, decision, "model" if from_model else "fallback")
@@ -160,6 +171,7 @@ async def moderate_all(
     if len(proposals) == 1:
         return [await moderate(scene, *proposals[0], kind, round_no)]
     limit = scene.config.text_limit
+    every = scene.config.consequence == "critiques"
     names = [actor for actor, _ in proposals]
     candidates = {actor: _others(scene, actor) for actor in names}
     schema = {
@@ -175,14 +187,14 @@ async def moderate_all(
         if missing:
             raise ValueError(f"a ruling is missing for {', '.join(missing)}")
         return Rulings(
-            {name: _checked(value.root[name], candidates[name], limit) for name in names}
+            {name: _checked(value.root[name], candidates[name], limit, every) for name in names}
         )
 
     rulings, from_model = await scene.calls.structured(
         scene.modulator,
         scene.messages(
-            render(
-                "modulate_all",
+            scene.config.render(
+                _template(scene, "modulate_all"),
                 kind=kind,
                 proposals=proposals,
                 strictness=STRICTNESS[scene.config.strictness],
@@ -215,7 +227,7 @@ async def fold_memory(scene: Scene, round_no: int) -> None:
 
     value, _ = await scene.calls.structured(
         scene.modulator,
-        scene.messages(render("memory")),
+        scene.messages(scene.config.render("memory")),
         Summary,
         json_schema(Summary, {"summary": {"maxLength": SUMMARY_LIMIT}}),
         stage="memory",

@@ -6,7 +6,8 @@ with ``separate``, each reaction and each ruling is its own call, as in the pape
 rejected proposal stays in the trace, marked rejected, and its actor may propose a
 replacement (``max_replacements``), which is ruled on in turn. An actor sees the shared
 scene memory in the prompt prefix, but is told to act only on the events it has witnessed
-(its own memory), listed in its task.
+(its own memory), listed in its task. With ``private_memory`` a reaction's call shows only
+its own person's events, so joint reactions are then asked one person per call.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import re
 from typing import TYPE_CHECKING
 
 from matrix_align.simulation import modulator
-from matrix_align.simulation.prompts import render
 from matrix_align.simulation.schemas import Action, Reaction, Reactions, clip, json_schema
 from matrix_align.simulation.trace import Event
 
@@ -91,7 +91,10 @@ async def react_jointly(scene: Scene, trigger: Event, round_no: int) -> list[Out
         # The label names who speaks; a replacement's label differs from the first try's,
         # so its calls get their own seeds (the same seed tends to repeat the same reply).
         label = ", ".join(pending) + (f" (replacement {replacement})" if replacement else "")
-        texts = await _propose_reactions(scene, pending, trigger, round_no, rejected, label)
+        if scene.config.private_memory:
+            texts = await _propose_privately(scene, pending, trigger, round_no, rejected)
+        else:
+            texts = await _propose_reactions(scene, pending, trigger, round_no, rejected, label)
         events = await modulator.moderate_all(
             scene, [(name, texts[name]) for name in pending], "reaction", round_no, label
         )
@@ -105,6 +108,23 @@ async def react_jointly(scene: Scene, trigger: Event, round_no: int) -> list[Out
         if not pending:
             break
     return [attempts[name] for name in people]
+
+
+async def _propose_privately(
+    scene: Scene, names: list[str], trigger: Event, round_no: int, rejected: dict[str, Event]
+) -> dict[str, str]:
+    """With ``private_memory``, each person's reaction from a call of its own, which shows
+    only what that person witnessed: one call for several people would show each of them
+    the others' events too. The rulings stay joint (the modulator sees everything)."""
+    texts = await scene.calls.gather_in_order(
+        [
+            _propose(
+                scene, name, round_no, "reaction", trigger=trigger, rejected=rejected.get(name)
+            )
+            for name in names
+        ]
+    )
+    return dict(zip(names, texts, strict=True))
 
 
 async def _propose_reactions(
@@ -144,7 +164,9 @@ async def _propose_reactions(
 
     value, _ = await scene.calls.structured(
         scene.actor,
-        scene.messages(render("reactions", trigger=trigger, people=people), viewers=names),
+        scene.messages(
+            scene.config.render("reactions", trigger=trigger, people=people), viewers=names
+        ),
         Reactions,
         schema,
         stage="reactions",
@@ -193,13 +215,13 @@ async def _propose(
     limit = scene.config.text_limit
     observed = [e for e in scene.observations(actor) if trigger is None or e.id != trigger.id]
     if kind == "action":
-        task = render(
+        task = scene.config.render(
             "action", actor=actor, round=round_no, step=step, observed=observed, rejected=rejected
         )
         output, field, fallback_text = Action, "action", step
     else:
         role = next(r for r in scene.trace.roles if r.name == actor)
-        task = render(
+        task = scene.config.render(
             "reaction",
             actor=actor,
             traits=role.traits,

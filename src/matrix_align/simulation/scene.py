@@ -22,7 +22,6 @@ from matrix_align.simulation import answer, modulator, roles, setup
 from matrix_align.simulation.audit import audit_scene
 from matrix_align.simulation.calls import SceneCalls
 from matrix_align.simulation.config import SimulationConfig
-from matrix_align.simulation.prompts import render
 from matrix_align.simulation.trace import Event, SceneTrace
 from matrix_align.text import require_unicode
 
@@ -106,7 +105,7 @@ class Scene:
         if len(first) > HEADER_ANSWER_LIMIT:
             first = first[:HEADER_ANSWER_LIMIT] + " [...]"
         ready = bool(self.trace.plan)
-        return render(
+        return self.config.render(
             "scene_header",
             query=self.trace.query,
             initial_response=first,
@@ -122,9 +121,9 @@ class Scene:
         if viewers is not None and self.config.private_memory:
             seen = sorted({i for name in viewers for i in self.observed.get(name, [])})
             events = [self.trace.events[i - 1] for i in seen[-self.config.memory_budget :]]
-            return render("scene_log", summary=None, events=events)
+            return self.config.render("scene_log", summary=None, events=events)
         summary = self.trace.memory_summaries[-1] if self.trace.memory_summaries else None
-        return render("scene_log", summary=summary, events=self.memory_events())
+        return self.config.render("scene_log", summary=summary, events=self.memory_events())
 
     def messages(
         self, task: str, *, with_memory: bool = True, viewers: list[str] | None = None
@@ -133,7 +132,7 @@ class Scene:
         ``viewers``: the people the call speaks for (their private memory, if it is on)."""
         body = self.header() + (self.memory(viewers) if with_memory else "") + task
         return [
-            {"role": "system", "content": render("system_scene")},
+            {"role": "system", "content": self.config.render("system_scene")},
             {"role": "user", "content": body},
         ]
 
@@ -147,7 +146,8 @@ class Scene:
 
         await setup.set_up(self)
         self.emit("setup")
-        await roles.state_intent(self)
+        if self.config.intent_event:
+            await roles.state_intent(self)
 
         for round_no, step in enumerate(self.trace.plan, start=1):
             await self.play_round(round_no, step)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from matrix_align.simulation.prompts import render
 from matrix_align.simulation.schemas import SceneRoles, SceneSetup, clip, json_schema
 from matrix_align.simulation.trace import Role
 
@@ -19,6 +18,10 @@ if TYPE_CHECKING:
 NAME_LIMIT = 40
 PROFILE_LIMIT = 120
 NOT_A_STAKEHOLDER = {"user", "ego", "asker", "person who asked", "you", "i", "me"}
+# What the plan carries out (``plan_from``): the request itself, from this answer or
+# elsewhere (ours: a story of someone obeying a refusal shows no harm), or the first answer,
+# which the user follows (the paper).
+PLAN_TEMPLATES = {"request": "setup", "first_answer": "setup_first_answer"}
 # The assistant that answered is not a character of the user's social world.
 NOT_A_CHARACTER = re.compile(r"\b(ai|assistant|chatbot|language model)\b", re.IGNORECASE)
 
@@ -71,7 +74,10 @@ async def _situation_and_plan(scene: Scene) -> None:
 
     value, _ = await scene.calls.structured(
         scene.actor,
-        scene.messages(render("setup", n_steps=cfg.n_steps), with_memory=False),
+        scene.messages(
+            scene.config.render(PLAN_TEMPLATES[cfg.plan_from], n_steps=cfg.n_steps),
+            with_memory=False,
+        ),
         SceneSetup,
         schema,
         stage="setup",
@@ -115,7 +121,9 @@ async def _cast_roles(scene: Scene) -> None:
 
     value, _ = await scene.calls.structured(
         scene.actor,
-        scene.messages(render("roles", n_roles=cfg.n_roles, ego=trace.ego), with_memory=False),
+        scene.messages(
+            scene.config.render("roles", n_roles=cfg.n_roles, ego=trace.ego), with_memory=False
+        ),
         SceneRoles,
         schema,
         stage="roles",
