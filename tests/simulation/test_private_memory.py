@@ -62,9 +62,10 @@ def test_the_paper_profile_by_name_and_overrides(tmp_path):
     config = SimulationConfig.from_yaml("paper", memory_budget=5)
     assert (config.adaptive_plan, config.final_prompt, config.reactions) == (
         False,
-        "authors",
+        "paper",
         "separate",
     )
+    assert config.private_memory and not config.intent_event
     assert config.memory_budget == 5  # what the command line gives wins
     assert PROFILES["paper"]["memory_budget"] == 3
     own = tmp_path / "paper"  # a file of that name is read as a file

@@ -182,9 +182,12 @@ ConfigFile = Annotated[
     typer.Option(
         "--config",
         parser=path_value,
-        help="YAML file of simulation settings, or a built-in profile: paper (the paper's "
-        "path: fixed plan, the authors' final prompt, memory budget 3, separate reactions); "
-        "options given here win.",
+        help="YAML file of simulation settings, or a built-in profile: paper (the authors' "
+        "simulator as published: the user follows the first answer, no intent event, "
+        "critiques of every action as the consequence, the final prompt with a worked "
+        "example, private memory, fixed plan, separate reactions, strict feasibility, 5 "
+        "roles x 5 steps, memory budget 3; still ours: rounds with seeds, enforced "
+        "verdicts, typed replies; docs/method.md); options given here win.",
         rich_help_panel=SIM,
     ),
 ]
@@ -309,8 +312,22 @@ FinalPrompt = Annotated[
         "--final-prompt",
         help="How the final answer is written: verdict (decide help or decline from the "
         "scene's harm ratings, then answer), system (the consequence in the system prompt), "
-        "authors (all context in one user turn) " + _default("final_prompt") + ".",
+        "authors (all context in one user turn), paper (the same with a worked refusal "
+        "example) " + _default("final_prompt") + ".",
         rich_help_panel=SIM,
+    ),
+]
+
+Prompts = Annotated[
+    Path | None,
+    typer.Option(
+        "--prompts",
+        parser=path_value,
+        help="Folder of NAME.j2 templates replacing the scene's built-in ones by name "
+        "(docs/simulation.md lists them and their variables); checked before any call, "
+        "and recorded in the trace, provenance and sample ids.",
+        rich_help_panel=SIM,
+        show_default=False,
     ),
 ]
 
@@ -384,6 +401,7 @@ class SimulationOptions(OptionGroup):
     reactions: Reactions = None
     private_memory: PrivateMemory = None
     final_prompt: FinalPrompt = None
+    prompts: Prompts = None
 
     def given(self) -> dict[str, Any]:
         """The settings given as options, by field name (None: not given)."""

@@ -61,8 +61,8 @@ from matrix_align.io import atomic_write_json, read_json_object
 from matrix_align.llm.base import ChatModel
 from matrix_align.provenance import (
     TEMPLATES_KEY,
+    config_templates_sha256,
     dataset_revisions,
-    prompt_templates_sha256,
     provenance_record,
     stamp,
     templates_mismatch,
@@ -176,7 +176,7 @@ def build_plan(
             path, prompt_field=prompt_field, limit=limit, shuffle=shuffle, seed=seed
         )
         loaded.append((source, input_mode))
-    dump = id_settings(config.model_dump(mode="json"))
+    dump = id_settings(config.model_dump(mode="json"), config)
     items: list[WorkItem] = []
     seen: set[str] = set()
     notes: list[str] = []
@@ -219,7 +219,7 @@ def _sample(
 ) -> Outcome:
     if not answer.strip():
         raise EmptyAnswerError("the model produced an empty final answer")
-    stamp(trace, model)
+    stamp(trace, model)  # run_scene stamped it, with its templates
     meta = {
         **item.record.metadata,
         "source_id": item.record.id,
@@ -453,7 +453,7 @@ def check_output(output: Path, *, config: SimulationConfig, model_key: str) -> N
             f"{output} is a `matrix-align import` folder; generated samples do not go into it.",
             hint="give generate a new --output folder",
         )
-    why = templates_mismatch(previous.get(TEMPLATES_KEY))
+    why = templates_mismatch(previous.get(TEMPLATES_KEY), config)
     if why:
         raise MatrixAlignError(
             f"{output} holds samples that {why}, so this run would generate every sample "
@@ -521,13 +521,14 @@ async def generate(
             "created_at": created.get("created_at") or now_iso(),
             "model_key": str(model_info.get("key")),
             "config": config.model_dump(mode="json"),
-            TEMPLATES_KEY: prompt_templates_sha256(),
+            TEMPLATES_KEY: config_templates_sha256(config),
         }
         sources = dataset_revisions(source for source, _ in plan.sources)
 
         def write_run() -> None:
             atomic_write_json(
-                run_file, {**run, "provenance": provenance_record(model, datasets=sources)}
+                run_file,
+                {**run, "provenance": provenance_record(model, datasets=sources, config=config)},
             )
 
         write_run()

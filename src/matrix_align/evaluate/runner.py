@@ -69,8 +69,8 @@ from matrix_align.io import atomic_write_json
 from matrix_align.llm.base import ChatModel
 from matrix_align.provenance import (
     TEMPLATES_KEY,
+    config_templates_sha256,
     dataset_revisions,
-    prompt_templates_sha256,
     provenance_record,
     stamp,
     templates_mismatch,
@@ -110,11 +110,13 @@ def _clash(entries: list[str], stored_model: str, model_key: str) -> None:
     )
 
 
-def check_templates(output: Path, stored: list[AnswerRecord], run: dict[str, Any]) -> None:
+def check_templates(
+    output: Path, stored: list[AnswerRecord], run: dict[str, Any], config: Any = None
+) -> None:
     """One folder, one set of scene prompt templates: answer ids hash the templates, so
     after a template change (or with answers from before ids did) a run would answer every
     item again beside the stored answers. Judging and the report still work."""
-    why = templates_mismatch(run.get(TEMPLATES_KEY)) if stored else None
+    why = templates_mismatch(run.get(TEMPLATES_KEY), config) if stored else None
     if why:
         raise MatrixAlignError(
             f"{output} holds answers that {why}, so this run would answer every item again.",
@@ -152,7 +154,7 @@ async def answer_task(
             initial = response.initial_response
         if task.system == "matrix":  # stored answers carry the scene audit, label included
             response.trace.flags = audit_scene(response.trace, harmful=is_harmful(task.record))
-        stamp(response.trace, model)
+        stamp(response.trace, model, config)
         answers.append(response.answer)
         traces.append(response.trace)
         history.append(ChatMessage(role="assistant", content=response.answer))
@@ -357,7 +359,7 @@ def prepare(settings: EvalSettings, n_judges: int) -> Prepared:
     require_kind(settings.output, "evaluate", "--output")
     loaded, notes = load_benchmarks(settings)
     stored, _ = read_results(settings.output)
-    check_templates(settings.output, stored, read_run(settings.output))
+    check_templates(settings.output, stored, read_run(settings.output), settings.config)
     new_entries = {entry_name(s, settings.tag) for s in settings.systems}
     stored_models = {a.entry: a.model for a in stored}
     clashes = sorted(
@@ -430,7 +432,7 @@ async def evaluate(
             "simulation": settings.config.model_dump(mode="json"),
             "system_options": settings.options.model_dump(mode="json"),
             "notes": notes,
-            TEMPLATES_KEY: prompt_templates_sha256(),
+            TEMPLATES_KEY: config_templates_sha256(settings.config),
         }
 
         def provenance() -> dict[str, Any]:

@@ -91,13 +91,14 @@ def sample_id(*, query: str, source: str, mode: str, config: dict[str, Any], mod
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 
-def id_settings(settings: dict[str, Any]) -> dict[str, Any]:
+def id_settings(settings: dict[str, Any], config: Any = None) -> dict[str, Any]:
     """What a generated answer's id hashes as its settings: the settings plus the hash of
-    the scene prompt templates, because an edited template changes the answer. (Judgement
-    ids hash the answer ids, so they follow.)"""
-    from matrix_align.provenance import prompt_templates_sha256
+    the scene prompt templates (those ``config``, a ``SimulationConfig``, renders: its
+    overrides and paper variants included), because an edited template changes the
+    answer. (Judgement ids hash the answer ids, so they follow.)"""
+    from matrix_align.provenance import config_templates_sha256
 
-    return {**settings, "prompt_templates": prompt_templates_sha256()}
+    return {**settings, "prompt_templates": config_templates_sha256(config)}
 
 
 def render_conversation(messages: list[ChatMessage]) -> str:

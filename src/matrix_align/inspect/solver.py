@@ -49,7 +49,7 @@ def matrix(
     temperature: float | None = None,
     max_tokens: int | None = None,
     final_max_tokens: int | None = None,
-    final_prompt: Literal["verdict", "system", "authors"] | None = None,
+    final_prompt: Literal["verdict", "system", "authors", "paper"] | None = None,
     config: str | None = None,
     structured: bool = True,
     keep_calls: bool = True,
@@ -70,7 +70,8 @@ def matrix(
       temperature: sampling temperature of every scene call.
       max_tokens: cap on new tokens per scene call.
       final_max_tokens: cap on new tokens of the final answer.
-      final_prompt: how the final answer is written (``verdict``, ``system``, ``authors``).
+      final_prompt: how the final answer is written (``verdict``, ``system``, ``authors``,
+        ``paper``).
       config: a YAML file of ``SimulationConfig`` fields; the arguments above win over it.
       structured: send each decision's JSON schema as a response schema; false for
         providers that reject one (replies are validated and re-asked either way).

@@ -249,5 +249,5 @@ async def run_scene(
 
     scene = Scene(query.strip(), actor, modulator or actor, config or SimulationConfig(), on_event)
     trace = await scene.run(initial_response)
-    stamp(trace, actor)
+    stamp(trace, actor, scene.config)
     return trace

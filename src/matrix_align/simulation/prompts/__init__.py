@@ -83,7 +83,7 @@ def read_overrides(value: Any) -> dict[str, str]:
                 f"The prompts folder {folder} does not exist or is not a folder.",
                 hint="give --prompts a folder of NAME.j2 files, one per template to replace",
             )
-        texts = {path.stem: path.read_text("utf-8") for path in sorted(folder.glob("*.j2"))}
+        texts = {path.stem: _read(path) for path in sorted(folder.glob("*.j2"))}
         where = str(folder)
         if not texts:
             raise MatrixAlignError(
@@ -93,6 +93,15 @@ def read_overrides(value: Any) -> dict[str, str]:
     for name, text in texts.items():
         _check(name, text, where)
     return texts
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MatrixAlignError(
+            f"Cannot read the template {path}: {exc}.", hint="templates are UTF-8 text files"
+        ) from None
 
 
 def _check(name: str, text: str, where: str) -> None:
