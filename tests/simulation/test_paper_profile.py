@@ -138,7 +138,8 @@ def test_the_paper_profile_matches_the_table_in_method_md():
     section = METHOD.read_text("utf-8").split("## Where we differ from the paper", 1)[1]
     table = section.split("\n\n## ", 1)[0]
     documented: dict[str, object] = {}
-    for key, value in re.findall(r"`(\w+): ([\w.-]+)`", table):
+    last_cells = [row.rsplit("|", 2)[-2] for row in table.splitlines() if row.startswith("| ")]
+    for key, value in re.findall(r"`(\w+): ([\w.-]+)`", "\n".join(last_cells)):
         documented[key] = (
             int(value) if value.isdigit() else {"true": True, "false": False}.get(value, value)
         )

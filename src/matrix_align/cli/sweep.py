@@ -142,7 +142,7 @@ def sweep(
     judge, vs each setting).
 
     The simulation options set what the grid leaves out. Example: matrix-align sweep --grid
-    roles=1,3,5,7 --grid steps=1,2,4,8 --subset paper-50 --judge-backend openai
+    roles=1,3,5,7 --grid steps=1,2,4,8,16 --subset paper-50 --judge-backend openai
     --judge-model gpt-4o --judge-base-url https://api.openai.com/v1 -o runs/sweep
     """
     from rich.console import Console
