@@ -56,10 +56,12 @@ def simulate(
 ) -> None:
     """Simulate the social scene around QUERY and print a consequence-aware answer.
 
-    One model imagines who asks and why, who else is affected, and what happens if the user
-    follows its first answer; it plays every role, and a social modulator rules on each
-    action (feasible? who notices? what harm?). The recorded consequences turn the first
-    answer into the final one. The whole scene is shown as it unfolds.
+    One model imagines who asks and why, who else is affected, and what happens once the
+    user has what they asked for, whatever the first answer said (with --config paper, as in
+    the paper: what happens if the user follows the first answer); it plays every role, and
+    a social modulator rules on each action (feasible? who notices? what harm?). The
+    recorded consequences turn the first answer into the final one. The whole scene is shown
+    as it unfolds.
     """
     from rich.console import Console
 
