@@ -95,9 +95,7 @@ def config_templates_sha256(config: Any = None) -> str:
     (``prompt_templates_sha256``) unless it overrides some or selects the paper variants."""
     if config is None or not config.custom_templates():
         return prompt_templates_sha256()
-    from matrix_align.simulation.prompts import templates_sha256 as scene_templates_sha256
-
-    return scene_templates_sha256(config.prompts, variants=True)
+    return config.templates_sha256()
 
 
 def prompt_overrides(config: Any = None) -> dict[str, str]:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serial
 
 from matrix_align.errors import MatrixAlignError, build_checked
 from matrix_align.io import read_yaml_mapping
-from matrix_align.simulation.prompts import read_overrides, render
+from matrix_align.simulation.prompts import read_overrides, render, templates_sha256
 
 
 class SimulationConfig(BaseModel):
@@ -125,6 +125,10 @@ class SimulationConfig(BaseModel):
             or self.consequence != "harms"
             or self.final_prompt == "paper"
         )
+
+    def templates_sha256(self) -> str:
+        """The hash of every template with this configuration's overrides in place."""
+        return templates_sha256(self.prompts, variants=True)
 
     def render(self, name: str, **values: object) -> str:
         """Template ``name`` as these settings render it (with its override, if any)."""
