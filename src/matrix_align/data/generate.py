@@ -36,6 +36,7 @@ from matrix_align.batch import (
     Usage,
     now_iso,
 )
+from matrix_align.data import preference_modes
 from matrix_align.data.sources import (
     HubPolicy,
     LoadedSource,
@@ -298,13 +299,31 @@ def answer_with_system(name: str) -> Answerer:
     return answer
 
 
-# Answer modes by name: the scene (matrix), the model's own answer (direct), and every
-# baseline of ``systems`` by its system name (``vanilla`` is ``direct``), so a new system is
-# a mode as soon as it is in ``SYSTEMS``.
+def answer_with_pair(
+    make: Callable[[str, ChatModel, SimulationConfig], Awaitable[Any]],
+) -> Answerer:
+    """A preference-pair method (``preference_modes``: RLcd, RLAIF) as an answer mode: the
+    chosen answer is the completion, the rejected one the first answer, as in a MATRIX
+    sample, so the preference export holds the pair."""
+
+    async def answer(item: WorkItem, model: ChatModel, config: SimulationConfig) -> Outcome:
+        started = time.perf_counter()
+        trace = await make(item.record.prompt, model, config)
+        wall = time.perf_counter() - started
+        return _sample(item, model, trace, trace.final_response, Usage.of_traces([trace], wall))
+
+    return answer
+
+
+# Answer modes by name: the scene (matrix), the model's own answer (direct), every baseline
+# of ``systems`` by its system name (``vanilla`` is ``direct``), so a new system is a mode as
+# soon as it is in ``SYSTEMS``, and the training-time baselines that make preference pairs.
 ANSWERERS: dict[str, Answerer] = {
     "matrix": answer_matrix,
     "direct": answer_direct,
     **{name: answer_with_system(name) for name in SYSTEMS if name not in ("matrix", "vanilla")},
+    "rlcd": answer_with_pair(preference_modes.rlcd),
+    "rlaif": answer_with_pair(preference_modes.rlaif),
 }
 
 
