@@ -7,13 +7,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import jinja2
 import pytest
+from pydantic import ValidationError
 
 from matrix_align.errors import MatrixAlignError
 from matrix_align.folders.records import id_settings
 from matrix_align.provenance import config_templates_sha256, prompt_templates_sha256
 from matrix_align.simulation.config import SimulationConfig
-from matrix_align.simulation.prompts import built_in, variables
+from matrix_align.simulation.prompts import built_in, render, variables
 from matrix_align.simulation.scene import run_scene
 from tests.conftest import run_main, scripted
 
@@ -67,14 +69,24 @@ def test_sample_ids_and_folders_tell_the_templates_apart(tmp_path):
 )
 def test_wrong_variables_or_syntax_are_refused(tmp_path, text, problem):
     with pytest.raises(MatrixAlignError, match=re.escape(problem)):
-        SimulationConfig(prompts=str(folder(tmp_path, setup=text)))
+        SimulationConfig.build(prompts=str(folder(tmp_path, setup=text)))
 
 
 def test_an_unknown_template_name_or_folder_is_refused(tmp_path):
     with pytest.raises(MatrixAlignError, match="stepup.j2 replaces no template"):
-        SimulationConfig(prompts=str(folder(tmp_path, stepup=SETUP)))
+        SimulationConfig.build(prompts=str(folder(tmp_path, stepup=SETUP)))
     with pytest.raises(MatrixAlignError, match="does not exist"):
-        SimulationConfig(prompts=str(tmp_path / "nowhere"))
+        SimulationConfig.build(prompts=str(tmp_path / "nowhere"))
+    # Built directly (a library caller, `serve`), it is a validation error like any other.
+    with pytest.raises(ValidationError, match="stepup.j2 replaces no template"):
+        SimulationConfig(prompts={"stepup": SETUP})
+
+
+def test_an_override_is_rendered_in_a_sandbox():
+    """An override's text may come from a stored trace or a request: it cannot reach the
+    internals of the values it is given."""
+    with pytest.raises(jinja2.exceptions.TemplateError):
+        render("setup", {"setup": "{{ n_steps.__class__.__mro__ }}"}, n_steps=2)
 
 
 def test_the_command_refuses_a_bad_override_before_any_call(tmp_path, monkeypatch, capsys):
@@ -83,7 +95,7 @@ def test_the_command_refuses_a_bad_override_before_any_call(tmp_path, monkeypatc
         monkeypatch, capsys, "simulate", "--backend", "scripted", "--prompts", str(prompts), "q"
     )
     assert code == 2
-    assert "setup.j2 has the wrong variables (unknown nonsense)" in out
+    assert "setup.j2 has the wrong variables: unknown nonsense" in out
     assert "Traceback" not in out and "preparing the model" not in out
 
 

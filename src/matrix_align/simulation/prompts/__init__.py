@@ -20,8 +20,8 @@ from typing import Any
 
 import jinja2
 import jinja2.meta
-
-from matrix_align.errors import MatrixAlignError
+import jinja2.sandbox
+from pydantic_core import PydanticCustomError
 
 FOLDER = Path(__file__).parent
 VARIANTS = "paper"  # the subfolder of the paper profile's templates
@@ -53,8 +53,25 @@ def variables(name: str) -> frozenset[str]:
 
 
 @cache
+def _sandbox() -> jinja2.sandbox.SandboxedEnvironment:
+    """The environment of overrides: sandboxed, since an override's text may come from
+    elsewhere than this package (a stored trace, a request to `serve`), and a template can
+    otherwise reach any attribute of the values it is given."""
+    return jinja2.sandbox.SandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+    )
+
+
+@cache
 def _compiled(text: str) -> jinja2.Template:
-    return _environment().from_string(text)
+    return _sandbox().from_string(text)
+
+
+def _refuse(message: str, hint: str) -> PydanticCustomError:
+    """A refused override, as a validation error of the ``prompts`` setting (so every command
+    and `serve` report it as bad input), the fix in the message."""
+    return PydanticCustomError("prompt_template", "{message} ({hint})",
+                               {"message": message, "hint": hint})  # fmt: skip
 
 
 def render(name: str, overrides: dict[str, str] | None = None, **values: object) -> str:
@@ -79,16 +96,16 @@ def read_overrides(value: Any) -> dict[str, str]:
     else:
         folder = Path(str(value)).expanduser()
         if not folder.is_dir():
-            raise MatrixAlignError(
-                f"The prompts folder {folder} does not exist or is not a folder.",
-                hint="give --prompts a folder of NAME.j2 files, one per template to replace",
+            raise _refuse(
+                f"the prompts folder {folder} does not exist or is not a folder",
+                "give --prompts a folder of NAME.j2 files, one per template to replace",
             )
         texts = {path.stem: _read(path) for path in sorted(folder.glob("*.j2"))}
         where = str(folder)
         if not texts:
-            raise MatrixAlignError(
-                f"The prompts folder {folder} holds no .j2 template.",
-                hint="name each file after the template it replaces, e.g. setup.j2",
+            raise _refuse(
+                f"the prompts folder {folder} holds no .j2 template",
+                "name each file after the template it replaces, e.g. setup.j2",
             )
     for name, text in texts.items():
         _check(name, text, where)
@@ -99,24 +116,24 @@ def _read(path: Path) -> str:
     try:
         return path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise MatrixAlignError(
-            f"Cannot read the template {path}: {exc}.", hint="templates are UTF-8 text files"
+        raise _refuse(
+            f"cannot read the template {path}: {exc}", "templates are UTF-8 text"
         ) from None
 
 
 def _check(name: str, text: str, where: str) -> None:
     templates = built_in()
     if name not in templates:
-        raise MatrixAlignError(
-            f"{where}: {name}.j2 replaces no template.",
-            hint=f"templates: {', '.join(sorted(templates))} (docs/simulation.md)",
+        raise _refuse(
+            f"{where}: {name}.j2 replaces no template",
+            f"templates: {', '.join(sorted(templates))}; docs/simulation.md",
         )
     try:
-        used = jinja2.meta.find_undeclared_variables(_environment().parse(text))
+        used = jinja2.meta.find_undeclared_variables(_sandbox().parse(text))
     except jinja2.TemplateSyntaxError as exc:
-        raise MatrixAlignError(
-            f"{where}: {name}.j2 is not a valid template (line {exc.lineno}: {exc.message}).",
-            hint="templates are Jinja2: {{ variable }}, {% if %}...{% endif %}",
+        raise _refuse(
+            f"{where}: {name}.j2 is not a valid template (line {exc.lineno}: {exc.message})",
+            "templates are Jinja2: {{ variable }}, {% if %}...{% endif %}",
         ) from None
     expected = variables(name)
     unknown, missing = sorted(used - expected), sorted(expected - used)
@@ -125,10 +142,10 @@ def _check(name: str, text: str, where: str) -> None:
             *([f"unknown {', '.join(unknown)}"] if unknown else []),
             *([f"missing {', '.join(missing)}"] if missing else []),
         ]
-        raise MatrixAlignError(
-            f"{where}: {name}.j2 has the wrong variables ({'; '.join(problems)}).",
-            hint=f"{name}.j2 takes exactly: {', '.join(sorted(expected)) or '(none)'}; to "
-            "leave one out on purpose, use it inside {% if false %}...{% endif %}",
+        raise _refuse(
+            f"{where}: {name}.j2 has the wrong variables: {'; '.join(problems)}",
+            f"{name}.j2 takes exactly: {', '.join(sorted(expected)) or '(none)'}; to leave one "
+            "out on purpose, use it inside {% if false %}...{% endif %}",
         )
 
 
