@@ -4,6 +4,7 @@ tell two results apart (issue 24)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -106,3 +107,26 @@ def test_docs_list_every_template_and_its_variables():
     assert set(rows) == set(built_in())
     for name, listed in rows.items():
         assert set(re.findall(r"`(\w+)`", listed)) == set(variables(name)), name
+
+
+def test_a_generate_folder_refuses_other_templates(tmp_path):
+    """A folder made with the default templates does not take samples of an override."""
+    from matrix_align.data.generate import check_output
+
+    out = tmp_path / "run"
+    out.mkdir()
+    default = SimulationConfig()
+    (out / "run.json").write_text(
+        json.dumps(
+            {
+                "kind": "generate",
+                "model_key": "scripted:default",
+                "config": default.model_dump(mode="json"),
+                "prompt_templates_sha256": prompt_templates_sha256(),
+            }
+        )
+    )
+    check_output(out, config=default, model_key="scripted:default")  # the same: accepted
+    custom = SimulationConfig(prompts=str(folder(tmp_path, setup=SETUP)))
+    with pytest.raises(MatrixAlignError, match="other scene prompt templates"):
+        check_output(out, config=custom, model_key="scripted:default")

@@ -492,7 +492,9 @@ def check_output(output: Path, *, config: SimulationConfig, model_key: str) -> N
         changed.insert(0, f"model ({previous.get('model_key')} -> {model_key})")
     if changed:
         shown = ", ".join(
-            c if c.startswith("model") else f"{c} ({old_config.get(c)} -> {new_config.get(c)})"
+            c
+            if c.startswith("model")
+            else f"{c} ({_brief(old_config.get(c))} -> {_brief(new_config.get(c))})"
             for c in changed
         )
         raise MatrixAlignError(
@@ -500,6 +502,15 @@ def check_output(output: Path, *, config: SimulationConfig, model_key: str) -> N
             hint="use a new --output folder for new settings (one dataset, one configuration), "
             "or the same options to resume",
         )
+
+
+def _brief(value: Any) -> str:
+    """A setting's value as an error message shows it: template texts (``prompts``) by
+    name, anything else as it is, cut at 80 characters."""
+    if isinstance(value, dict):
+        value = sorted(value)
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @dataclass
