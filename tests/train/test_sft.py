@@ -97,6 +97,21 @@ async def test_trained_model_answers_through_the_transformers_backend(sft_run: P
     assert adapter_model._resolve()[1] is None  # the merged folder wins when present
 
 
+def test_a_rerun_without_merge_removes_the_stale_merged_model(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    data = make_generate_dir(tmp_path / "demo")
+    out = tmp_path / "demo-sft"
+    base = ("--data", str(data), "--model", str(tiny_model_dir), "--output", str(out), *FAST)
+    first = invoke(*base, "--max-steps", "1", "--merge")
+    assert first.exit_code == 0, f"{first.output}\n{first.exception!r}"
+    assert (out / "merged" / "merged_from.json").exists()
+    again = invoke(*base, "--max-steps", "1", "--overwrite")
+    assert again.exit_code == 0, f"{again.output}\n{again.exception!r}"
+    assert not (out / "merged").exists() and "removed" in again.output
+    assert "`merged/`" not in (out / "README.md").read_text(encoding="utf-8")
+
+
 def test_dry_run_checks_and_prints_without_training(generate_dir: Path, tiny_model_dir: Path,
                                                     tmp_path: Path) -> None:  # fmt: skip
     out = tmp_path / "dry"

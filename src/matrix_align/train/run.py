@@ -17,6 +17,7 @@ reads):
 from __future__ import annotations
 
 import gc
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from matrix_align.llm.train_output import (
     MERGED_DIR,
     MODEL_DIR,
     WEIGHT_DIRS,
+    record_merge,
 )
 from matrix_align.provenance import provenance_record
 from matrix_align.train.card import CardFacts, write_card
@@ -191,6 +193,7 @@ def run_training(
         return result
 
     prep.tokenizer.save_pretrained(str(weights_dir))
+    _drop_stale_merged(prep.output_dir / MERGED_DIR, log)
     if prep.finetune != "full":
         result.gguf_adapter = _write_gguf_adapter(weights_dir, source, prep.source, log)
     # The trainer pickles its arguments beside the weights; train_config.yaml says the same
@@ -280,7 +283,17 @@ def merge_adapter(
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     merged.save_pretrained(str(merged_dir))
     tokenizer.save_pretrained(str(merged_dir))
+    record_merge(merged_dir, adapter_dir)
     return merged_dir
+
+
+def _drop_stale_merged(merged_dir: Path, log: Log) -> None:
+    """A merged model of an earlier run in this folder (--overwrite, --resume) was made from
+    the adapter just replaced: remove it, so neither the transformers backend nor `vllm serve
+    OUT/merged` serves old weights. --merge rebuilds it afterwards."""
+    if merged_dir.exists():
+        shutil.rmtree(merged_dir)
+        log(f"removed {merged_dir}: it was merged from the previous adapter")
 
 
 def _last_checkpoint(folder: Path) -> str | None:
