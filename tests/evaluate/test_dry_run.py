@@ -126,9 +126,10 @@ def test_the_reask_rate_is_read_from_the_stored_judgements() -> None:
 
     def judgement(judge: str, *attempts: int) -> JudgementRecord:
         calls = [ModelCall(stage="judge", attempt=a, messages=[]) for a in attempts]
-        return JudgementRecord(id=f"{judge}{len(attempts)}", metric="m", judge=judge,
-                               benchmark="b", item_id="i", prompt="p", entry="e",
-                               answer_ids=[], verdict=Verdict(scored=True), calls=calls)  # fmt: skip
+        return JudgementRecord(
+            id=f"{judge}{len(attempts)}", metric="m", judge=judge, benchmark="b", item_id="i",
+            prompt="p", entry="e", answer_ids=[], verdict=Verdict(scored=True), calls=calls,
+        )  # fmt: skip
 
     stored = [judgement("a", 1, 2), judgement("a", 1), judgement("a", 1), judgement("b", 1, 2)]
     assert reask_rate(stored, "a") == pytest.approx(1 / 3)
