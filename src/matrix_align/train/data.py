@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from matrix_align.data.export import TEST_DIR
 from matrix_align.errors import MatrixAlignError
 from matrix_align.io import parse_jsonl
 
@@ -92,11 +93,14 @@ def _is_hf_disk_dataset(path: Path) -> bool:
 def _pick_file(folder: Path, method: Method) -> Path:
     # generate writes OUTPUT/samples.jsonl and OUTPUT/exports/{jsonl,parquet}/<format>.*,
     # so look two folders down; the hinted export files are preferred over samples.jsonl.
+    # An export's test split (<type>/test/, export --test-fraction) is never trained on.
     candidates = sorted(
         p
         for pattern in ("*", "*/*", "*/*/*")
         for p in folder.glob(pattern)
-        if p.is_file() and p.suffix in DATA_SUFFIXES
+        if p.is_file()
+        and p.suffix in DATA_SUFFIXES
+        and TEST_DIR not in p.relative_to(folder).parts[:-1]
     )
     if not candidates:
         raise MatrixAlignError(

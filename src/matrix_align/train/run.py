@@ -43,7 +43,7 @@ from matrix_align.llm.train_output import (
     record_merge,
 )
 from matrix_align.provenance import provenance_record
-from matrix_align.train.card import CardFacts, write_card
+from matrix_align.train.card import CardFacts, base_model_id, write_card
 from matrix_align.train.config import Environment, TrainConfig
 from matrix_align.train.data import TrainData, load_train_data
 from matrix_align.train.models import read_chat_template
@@ -219,8 +219,12 @@ def run_training(
         outputs[f"{weights_dir.name}/{result.gguf_adapter.name}"] = "LoRA adapter for llama.cpp"
     if result.merged_dir:
         outputs["merged"] = "base model with the adapter merged in"
+    # The card names the model, never a local path (which a push would publish).
+    model_id = base_model_id(prep.source)
+    model_name = model_id or Path(source.path).name
     facts = CardFacts(
-        base_model=source.path if prep.source.kind != "hub" else prep.source.spec,
+        base_model=model_name,
+        base_model_id=model_id,
         finetune=prep.finetune,
         precision=prep.precision,
         device=prep.env.device_name,
@@ -232,7 +236,7 @@ def run_training(
         outputs=outputs,
         folder=str(prep.output_dir),
         provenance=provenance_record(
-            base_model=source.path if prep.source.kind != "hub" else prep.source.spec,
+            base_model=model_name,
             data=find_export_provenance(prep.data.path),
         ),
     )
