@@ -47,7 +47,8 @@ class TrainData(OptionGroup):
         typer.Option(
             "--data",
             "-d",
-            help="A `generate` output folder, a JSONL/Parquet file, or a save_to_disk folder.",
+            help="A `generate` output folder, a JSONL/Parquet file, a save_to_disk folder, "
+            "or a Hub dataset: OWNER/NAME or hf://OWNER/NAME[:CONFIG][@SPLIT].",
             rich_help_panel=DATA,
         ),
     ] = None
@@ -353,7 +354,7 @@ def _print_plan(console: Any, cfg: Any, prep: Any) -> None:
     """--dry-run: what would be trained, how, and the trainer's settings."""
     console.print(
         f"[bold]{cfg.method.upper()}[/] {prep.finetune} / {prep.precision} on "
-        f"{prep.env.device_name}; {prep.data.n_train} records from {prep.data.path}",
+        f"{prep.env.device_name}; {prep.data.n_train} records from {prep.data.where}",
         highlight=False,
     )
     template = cfg.chat_template or "the tokenizer's own"

@@ -110,7 +110,7 @@ def render_card(cfg: TrainConfig, data: TrainData, facts: CardFacts) -> str:
         ("method", method),
         ("base model", f"`{facts.base_model}`"),
         ("adapter", adapter),
-        ("data", f"`{data.path}`: {data.n_train} records used of {data.n_read} read, {dropped}"),
+        ("data", f"`{data.where}`: {data.n_train} records used of {data.n_read} read, {dropped}"),
         ("data sources", sources),
         (
             "learning rate",

@@ -106,7 +106,7 @@ def prepare(
         )
     data = load_train_data(str(cfg.data), cfg.method)
     log(
-        f"data: {data.n_train} {cfg.method} records from {data.path}"
+        f"data: {data.n_train} {cfg.method} records from {data.where}"
         + (f" ({data.n_dropped} dropped)" if data.n_dropped else "")
     )
     source = resolve_model_source(str(cfg.model))
@@ -225,6 +225,7 @@ def run_training(
     facts = CardFacts(
         base_model=model_name,
         base_model_id=model_id,
+        datasets=[prep.data.path.as_posix()] if prep.data.hub else [],
         finetune=prep.finetune,
         precision=prep.precision,
         device=prep.env.device_name,
@@ -237,7 +238,7 @@ def run_training(
         folder=str(prep.output_dir),
         provenance=provenance_record(
             base_model=model_name,
-            data=find_export_provenance(prep.data.path),
+            data=find_export_provenance(prep.data.path) if prep.data.hub is None else None,
         ),
     )
     write_card(prep.output_dir / "README.md", cfg, prep.data, facts)
