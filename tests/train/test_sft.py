@@ -116,6 +116,32 @@ def test_a_rerun_without_merge_removes_the_stale_merged_model(
     assert "`merged/`" not in (out / "README.md").read_text(encoding="utf-8")
 
 
+def test_an_eval_fraction_reports_an_eval_loss(tmp_path: Path, tiny_model_dir: Path) -> None:
+    data = make_generate_dir(tmp_path / "demo")
+    out = tmp_path / "demo-sft"
+    result = invoke("--data", str(data), "--model", str(tiny_model_dir), "--output", str(out),
+                    *FAST, "--max-steps", "2", "--eval-fraction", "0.25")  # fmt: skip
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    assert "eval loss" in result.output and "1 of the records held out" in result.output
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["n_train"] == 3 and metrics["n_eval"] == 1
+    assert math.isfinite(metrics["final_eval_loss"])
+    assert any("eval_loss" in entry for entry in metrics["log_history"])
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "| eval loss (first -> last) |" in card and "| eval data |" in card
+
+
+def test_the_tracking_extra_logs_to_tensorboard(tmp_path: Path, tiny_model_dir: Path) -> None:
+    pytest.importorskip("tensorboard", reason="the tracking extra is not installed")
+    data = make_generate_dir(tmp_path / "demo")
+    out = tmp_path / "demo-sft"
+    result = invoke("--data", str(data), "--model", str(tiny_model_dir), "--output", str(out),
+                    *FAST, "--max-steps", "1",
+                    "--set", "trainer_args.report_to=tensorboard")  # fmt: skip
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    assert list(out.rglob("events.out.tfevents.*"))
+
+
 def test_dry_run_checks_and_prints_without_training(generate_dir: Path, tiny_model_dir: Path,
                                                     tmp_path: Path) -> None:  # fmt: skip
     out = tmp_path / "dry"

@@ -79,9 +79,29 @@ class TrainData(OptionGroup):
         ),
     ] = None
 
+    eval_data: Annotated[
+        str | None,
+        typer.Option(
+            "--eval-data",
+            help="Data to report an eval loss on (log, card, loss plot), any form --data "
+            "takes, e.g. an export's test split: RUN/exports/parquet/test.",
+            rich_help_panel=DATA,
+        ),
+    ] = None
+    eval_fraction: Annotated[
+        float | None,
+        typer.Option(
+            "--eval-fraction",
+            metavar="F",
+            help="Or hold this share of --data out (seeded by --seed) for the eval loss.",
+            rich_help_panel=DATA,
+        ),
+    ] = None
+
     def overrides(self) -> dict[str, Any]:
         output = str(self.output) if self.output else None
-        return {"data": self.data, "model": self.model, "output": output, "method": self.method}
+        return {"data": self.data, "model": self.model, "output": output, "method": self.method,
+                "eval_data": self.eval_data, "eval_fraction": self.eval_fraction}  # fmt: skip
 
 
 @dataclass(kw_only=True)
@@ -373,6 +393,8 @@ def _print_done(console: Any, result: Any) -> None:
         loss = f"loss {result.first_loss:.4f} -> {result.final_loss:.4f}"
     else:
         loss = "no loss logged"
+    if result.final_eval_loss is not None:
+        loss += f", eval loss {result.first_eval_loss:.4f} -> {result.final_eval_loss:.4f}"
     console.print(
         f"[green]done[/]: {result.steps} steps in {result.runtime_s:.0f} s, {loss}\n"
         f"  weights: {result.weights_dir}\n"

@@ -44,6 +44,9 @@ class CardFacts:
     provenance: dict[str, Any] = field(default_factory=dict)
     base_model_id: str | None = None  # the Hub id of the base model, when it has one
     datasets: list[str] = field(default_factory=list)  # Hub ids of the training data
+    first_eval_loss: float | None = None
+    final_eval_loss: float | None = None
+    eval_data: TrainData | None = None  # what the eval loss was measured on
 
 
 def _is_hub_id(name: str) -> bool:
@@ -135,6 +138,11 @@ def render_card(cfg: TrainConfig, data: TrainData, facts: CardFacts) -> str:
         ("precision / device", f"{facts.precision} on {facts.device}"),
         ("loss (first -> last logged)", loss),
     ]
+    if facts.eval_data is not None:
+        rows.append(("eval data", f"`{facts.eval_data.where}`: {facts.eval_data.n_train} records"))
+        if facts.first_eval_loss is not None and facts.final_eval_loss is not None:
+            shown = f"{facts.first_eval_loss:.4f} -> {facts.final_eval_loss:.4f}"
+            rows.append(("eval loss (first -> last)", shown))
     if cfg.method == "dpo":
         rows.append(("DPO beta", str(cfg.beta)))
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
