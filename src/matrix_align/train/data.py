@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from matrix_align.data.export import TEST_DIR
+from matrix_align.data.export import FILE_TYPES, TEST_DIR
 from matrix_align.data.hub_input import HubDataset, config_names, load_hub_dataset, parse_hub_spec
 from matrix_align.errors import MatrixAlignError
 from matrix_align.io import parse_jsonl
@@ -129,6 +129,13 @@ def _is_hf_disk_dataset(path: Path) -> bool:
     return (path / "dataset_dict.json").exists() or (path / "state.json").exists()
 
 
+def _in_test_split(file: Path, folder: Path) -> bool:
+    """Whether ``file``, found under ``folder``, is in an export's test split:
+    ``<type>/test/<format>.*`` below the folder given."""
+    parts = file.relative_to(folder).parts
+    return len(parts) >= 3 and parts[-2] == TEST_DIR and parts[-3] in FILE_TYPES
+
+
 def _pick_file(folder: Path, method: Method) -> Path:
     # generate writes OUTPUT/samples.jsonl and OUTPUT/exports/{jsonl,parquet}/<format>.*,
     # so look two folders down; the hinted export files are preferred over samples.jsonl.
@@ -137,9 +144,7 @@ def _pick_file(folder: Path, method: Method) -> Path:
         p
         for pattern in ("*", "*/*", "*/*/*")
         for p in folder.glob(pattern)
-        if p.is_file()
-        and p.suffix in DATA_SUFFIXES
-        and TEST_DIR not in p.relative_to(folder).parts[:-1]
+        if p.is_file() and p.suffix in DATA_SUFFIXES and not _in_test_split(p, folder)
     )
     if not candidates:
         raise MatrixAlignError(
