@@ -89,8 +89,10 @@ def test_a_hub_dataset_offline_and_not_cached_is_refused(offline) -> None:
     with pytest.raises(MatrixAlignError, match="HF_HUB_OFFLINE is set") as error:
         load_input_file("hf://nobody-here/no-such-data")
     assert "not in the local Hugging Face cache" in error.value.message
-    with pytest.raises(MatrixAlignError, match="HF_HUB_OFFLINE is set"):
+    with pytest.raises(MatrixAlignError, match="HF_HUB_OFFLINE is set") as error:
         load_train_data("nobody-here/no-such-data", "sft")
+    # A bare OWNER/NAME may be a mistyped local path: the error says both.
+    assert "is no local file or folder" in error.value.message
 
 
 def test_the_commands_refuse_it_without_a_traceback(

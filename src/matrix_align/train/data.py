@@ -74,7 +74,17 @@ def load_train_data(data: str | Path, method: Method) -> TrainData:
     path = Path(data).expanduser()
     hub = None if path.exists() else parse_hub_spec(data, bare=True)
     if hub is not None:
-        return _load_hub(hub, method)
+        try:
+            return _load_hub(hub, method)
+        except MatrixAlignError as error:
+            if str(data).startswith("hf:"):
+                raise
+            # OWNER/NAME is also how a mistyped local path looks: say both.
+            raise MatrixAlignError(
+                f"Training data not found: {path} is no local file or folder, and as a Hub "
+                f"dataset: {error.message}",
+                hint=error.hint,
+            ) from None
     if not path.exists():
         raise MatrixAlignError(
             f"Training data not found: {path}",
