@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from matrix_align.stats import bootstrap_mean, wilson
+from matrix_align.stats import bootstrap_mean, wilson, wilson_over_items
 
 
 def test_wilson_known_values() -> None:
@@ -35,4 +35,17 @@ def test_bootstrap_resamples_items_not_answers() -> None:
 def test_bootstrap_degenerate_inputs() -> None:
     assert bootstrap_mean([]) is None
     assert bootstrap_mean([[], []]) is None
-    assert bootstrap_mean([[2.0, 4.0]]) == (3.0, 3.0)
+    assert bootstrap_mean([[2.0, 4.0]]) is None  # one item: no interval, not [3.0-3.0]
+
+
+def test_rates_over_items_do_not_collapse_at_small_n() -> None:
+    # 0 wins of 4: the percentile bootstrap said [0-0]; Wilson says up to about half.
+    low, high = wilson_over_items([[0.0]] * 4)
+    assert low == 0.0 and high == pytest.approx(0.490, abs=1e-3)
+    assert wilson_over_items([[1.0], [0.0], [1.0]]) == pytest.approx(wilson(2, 3))
+    assert wilson_over_items([]) is None and wilson_over_items([[]]) is None
+
+
+def test_rates_over_items_count_items_not_repeats() -> None:
+    single = [[1.0], [0.0], [1.0], [1.0], [0.0], [1.0]]
+    assert wilson_over_items([g * 3 for g in single]) == pytest.approx(wilson_over_items(single))

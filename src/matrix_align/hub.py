@@ -11,18 +11,14 @@ a traceback after an hour of training. Uploads go through ``huggingface_hub.HfAp
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from matrix_align.errors import MatrixAlignError, RunFailed
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
-CARD_FILE = "README.md"
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -109,14 +105,16 @@ def folder_files(folder: Path, prefix: str = "", skip: tuple[str, ...] = ()) -> 
 
 
 def push_dataset(
-    dest: Path, repo: str, *, private: bool, summary: dict[str, Any], files: dict[str, Any]
+    dest: Path, repo: str, *, private: bool, summary: dict[str, Any], result: Any
 ) -> str:
-    """Write the dataset card into the export folder ``dest`` and push the folder."""
+    """Push the export folder ``dest`` (``result``: its ``ExportResult``; ``summary``: the
+    run's summary.json), its dataset card rewritten to name ``repo``."""
+    from matrix_align.data.card import write_dataset_card
     from matrix_align.data.export import PROVENANCE_FILE
-    from matrix_align.io import atomic_write_text, read_json_object
+    from matrix_align.io import read_json_object
 
     export = read_json_object(dest / PROVENANCE_FILE, "The export's provenance")
-    atomic_write_text(dest / CARD_FILE, dataset_card(repo, export, summary, files))
+    write_dataset_card(dest, repo, export, summary, result.files, result.test_files)
     return push_files(
         folder_files(dest), repo, repo_type="dataset", private=private,
         message="matrix-align export",
@@ -128,107 +126,7 @@ def push_model(output_dir: Path, weights_dir: Path, repo: str, *, private: bool)
     one) at the repo's root, so ``from_pretrained(repo)`` loads them, with the model card
     and the training settings and log beside them."""
     files = folder_files(weights_dir)
-    for name in (CARD_FILE, "train_config.yaml", "metrics.json", "loss_curve.json"):
+    for name in ("README.md", "train_config.yaml", "metrics.json", "loss_curve.json"):
         if (output_dir / name).is_file():
             files[name] = output_dir / name
     return push_files(files, repo, repo_type="model", private=private, message="matrix-align train")
-
-
-# --- the dataset card ---------------------------------------------------------------------
-
-
-def dataset_card(
-    repo: str, export: dict[str, Any], summary: dict[str, Any], files: dict[str, dict[str, Path]]
-) -> str:
-    """A dataset card from an export's provenance.json and the run's summary.json: sources
-    and their licences (non-commercial terms spelled out), model, settings, counts, audit
-    figures and the command lines that made it."""
-    from matrix_align.data.sources import SOURCES
-
-    generation = export.get("generation") or {}
-    model = generation.get("model") or {}
-    datasets = generation.get("datasets") or {}
-    used = [SOURCES[name] for name in datasets if name in SOURCES]
-    licences = sorted({info.license for info in used})
-    header: dict[str, Any] = {
-        "license": "cc-by-nc-4.0" if any(info.notice for info in used) else "other",
-        "tags": ["matrix-align", "alignment", "trl"],
-        "configs": [
-            {
-                "config_name": fmt,
-                "data_files": [{"split": "train", "path": f"parquet/{fmt}.parquet"}],
-            }
-            for fmt, kinds in files.items()
-            if "parquet" in kinds
-        ],
-    }
-    lines = [
-        "---",
-        yaml.safe_dump(header, sort_keys=False).strip(),
-        "---",
-        "",
-        f"# {repo}",
-        "",
-        "Alignment data generated with matrix-align (MATRIX: self-alignment by social scene "
-        "simulation, ICML 2024, [arXiv 2402.05699](https://arxiv.org/abs/2402.05699)): each "
-        "query was answered by the model after simulating the social scene it starts.",
-        "",
-        "## Sources and licences",
-        "",
-    ]
-    for name, info in datasets.items():
-        known = SOURCES.get(name)
-        licence = known.license if known else "as the input file's"
-        lines.append(
-            f"- {name}: {info.get('origin')} (revision {info.get('revision') or 'unknown'}), "
-            f"licence {licence}"
-        )
-    notices = [info.notice for info in used if info.notice]
-    lines += ["", *(f"> **{n}**" for n in notices)] if notices else []
-    lines += [
-        "",
-        f"Licences of the sources: {', '.join(licences) or 'see above'}. The generated text "
-        "is derived from them; check each licence before use.",
-        "",
-        "## Model and settings",
-        "",
-        f"- model: `{model.get('name', '?')}`"
-        + (f", GGUF sha256 `{model['sha256']}`" if model.get("sha256") else "")
-        + (
-            f", reported by the server as {', '.join(model['reported'])}"
-            if model.get("reported")
-            else ""
-        ),
-        f"- matrix-align {generation.get('matrix_align', '?')}, prompt templates sha256 "
-        f"`{generation.get('prompt_templates_sha256', '?')}`",
-        f"- simulation settings: `{json.dumps(summary.get('config') or {}, sort_keys=True)}`",
-        "",
-        "## Counts",
-        "",
-        *(f"- {fmt}: {rows} rows" for fmt, rows in (export.get("rows") or {}).items()),
-        f"- dropped by the scene audit ({export.get('drop_flagged', '?')}): "
-        f"{export.get('samples_dropped', 0)} samples",
-    ]
-    audit = summary.get("audit") or {}
-    if audit:
-        lines += [
-            "",
-            "## Scene audit (summary.json)",
-            "",
-            f"- matrix samples: {audit.get('matrix_samples')}, without the flags dropped by "
-            f"default: {audit.get('without_dropped_flags')} "
-            f"({audit.get('without_dropped_flags_fraction')})",
-            *(f"- {flag}: {n}" for flag, n in (summary.get("audit_flags") or {}).items() if n),
-        ]
-    lines += ["", "## How it was made", ""]
-    if generation.get("command"):
-        lines.append(f"- generated with `{generation['command']}`")
-    if (export.get("export") or {}).get("command"):
-        lines.append(f"- exported with `{export['export']['command']}`")
-    lines += [
-        "",
-        "Data of a MATRIX run can describe harmful scenarios (the simulated consequences); "
-        "review it before training or publishing a model on it.",
-        "",
-    ]
-    return "\n".join(lines)

@@ -159,3 +159,86 @@ def test_a_file_that_is_not_a_run_is_refused(tmp_path: Path) -> None:
     empty = tmp_path / "samples.jsonl"
     empty.write_text("")  # a run with no finished sample yet exports empty datasets
     assert export_samples(empty, tmp_path / "y", file_types=["jsonl"]).rows["messages"] == 0
+
+
+def card_metadata(folder: Path) -> dict:
+    from huggingface_hub import DatasetCard
+
+    return DatasetCard.load(folder / "README.md").data.to_dict()
+
+
+def test_the_card_beside_an_export_makes_it_load_without_a_config_name(
+    run_folder: Path, tmp_path: Path
+) -> None:
+    # Written by every export, not only a push; `load_dataset(folder)` once stopped at
+    # "Config name is missing" for want of a default config.
+    dest = tmp_path / "exports"
+    result = export_samples(run_folder / "samples.jsonl", dest)
+    assert result.card == dest / "README.md"
+    meta = card_metadata(dest)
+    assert [c.get("default", False) for c in meta["configs"]] == [True, False, False]
+    assert meta["configs"][0]["config_name"] == "prompt_completion"
+    # AdvBench (MIT) and Vicuna-Bench (Apache-2.0): "other", named and linked.
+    assert (meta["license"], meta["license_name"]) == ("other", "derived-from-sources")
+    assert meta["license_link"] == "README.md#sources-and-licences"
+    assert meta["size_categories"] == ["n<1K"] and meta["language"] == ["en"]
+    assert meta["task_categories"] == ["text-generation"]
+    assert meta["source_datasets"] == ["walledai/AdvBench"]
+    loaded = datasets.load_dataset(str(dest))
+    assert list(loaded) == ["train"]
+    assert len(loaded["train"]) == result.rows["prompt_completion"]
+    assert loaded["train"].column_names == list(columns("prompt_completion"))
+    prefs = datasets.load_dataset(str(dest), "preference", split="train")
+    assert len(prefs) == result.rows["preference"]
+
+
+def test_licence_fields_are_complete() -> None:
+    from matrix_align.data.card import licence_fields, size_category
+
+    assert licence_fields(["MIT", "Apache-2.0"], False) == {
+        "license": "other",
+        "license_name": "derived-from-sources",
+        "license_link": "README.md#sources-and-licences",
+    }
+    assert licence_fields([None], False)["license"] == "other"  # a user's file
+    assert licence_fields(["MIT", "CC BY-NC 4.0"], True) == {"license": "cc-by-nc-4.0"}
+    assert licence_fields(["Apache-2.0"], False) == {"license": "apache-2.0"}
+    assert [size_category(n) for n in (0, 999, 1000, 25_000)] == [
+        "n<1K",
+        "n<1K",
+        "1K<n<10K",
+        "10K<n<100K",
+    ]
+
+
+def test_test_fraction_splits_the_samples_and_the_card_lists_the_split(
+    run_folder: Path, tmp_path: Path
+) -> None:
+    dest = tmp_path / "exports"
+    result = export_samples(
+        run_folder / "samples.jsonl", dest, include_substeps=True, test_fraction=0.4,
+        substep_seed=3,
+    )  # fmt: skip
+    assert set(result.test_files) == set(EXPORT_FORMATS)
+    assert (dest / "parquet/test/messages.parquet").is_file()
+    assert (dest / "hf/test/messages/state.json").is_file()
+    loaded = datasets.load_dataset(str(dest))
+    assert set(loaded) == {"train", "test"}
+    train, test = loaded["train"], loaded["test"]
+    # 5 samples: 2 held out; a scene's sub-step rows stay in its split.
+    main = [r["id"] for r in test if r["mode"] != "substep"]
+    assert len(main) == 2 and len(test) == result.test_rows["prompt_completion"]
+    parents = {json.loads(r["meta"]).get("parent_id") for r in test if r["mode"] == "substep"}
+    assert parents <= set(main)
+    assert not {r["id"] for r in train} & {r["id"] for r in test}
+    again = export_samples(run_folder / "samples.jsonl", tmp_path / "again", include_substeps=True,
+                           test_fraction=0.4, substep_seed=3)  # fmt: skip
+    assert again.test_rows == result.test_rows  # seeded
+    provenance = json.loads((dest / "provenance.json").read_text("utf-8"))
+    assert provenance["test_fraction"] == 0.4 and provenance["split_seed"] == 3
+    # Without a split, a rerun into the folder leaves no test files of the earlier one.
+    export_samples(run_folder / "samples.jsonl", dest)
+    assert not (dest / "parquet/test").exists()
+    assert list(datasets.load_dataset(str(dest))) == ["train"]
+    with pytest.raises(MatrixAlignError, match="between 0 and 1"):
+        export_samples(run_folder / "samples.jsonl", dest, test_fraction=1.0)

@@ -79,3 +79,58 @@ def test_dry_run_and_rejudge_do_not_mix(monkeypatch, capsys, tmp_path: Path) -> 
     code, text = run_cli(monkeypatch, capsys, "--rejudge", str(tmp_path), "--judge-backend",
                          "scripted", "--dry-run")  # fmt: skip
     assert code == 2 and "not a re-judging" in text
+
+
+def judge_rows(text: str, judge: str) -> list[list[str]]:
+    """The judgement table's rows of ``judge`` (the cells after each label)."""
+    table = text.split("judgements (calls and tokens per item)", 1)[1]
+    labels = re.findall(rf"│ ({re.escape(judge)}: [\w-]+) +│", table)
+    return [row(table, label) for label in labels]
+
+
+def judge_calls(folder: Path) -> int:
+    records = [
+        json.loads(line) for line in (folder / "results.jsonl").read_text("utf-8").splitlines()
+    ]
+    return sum(r["usage"].get("calls", 0) for r in records if r.get("kind") == "judgement")
+
+
+def test_judge_calls_are_estimated_within_10_percent(monkeypatch, capsys, tmp_path: Path) -> None:
+    # A judge that answers its schemas (the loopback server) makes one call per question
+    # (two for pairwise); the estimate once counted the scripted double's re-asks, 2.0
+    # calls per structured verdict against 1.0 for real.
+    from matrix_align.testing import FakeOpenAIServer
+
+    out = tmp_path / "eval"
+    with FakeOpenAIServer() as server:
+        judge = f"openai:{server.models[0]}"
+        args = ("--backend", "scripted", "--judge-backend", "openai", "--judge-base-url",
+                server.base_url, "--judge-model", server.models[0], "--hub", "never",
+                "-B", "advbench,mt-bench", "--limit", "3", "--roles", "1", "--steps", "1",
+                "-q", "-S", "vanilla,matrix", "-o", str(out))  # fmt: skip
+        code, text = run_cli(monkeypatch, capsys, *args, "--dry-run")
+        assert code == 0, text
+        rows = judge_rows(text, judge)
+        assert len(rows) == 3 and all("re-asks 0%" in r[5] for r in rows), text
+        estimate = sum(float(r[2]) * int(r[1]) for r in rows)
+        code, text = run_cli(monkeypatch, capsys, *args)
+        assert code == 0, text
+    real = judge_calls(out)
+    assert real > 0 and abs(estimate - real) <= 0.1 * real, f"{estimate} vs {real}"
+
+
+def test_the_reask_rate_is_read_from_the_stored_judgements() -> None:
+    from matrix_align.evaluate.dry_run import reask_rate
+    from matrix_align.folders.results import JudgementRecord, Verdict
+    from matrix_align.simulation.trace import ModelCall
+
+    def judgement(judge: str, *attempts: int) -> JudgementRecord:
+        calls = [ModelCall(stage="judge", attempt=a, messages=[]) for a in attempts]
+        return JudgementRecord(
+            id=f"{judge}{len(attempts)}", metric="m", judge=judge, benchmark="b", item_id="i",
+            prompt="p", entry="e", answer_ids=[], verdict=Verdict(scored=True), calls=calls,
+        )  # fmt: skip
+
+    stored = [judgement("a", 1, 2), judgement("a", 1), judgement("a", 1), judgement("b", 1, 2)]
+    assert reask_rate(stored, "a") == pytest.approx(1 / 3)
+    assert reask_rate(stored, "c") == 0.0

@@ -122,8 +122,9 @@ def test_report_shows_paper_style_cells(records, tmp_path: Path) -> None:
     t = compute_tables(answers, judgements, reference="matrix", judge_order=["J1"])
     text = render_report(t, {"models": {"matrix": "scripted:default"}}, [], [])
     assert "## matrix vs baselines: win / tie / lose (%), judge J1" in text
-    assert "| vanilla | 67 [0-100] / 33 / 0 (n=3, 1 unscored) |" in text
-    assert "| critique-revise | 25 [0-75] / 25 / 50 (n=4) |" in text
+    # Wilson intervals on the win counts (the percentile bootstrap said [0-100] and [0-75]).
+    assert "| vanilla | 67 [21-94] / 33 / 0 (n=3, 1 unscored) |" in text
+    assert "| critique-revise | 25 [5-70] / 25 / 50 (n=4) |" in text
     assert "| vanilla | 67 [21-94] (6.3 [3.0-9.0]), 1 unscored |" in text
     assert "## Agreement between judges" in text
     assert "| pairwise | J1 | J2 | 4 | 75.0 | " in text
@@ -168,6 +169,46 @@ def test_plots_are_written(records, tmp_path: Path) -> None:
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_every_statistic_plot_draws_the_metrics_json_intervals(
+    records, tmp_path: Path, monkeypatch
+) -> None:
+    pytest.importorskip("matplotlib")
+    from matplotlib.container import BarContainer, ErrorbarContainer
+    from matplotlib.figure import Figure
+
+    from matrix_align.evaluate.report.metrics_json import metric_cells
+
+    drawn: dict[str, Figure] = {}
+    save = Figure.savefig
+    monkeypatch.setattr(
+        Figure,
+        "savefig",
+        lambda fig, path, **kw: (drawn.update({Path(path).name: fig}), save(fig, path, **kw)),
+    )
+    answers, judgements = records
+    t = compute_tables(answers, judgements, reference="matrix", judge_order=["J1"])
+    write_plots(t, tmp_path / "plots")
+    for name in ("pairwise.png", "harmless_rate.png", "refusal_rate.png"):
+        containers = [c for ax in drawn[name].axes for c in ax.containers]
+        bars = [c for c in containers if isinstance(c, BarContainer)]
+        assert any(isinstance(c, ErrorbarContainer) for c in containers) or all(
+            b.errorbar is not None for b in bars
+        ), name
+    # The refusal bar of vanilla on advbench spans the metrics.json interval (in percent).
+    cell = next(
+        c for c in metric_cells(t) if c.get("table") == "refusal" and c["entry"] == "vanilla"
+    )
+    ax = drawn["refusal_rate.png"].axes[0]
+    segments = [
+        seg
+        for c in ax.containers
+        if isinstance(c, BarContainer) and c.errorbar
+        for seg in c.errorbar.lines[2][0].get_segments()
+    ]
+    spans = [(round(s[0][1], 2), round(s[1][1], 2)) for s in segments]
+    assert (round(100 * cell["low"], 2), round(100 * cell["high"], 2)) in spans
+
+
 def test_metrics_cells_carry_n_value_and_interval(records, tmp_path: Path) -> None:
     from matrix_align.evaluate.report.metrics_json import metric_cells, write_metrics
 
@@ -183,7 +224,7 @@ def test_metrics_cells_carry_n_value_and_interval(records, tmp_path: Path) -> No
     assert (refusal["n"], refusal["value"], refusal["interval"]) == (4, 0.25, "wilson")
     assert (refusal["low"], refusal["high"]) == pytest.approx((0.0456, 0.6994), abs=1e-4)
     win = find(table="pairwise", baseline="vanilla", judge="J1", statistic="win")
-    assert (win["n"], win["unscored"], win["interval"]) == (3, 1, "bootstrap")
+    assert (win["n"], win["unscored"], win["interval"]) == (3, 1, "wilson")
     assert win["value"] == pytest.approx(0.6667, abs=1e-4)
     assert win["low"] <= win["value"] <= win["high"]
     mean = find(table="harmless", entry="vanilla", statistic="mean_score")

@@ -63,7 +63,7 @@ async def test_a_run_answers_judges_reports_and_resumes(tmp_path: Path, tiny_con
     assert pair.entry == "vanilla" and pair.baseline == "critique-revise"
     assert pair.verdict.label == "lose"  # the revision refused, so it is more harmless
     report = (out / "report.md").read_text()
-    assert "| critique-revise | 0 [0-0] / 0 / 100 (n=3) |" in report
+    assert "| critique-revise | 0 [0-56] / 0 / 100 (n=3) |" in report
     # Cost accounting: one call for vanilla, three for critique-revise.
     cr = next(a for a in answers if a.entry == "critique-revise")
     assert cr.usage["calls"] == 3 and cr.traces == []  # traces are read only on request

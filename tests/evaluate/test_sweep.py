@@ -72,7 +72,7 @@ async def test_a_sweep_judges_every_cell_against_the_base(tmp_path, tiny_config)
     win = rows[1].share("win")
     assert win[0] == 100 and win[2] == 2 and win[1] is not None
     table = (out / "sweep.md").read_text()
-    assert "| 2 | 1 | `matrix@roles=2,steps=1` | 100 [100-100] (n=2) |" in table
+    assert "| 2 | 1 | `matrix@roles=2,steps=1` | 100 [34-100] (n=2) |" in table
     assert result.figure is not None and result.figure.read_bytes()[:4] == b"\x89PNG"
     cells = json.loads((out / SWEEP_METRICS).read_text())["cells"]
     assert {c["statistic"] for c in cells} >= {"win", "refused", "cost"}

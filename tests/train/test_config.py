@@ -132,3 +132,51 @@ def test_resolved_config_round_trips_through_yaml(tmp_path: Path) -> None:
     file = tmp_path / "train_config.yaml"
     file.write_text(cfg.to_yaml(), encoding="utf-8")
     assert TrainConfig.load(file) == cfg
+
+
+def test_eval_data_schedules_an_eval_loss(tmp_path: Path) -> None:
+    cfg = TrainConfig(eval_fraction=0.1, max_steps=8)
+    kwargs = cfg.trainer_kwargs(CPU, tmp_path)
+    assert (kwargs["eval_strategy"], kwargs["eval_steps"]) == ("steps", 2)
+    assert kwargs["per_device_eval_batch_size"] == cfg.per_device_train_batch_size
+    by_epoch = TrainConfig(eval_data="runs/demo/exports/parquet/test").trainer_kwargs(CPU, tmp_path)
+    assert by_epoch["eval_strategy"] == "epoch" and "eval_steps" not in by_epoch
+    assert (
+        TrainConfig(eval_fraction=0.1, eval_steps=3).trainer_kwargs(CPU, tmp_path)["eval_steps"]
+        == 3
+    )
+    assert "eval_strategy" not in TrainConfig().trainer_kwargs(CPU, tmp_path)
+
+
+def test_evaluation_without_eval_data_is_one_clear_error(tmp_path: Path) -> None:
+    # It once ended in a 62-line traceback ("you didn't pass an eval_dataset").
+    cfg = TrainConfig.load(None, parse_set_options(["trainer_args.eval_strategy=steps"]))
+    with pytest.raises(MatrixAlignError, match="no data to evaluate on") as error:
+        cfg.trainer_kwargs(CPU, tmp_path)
+    assert "--eval-fraction" in (error.value.hint or "")
+    with pytest.raises(MatrixAlignError, match="eval_data or eval_fraction, not both"):
+        TrainConfig.build(eval_data="d", eval_fraction=0.1)
+    with pytest.raises(MatrixAlignError, match="eval_fraction"):
+        TrainConfig.build(eval_fraction=1.5)
+
+
+def test_a_tracker_that_is_not_installed_is_named(monkeypatch) -> None:
+    from matrix_align.train import config
+
+    monkeypatch.setattr(config.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(MatrixAlignError, match="report_to=tensorboard needs the tensorboard"):
+        config.check_trackers({"report_to": "tensorboard"})
+    with pytest.raises(MatrixAlignError, match="wandb"):
+        config.check_trackers({"report_to": ["none", "wandb"]})
+    config.check_trackers({"report_to": "none"})
+    config.check_trackers({})
+
+
+def test_settings_trl_rejects_are_one_error_before_any_model(tmp_path: Path) -> None:
+    pytest.importorskip("trl")
+    from matrix_align.train.trainer import trainer_config
+
+    cfg = TrainConfig.load(None, parse_set_options(["trainer_args.no_such_argument=1"]))
+    with pytest.raises(MatrixAlignError, match="The trainer refused its settings") as error:
+        trainer_config(cfg, CPU, tmp_path)
+    assert "no_such_argument" in error.value.message and "trainer_args" in (error.value.hint or "")

@@ -26,6 +26,15 @@ def test_generate_folder_sft_uses_the_prompt_completion_export(generate_dir: Pat
     ]
 
 
+def test_an_export_test_split_is_never_trained_on(generate_dir: Path, tmp_path: Path) -> None:
+    exports = tmp_path / "exports"
+    # Only the held-out split has the sft columns in a name training prefers.
+    write_jsonl(exports / "jsonl" / "test" / "prompt_completion.jsonl", sample_rows()[:1])
+    write_jsonl(exports / "jsonl" / "train.jsonl", sample_rows())
+    data = load_train_data(exports, "sft")
+    assert data.path == exports / "jsonl" / "train.jsonl"
+
+
 def test_generate_folder_dpo_uses_the_preference_export(generate_dir: Path) -> None:
     data = load_train_data(generate_dir, "dpo")
     assert data.path.name == "preference.jsonl"

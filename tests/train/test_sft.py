@@ -57,7 +57,11 @@ def test_outputs_are_complete(sft_run: Path, tiny_model_dir: Path) -> None:
     png = (sft_run / "loss_curve.png").read_bytes()
     assert png.startswith(b"\x89PNG")
     card = (sft_run / "README.md").read_text(encoding="utf-8")
-    assert "base_model:" in card and "prompt_completion.jsonl" in card and "r=8" in card
+    assert "prompt_completion.jsonl" in card and "r=8" in card
+    header = card.split("---")[1]
+    # A local base model has no Hub id: no base_model rather than a path of this machine.
+    assert "base_model:" not in header and str(tiny_model_dir) not in header
+    assert "pipeline_tag: text-generation" in header and "library_name: peft" in header
     assert "harmful: 2" in card
     cfg = (sft_run / "train_config.yaml").read_text(encoding="utf-8")
     assert "lora_alpha: 16" in cfg and str(tiny_model_dir) in cfg
@@ -95,6 +99,47 @@ async def test_trained_model_answers_through_the_transformers_backend(sft_run: P
         assert reply.finish_reason in ("stop", "length")
     adapter_model = TransformersModel(str(sft_run), merge_adapter=False)
     assert adapter_model._resolve()[1] is None  # the merged folder wins when present
+
+
+def test_a_rerun_without_merge_removes_the_stale_merged_model(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    data = make_generate_dir(tmp_path / "demo")
+    out = tmp_path / "demo-sft"
+    base = ("--data", str(data), "--model", str(tiny_model_dir), "--output", str(out), *FAST)
+    first = invoke(*base, "--max-steps", "1", "--merge")
+    assert first.exit_code == 0, f"{first.output}\n{first.exception!r}"
+    assert (out / "merged" / "merged_from.json").exists()
+    again = invoke(*base, "--max-steps", "1", "--overwrite")
+    assert again.exit_code == 0, f"{again.output}\n{again.exception!r}"
+    assert not (out / "merged").exists() and "removed" in again.output
+    assert "`merged/`" not in (out / "README.md").read_text(encoding="utf-8")
+
+
+def test_an_eval_fraction_reports_an_eval_loss(tmp_path: Path, tiny_model_dir: Path) -> None:
+    data = make_generate_dir(tmp_path / "demo")
+    out = tmp_path / "demo-sft"
+    result = invoke("--data", str(data), "--model", str(tiny_model_dir), "--output", str(out),
+                    *FAST, "--max-steps", "2", "--eval-fraction", "0.25")  # fmt: skip
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    assert "eval loss" in result.output and "1 of the records held out" in result.output
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["n_train"] == 3 and metrics["n_eval"] == 1
+    assert math.isfinite(metrics["final_eval_loss"])
+    assert any("eval_loss" in entry for entry in metrics["log_history"])
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "| eval loss (first -> last) |" in card and "| eval data |" in card
+
+
+def test_the_tracking_extra_logs_to_tensorboard(tmp_path: Path, tiny_model_dir: Path) -> None:
+    pytest.importorskip("tensorboard", reason="the tracking extra is not installed")
+    data = make_generate_dir(tmp_path / "demo")
+    out = tmp_path / "demo-sft"
+    result = invoke("--data", str(data), "--model", str(tiny_model_dir), "--output", str(out),
+                    *FAST, "--max-steps", "1",
+                    "--set", "trainer_args.report_to=tensorboard")  # fmt: skip
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    assert list(out.rglob("events.out.tfevents.*"))
 
 
 def test_dry_run_checks_and_prints_without_training(generate_dir: Path, tiny_model_dir: Path,

@@ -9,6 +9,7 @@ import pytest
 
 from matrix_align.errors import MatrixAlignError
 from matrix_align.llm.base import ChatModel
+from matrix_align.llm.train_output import record_merge
 from matrix_align.llm.transformers_backend import TransformersModel, with_json_instruction
 
 SCHEMA = {"title": "Verdict", "type": "object", "properties": {"ok": {"type": "boolean"}}}
@@ -36,9 +37,28 @@ def test_training_output_folders_resolve(tmp_path: Path) -> None:
     assert TransformersModel(str(out))._resolve() == ("/models/base", str(out / "adapter"))
     (out / "merged").mkdir()
     (out / "merged" / "config.json").write_text("{}", encoding="utf-8")
+    record_merge(out / "merged", out / "adapter")
     assert TransformersModel(str(out))._resolve() == (str(out / "merged"), None)
     with pytest.raises(MatrixAlignError, match="adapter without its base"):
         TransformersModel(str(out / "adapter"))._resolve()
+
+
+def test_a_merged_model_of_another_adapter_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    (out / "adapter").mkdir(parents=True)
+    (out / "adapter" / "adapter_config.json").write_text("{}", encoding="utf-8")
+    (out / "adapter" / "adapter_model.safetensors").write_bytes(b"first")
+    (out / "train_config.yaml").write_text("model: /models/base\n", encoding="utf-8")
+    (out / "merged").mkdir()
+    (out / "merged" / "config.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(MatrixAlignError, match="not made from the adapter") as unrecorded:
+        TransformersModel(str(out))._resolve()  # a merge with no record (cut short, or old)
+    assert "delete" in (unrecorded.value.hint or "")
+    record_merge(out / "merged", out / "adapter")
+    assert TransformersModel(str(out))._resolve()[0] == str(out / "merged")
+    (out / "adapter" / "adapter_model.safetensors").write_bytes(b"retrained")
+    with pytest.raises(MatrixAlignError, match="not made from the adapter"):
+        TransformersModel(str(out))._resolve()
 
 
 async def test_schema_reply_is_parsed_or_none(tiny_model_dir: Path) -> None:

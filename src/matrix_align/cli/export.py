@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from matrix_align.cli.options import path_value
-from matrix_align.folders import RUN, SAMPLES, SUMMARY
+from matrix_align.folders import RUN, SAMPLES
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS
 
 DROP_HELP = (
@@ -112,8 +112,9 @@ Seed = Annotated[
     int | None,
     typer.Option(
         "--seed",
-        help="Seed of the --substeps sample (default: the --seed the run was generated "
-        "with, from its run.json, so export draws the same sample generate did; else 0).",
+        help="Seed of the --substeps sample and the --test-fraction split (default: the "
+        "--seed the run was generated with, from its run.json, so export draws the same "
+        "sample generate did; else 0).",
     ),
 ]
 Traces = Annotated[
@@ -133,8 +134,17 @@ PushToHub = Annotated[
     typer.Option(
         "--push-to-hub",
         metavar="OWNER/NAME",
-        help="Then push the export, with a generated dataset card (sources, licences, "
-        "model, settings, counts, audit), to this Hugging Face dataset repository.",
+        help="Then push the export, with its dataset card (sources, licences, model, "
+        "settings, counts, audit), to this Hugging Face dataset repository.",
+    ),
+]
+TestFraction = Annotated[
+    float | None,
+    typer.Option(
+        "--test-fraction",
+        metavar="F",
+        help="Hold this share of the samples out as a test split (e.g. 0.1), drawn with "
+        "--seed, into <type>/test/; the dataset card lists it as the test split.",
     ),
 ]
 Private = Annotated[
@@ -152,6 +162,7 @@ def export(
     seed: Seed = None,
     traces: Traces = True,
     drop_flagged: DropFlagged = None,
+    test_fraction: TestFraction = None,
     push_to_hub: PushToHub = None,
     private: Private = False,
 ) -> None:
@@ -175,28 +186,19 @@ def export(
         samples, dest or folder / EXPORT_DIR, formats=chosen_formats, file_types=chosen_types,
         include_substeps=include_substeps, with_traces=traces, drop_flagged=drop,
         substeps=substeps, substep_seed=seed if seed is not None else _run_seed(folder),
+        test_fraction=test_fraction,
     )  # fmt: skip
     console = Console(stderr=True)
     _print_result(console, result, drop, chosen_formats)
     if push_to_hub is not None:
+        from matrix_align.data.card import run_summary
         from matrix_align.hub import push_dataset
 
         url = push_dataset(
             dest or folder / EXPORT_DIR, push_to_hub, private=private,
-            summary=_run_summary(folder), files=result.files,
+            summary=run_summary(folder), result=result,
         )  # fmt: skip
         console.print(f"pushed to {url}", highlight=False)
-
-
-def _run_summary(folder: Path) -> dict:
-    """The run's summary.json for the dataset card ({} for a bare samples.jsonl: the card
-    says less)."""
-    import json
-
-    try:
-        return json.loads((folder / SUMMARY).read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
 
 
 def _print_result(console: Any, result: Any, drop: list[str], formats: list[str]) -> None:
@@ -204,6 +206,11 @@ def _print_result(console: Any, result: Any, drop: list[str], formats: list[str]
     for fmt, paths in result.files.items():
         shown = ", ".join(str(p) for p in paths.values())
         console.print(f"{fmt}: {result.rows[fmt]} rows -> {shown}", highlight=False)
+    for fmt, paths in result.test_files.items():
+        shown = ", ".join(str(p) for p in paths.values())
+        console.print(f"{fmt} (test): {result.test_rows[fmt]} rows -> {shown}", highlight=False)
+    if result.card is not None:
+        console.print(f"dataset card: {result.card}", highlight=False)
     if result.dropped:
         each = ", ".join(f"{flag} {n}" for flag, n in result.dropped_by_flag.items())
         console.print(

@@ -154,7 +154,8 @@ class GenerateData(OptionGroup):
         typer.Option(
             "--input",
             "-i",
-            help="Your own queries: JSONL, JSON, CSV or Parquet (repeatable).",
+            help="Your own queries: JSONL, JSON, CSV or Parquet, or a Hub dataset as "
+            "hf://OWNER/NAME[:CONFIG][@SPLIT] (repeatable).",
             rich_help_panel=DATA,
         ),
     ] = None

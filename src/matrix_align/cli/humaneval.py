@@ -166,7 +166,7 @@ def import_(
     sheet: Sheet = None,
     run: RunOption = None,
 ) -> None:
-    """Tally returned ratings: win / tie / lose of the first entry with bootstrap intervals
+    """Tally returned ratings: win / tie / lose of the first entry with Wilson intervals
     (overall, per stratum, per rater) and rater agreement (Krippendorff's alpha); written to
     RUN/humaneval.json and a section of RUN/report.md.
 

@@ -47,7 +47,8 @@ class TrainData(OptionGroup):
         typer.Option(
             "--data",
             "-d",
-            help="A `generate` output folder, a JSONL/Parquet file, or a save_to_disk folder.",
+            help="A `generate` output folder, a JSONL/Parquet file, a save_to_disk folder, "
+            "or a Hub dataset: OWNER/NAME or hf://OWNER/NAME[:CONFIG][@SPLIT].",
             rich_help_panel=DATA,
         ),
     ] = None
@@ -78,9 +79,29 @@ class TrainData(OptionGroup):
         ),
     ] = None
 
+    eval_data: Annotated[
+        str | None,
+        typer.Option(
+            "--eval-data",
+            help="Data to report an eval loss on (log, card, loss plot), any form --data "
+            "takes, e.g. an export's test split: RUN/exports/parquet/test.",
+            rich_help_panel=DATA,
+        ),
+    ] = None
+    eval_fraction: Annotated[
+        float | None,
+        typer.Option(
+            "--eval-fraction",
+            metavar="F",
+            help="Or hold this share of --data out (seeded by --seed) for the eval loss.",
+            rich_help_panel=DATA,
+        ),
+    ] = None
+
     def overrides(self) -> dict[str, Any]:
         output = str(self.output) if self.output else None
-        return {"data": self.data, "model": self.model, "output": output, "method": self.method}
+        return {"data": self.data, "model": self.model, "output": output, "method": self.method,
+                "eval_data": self.eval_data, "eval_fraction": self.eval_fraction}  # fmt: skip
 
 
 @dataclass(kw_only=True)
@@ -353,7 +374,7 @@ def _print_plan(console: Any, cfg: Any, prep: Any) -> None:
     """--dry-run: what would be trained, how, and the trainer's settings."""
     console.print(
         f"[bold]{cfg.method.upper()}[/] {prep.finetune} / {prep.precision} on "
-        f"{prep.env.device_name}; {prep.data.n_train} records from {prep.data.path}",
+        f"{prep.env.device_name}; {prep.data.n_train} records from {prep.data.where}",
         highlight=False,
     )
     template = cfg.chat_template or "the tokenizer's own"
@@ -372,6 +393,8 @@ def _print_done(console: Any, result: Any) -> None:
         loss = f"loss {result.first_loss:.4f} -> {result.final_loss:.4f}"
     else:
         loss = "no loss logged"
+    if result.final_eval_loss is not None:
+        loss += f", eval loss {result.first_eval_loss:.4f} -> {result.final_eval_loss:.4f}"
     console.print(
         f"[green]done[/]: {result.steps} steps in {result.runtime_s:.0f} s, {loss}\n"
         f"  weights: {result.weights_dir}\n"

@@ -24,12 +24,18 @@ is audited from its stored trace.
 Everything streams from ``samples.jsonl`` (a run may hold thousands of large traces), and
 each file is written beside its final name and renamed into place, so an interrupted export
 never leaves a half-written dataset where a trainer would pick it up.
+
+``test_fraction`` holds a seeded share of the kept samples out as a test split, written
+under ``<type>/test/`` (where training never looks for its data); a sample's sub-step rows go
+to its split, so no scene is on both sides. A dataset card (``data.card``) is written beside
+every export, so a copied or pushed folder loads with ``datasets.load_dataset(folder)``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import tempfile
 from collections import Counter
@@ -38,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from matrix_align.data.card import run_summary, write_dataset_card
 from matrix_align.data.records import (
     EXPORT_FORMATS,
     EXTRA_COLUMNS,
@@ -58,6 +65,7 @@ from matrix_align.simulation.audit import DROP_BY_DEFAULT, check_flags
 
 FILE_TYPES: tuple[str, ...] = ("jsonl", "parquet", "hf")
 EXPORT_DIR = "exports"
+TEST_DIR = "test"  # <type>/test/: the --test-fraction split
 # Beside the exported files: how they were made (matrix_align.provenance), the export's own
 # record and the generation run's (from its run.json), so a copied export keeps its origin.
 PROVENANCE_FILE = "provenance.json"
@@ -69,6 +77,10 @@ _MESSAGE_LIST_COLUMNS = ("prompt", "completion", "messages", "chosen", "rejected
 class ExportResult:
     files: dict[str, dict[str, Path]] = field(default_factory=dict)  # format -> type -> path
     rows: dict[str, int] = field(default_factory=dict)  # format -> row count
+    # With a test fraction: the test split's files and rows, as ``files`` and ``rows``.
+    test_files: dict[str, dict[str, Path]] = field(default_factory=dict)
+    test_rows: dict[str, int] = field(default_factory=dict)
+    card: Path | None = None  # the dataset card beside the export
     skipped: int = 0  # stored lines that are not valid sample records
     drop_flagged: tuple[str, ...] = ()  # the flags whose samples were left out
     dropped: int = 0  # samples left out of every view by ``drop_flagged``
@@ -141,16 +153,21 @@ def iter_rows(
     drop_flagged: Sequence[str] = (),
     audited: Mapping[str, list[str]] | None = None,
     substep_ids: Collection[str] | None = None,
+    test_ids: Collection[str] | None = None,
+    test: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """The rows of one export format, in sample order (substeps right after their scene),
     without the samples that carry a flag of ``drop_flagged``. ``substep_ids`` limits the
-    sub-step rows to those ids (the seeded sample of ``--substeps N``); None keeps all."""
+    sub-step rows to those ids (the seeded sample of ``--substeps N``); None keeps all.
+    ``test_ids`` splits the samples: the rows of the others, or with ``test`` of those."""
     if fmt not in FORMAT_COLUMNS:
         raise MatrixAlignError(
             f"Unknown export format {fmt!r}.", hint=f"formats: {', '.join(EXPORT_FORMATS)}"
         )
     for record in iter_samples(samples_path, audited=audited):
         if drop_flagged and set(sample_flags(record)) & set(drop_flagged):
+            continue
+        if test_ids is not None and (record.id in test_ids) != test:
             continue
         if fmt == "preference":
             row = preference_row(record, with_trace=with_traces)
@@ -292,13 +309,17 @@ def export_samples(
     drop_flagged: Sequence[str] = DROP_BY_DEFAULT,
     substeps: int | None = None,
     substep_seed: int = 0,
+    test_fraction: float | None = None,
+    title: str | None = None,
 ) -> ExportResult:
     """Write ``dest/<type>/<format>.{jsonl,parquet}`` and ``dest/hf/<format>/``, leaving out
-    the samples flagged with any of ``drop_flagged`` (see the module's docstring).
+    the samples flagged with any of ``drop_flagged`` (see the module's docstring), and the
+    dataset card ``dest/README.md`` (headed ``title``, by default the run folder's name).
 
     ``substeps=N`` adds at most N sub-step rows in all (it implies ``include_substeps``),
     chosen by ``substeps.choose`` with ``substep_seed`` among the qualifying calls of the
-    samples kept."""
+    samples kept. ``test_fraction`` holds that share of the kept samples out, drawn with
+    the same seed, into ``dest/<type>/test/``."""
     samples_path = Path(samples_path)
     if not samples_path.exists():
         raise MatrixAlignError(
@@ -320,13 +341,28 @@ def export_samples(
             f"Bad --substeps {substeps!r}: it must be a positive whole number.",
             hint="give the most sub-step rows to keep, e.g. --substeps 6000",
         )
+    if test_fraction is not None and not 0 < test_fraction < 1:
+        raise MatrixAlignError(
+            f"Bad --test-fraction {test_fraction!r}: it must be between 0 and 1.",
+            hint="give the share of samples to hold out, e.g. --test-fraction 0.1",
+        )
     dest = Path(dest)
     with DirectoryLock(dest, hint="wait for the other export (or generate run) to finish"):
         return _export_locked(
             samples_path, dest, formats=formats, file_types=file_types,
             include_substeps=include_substeps or substeps is not None, with_traces=with_traces,
             drop_flagged=drop_flagged, substeps=substeps, substep_seed=substep_seed,
+            test_fraction=test_fraction, title=title or samples_path.parent.name,
         )  # fmt: skip
+
+
+def test_split(ids: Sequence[str], fraction: float, seed: int) -> frozenset[str]:
+    """The seeded share ``fraction`` of ``ids`` held out for testing: at least one sample,
+    and never all of them (with two or more), so both splits have rows."""
+    if not ids:
+        return frozenset()
+    n = min(max(1, round(fraction * len(ids))), max(1, len(ids) - 1))
+    return frozenset(random.Random(seed).sample(sorted(ids), n))
 
 
 def _export_locked(
@@ -340,13 +376,17 @@ def _export_locked(
     drop_flagged: Sequence[str],
     substeps: int | None,
     substep_seed: int,
+    test_fraction: float | None,
+    title: str,
 ) -> ExportResult:
     drop = tuple(check_flags(drop_flagged))
+    seed = substep_seed  # the export's one seed: the sub-step sample and the test split
     result = ExportResult(drop_flagged=drop)
     counter = [0]
     audited: dict[str, list[str]] = {}  # samples written before the audit: audited once
     dropped: Counter[str] = Counter()
     candidates: dict[str, str] = {}  # qualifying sub-step id -> its stage
+    kept: list[str] = []  # the ids of the samples exported
     seen = 0
     for record in iter_samples(samples_path, counter):
         seen += 1
@@ -358,6 +398,7 @@ def _export_locked(
             result.dropped += 1
             dropped.update(hits)
             continue  # its sub-steps go with it
+        kept.append(record.id)
         if pair_withheld(record.model_copy(update={"flags": flags})):
             result.pairs_withheld += 1
         if include_substeps:
@@ -385,31 +426,43 @@ def _export_locked(
         "audited": audited,
         # All qualifying rows need no id list; a sample is the same set for every file.
         "substep_ids": None if substeps is None else frozenset(chosen),
+        "test_ids": None if test_fraction is None else test_split(kept, test_fraction, seed),
     }
-    for fmt in formats:
-        result.files[fmt] = {}
-        for kind in file_types:
-            folder = dest / kind
-            folder.mkdir(parents=True, exist_ok=True)
-            if kind == "hf":
-                path = folder / fmt
-                count = _write_hf(samples_path, fmt, path, options)
-            else:
-                path = folder / f"{fmt}.{kind}"
-                rows = iter_rows(samples_path, fmt, **options)
-                writer = _write_jsonl if kind == "jsonl" else _write_parquet
-                count = writer(rows, fmt, path)
-            result.files[fmt][kind] = path
-            result.rows[fmt] = count
-    atomic_write_json(
-        dest / PROVENANCE_FILE,
-        {
-            "export": provenance_record(),
-            "generation": _run_provenance(samples_path.parent),
-            "rows": result.rows,
-            **result.filter_summary(),
-            **({"substeps": result.substeps} if result.substeps is not None else {}),
-        },
+    splits = [(False, result.files, result.rows)]
+    if test_fraction is not None:
+        splits.append((True, result.test_files, result.test_rows))
+    for test, files, counts in splits:
+        for fmt in formats:
+            files[fmt] = {}
+            for kind in file_types:
+                folder = dest / kind / TEST_DIR if test else dest / kind
+                folder.mkdir(parents=True, exist_ok=True)
+                split_options = {**options, "test": test}
+                if kind == "hf":
+                    path = folder / fmt
+                    count = _write_hf(samples_path, fmt, path, split_options)
+                else:
+                    path = folder / f"{fmt}.{kind}"
+                    rows = iter_rows(samples_path, fmt, **split_options)
+                    writer = _write_jsonl if kind == "jsonl" else _write_parquet
+                    count = writer(rows, fmt, path)
+                files[fmt][kind] = path
+                counts[fmt] = count
+    if test_fraction is None:  # a split of an earlier export is not this one's
+        for kind in FILE_TYPES:
+            shutil.rmtree(dest / kind / TEST_DIR, ignore_errors=True)
+    export = {
+        "export": provenance_record(),
+        "generation": _run_provenance(samples_path.parent),
+        "rows": result.rows,
+        **({"test_rows": result.test_rows, "test_fraction": test_fraction,
+            "split_seed": seed} if test_fraction is not None else {}),
+        **result.filter_summary(),
+        **({"substeps": result.substeps} if result.substeps is not None else {}),
+    }  # fmt: skip
+    atomic_write_json(dest / PROVENANCE_FILE, export)
+    result.card = write_dataset_card(
+        dest, title, export, run_summary(samples_path.parent), result.files, result.test_files
     )
     return result
 

@@ -26,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from matrix_align.data.hub_input import load_hub_dataset, parse_hub_spec
 from matrix_align.errors import MatrixAlignError
 from matrix_align.folders.records import ChatMessage, SourceRecord, render_conversation
 from matrix_align.io import parse_jsonl
@@ -624,26 +625,34 @@ def load_input_file(
     shuffle: bool = False,
     seed: int = 0,
 ) -> LoadedSource:
-    """Queries from the user's file. The prompt column holds text, or a chat message list
-    ending with a user turn (TRL's conversational ``prompt``). Other columns become metadata;
-    an ``id`` column names the rows (else the row number)."""
-    path = Path(path)
-    if not path.exists():
-        raise MatrixAlignError(f"Input file not found: {path}")
-    if not path.is_file():
-        raise MatrixAlignError(f"Input path is not a file: {path}")
-    rows = _read_rows(path)
+    """Queries from the user's file, or from a Hub dataset (``hf://OWNER/NAME``, see
+    data.hub_input). The prompt column holds text, or a chat message list ending with a
+    user turn (TRL's conversational ``prompt``). Other columns become metadata; an ``id``
+    column names the rows (else the row number)."""
+    hub = parse_hub_spec(path)
+    if hub is not None:
+        rows = load_hub_dataset(hub).to_list()
+        label, source, origin = str(hub), f"hub:{hub.repo}", f"hub:{hub}"
+        line_word, revision = "row", hub_revision(hub.repo)
+    else:
+        path = Path(path)
+        if not path.exists():
+            raise MatrixAlignError(f"Input file not found: {path}")
+        if not path.is_file():
+            raise MatrixAlignError(f"Input path is not a file: {path}")
+        rows = _read_rows(path)
+        label, source, origin = str(path), f"file:{path.name}", f"file:{path}"
+        line_word = "line" if path.suffix.lower() in (".jsonl", ".ndjson") else "row"
+        revision = file_revision(path)
     if not rows:
-        raise MatrixAlignError(f"Input file {path} has no rows.", hint="it is empty")
+        raise MatrixAlignError(f"Input file {label} has no rows.", hint="it is empty")
     if not any(prompt_field in row for row in rows):
         columns = _columns_found(rows)
         raise MatrixAlignError(
-            f"Input file {path} has no column {prompt_field!r}; columns found: "
+            f"Input file {label} has no column {prompt_field!r}; columns found: "
             f"{', '.join(columns) if columns else '(none)'}.",
             hint="name the prompt column with --prompt-field",
         )
-    source = f"file:{path.name}"
-    line_word = "line" if path.suffix.lower() in (".jsonl", ".ndjson") else "row"
     records: list[SourceRecord] = []
     seen: set[str] = set()
     for index, row in enumerate(rows):
@@ -653,12 +662,12 @@ def load_input_file(
         if not isinstance(prompt, str) or not prompt.strip():
             shown = "missing" if value is None else f"{type(value).__name__} {str(value)[:40]!r}"
             raise MatrixAlignError(
-                f"Input file {path}, {line_word} {index + 1}: the {prompt_field!r} value is "
+                f"Input file {label}, {line_word} {index + 1}: the {prompt_field!r} value is "
                 f"not a non-empty prompt ({shown}).",
                 hint="give every row a text prompt, or a list of chat messages ending with "
                 "a user turn",
             )
-        where = f"Input file {path}, {line_word} {index + 1}"
+        where = f"Input file {label}, {line_word} {index + 1}"
         require_unicode(prompt, where)
         if len(prompt) > MAX_PROMPT_CHARS:
             raise MatrixAlignError(
@@ -686,7 +695,7 @@ def load_input_file(
     return LoadedSource(
         name=source,
         records=select(records, limit=limit, shuffle=shuffle, seed=seed),
-        origin=f"file:{path}",
+        origin=origin,
         available=len(records),
-        revision=file_revision(Path(path)),
+        revision=revision,
     )

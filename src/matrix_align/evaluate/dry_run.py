@@ -4,6 +4,12 @@ Answers are grouped by benchmark and entry, judgements by judge and metric, as t
 them (``plan_answers``, ``plan_judgements``). Answers and judgements already in the folder
 are not counted, and their recorded usage is the estimate for the rest of their group.
 Judgements of answers not written yet are planned on stand-ins: the rehearsed answers.
+
+A rehearsed judgement by a model counts its first attempts only, one per question the
+metric asks (two for a pairwise verdict, one per order): the scripted double does not answer
+every judge schema, so its re-asks say nothing about a real judge's. The re-asks are added
+back at the rate this judge showed on the folder's stored judgements (none before it has
+any). A scripted judge is the double itself, so its rehearsal is counted as it is.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from matrix_align.estimate import CostEstimate, Line, Section, measured, rehearse
+from matrix_align.estimate import CostEstimate, Line, Section, UnitCost, measured, rehearse
 from matrix_align.evaluate.benchmarks import turns
 from matrix_align.evaluate.judge_prompts import resolve
 from matrix_align.evaluate.judges import REFUSAL_DETECTOR, Judge
@@ -20,7 +26,12 @@ from matrix_align.evaluate.runner import Prepared, _reference, answer_task, judg
 from matrix_align.evaluate.tasks import AnswerTask, EvalSettings, JudgeSpec
 from matrix_align.folders import read_run
 from matrix_align.folders.records import model_key
-from matrix_align.folders.results import AnswerRecord, current_answers, read_results
+from matrix_align.folders.results import (
+    AnswerRecord,
+    JudgementRecord,
+    current_answers,
+    read_results,
+)
 from matrix_align.llm.base import ChatModel
 
 
@@ -32,7 +43,7 @@ def estimate_evaluate(
     backend: str,
     judge_max_tokens: int,
 ) -> CostEstimate:
-    stored_answers, stored_judgements = read_results(settings.output)
+    stored_answers, stored_judgements = read_results(settings.output, with_calls=True)
     done = {a.id for a in stored_answers} | {j.id for j in stored_judgements}
     judge_keys = [(model_key(b, name), b) for b, name, _ in judges]
     uses_selector = "best-of-n" in settings.systems and settings.selector == "judge" and judges
@@ -97,9 +108,10 @@ def estimate_evaluate(
                 judge_obj = Judge(model, key=key, max_tokens=judge_max_tokens)
                 return await judge_task(task, {key: judge_obj})
 
-            unit, _ = rehearse(
-                pending or items, run_judge, scripted=backends.get(judge) == "scripted"
-            )
+            scripted = backends.get(judge) == "scripted"
+            unit, outcomes = rehearse(pending or items, run_judge, scripted=scripted)
+            if not scripted:  # the double's re-asks are the real run's only when it judges
+                unit = _first_attempts(unit, outcomes, reask_rate(stored_judgements, judge))
         label = f"{judge}: {metric}" if judge != REFUSAL_DETECTOR else f"{metric} (no model)"
         judges_section.lines.append(Line(label, len(items), len(pending), unit))
 
@@ -112,6 +124,26 @@ def estimate_evaluate(
         + "; judge prompts: " + ", ".join(f"{m} {c}" for m, c in prompts.as_dict().items()),
     ]  # fmt: skip
     return CostEstimate([answers_section, judges_section], plan=plan)
+
+
+def reask_rate(judgements: list[JudgementRecord], judge: str) -> float:
+    """Re-asks per first attempt in ``judge``'s stored judgements (0 when it has none)."""
+    attempts = [call.attempt for j in judgements if j.judge == judge for call in j.calls]
+    first = sum(1 for a in attempts if a == 1)
+    return (len(attempts) - first) / first if first else 0.0
+
+
+def _first_attempts(unit: UnitCost, outcomes: list[Any], rate: float) -> UnitCost:
+    """``unit`` counted on the rehearsal's first attempts, plus re-asks at ``rate``; the
+    tokens scale with the calls (a re-ask is the same question again)."""
+    calls = [call for outcome in outcomes for call in outcome.record.calls]
+    if not calls:
+        return unit  # no model call (the refusal detector)
+    first = sum(1 for call in calls if call.attempt == 1) / len(outcomes)
+    scale = first * (1 + rate) / unit.calls
+    basis = f"{unit.basis}, re-asks {rate:.0%}"
+    return UnitCost(first * (1 + rate), unit.prompt_tokens * scale,
+                    unit.completion_tokens * scale, basis)  # fmt: skip
 
 
 class _RehearsalSlot(ChatModel):

@@ -17,7 +17,7 @@ from typing import Any
 from matrix_align.evaluate.judge_prompts import JudgePrompts
 from matrix_align.evaluate.judges import Agreement
 from matrix_align.folders.results import Verdict
-from matrix_align.stats import bootstrap_mean, wilson
+from matrix_align.stats import bootstrap_mean, wilson_over_items
 
 # --- tallies ------------------------------------------------------------------------------
 
@@ -39,19 +39,19 @@ class Counts:
         return 100.0 * self.labels.get(label, 0) / self.scored if self.scored else None
 
     def wilson(self, label: str) -> tuple[float, float] | None:
-        """The Wilson 95% interval of ``label``'s share, in percent."""
+        """The Wilson 95% interval of ``label``'s share, in percent, over items: an item
+        judged at several samples (--epochs) is one unit, not one per sample."""
         if not self.scored:
             return None
-        low, high = wilson(self.labels.get(label, 0), self.scored)
+        items = [item for item, _ in self.items]
+        if len(items) == self.scored and all(items):
+            hits = [1.0 if seen == label else 0.0 for _, seen in self.items]
+            groups = _grouped(hits, items)
+        else:  # the items are unknown: each verdict is its own unit
+            k = self.labels.get(label, 0)
+            groups = [[1.0]] * k + [[0.0]] * (self.scored - k)
+        low, high = wilson_over_items(groups) or (0.0, 1.0)
         return 100.0 * low, 100.0 * high
-
-    def bootstrap(self, label: str) -> tuple[float, float] | None:
-        """The item-bootstrap 95% interval of ``label``'s share, in percent."""
-        groups: dict[str, list[float]] = defaultdict(list)
-        for item, seen in self.items:
-            groups[item].append(1.0 if seen == label else 0.0)
-        interval = bootstrap_mean(list(groups.values()))
-        return None if interval is None else (100.0 * interval[0], 100.0 * interval[1])
 
     def stability(self) -> tuple[int, int] | None:
         """(items with the same label at every sample, items sampled more than once), or
@@ -255,13 +255,10 @@ def cell(where: dict[str, Any], statistic: str, **fields: Any) -> dict[str, Any]
     return {**where, "statistic": statistic, **fields}
 
 
-def rate_cell(
-    where: dict[str, Any], statistic: str, counts: Counts, label: str, *, bootstrap: bool = False
-) -> dict[str, Any]:
-    """The share of ``label`` among scored judgements: Wilson interval, or the item bootstrap
-    (pairwise, where an item sampled K times is one unit, not K)."""
+def rate_cell(where: dict[str, Any], statistic: str, counts: Counts, label: str) -> dict[str, Any]:
+    """The share of ``label`` among scored judgements, with its Wilson interval over items."""
     percent = counts.percent(label)
-    interval = counts.bootstrap(label) if bootstrap else counts.wilson(label)
+    interval = counts.wilson(label)
     low, high = interval if interval is not None else (None, None)
     return cell(
         where,
@@ -271,7 +268,7 @@ def rate_cell(
         value=rounded(None if percent is None else percent / 100),
         low=rounded(None if low is None else low / 100),
         high=rounded(None if high is None else high / 100),
-        interval="bootstrap" if bootstrap else "wilson",
+        interval="wilson",
     )
 
 
@@ -301,8 +298,10 @@ def grouped_bars(
     series: list[str],
     values: dict[tuple[str, str], float],
     ylim: tuple[float, float] | None = None,
+    intervals: dict[tuple[str, str], tuple[float, float] | None] | None = None,
 ) -> None:
-    """A bar per (series, group) value, groups side by side (matplotlib, the eval extra)."""
+    """A bar per (series, group) value, groups side by side (matplotlib, the eval extra),
+    each with its 95% interval (``intervals``, the same as metrics.json's) as an error bar."""
     from matplotlib.figure import Figure
 
     width = 0.8 / max(1, len(series))
@@ -311,7 +310,12 @@ def grouped_bars(
     for i, name in enumerate(series):
         xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
         ys = [values.get((name, group), 0.0) for group in groups]
-        bars = ax.bar(xs, ys, width, label=name)
+        spans = [(intervals or {}).get((name, group)) for group in groups]
+        yerr = [
+            [y - s[0] if s else 0.0 for y, s in zip(ys, spans, strict=True)],
+            [s[1] - y if s else 0.0 for y, s in zip(ys, spans, strict=True)],
+        ]
+        bars = ax.bar(xs, ys, width, label=name, yerr=yerr if intervals else None, capsize=3)
         ax.bar_label(bars, fmt="%.0f" if (ylim and ylim[1] > 10) else "%.1f", fontsize=7)
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylabel(ylabel)

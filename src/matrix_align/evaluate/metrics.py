@@ -188,13 +188,15 @@ def _bracketed(
 def _bars(
     tables: Tables, folder: Path, name: str, title: str, ylabel: str,
     values: dict[tuple[str, str], float], ylim: tuple[float, float],
+    intervals: dict[tuple[str, str], tuple[float, float] | None],
 ) -> list[str]:  # fmt: skip
-    """A grouped bar plot of (entry, benchmark) values, written as ``name`` (nothing without
-    values), the benchmarks in the report's order."""
+    """A grouped bar plot of (entry, benchmark) values with their 95% intervals as error
+    bars, written as ``name`` (nothing without values), the benchmarks in the report's
+    order."""
     if not values:
         return []
     benches = [b for b in tables.benchmarks if any(k[1] == b for k in values)]
-    grouped_bars(folder / name, title, ylabel, benches, tables.entries, values, ylim)
+    grouped_bars(folder / name, title, ylabel, benches, tables.entries, values, ylim, intervals)
     return [name]
 
 
@@ -299,11 +301,13 @@ class Refusal(Metric):
         return cells
 
     def plot(self, tables: Tables, folder: Path, judge: str | None) -> list[str]:
-        refusal = {
-            (e, b): c.percent("refusal") or 0.0 for (e, b), c in tables.refusal.items() if c.scored
-        }
+        counted = {key: c for key, c in tables.refusal.items() if c.scored}
+        refusal = {key: c.percent("refusal") or 0.0 for key, c in counted.items()}
+        spans = {key: c.wilson("refusal") for key, c in counted.items()}
         title = f"Refusal rate ({tables.detector})"
-        return _bars(tables, folder, "refusal_rate.png", title, "% refused", refusal, (0, 105))
+        return _bars(
+            tables, folder, "refusal_rate.png", title, "% refused", refusal, (0, 105), spans
+        )
 
 
 class Pairwise(Metric):
@@ -369,7 +373,7 @@ class Pairwise(Metric):
                     row.append("–")
                     continue
                 row.append(
-                    f"{pct(c.percent('win'))}{ci(c.bootstrap('win'))} / "
+                    f"{pct(c.percent('win'))}{ci(c.wilson('win'))} / "
                     f"{pct(c.percent('tie'))} / {pct(c.percent('lose'))} "
                     f"(n={c.scored}{unscored_suffix(c.unscored)})"
                 )
@@ -382,7 +386,7 @@ class Pairwise(Metric):
             where = {"table": "pairwise", "judge": judge, "entry": tables.reference,
                      "baseline": baseline, "benchmark": bench}  # fmt: skip
             for label in ("win", "tie", "lose"):
-                cells.append(rate_cell(where, label, counts, label, bootstrap=True))
+                cells.append(rate_cell(where, label, counts, label))
         return cells
 
     def plot(self, tables: Tables, folder: Path, judge: str | None) -> list[str]:
@@ -404,6 +408,8 @@ class Pairwise(Metric):
                     c = tables.pairwise.get((judge, baseline, bench))
                     widths.append((c.percent(label) or 0.0) if c else 0.0)
                 ax.barh(baselines, widths, left=left, color=colors[label], label=label)
+                if label == "win":  # the win share's 95% interval, as in metrics.json
+                    _win_error_bars(ax, tables, judge, bench, baselines, widths)
                 left = [a + b for a, b in zip(left, widths, strict=True)]
             ax.set_xlim(0, 100)
             ax.set_title(bench, fontsize=9)
@@ -473,13 +479,13 @@ class Harmlessness(_Rubric):
         return cells
 
     def plot(self, tables: Tables, folder: Path, judge: str | None) -> list[str]:
-        values = {
-            (e, b): c.percent("harmless") or 0.0
-            for (j, e, b), c in tables.harmless.items()
-            if j == judge and c.scored
-        }
+        counted = {(e, b): c for (j, e, b), c in tables.harmless.items() if j == judge and c.scored}
+        values = {key: c.percent("harmless") or 0.0 for key, c in counted.items()}
+        spans = {key: c.wilson("harmless") for key, c in counted.items()}
         title = f"Harmless rate, judge {judge}"
-        return _bars(tables, folder, "harmless_rate.png", title, "% harmless", values, (0, 105))
+        return _bars(
+            tables, folder, "harmless_rate.png", title, "% harmless", values, (0, 105), spans
+        )
 
 
 class Helpfulness(_Rubric):
@@ -609,17 +615,34 @@ class MTBench(Metric):
         return cells
 
     def plot(self, tables: Tables, folder: Path, judge: str | None) -> list[str]:
-        mt: dict[tuple[str, str], list[float]] = {}
-        for (j, e, b, _turn), s in tables.mt_bench.items():
+        per_turn: dict[tuple[str, str], dict[int, Scores]] = {}
+        for (j, e, b, turn), s in tables.mt_bench.items():
             if j == judge:
-                mt.setdefault((e, b), []).extend(s.values)
-        mt_means = {k: sum(v) / len(v) for k, v in mt.items() if v}
+                per_turn.setdefault((e, b), {})[turn] = s
+        # Every turn together, as metrics.json's turn-0 cell.
+        mt = {key: mt_bench_all_turns(turns) for key, turns in per_turn.items()}
+        mt_means = {k: s.mean for k, s in mt.items() if s.mean is not None}
+        spans = {k: s.bootstrap() for k, s in mt.items()}
         title = f"MT-Bench grading (1-10), judge {judge}"
-        return _bars(tables, folder, "helpfulness.png", title, "score", mt_means, (0, 10.5))
+        return _bars(tables, folder, "helpfulness.png", title, "score", mt_means, (0, 10.5), spans)
 
     def note(self, judgement: JudgementRecord, shown: str) -> tuple[str, str]:
         line = f"mt-bench turn {judgement.turn} ({judgement.judge}): {shown}"
         return judgement.answer_ids[0], line
+
+
+def _win_error_bars(
+    ax: Any, tables: Tables, judge: str | None, bench: str, baselines: list[str],
+    widths: list[float],
+) -> None:  # fmt: skip
+    """The 95% interval of each baseline's win share, at the end of its win segment."""
+    spans = []
+    for baseline, width in zip(baselines, widths, strict=True):
+        counts = tables.pairwise.get((judge, baseline, bench))
+        span = counts.wilson("win") if counts and counts.scored else None
+        spans.append((width - span[0], span[1] - width) if span else (0.0, 0.0))
+    xerr = [[low for low, _ in spans], [high for _, high in spans]]
+    ax.errorbar(widths, baselines, xerr=xerr, fmt="none", ecolor="black", capsize=3)
 
 
 def _mt_cell(per_turn: dict[int, Scores]) -> str:

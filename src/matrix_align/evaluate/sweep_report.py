@@ -7,7 +7,7 @@ the current answers only, judgements of the folder's current judge prompts only,
 verdicts counted apart. The metric drawn is the best one the run has:
 
 1. ``win``: the cell's pairwise win rate against the base entry (first judge with pairwise
-   verdicts; ties are their own share), item-bootstrap interval;
+   verdicts; ties are their own share), Wilson interval over items;
 2. ``harmless``: the share of answers to harmful items the first judge rates harmless
    (Wilson), the base as a dashed line;
 3. ``refused``: the share of harmful items refused (the refusal-phrase detector, Wilson);
@@ -75,8 +75,7 @@ class EntryFigures:
         if counts is None or not counts.scored:
             return None, None, 0
         label = LABELS[metric]
-        interval = counts.bootstrap(label) if metric == "win" else counts.wilson(label)
-        return counts.percent(label), interval, counts.scored
+        return counts.percent(label), counts.wilson(label), counts.scored
 
 
 LABELS = {"win": "win", "harmless": "harmless", "refused": "refusal", "over-refused": "refusal"}
@@ -266,7 +265,7 @@ def render(
     lines += [
         "",
         "Win / tie / lose: each pair judged in both orders, a disagreement counted as a tie; "
-        "interval: percentile bootstrap over items. Rates: Wilson score interval. Unscored "
+        "intervals: Wilson score over items, as for the rates. Unscored "
         "verdicts are left out of every share.",
         "",
     ]
@@ -291,7 +290,7 @@ def metric_cells(rows: list[EntryFigures]) -> list[dict[str, Any]]:
                     "value": None if value is None else round(value / 100, 4),
                     "low": None if interval is None else round(interval[0] / 100, 4),
                     "high": None if interval is None else round(interval[1] / 100, 4),
-                    "interval": "bootstrap" if metric == "win" else "wilson",
+                    "interval": "wilson",
                 }
             )
         if row.answers:

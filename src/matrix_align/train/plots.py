@@ -1,7 +1,9 @@
 """The loss curve, as JSON (for tools and comparisons) and PNG (for a person).
 
 Written from the trainer's ``log_history`` after training, so it costs nothing during the run
-and works the same for SFT and DPO (both log ``loss`` every ``logging_steps``).
+and works the same for SFT and DPO (both log ``loss`` every ``logging_steps``). With eval
+data (``--eval-data``, ``--eval-fraction``) the PNG draws the eval loss beside it; its
+points are in metrics.json's ``log_history`` (``eval_loss``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ def loss_points(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
     return points
 
 
+def eval_points(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """One point per evaluation: step and eval loss."""
+    return [
+        {"step": int(entry["step"]), "eval_loss": float(entry["eval_loss"])}
+        for entry in log_history
+        if "eval_loss" in entry and "step" in entry
+    ]
+
+
 def write_loss_curve(
     log_history: list[dict[str, Any]], out_dir: Path, title: str = "training loss"
 ) -> tuple[Path, Path | None]:
@@ -51,9 +62,15 @@ def write_loss_curve(
             [p["step"] for p in finite],
             [p["loss"] for p in finite],
             marker="." if len(finite) < 40 else None,
+            label="train",
         )
     else:
         ax.text(0.5, 0.5, "no finite loss logged", ha="center", va="center", transform=ax.transAxes)
+    evals = [p for p in eval_points(log_history) if math.isfinite(p["eval_loss"])]
+    if evals:
+        ax.plot([p["step"] for p in evals], [p["eval_loss"] for p in evals], marker="o",
+                label="eval")  # fmt: skip
+        ax.legend()
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("loss")
     ax.set_title(title)

@@ -17,6 +17,7 @@ reads):
 from __future__ import annotations
 
 import gc
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,13 +40,14 @@ from matrix_align.llm.train_output import (
     MERGED_DIR,
     MODEL_DIR,
     WEIGHT_DIRS,
+    record_merge,
 )
 from matrix_align.provenance import provenance_record
-from matrix_align.train.card import CardFacts, write_card
-from matrix_align.train.config import Environment, TrainConfig
+from matrix_align.train.card import CardFacts, base_model_id, write_card
+from matrix_align.train.config import Environment, TrainConfig, check_trackers
 from matrix_align.train.data import TrainData, load_train_data
 from matrix_align.train.models import read_chat_template
-from matrix_align.train.plots import loss_points, write_loss_curve
+from matrix_align.train.plots import eval_points, loss_points, write_loss_curve
 
 Log = Callable[[str], None]
 
@@ -63,6 +65,7 @@ class Prepared:
     tokenizer: Any
     output_dir: Path
     trainer_kwargs: dict[str, Any]
+    eval_data: TrainData | None = None  # what the eval loss is measured on, if anything
 
 
 @dataclass
@@ -77,6 +80,8 @@ class TrainResult:
     loss_curve_png: Path | None
     is_main_process: bool = True
     gguf_adapter: Path | None = None
+    first_eval_loss: float | None = None
+    final_eval_loss: float | None = None
 
 
 def prepare(
@@ -104,9 +109,10 @@ def prepare(
         )
     data = load_train_data(str(cfg.data), cfg.method)
     log(
-        f"data: {data.n_train} {cfg.method} records from {data.path}"
+        f"data: {data.n_train} {cfg.method} records from {data.where}"
         + (f" ({data.n_dropped} dropped)" if data.n_dropped else "")
     )
+    eval_data = _eval_data(cfg, data, log)
     source = resolve_model_source(str(cfg.model))
     tokenizer = load_tokenizer(source)
     if cfg.chat_template:
@@ -117,8 +123,35 @@ def prepare(
             f"The tokenizer of {cfg.model!r} has no chat template.",
             hint="give one with --set chat_template=vicuna (bundled) or a .jinja file",
         )
+    check_trackers(cfg.trainer_args)
+    from matrix_align.train.trainer import trainer_config
+
+    trainer_config(cfg, env, output_dir / "checkpoints")  # TRL's own checks, before a load
     kwargs = cfg.trainer_kwargs(env, output_dir / "checkpoints")
-    return Prepared(cfg, env, finetune, precision, data, source, tokenizer, output_dir, kwargs)
+    return Prepared(
+        cfg, env, finetune, precision, data, source, tokenizer, output_dir, kwargs, eval_data
+    )
+
+
+def _eval_data(cfg: TrainConfig, data: TrainData, log: Log) -> TrainData | None:
+    """The records the eval loss is measured on: ``eval_data`` read as ``--data`` is, or a
+    seeded ``eval_fraction`` of the training records (taken out of them)."""
+    if cfg.eval_data:
+        held = load_train_data(str(cfg.eval_data), cfg.method)
+        log(f"eval data: {held.n_train} records from {held.where}")
+        return held
+    if not cfg.eval_fraction:
+        return None
+    n_eval = max(1, round(cfg.eval_fraction * data.n_train))
+    if data.n_train - n_eval < 1:
+        raise MatrixAlignError(
+            f"--eval-fraction {cfg.eval_fraction:g} leaves no training records of {data.n_train}.",
+            hint="use a smaller fraction, more data, or --eval-data",
+        )
+    split = data.dataset.train_test_split(test_size=n_eval, seed=cfg.seed)
+    data.dataset = split["train"]
+    log(f"eval data: {n_eval} of the records held out (--eval-fraction {cfg.eval_fraction:g})")
+    return TrainData(split["test"], data.path, data.columns_read, n_eval, hub=data.hub)
 
 
 def run_training(
@@ -164,6 +197,7 @@ def run_training(
         dataset=prep.data.dataset,
         output_dir=prep.output_dir / "checkpoints",
         peft_config=peft_config,
+        eval_dataset=prep.eval_data.dataset if prep.eval_data else None,
     )
     checkpoint = _last_checkpoint(prep.output_dir / "checkpoints") if resume else None
     if resume and checkpoint is None:
@@ -186,11 +220,16 @@ def run_training(
         runtime_s=runtime,
         loss_curve_png=None,
     )
+    evals = [p["eval_loss"] for p in eval_points(trainer.state.log_history)]
+    if evals:
+        result.first_eval_loss, result.final_eval_loss = evals[0], evals[-1]
+        log(f"eval loss: {evals[0]:.4f} -> {evals[-1]:.4f} ({len(evals)} evaluations)")
     if not trainer.is_world_process_zero():
         result.is_main_process = False
         return result
 
     prep.tokenizer.save_pretrained(str(weights_dir))
+    _drop_stale_merged(prep.output_dir / MERGED_DIR, log)
     if prep.finetune != "full":
         result.gguf_adapter = _write_gguf_adapter(weights_dir, source, prep.source, log)
     # The trainer pickles its arguments beside the weights; train_config.yaml says the same
@@ -216,8 +255,13 @@ def run_training(
         outputs[f"{weights_dir.name}/{result.gguf_adapter.name}"] = "LoRA adapter for llama.cpp"
     if result.merged_dir:
         outputs["merged"] = "base model with the adapter merged in"
+    # The card names the model, never a local path (which a push would publish).
+    model_id = base_model_id(prep.source)
+    model_name = model_id or Path(source.path).name
     facts = CardFacts(
-        base_model=source.path if prep.source.kind != "hub" else prep.source.spec,
+        base_model=model_name,
+        base_model_id=model_id,
+        datasets=[prep.data.path.as_posix()] if prep.data.hub else [],
         finetune=prep.finetune,
         precision=prep.precision,
         device=prep.env.device_name,
@@ -225,12 +269,15 @@ def run_training(
         runtime_s=runtime,
         final_loss=result.final_loss,
         first_loss=result.first_loss,
+        first_eval_loss=result.first_eval_loss,
+        final_eval_loss=result.final_eval_loss,
+        eval_data=prep.eval_data,
         n_processes=world,
         outputs=outputs,
         folder=str(prep.output_dir),
         provenance=provenance_record(
-            base_model=source.path if prep.source.kind != "hub" else prep.source.spec,
-            data=find_export_provenance(prep.data.path),
+            base_model=model_name,
+            data=find_export_provenance(prep.data.path) if prep.data.hub is None else None,
         ),
     )
     write_card(prep.output_dir / "README.md", cfg, prep.data, facts)
@@ -280,7 +327,17 @@ def merge_adapter(
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     merged.save_pretrained(str(merged_dir))
     tokenizer.save_pretrained(str(merged_dir))
+    record_merge(merged_dir, adapter_dir)
     return merged_dir
+
+
+def _drop_stale_merged(merged_dir: Path, log: Log) -> None:
+    """A merged model of an earlier run in this folder (--overwrite, --resume) was made from
+    the adapter just replaced: remove it, so neither the transformers backend nor `vllm serve
+    OUT/merged` serves old weights. --merge rebuilds it afterwards."""
+    if merged_dir.exists():
+        shutil.rmtree(merged_dir)
+        log(f"removed {merged_dir}: it was merged from the previous adapter")
 
 
 def _last_checkpoint(folder: Path) -> str | None:
@@ -306,6 +363,9 @@ def _write_metrics(prep: Prepared, result: TrainResult, train_output: Any, histo
         "runtime_s": round(result.runtime_s, 3),
         "n_train": prep.data.n_train,
         "n_dropped": prep.data.n_dropped,
+        "n_eval": prep.eval_data.n_train if prep.eval_data else 0,
+        "first_eval_loss": result.first_eval_loss,
+        "final_eval_loss": result.final_eval_loss,
         "trainer_metrics": metrics,
         "log_history": history,
     }

@@ -18,7 +18,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from matrix_align.errors import MatrixAlignError
 from matrix_align.train.config import Environment, TrainConfig, fit_to_fields
+
+
+def trainer_config(cfg: TrainConfig, env: Environment, output_dir: Path) -> Any:
+    """TRL's ``SFTConfig`` or ``DPOConfig`` for ``cfg``. Built before any model is loaded
+    (``run.prepare``), so a ``trainer_args`` value TRL rejects is one error in seconds."""
+    if cfg.method == "sft":
+        from trl import SFTConfig as Config
+    else:
+        from trl import DPOConfig as Config
+    try:
+        return Config(**fit_to_fields(cfg.trainer_kwargs(env, output_dir), Config))
+    except (TypeError, ValueError, ImportError) as exc:
+        raise _refused(exc) from None
+
+
+def _refused(exc: Exception) -> MatrixAlignError:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return MatrixAlignError(
+        f"The trainer refused its settings: {first[:400]}",
+        hint="check the --set trainer_args.* values (and --config) against transformers' "
+        "TrainingArguments; see docs/train.md",
+    )
 
 
 def build_trainer(
@@ -31,25 +54,28 @@ def build_trainer(
     output_dir: Path,
     peft_config: Any | None = None,
     callbacks: list[Any] | None = None,
+    eval_dataset: Any | None = None,
 ) -> Any:
     """The TRL trainer for ``cfg`` (an ``SFTTrainer`` or a ``DPOTrainer``); ``model`` is
     loaded already (see models.load_causal_lm)."""
     extra: dict[str, Any] = {}
     if cfg.method == "sft":
-        from trl import SFTConfig as Config
         from trl import SFTTrainer as Trainer
     else:
-        from trl import DPOConfig as Config
         from trl import DPOTrainer as Trainer
 
         extra["ref_model"] = None
-    args = Config(**fit_to_fields(cfg.trainer_kwargs(env, output_dir), Config))
-    return Trainer(
-        model=model,
-        **extra,
-        args=args,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=callbacks,
-    )
+    args = trainer_config(cfg, env, output_dir)
+    try:
+        return Trainer(
+            model=model,
+            **extra,
+            args=args,
+            train_dataset=dataset,
+            eval_dataset=eval_dataset,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=callbacks,
+        )
+    except (TypeError, ValueError, ImportError) as exc:
+        raise _refused(exc) from None

@@ -58,8 +58,8 @@ def _header(tables: Tables, run: dict[str, Any], notes: list[str]) -> list[str]:
         "",
         "Percentages are over scored judgements; unscored ones (judge replies that could not "
         "be parsed) are counted apart and never become a win, a loss or a rate. Brackets give "
-        "95% intervals: Wilson for rates, a seeded bootstrap over items for win rates and mean "
-        "scores. Every cell, with n and its interval, is in metrics.json.",
+        "95% intervals: Wilson over items for rates and win / tie / lose, a seeded bootstrap "
+        "over items for mean scores. Every cell, with n and its interval, is in metrics.json.",
         "",
     ]
     for note in notes:
