@@ -7,6 +7,7 @@ extra).
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 from typing import Any
@@ -36,10 +37,23 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise MatrixAlignError(
-            f"Cannot listen on {host}:{port}: {exc.strerror or exc}.",
-            hint="choose another --port (0 picks a free one), or stop what uses this one",
+            f"Cannot listen on {host}:{port}: {exc.strerror or exc}.", hint=_bind_hint(exc)
         ) from None
     return sock
+
+
+def _bind_hint(exc: OSError) -> str:
+    """What to change: the port only when the port is the problem (in use, or below 1024
+    without the right), else the host (an unknown name, or an address not of this
+    machine)."""
+    if exc.errno == errno.EADDRINUSE:
+        return "choose another --port (0 picks a free one), or stop what uses this one"
+    if exc.errno == errno.EACCES:
+        return "choose a --port from 1024 up (lower ones need administrator rights)"
+    return (
+        "give a --host that is an address of this machine: 127.0.0.1 (this machine only), "
+        "0.0.0.0 (every interface), or one that `ip addr` lists"
+    )
 
 
 def bound_url(sock: socket.socket) -> str:
