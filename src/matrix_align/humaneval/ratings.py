@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from matrix_align.errors import MatrixAlignError
+from matrix_align.humaneval.cells import unescape_cell
 from matrix_align.humaneval.sheet import KEY_FILE, RATINGS
 
 REQUIRED = ("sheet", "row", "rating")
@@ -71,7 +72,11 @@ def _open_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         ) from None
     reader = csv.DictReader(text.splitlines())
     columns = [c.strip().lower() for c in reader.fieldnames or []]
-    rows = [{(k or "").strip().lower(): (v or "") for k, v in row.items()} for row in reader]
+    # Cells escaped against formulas on export (or by the form) are read as they were.
+    rows = [
+        {(k or "").strip().lower(): unescape_cell(v or "") for k, v in row.items()}
+        for row in reader
+    ]
     return columns, rows
 
 
