@@ -135,6 +135,17 @@ class ServerOptions(OptionGroup):
             rich_help_panel=SERVER,
         ),
     ] = None
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections",
+            min=1,
+            help="Connections open at once (kept under the open-file limit, ulimit -n). "
+            "Beyond it a new one closes the oldest still waiting for its request; a "
+            "request's headers must arrive within 10 s, its body within 60 s.",
+            rich_help_panel=SERVER,
+        ),
+    ] = 256
     system_messages: Annotated[
         str,
         typer.Option(
@@ -164,6 +175,7 @@ class ServerOptions(OptionGroup):
             trace_dir=_trace_dir(self.trace_dir),
             system_messages=self.system_messages,  # type: ignore[arg-type]
             allowed_hosts=_allowed_hosts(self.host),
+            max_connections=self.max_connections,
         )
 
 
@@ -202,6 +214,7 @@ def serve(
         _serve_until_stopped(
             backend,
             sock,
+            settings,
             lambda chat_model: create_app(
                 chat_model, config, settings, on_finished=_printer(console)
             ),  # fmt: skip
@@ -215,6 +228,7 @@ def serve(
 def _serve_until_stopped(
     backend: o.BackendOptions,
     sock: Any,
+    settings: Any,
     make_app: Callable[[Any], Any],
     announce: Callable[[], None],
 ) -> None:
@@ -231,7 +245,7 @@ def _serve_until_stopped(
             app = make_app(chat_model)
             announce()
             serving = True
-            await serve(app, sock)
+            await serve(app, sock, settings)
 
     try:
         o.run_async(main())

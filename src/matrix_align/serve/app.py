@@ -320,6 +320,9 @@ class Guard:
             }
             error = self._check(scope["path"], headers)
             if error is not None:
+                # Answered before any of the body is read, and the connection closed: a
+                # client without the key gets no further with it.
+                error.headers = {**error.headers, "Connection": "close"}
                 await _error_response(error)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

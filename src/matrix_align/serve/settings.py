@@ -31,3 +31,9 @@ class ServeSettings:
     # A chat request is a few messages; a body near this is a mistake (or an attack), refused
     # before it is held in memory.
     max_body_bytes: int = 4 * 1024 * 1024
+    # Reading a request (protocol.py): its headers within this of the connection opening
+    # (or of the previous answer), its body within this of its headers; and the most
+    # connections open at once (also kept under `ulimit -n`).
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    max_connections: int = 256

@@ -1,0 +1,190 @@
+"""Hostile-client tries against `matrix-align serve` (no model: the scripted backend, on a
+loopback port), so each round of reliability checks can rerun them (issue 25 N4, N5):
+
+- slow clients: under `ulimit -n 256`, 300 connections that send half a request line and
+  then nothing (slowloris), with and without a client key; meanwhile /health must answer,
+  and the server's log must not grow (no traceback per failed accept);
+- trace memory: the largest requests the server allows (every scene setting at its cap, the
+  longest query), 10 times; the server's RSS must stay under the budget docs/serve.md
+  documents, and the traces it keeps under --max-trace-bytes.
+
+Usage: python bench/serve_abuse.py [slow|memory|all]   (from the repository root; prints a
+line per check and exits 1 when one fails)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import select
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+KEY_ENV = "SERVE_ABUSE_KEY"
+
+
+class Server:
+    def __init__(self, *args: str, nofile: int | None = None) -> None:
+        self.log = Path(tempfile.mkstemp(prefix="serve-abuse-", suffix=".log")[1])
+
+        def limit() -> None:
+            if nofile:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", KEY_ENV: "k" * 32, "COLUMNS": "200"}
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "matrix_align", "serve", "-b", "scripted", "--port", "0",
+                 *args],
+                stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=limit,
+            )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            text = self.log.read_text()
+            if "serving MATRIX at " in text:
+                url = text.split("serving MATRIX at ", 1)[1].split()[0]
+                self.base = url.removesuffix("/v1")
+                host, port = self.base.removeprefix("http://").rsplit(":", 1)
+                self.address = (host, int(port))
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise SystemExit("the server did not start:\n" + self.log.read_text())
+
+    def health(self, timeout: float = 5.0) -> bool:
+        try:
+            with urllib.request.urlopen(self.base + "/health", timeout=timeout) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self) -> None:
+        self.proc.send_signal(2)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def check(ok: bool, what: str) -> bool:
+    print(f"{'ok  ' if ok else 'FAIL'} {what}", flush=True)
+    return ok
+
+
+def slow_clients(*extra: str) -> bool:
+    server = Server(*extra, nofile=256)
+    sockets = []
+    try:
+        for _ in range(300):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(server.address)
+            sockets.append(sock)
+        time.sleep(1)
+        for sock in sockets:
+            with contextlib.suppress(OSError):  # one the server already closed
+                sock.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        size_before = server.log.stat().st_size
+        answered = sum(server.health() for _ in range(10))
+        time.sleep(20)
+        answered_late = sum(server.health() for _ in range(10))
+        growth = server.log.stat().st_size - size_before
+        # The last of them connect late (the system retries a connection its queue had no
+        # room for after 1, 3, 7, 15 s): give those their header deadline too.
+        time.sleep(20)
+        # Connections the server closed read as EOF (b"") or a reset.
+        closed = 0
+        for sock in sockets:
+            try:
+                ready, _, _ = select.select([sock], [], [], 0)
+                closed += bool(ready) and sock.recv(1024) in (b"",) or False
+            except OSError:
+                closed += 1
+        label = " ".join(extra) or "no key"
+        results = [
+            check(answered == 10, f"{label}: /health answered {answered}/10 with 300 slow clients"),
+            check(answered_late == 10, f"{label}: /health answered {answered_late}/10 20 s later"),
+            check(growth < 20_000, f"{label}: the log grew {growth:,} bytes in 20 s"),
+            check(closed >= 250, f"{label}: {closed}/300 slow connections closed by the server"),
+        ]
+        return all(results)
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.stop()
+
+
+def largest_request(query_chars: int, settings: dict) -> bytes:
+    return json.dumps(
+        {
+            "model": "matrix-align",
+            "messages": [{"role": "user", "content": "Is this harmful? " + "x" * query_chars}],
+            "matrix": settings,
+        }
+    ).encode()
+
+
+def trace_memory() -> bool:
+    budget_mb = 64
+    server = Server("--max-trace-bytes", str(budget_mb * 2**20))
+    try:
+        baseline = server.rss_mb()
+        # The most a request may ask for: the server's caps (docs/serve.md), the longest query.
+        body = largest_request(99_000, {"roles": 16, "steps": 32, "depth": 3})
+        refused = _post(server, body)
+        results = [check(refused == 400, f"a scene over the server's cap is refused ({refused})")]
+        allowed = largest_request(99_000, {"roles": 4, "steps": 4})
+        statuses = [_post(server, allowed) for _ in range(10)]
+        rss = server.rss_mb()
+        print(f"     10 largest allowed requests: {statuses}; RSS {baseline:.0f} -> {rss:.0f} MB")
+        results.append(check(all(s == 200 for s in statuses), "every allowed request answered"))
+        results.append(
+            check(rss - baseline < budget_mb + 200, f"RSS grew {rss - baseline:.0f} MB "
+                  f"(traces budget {budget_mb} MB + scenes in flight + interpreter)")
+        )  # fmt: skip
+        return all(results)
+    finally:
+        server.stop()
+
+
+def _post(server: Server, body: bytes) -> int:
+    request = urllib.request.Request(
+        server.base + "/v1/chat/completions",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def main() -> None:
+    which = sys.argv[1] if len(sys.argv) > 1 else "all"
+    ok = True
+    if which in ("slow", "all"):
+        ok &= slow_clients()
+        ok &= slow_clients("--auth-key-env", KEY_ENV)
+    if which in ("memory", "all"):
+        ok &= trace_memory()
+    raise SystemExit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
