@@ -41,8 +41,8 @@ class Server:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", KEY_ENV: "k" * 32, "COLUMNS": "200"}
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "matrix_align", "serve", "-b", "scripted", "--port", "0",
-                 *args],
+                [sys.executable, "-m", "matrix_align", "serve", "--port", "0",
+                 *(args if "-b" in args else ("-b", "scripted", *args))],
                 stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=limit,
             )  # fmt: skip
         deadline = time.monotonic() + 120
@@ -139,26 +139,53 @@ def largest_request(query_chars: int, settings: dict) -> bytes:
 
 
 def trace_memory() -> bool:
+    """The largest requests a client can send: every scene setting at its upper limit and
+    the longest query. Each runs until the scene budget stops it (--max-scene-calls,
+    --max-scene-mb: 400 scene_too_large), keeping a trace near that budget; 10 of them
+    must leave the RSS within the traces' budget plus the interpreter's own growth."""
     budget_mb = 64
-    server = Server("--max-trace-bytes", str(budget_mb * 2**20))
+    # The backend is the fake OpenAI-compatible server, in its own process: the scripted
+    # double keeps every request it was sent (for tests), which would count as the server's.
+    port = _free_port()
+    upstream = subprocess.Popen(
+        [sys.executable, "-m", "matrix_align.testing.fake_openai_server", "--port", str(port),
+         "--model", "fake", "--base-latency", "0", "--per-token", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(3)
+    server = Server(
+        "-b", "openai", "--base-url", f"http://127.0.0.1:{port}/v1", "--model", "fake",
+        "--max-trace-mb", str(budget_mb), "--max-traces", "1000",
+    )  # fmt: skip
     try:
+        small = largest_request(99_000, {"roles": 2, "steps": 2})
+        _post(server, small)  # warm up: what the first scene imports is not a trace
         baseline = server.rss_mb()
-        # The most a request may ask for: the server's caps (docs/serve.md), the longest query.
-        body = largest_request(99_000, {"roles": 16, "steps": 32, "depth": 3})
-        refused = _post(server, body)
-        results = [check(refused == 400, f"a scene over the server's cap is refused ({refused})")]
-        allowed = largest_request(99_000, {"roles": 4, "steps": 4})
-        statuses = [_post(server, allowed) for _ in range(10)]
+        largest = largest_request(99_000, {"roles": 16, "steps": 32, "depth": 3,
+                                           "reactions": "separate"})  # fmt: skip
+        statuses = [_post(server, largest) for _ in range(10)]
+        answered = _post(server, small)
         rss = server.rss_mb()
-        print(f"     10 largest allowed requests: {statuses}; RSS {baseline:.0f} -> {rss:.0f} MB")
-        results.append(check(all(s == 200 for s in statuses), "every allowed request answered"))
-        results.append(
-            check(rss - baseline < budget_mb + 200, f"RSS grew {rss - baseline:.0f} MB "
-                  f"(traces budget {budget_mb} MB + scenes in flight + interpreter)")
-        )  # fmt: skip
+        print(f"     10 largest requests: {statuses}; RSS {baseline:.0f} -> {rss:.0f} MB")
+        results = [
+            check(all(s == 400 for s in statuses), "each stopped at the scene budget (400)"),
+            check(answered == 200, f"a smaller scene with the same query is answered ({answered})"),
+            check(
+                rss - baseline < budget_mb + 100,
+                f"RSS grew {rss - baseline:.0f} MB (traces {budget_mb} MB + 100 MB allowance for "
+                "scenes in flight and the allocator)",
+            ),
+        ]
         return all(results)
     finally:
         server.stop()
+        upstream.terminate()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _post(server: Server, body: bytes) -> int:

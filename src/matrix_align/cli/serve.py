@@ -125,6 +125,15 @@ class ServerOptions(OptionGroup):
             rich_help_panel=SERVER,
         ),
     ] = 1000
+    max_trace_mb: Annotated[
+        int,
+        typer.Option(
+            "--max-trace-mb",
+            min=1,
+            help="...and at most this many MB of them (their JSON size), oldest dropped first.",
+            rich_help_panel=SERVER,
+        ),
+    ] = 256
     trace_dir: Annotated[
         Path | None,
         typer.Option(
@@ -146,6 +155,34 @@ class ServerOptions(OptionGroup):
             rich_help_panel=SERVER,
         ),
     ] = 256
+    trace_dir_max_mb: Annotated[
+        int,
+        typer.Option(
+            "--trace-dir-max-mb",
+            min=1,
+            help="Keep --trace-dir within this many MB, deleting the oldest traces first.",
+            rich_help_panel=SERVER,
+        ),
+    ] = 2048
+    max_scene_calls: Annotated[
+        int,
+        typer.Option(
+            "--max-scene-calls",
+            min=1,
+            help="Model calls one request may make; a scene that needs more is stopped and "
+            "answered 400 scene_too_large (a request chooses its scene's size).",
+            rich_help_panel=SERVER,
+        ),
+    ] = 100
+    max_scene_mb: Annotated[
+        int,
+        typer.Option(
+            "--max-scene-mb",
+            min=1,
+            help="MB of prompts and replies (the trace) one request may make, likewise.",
+            rich_help_panel=SERVER,
+        ),
+    ] = 16
     system_messages: Annotated[
         str,
         typer.Option(
@@ -172,7 +209,11 @@ class ServerOptions(OptionGroup):
             response_timeout_s=self.response_timeout,
             api_key=_client_key(self.auth_key_env),
             max_traces=self.max_traces,
+            max_trace_bytes=self.max_trace_mb * 2**20,
             trace_dir=_trace_dir(self.trace_dir),
+            trace_dir_max_bytes=self.trace_dir_max_mb * 2**20,
+            max_scene_calls=self.max_scene_calls,
+            max_scene_chars=self.max_scene_mb * 2**20,
             system_messages=self.system_messages,  # type: ignore[arg-type]
             allowed_hosts=_allowed_hosts(self.host),
             max_connections=self.max_connections,
