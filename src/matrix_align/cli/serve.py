@@ -133,7 +133,7 @@ class ServerOptions(OptionGroup):
             help="...and at most this many MB of them (their JSON size), oldest dropped first.",
             rich_help_panel=SERVER,
         ),
-    ] = 256
+    ] = 128
     trace_dir: Annotated[
         Path | None,
         typer.Option(
@@ -182,7 +182,7 @@ class ServerOptions(OptionGroup):
             help="MB of prompts and replies (the trace) one request may make, likewise.",
             rich_help_panel=SERVER,
         ),
-    ] = 16
+    ] = 8
     system_messages: Annotated[
         str,
         typer.Option(

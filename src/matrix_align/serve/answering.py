@@ -52,7 +52,7 @@ class Answerer:
         store: TraceStore,
         timeout_s: float | None,
         max_scene_calls: int = 100,
-        max_scene_chars: int = 16 * 2**20,
+        max_scene_chars: int = 8 * 2**20,
         on_finished: Callable[[ServeRecord], None] | None = None,
     ) -> None:
         if gate == "keyword" and keywords is None:

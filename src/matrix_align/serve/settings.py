@@ -22,12 +22,12 @@ class ServeSettings:
     response_timeout_s: float | None = 600.0  # per request, queue wait included
     api_key: str | None = field(default=None, repr=False)  # clients' Bearer key, if required
     max_traces: int = 1000  # records kept in memory for GET /v1/matrix/traces/{id}
-    max_trace_bytes: int = 256 * 2**20  # ...and their JSON size at most (traces.py)
+    max_trace_bytes: int = 128 * 2**20  # ...and their JSON size at most (traces.py)
     trace_dir: Path | None = None  # where finished records are also written
     trace_dir_max_bytes: int = 2 * 2**30  # ...within this, the oldest deleted first
     # What one request's scene may use (budget.py): model calls, and characters of trace.
     max_scene_calls: int = 100
-    max_scene_chars: int = 16 * 2**20
+    max_scene_chars: int = 8 * 2**20
     system_messages: SystemMessages = "reject"
     # Host names a request may be addressed to; None accepts any. Bound to a loopback
     # address the server answers only its loopback names (see app.Guard).

@@ -34,7 +34,7 @@ class TraceStore:
         max_records: int = 1000,
         folder: Path | None = None,
         *,
-        max_bytes: int = 256 * 2**20,
+        max_bytes: int = 128 * 2**20,
         folder_max_bytes: int = 2 * 2**30,
     ) -> None:
         self.max_records = max_records
