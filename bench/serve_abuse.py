@@ -4,9 +4,9 @@ loopback port), so each round of reliability checks can rerun them (issue 25 N4,
 - slow clients: under `ulimit -n 256`, 300 connections that send half a request line and
   then nothing (slowloris), with and without a client key; meanwhile /health must answer,
   and the server's log must not grow (no traceback per failed accept);
-- trace memory: the largest requests the server allows (every scene setting at its cap, the
-  longest query), 10 at once (a fake upstream as the backend); the RSS must stay under the budget docs/serve.md
-  documents.
+- trace memory: the largest requests a client can send (every scene setting at its upper
+  limit, the longest query), 10 at once, with a fake upstream as the backend; the RSS must
+  stay under the budget docs/serve.md documents.
 
 Usage: python bench/serve_abuse.py [slow|memory|all]   (from the repository root; prints a
 line per check and exits 1 when one fails)
