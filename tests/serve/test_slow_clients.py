@@ -9,6 +9,7 @@ import logging
 import resource
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
@@ -97,18 +98,16 @@ def test_a_request_without_the_key_is_refused_before_its_body_and_closed() -> No
 
 def test_connections_over_the_cap_close_the_oldest_waiting_one() -> None:
     """More silent connections than the cap: /health still gets in, and they are closed."""
-    with LoopbackServer(echo_model(), ServeSettings(max_connections=4)) as server:
-        with connections(server, 10) as silent:
-            assert server.get("/health").status_code == 200
-            assert sum(closed_by_server(sock) for sock in silent[:6]) == 6
+    settings = ServeSettings(max_connections=4)
+    with LoopbackServer(echo_model(), settings) as server, connections(server, 10) as silent:
+        assert server.get("/health").status_code == 200
+        assert sum(closed_by_server(sock) for sock in silent[:6]) == 6
 
 
 def test_at_the_cap_with_every_connection_busy_a_new_one_gets_503() -> None:
     model = BlockingModel(echo_model())
     settings = ServeSettings(max_connections=2, max_concurrency=2)
     with LoopbackServer(model, settings) as server:
-        from concurrent.futures import ThreadPoolExecutor
-
         def ask() -> int:
             return server.client().with_raw_response.models.list().status_code
 
