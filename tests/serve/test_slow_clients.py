@@ -9,8 +9,8 @@ import logging
 import resource
 import socket
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
@@ -108,6 +108,7 @@ def test_at_the_cap_with_every_connection_busy_a_new_one_gets_503() -> None:
     model = BlockingModel(echo_model())
     settings = ServeSettings(max_connections=2, max_concurrency=2)
     with LoopbackServer(model, settings) as server:
+
         def ask() -> int:
             return server.client().with_raw_response.models.list().status_code
 
