@@ -98,10 +98,11 @@ def test_an_interrupt_does_not_wait_for_a_model_call_on_a_worker_thread(tmp_path
 
     code = textwrap.dedent(
         """
-        import threading, time
+        import atexit, threading, time
         import matrix_align.cli.app as cli
 
         threading.Thread(target=time.sleep, args=(600,), name="matrix-align-llama_0").start()
+        atexit.register(print, "exit handlers ran")
 
         def interrupted():
             raise KeyboardInterrupt
@@ -113,3 +114,4 @@ def test_an_interrupt_does_not_wait_for_a_model_call_on_a_worker_thread(tmp_path
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 130, done.stderr
     assert "interrupted" in done.stderr and "Traceback" not in done.stderr
+    assert "exit handlers ran" in done.stdout  # e.g. the model's socket folder is removed

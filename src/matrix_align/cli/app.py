@@ -112,10 +112,12 @@ def _exit_without_waiting_for_threads(code: int) -> None:
     with nothing left to do stayed for tens of seconds. What the command writes is on disk
     by then (records are flushed as they are written, the summary before the interrupt
     reaches here), so exiting at once loses nothing."""
+    import atexit
     import os
     import threading
 
     if any(t.name.startswith(_MODEL_THREADS) and t.is_alive() for t in threading.enumerate()):
+        atexit._run_exitfuncs()  # what exit would still do (remove the model's socket folder)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
