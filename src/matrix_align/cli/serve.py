@@ -305,6 +305,16 @@ def _announce(console: Any, sock: Any, server: ServerOptions, settings: Any, con
         f"once, queue {server.max_queue} (Ctrl-C stops)",
         highlight=False,
     )
+    from matrix_align.serve.protocol import connection_cap
+    from matrix_align.serve.server import BACKLOG
+
+    cap = connection_cap(settings.max_connections, BACKLOG)
+    if cap < settings.max_connections:
+        console.print(
+            f"[yellow]note:[/] at most {cap} connections at once (--max-connections "
+            f"{settings.max_connections}), to stay under the open-file limit (ulimit -n)",
+            highlight=False,
+        )
     if settings.allowed_hosts is None and settings.api_key is None:
         console.print(
             f"[yellow]warning:[/] listening on {escape(server.host)} with no key: anyone "
