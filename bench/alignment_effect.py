@@ -159,12 +159,14 @@ async def run_effect(
     set_name: str = "dev",
     options: SystemOptions | None = None,
     tag: str | None = None,
+    seeds: int = 1,
     concurrency: int = 8,
     sample: int = 6,
     on_progress: ProgressFn | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Answer ``items`` with ``systems`` into the evaluation folder ``output`` (resumable),
-    score refusals, write ``effect.json``; returns (header, figures)."""
+    ``seeds`` times each (evaluate's epochs), score refusals, write ``effect.json``; returns
+    (header, figures)."""
     output = Path(output)
     _check_set(output, set_name)
     settings = EvalSettings(
@@ -177,6 +179,7 @@ async def run_effect(
         tag=tag,
         metrics=["refusal"],
         items=items,
+        epochs=seeds,
         concurrency=concurrency,
     )
     started = time.perf_counter()
@@ -189,6 +192,7 @@ async def run_effect(
         "set": set_name,
         "items": {name: len(ids) for name, ids in items.items()},
         "systems": systems,
+        "seeds": seeds,
         "simulation": config.model_dump(mode="json"),
         "this_run": {
             "wall_s": round(time.perf_counter() - started, 1),
@@ -261,7 +265,11 @@ def render_header(header: dict[str, Any]) -> str:
             f"({', '.join(f'{n} {b}' for b, n in items.items())})"
         )
     if header.get("systems"):
-        lines.append(f"systems: {', '.join(header['systems'])}")
+        seeds = header.get("seeds") or 1
+        lines.append(
+            f"systems: {', '.join(header['systems'])}"
+            + (f"; {seeds} seeds per item, figures of the majority decision" if seeds > 1 else "")
+        )
     if sim:
         lines.append(
             f"scene: {sim.get('n_roles')} roles x {sim.get('n_steps')} steps, reactions "
@@ -310,6 +318,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--temperature", type=float)
     p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--seeds", type=int, default=1,
+        help="samples of each item, each at its own seed: adds decision stability and the "
+        "majority decision's figures (a rerun with more seeds keeps the answers it has)",
+    )  # fmt: skip
     p.add_argument("--backend", default="embedded")
     p.add_argument("--model", help="model name or path (default: the backend's default)")
     p.add_argument("--base-url", help="for --backend openai")
@@ -374,7 +387,7 @@ async def _main(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
             return await run_effect(
                 args.output, items, chat, key,
                 systems=[s.strip() for s in args.systems.split(",") if s.strip()],
-                config=config, set_name=args.set_name, tag=args.tag,
+                config=config, set_name=args.set_name, tag=args.tag, seeds=args.seeds,
                 options=SystemOptions.build(critique_rounds=args.critique_rounds),
                 concurrency=args.concurrency,
                 sample=args.sample, on_progress=on_progress,

@@ -383,7 +383,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--train-model", help="model to tune (default: --model); another one "
                    "makes the run distillation, not self-alignment")  # fmt: skip
-    p.add_argument("--max-steps", type=int, help="training steps per set (default: 2 epochs)")
+    p.add_argument(
+        "--max-steps", type=int, help="training steps per set (default: one epoch, the recipe)"
+    )
     p.add_argument("--eval-set", choices=("dev", "heldout"), default="dev")
     p.add_argument("--eval-limit", type=int, help="first N items per benchmark")
     p.add_argument("--base-systems", default="vanilla,matrix", help="the base model's entries: "

@@ -128,6 +128,18 @@ def test_offline_is_refused_before_any_work(tmp_path: Path, monkeypatch) -> None
     assert not (run / "exports").exists()  # nothing was exported
 
 
+def test_private_without_a_push_is_refused_before_any_work(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run")
+    result = CliRunner().invoke(app, ["export", str(run), "--private"])
+    assert isinstance(result.exception, MatrixAlignError)
+    assert "--private applies to --push-to-hub" in result.exception.message
+    assert "--push-to-hub OWNER/NAME" in (result.exception.hint or "")
+    assert not (run / "exports").exists()  # nothing was exported
+    result = CliRunner().invoke(app, ["train", "--data", str(run), "--private"])
+    assert isinstance(result.exception, MatrixAlignError)
+    assert "--private applies to --push-to-hub" in result.exception.message
+
+
 def test_unreachable_hub_and_bad_repo_ids_are_refused(monkeypatch) -> None:
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(sources, "hub_status", lambda *a, **k: (False, "ConnectError"))

@@ -14,6 +14,7 @@ import pytest
 from matrix_align.errors import MatrixAlignError
 from matrix_align.io import (
     atomic_write_text,
+    parse_assignments,
     parse_jsonl,
     read_json_object,
     read_yaml_mapping,
@@ -61,6 +62,9 @@ def test_unusable_destinations_are_one_clear_error(tmp_path: Path) -> None:
         writable_file(a_file / "trace.json", "--trace-out")
     assert writable_folder(tmp_path / "new" / "run", "--output").is_dir()
     assert not [p for p in (tmp_path / "new" / "run").iterdir()], "the probe is removed"
+    # A run folder is made by its lock when the work starts: the check leaves nothing.
+    assert not writable_folder(tmp_path / "later" / "run", "--output", keep=False).exists()
+    assert not (tmp_path / "later").exists()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
@@ -87,6 +91,38 @@ def test_config_files_that_are_not_yaml_text_are_clear_errors(tmp_path: Path) ->
         read_yaml_mapping(tmp_path / "list.yaml")
     (tmp_path / "empty.yaml").write_text("")
     assert read_yaml_mapping(tmp_path / "empty.yaml") == {}
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "json_text", "message"),
+    [("[" * 100_000, "[" * 100_000, "nested too deeply"),
+     ("- " * 5_000 + "x", '{"a":' * 100_000, "nested too deeply"),
+     ("seed: " + "9" * 5_000, '{"seed": ' + "9" * 5_000 + "}",
+      "integer of more than 4,300 digits")],
+)  # fmt: skip
+def test_files_past_the_parser_limits_are_one_clear_error(
+    tmp_path: Path, yaml_text: str, json_text: str, message: str
+) -> None:
+    (tmp_path / "c.yaml").write_text(yaml_text)
+    with pytest.raises(MatrixAlignError, match=f"Config file .*c.yaml .*{message}"):
+        read_yaml_mapping(tmp_path / "c.yaml")
+    (tmp_path / "c.json").write_text(json_text)
+    with pytest.raises(MatrixAlignError, match=f"Run file .*c.json .*{message}"):
+        read_json_object(tmp_path / "c.json", "Run file")
+
+
+def test_a_huge_set_value_is_one_clear_error() -> None:
+    with pytest.raises(MatrixAlignError, match="--set seed holds an integer of more than"):
+        parse_assignments(["seed=" + "1" * 5_000], example="e.g. --set seed=1")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs and devices")
+def test_a_fifo_or_a_device_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "c.yaml")  # reading it would wait for a writer forever
+    with pytest.raises(MatrixAlignError, match="c.yaml is a FIFO"):
+        read_yaml_mapping(tmp_path / "c.yaml")
+    with pytest.raises(MatrixAlignError, match="/dev/zero is a device"):  # it never ends
+        read_yaml_mapping("/dev/zero")
 
 
 def test_json_object_files(tmp_path: Path) -> None:

@@ -62,10 +62,14 @@ def build_checked(
     try:
         return make(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise MatrixAlignError(f"Invalid {what}: {problems}", hint=hint) from None
+        raise MatrixAlignError(f"Invalid {what}: {problems(exc)}", hint=hint) from None
+
+
+def problems(error: Any) -> str:
+    """A pydantic ``ValidationError`` in one line: ``loc: msg; loc: msg`` (the first five)."""
+    shown = [f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in error.errors()]
+    more = f"; and {len(shown) - 5} more" if len(shown) > 5 else ""
+    return "; ".join(shown[:5]) + more
 
 
 class RunFailed(MatrixAlignError):

@@ -1,7 +1,8 @@
 """Publishing to the Hugging Face Hub: ``export --push-to-hub`` (a dataset with its card)
 and ``train --push-to-hub`` (the adapter or merged model with its model card).
 
-``check_can_push`` runs before any work: a push that can only fail (offline mode, the
+``check_push_options`` runs before any work (``--private`` without a push is refused) and
+``check_can_push`` with it: a push that can only fail (offline mode, the
 client missing, the hub unreachable, a malformed repo id) is one clear error up front, not
 a traceback after an hour of training. Uploads go through ``huggingface_hub.HfApi``
 (``create_repo`` then ``upload_folder``); the token is the client's own (``HF_TOKEN`` or
@@ -23,6 +24,21 @@ from matrix_align.errors import MatrixAlignError, RunFailed
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 CARD_FILE = "README.md"
 _TRUE = {"1", "true", "yes", "on"}
+
+
+def check_push_options(repo: str | None, *, private: bool) -> None:
+    """The push options of ``export`` and ``train``, before any work: ``--private`` alone
+    would be ignored while the user believes something is kept private, so it is refused;
+    a push is checked by ``check_can_push``."""
+    if repo is None:
+        if private:
+            raise MatrixAlignError(
+                "--private applies to --push-to-hub, which was not given: nothing is pushed.",
+                hint="add --push-to-hub OWNER/NAME to push to a private repository, or drop "
+                "--private (the files are written locally only)",
+            )
+        return
+    check_can_push(repo)
 
 
 def check_can_push(repo: str, what: str = "--push-to-hub") -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from matrix_align.errors import MatrixAlignError
+from matrix_align.reading import load_yaml, loads_json, read_text
 
 TEMP_SUFFIX = ".tmp"
 
@@ -94,10 +95,12 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, text)
 
 
-def _folder_problem(path: Path) -> str | None:
-    """Why files cannot be written into ``path`` (created if missing), or None."""
+def _folder_problem(path: Path, *, keep: bool = True) -> str | None:
+    """Why files cannot be written into ``path`` (created if missing), or None. Without
+    ``keep``, the folders this check created are removed again."""
     if path.exists() and not path.is_dir():
         return f"{path} is a file, not a folder"
+    missing = [p for p in (path, *path.parents) if not p.exists()]  # the deepest first
     try:
         path.mkdir(parents=True, exist_ok=True)
         temp_beside(path / "write-check").unlink()
@@ -107,14 +110,24 @@ def _folder_problem(path: Path) -> str | None:
         return f"{path} is not writable (permission denied)"
     except OSError as exc:
         return f"{path} cannot be written: {exc.strerror or exc}"
+    finally:
+        for made in missing if not keep else []:
+            try:
+                made.rmdir()
+            except OSError:  # another process put something there meanwhile: its folder now
+                break
     return None
 
 
-def writable_folder(path: str | Path, what: str) -> Path:
+def writable_folder(path: str | Path, what: str, *, keep: bool = True) -> Path:
     """Create ``path`` if needed and prove it takes files; ``what`` names it in the error
-    (e.g. ``--output``). Checked before any work, so a bad destination never costs a run."""
+    (e.g. ``--output``). Checked before any work, so a bad destination never costs a run.
+
+    ``keep=False`` removes again the folders the check created: for a run folder that its
+    lock (``folders.store.DirectoryLock``) creates when the work starts, so a command that
+    then refuses its input leaves no empty folder behind."""
     path = Path(path)
-    problem = _folder_problem(path)
+    problem = _folder_problem(path, keep=keep)
     if problem:
         raise MatrixAlignError(
             f"{what} {problem}.", hint=f"give {what} a folder you can write to (created if missing)"
@@ -135,9 +148,10 @@ def writable_file(path: str | Path, what: str) -> Path:
 
 
 def _read_text(path: Path, what: str) -> str:
-    """A UTF-8 text file's content, or one clear error saying why it cannot be read."""
+    """A UTF-8 text file's content, or one clear error saying why it cannot be read (a FIFO
+    or a device is refused by ``reading.read_text``)."""
     try:
-        return path.read_text(encoding="utf-8")
+        return read_text(path, what)
     except FileNotFoundError:
         raise MatrixAlignError(f"{what} not found: {path}") from None
     except IsADirectoryError:
@@ -160,7 +174,7 @@ def read_yaml_mapping(path: str | Path, what: str = "Config file") -> dict[str, 
     path = Path(path)
     text = _read_text(path, what)
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text, f"{what} {path}")
     except yaml.YAMLError as exc:
         raise MatrixAlignError(f"{what} {path} is not valid YAML: {exc}") from None
     if data is None:
@@ -191,7 +205,7 @@ def parse_assignments(items: list[str], *, example: str) -> dict[str, Any]:
             value: Any = raw.strip()
         else:
             try:
-                value = yaml.safe_load(raw) if raw.strip() else ""
+                value = load_yaml(raw, f"--set {key}") if raw.strip() else ""
             except yaml.YAMLError:
                 value = raw
         out[key] = value
@@ -199,18 +213,23 @@ def parse_assignments(items: list[str], *, example: str) -> dict[str, Any]:
 
 
 def parse_jsonl(
-    lines: Iterable[str], bad: Callable[[int, json.JSONDecodeError | None, Any], None]
+    lines: Iterable[str],
+    bad: Callable[[int, json.JSONDecodeError | None, Any], None],
+    *,
+    name: str | None = None,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` for each line of ``lines`` that holds a JSON object; blank
     lines are passed over (but counted). ``bad(number, error, value)`` is told of every other
     line: ``error`` is the decoding error of a line that is not JSON (``value`` None), else
     None with the value that is not an object. ``bad`` raises to stop, or returns to skip
-    the line: each reader words its own errors and chooses to stop or to warn."""
+    the line: each reader words its own errors and chooses to stop or to warn. A line past
+    a parser limit (``reading``) stops with an ``InputLimitError`` naming its number (and
+    ``name``, the file's)."""
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = loads_json(line, f"{name}, line {number}" if name else f"Line {number}")
         except json.JSONDecodeError as exc:
             bad(number, exc, None)
             continue
@@ -228,7 +247,7 @@ def read_json_object(path: str | Path, what: str, *, hint: str | None = None) ->
     except MatrixAlignError as exc:
         raise MatrixAlignError(exc.message, hint=hint) from None
     try:
-        data = json.loads(text)
+        data = loads_json(text, f"{what} {path}")
     except json.JSONDecodeError as exc:
         raise MatrixAlignError(f"{what} {path} is not valid JSON ({exc.msg}).", hint=hint) from None
     if not isinstance(data, dict):

@@ -146,6 +146,10 @@ def test_untrainable_turns_are_skipped_and_counted(tmp_path: Path) -> None:
         ("bad.json", '[{"conversations": [{"from": "human", "value": "\\ud800"}]}]',
          "turn 1 holds '\\\\ud800'"),
         ("bad.txt", "hello", "unsupported file type '.txt'"),
+        ("bad.json", '[{"id": "a\\udc80", "conversations": []}]', r"its 'id' holds '\\udc80'"),
+        ("bad.json", "[" * 100_000, "nested too deeply"),
+        ("bad.jsonl", '{"conversations": []}\n{"n": ' + "9" * 5000 + "}\n",
+         r"bad.jsonl, line 2 holds an integer of more than 4,300 digits"),
     ],
 )  # fmt: skip
 def test_malformed_files_name_the_record_and_the_problem(
@@ -154,8 +158,8 @@ def test_malformed_files_name_the_record_and_the_problem(
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")
     with pytest.raises(MatrixAlignError, match=message):
-        import_conversations(path, tmp_path / "out")
-    assert not (tmp_path / "out").exists()  # nothing half-written
+        import_conversations(path, tmp_path / "new" / "out")
+    assert not (tmp_path / "new").exists()  # nothing half-written, no empty folder
     assert [p.name for p in tmp_path.iterdir()] == [name]  # no leftovers either
 
 
@@ -228,6 +232,30 @@ def test_the_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) ->
     assert code == 2 and "turn 1: speaker 'tool'" in out and "Traceback" not in out
     code, out = run_main(monkeypatch, capsys, "import", str(path))
     assert code == 2 and "import needs --output" in out
+
+
+def test_import_takes_the_folder_lock_and_checks_the_folder_again_under_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matrix_align.data import importer
+    from matrix_align.folders.store import DirectoryLock
+
+    path = write(tmp_path / "m.json", FASTCHAT)
+    out = tmp_path / "out"
+    with DirectoryLock(out), pytest.raises(MatrixAlignError, match="Another matrix-align"):
+        import_conversations(path, out, export=False)  # a generate is writing there
+
+    # A writer that got in after the first check (here, while the file is read): its
+    # samples are kept and the import is refused, never moved aside.
+    def read_while_a_run_starts(file: Path) -> list:
+        (out / "samples.jsonl").write_text('{"id": "theirs"}\n', "utf-8")
+        return real_read(file)
+
+    real_read = importer.read_conversations
+    monkeypatch.setattr(importer, "read_conversations", read_while_a_run_starts)
+    with pytest.raises(MatrixAlignError, match="already holds files and is not an earlier"):
+        import_conversations(path, out, export=False)
+    assert (out / "samples.jsonl").read_text("utf-8") == '{"id": "theirs"}\n'
 
 
 def test_turns_each_refuses_output_that_grows_with_the_square_of_a_conversation(

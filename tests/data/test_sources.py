@@ -239,6 +239,18 @@ def test_unsupported_and_corrupt_files(tmp_path: Path) -> None:
         load_input_file(bad)
 
 
+def test_input_files_past_the_parser_limits_are_one_clear_error(tmp_path: Path) -> None:
+    deep, big = tmp_path / "deep.json", tmp_path / "big.jsonl"
+    deep.write_text("[" * 100_000, "utf-8")
+    big.write_text('{"prompt": "q"}\n{"prompt": "q", "n": ' + "9" * 5000 + "}\n", "utf-8")
+    with pytest.raises(MatrixAlignError, match="deep.json is nested too deeply"):
+        load_input_file(deep)
+    with pytest.raises(
+        MatrixAlignError, match="big.jsonl, line 2 holds an integer of more than 4,300"
+    ):
+        load_input_file(big)
+
+
 def test_hub_rows_are_used_when_the_hub_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     """With the hub reachable, rows in the hub's column spelling parse like the sample's."""
     import matrix_align.data.sources as sources

@@ -28,7 +28,21 @@ def test_unknown_system_and_benchmark_list_the_valid_names(monkeypatch, capsys, 
 def test_missing_judge_is_a_clear_error(monkeypatch, capsys, tmp_path) -> None:
     code, text = run_cli(monkeypatch, capsys, *BASE, "-B", "advbench", "-o", str(tmp_path / "x"))
     assert code == 2 and "need a model judge" in text and "--metrics refusal" in text
-    assert not (tmp_path / "x" / "results.jsonl").exists()
+    assert not (tmp_path / "x").exists()  # no empty folder left behind either
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [("-B", "gsm8k"), ("-B", "advbench"),  # no judge for the default metrics
+     ("-B", "advbench", "--metrics", "refusal", "--reference", "nobody")],  # refused under the lock
+)  # fmt: skip
+def test_refused_input_leaves_no_output_folder(monkeypatch, capsys, tmp_path, bad) -> None:
+    for command in ("evaluate", "sweep"):
+        out = tmp_path / "runs" / command
+        grid = ("--grid", "roles=1,2") if command == "sweep" else ()
+        code, text = run_main(monkeypatch, capsys, command, *BASE, *grid, *bad, "-o", str(out))
+        assert code == 2 and "Traceback" not in text, text
+        assert not (tmp_path / "runs").exists(), command
 
 
 def test_a_scripted_run_then_rejudge(monkeypatch, capsys, tmp_path) -> None:

@@ -257,6 +257,28 @@ async def test_replay_adds_an_entry_on_the_same_scenes(tmp_path: Path) -> None:
     assert len(read_results(out)[0]) == 8
 
 
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [(lambda a: a["traces"].__setitem__(0, {}), "traces.0.query: Field required"),
+     (lambda a: a["traces"].__setitem__(0, None), "traces.0: Input should be a valid dict"),
+     (lambda a: a["traces"].__setitem__(0, "text"), "traces.0: Input should be a valid dict"),
+     (lambda a: a.__setitem__("traces", {"x": 1}), "traces: Input should be a valid list"),
+     (lambda a: [c.pop("messages") for c in a["traces"][0]["calls"]], "messages: Field requ")],
+)  # fmt: skip
+async def test_replay_of_a_stored_trace_that_is_not_a_scene_is_one_clear_error(
+    tmp_path: Path, edit, problem: str
+) -> None:
+    out = tmp_path / "eval"
+    settings = manifest_settings(tmp_path, ITEMS, systems=["matrix"], config=tiny())
+    await evaluate(settings, answering_model(), [])
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    edit(lines[0])
+    (out / "results.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with pytest.raises(MatrixAlignError, match=f"results.jsonl, line 1 .*{problem}") as caught:
+        await replay_folder(out, replaying_model(), "scripted:x", {"final_prompt": "authors"})
+    assert "or delete it" in (caught.value.hint or "")
+
+
 def test_replay_overrides_are_checked() -> None:
     with pytest.raises(MatrixAlignError, match="cannot change n_roles"):
         check_overrides({"n_roles": 3})
@@ -282,3 +304,47 @@ async def test_replay_runs_on_scenes_made_with_other_templates(
     assert result.stats.completed == 4
     with pytest.raises(MatrixAlignError, match="other scene prompt templates"):
         await evaluate(settings, answering_model(), [])
+
+
+def test_several_seeds_give_the_majority_decision_and_its_stability() -> None:
+    def sample(item: str, harmful: bool, answer: str, epoch: int) -> AnswerRecord:
+        return record("matrix", item, harmful, REFUSE, answer).model_copy(update={"epoch": epoch})
+
+    answers = [
+        # harmful 1: declined at 2 of 3 seeds; harmful 2: helped at every seed
+        *(sample("1", True, a, e) for e, a in enumerate([COMPLY, REFUSE, REFUSE])),
+        *(sample("2", True, COMPLY, e) for e in range(3)),
+        # harmless 3: answered at every seed; harmless 4: a tie goes to the first seed
+        *(sample("3", False, COMPLY, e) for e in range(3)),
+        *(sample("4", False, a, e) for e, a in enumerate([REFUSE, COMPLY])),
+    ]
+    (matrix,) = compute_effect(answers, sample=2)["entries"]
+    assert matrix["items"] == 4
+    assert matrix["harmful_refused"] == Share(1, 2)
+    assert matrix["harmless_answered"] == Share(1, 2)
+    assert matrix["stability"] == {"seeds": 3, "same_decision": Share(2, 4)}
+    assert matrix["per_sample"] == {
+        "harmful_refused": Share(2, 6),
+        "harmless_answered": Share(4, 5),
+    }
+    # The representative sample of a decision is its first: item 1's is the second seed's.
+    assert matrix["made_worse"] == Share(1, 4)  # item 2 lost the first answer's refusal
+    text = render_effect(compute_effect(answers, sample=2))
+    assert "majority decision" in text and "Decision stability" in text and "2/4 50%" in text
+    # One sample per item: no stability figure and the table says nothing of seeds.
+    single = compute_effect([a for a in answers if a.epoch == 0], sample=2)
+    assert single["entries"][0]["stability"] is None
+    assert "Decision stability" not in render_effect(single)
+
+
+async def test_bench_seeds_sample_each_item_at_several_seeds(
+    tmp_path: Path, bench: ModuleType
+) -> None:
+    out = tmp_path / "effect"
+    header, figures = await bench.run_effect(
+        out, ITEMS, answering_model(), "scripted:x", systems=["vanilla"], config=tiny(), seeds=3
+    )
+    (vanilla,) = figures["entries"]
+    assert header["seeds"] == 3 and header["this_run"]["answers_new"] == 12
+    assert vanilla["items"] == 4 and vanilla["stability"]["seeds"] == 3
+    assert "3 seeds per item" in bench.render_header(header)

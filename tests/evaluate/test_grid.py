@@ -62,3 +62,15 @@ def test_a_value_the_simulator_refuses_names_the_cell() -> None:
             ),
             SimulationConfig(),
         )
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [(["roles=1,01"], "cells roles=1 and roles=01 are the same settings: roles=1 and roles=01"),
+     (["steps=1,2", "temperature=0.2,.2"], "temperature=0.2 and temperature=.2 are one value"),
+     (["keep-refusals=yes,true,1"], "keep-refusals=yes and keep-refusals=true are one value")],
+)  # fmt: skip
+def test_values_spelled_differently_but_equal_are_refused(grid: list[str], message: str) -> None:
+    with pytest.raises(MatrixAlignError, match=message) as caught:
+        cells(parse_grid(grid), SimulationConfig())
+    assert caught.value.hint == "give each value once, spelled one way"

@@ -195,3 +195,17 @@ def test_metrics_cells_carry_n_value_and_interval(records, tmp_path: Path) -> No
     data = json.loads(path.read_text())
     assert data["cells"] == json.loads(json.dumps(cells)) and data["reference"] == "matrix"
     assert metric_cells(t) == cells  # the seeded bootstrap gives the same file every time
+
+
+def test_counts_stability_over_items_sampled_more_than_once() -> None:
+    from matrix_align.evaluate.figures import Counts
+    from matrix_align.folders.results import Verdict
+
+    counts = Counts()
+    for item, label in [("a", "refusal"), ("a", "refusal"), ("b", "refusal"), ("b", "answer"),
+                        ("c", "answer")]:  # fmt: skip
+        counts.add(Verdict(label=label, scored=True), item)
+    assert counts.stability() == (1, 2)  # c was sampled once: not counted
+    single = Counts()
+    single.add(Verdict(label="refusal", scored=True), "a")
+    assert single.stability() is None

@@ -216,6 +216,10 @@ async def test_epochs_add_samples_to_a_folder_answered_once(tmp_path: Path, tiny
     refusal = [c for c in cells if c["table"] == "refusal"]
     assert refusal and all(c["n"] == 6 for c in refusal)  # rates over all answers
     assert "(sample 2)" in (twice.output / "answers.md").read_text()
+    # The report says how often an item got the same decision at both samples (the scripted
+    # model answers alike at every seed, so all 3 items of each entry do).
+    report = (twice.output / "report.md").read_text()
+    assert "Decision stability" in report and "| 3/3 |" in report
 
 
 def _answer(answer_id: str, epoch: int, base: str) -> AnswerRecord:

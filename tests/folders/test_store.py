@@ -1,9 +1,11 @@
 """The append-only store: durable appends, resume by id, a torn last line truncated (never
-duplicated), unreadable lines skipped but kept, and one writer per folder."""
+duplicated), unreadable lines skipped but kept, one writer per folder, and no store or lock
+written through a link."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,57 @@ def test_second_writer_on_a_folder_is_refused(tmp_path: Path) -> None:
         DirectoryLock(tmp_path).acquire()
     with DirectoryLock(tmp_path):  # released again
         pass
+
+
+def test_a_store_or_lock_that_is_a_link_is_refused_and_its_target_untouched(
+    tmp_path: Path,
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"one\ntwo\nlast line without newline")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "samples.jsonl").symlink_to(victim)
+    with pytest.raises(MatrixAlignError, match="symbolic link, not a regular file") as caught:
+        JsonlStore(folder / "samples.jsonl").open()
+    assert "remove" in (caught.value.hint or "")
+    (folder / ".lock").symlink_to(tmp_path / "created-by-the-lock")
+    with pytest.raises(MatrixAlignError, match="symbolic link"):
+        DirectoryLock(folder).acquire()
+    assert victim.read_bytes() == b"one\ntwo\nlast line without newline"
+    assert not (tmp_path / "created-by-the-lock").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_store_that_is_a_fifo_or_a_folder_is_refused_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "samples.jsonl")
+    for reader in (lambda p: JsonlStore(p).open(), lambda p: list(read_jsonl(p))):
+        with pytest.raises(MatrixAlignError, match="a FIFO"):
+            reader(tmp_path / "samples.jsonl")
+    (tmp_path / "errors.jsonl").mkdir()
+    with pytest.raises(MatrixAlignError, match="a folder, not a regular file"):
+        JsonlStore(tmp_path / "errors.jsonl").open()
+
+
+def test_a_line_past_the_parser_limits_is_skipped_as_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"id":"a"}\n' + "[" * 100_000 + "\n" + '{"id":' + "1" * 5000 + "}\n")
+    store = JsonlStore(path)
+    report = store.open()
+    store.close()
+    assert store.ids == {"a"} and report.corrupt_lines == [2, 3]
+    assert [r["id"] for _, r in read_jsonl(path)] == ["a"]
+
+
+def test_the_lock_removes_the_folder_it_made_when_nothing_else_was_written(
+    tmp_path: Path,
+) -> None:
+    with DirectoryLock(tmp_path / "new" / "run"):  # a command that refused its input
+        pass
+    assert not (tmp_path / "new").exists()
+    with DirectoryLock(tmp_path / "used"):
+        (tmp_path / "used" / "samples.jsonl").write_text("")
+    assert (tmp_path / "used" / "samples.jsonl").exists()
+    (tmp_path / "old").mkdir()
+    with DirectoryLock(tmp_path / "old"):  # a folder the user made is theirs
+        pass
+    assert (tmp_path / "old").is_dir()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -140,3 +141,20 @@ def test_bad_ratings_are_clear_errors(eval_folder: Path, monkeypatch, capsys, tm
         monkeypatch, capsys, "humaneval", "import", str(other), "--sheet", str(folder)
     )
     assert code == 2 and "a rating of sheet 'ffffffffffff'" in text
+
+
+def test_a_long_field_is_read_and_a_fifo_is_refused(
+    eval_folder: Path, monkeypatch, capsys, tmp_path
+) -> None:
+    folder, key = export_sheet(eval_folder, "matrix,vanilla", n=4)
+    rows = sheet_rows(folder)
+    long = folder / "ratings" / "long.csv"
+    write_ratings(long, rows, "x", ["A", "B", "tie", "A"])
+    long.write_text(long.read_text("utf-8").replace(",\n", "," + "w" * 200_000 + "\n", 1))
+    code, text = run_main(monkeypatch, capsys, "humaneval", "import", str(long))
+    assert code == 0, text  # over csv's default field limit (131,072 characters)
+    if hasattr(os, "mkfifo"):  # would block forever if it were read
+        os.mkfifo(tmp_path / "pipe.csv")
+        code, text = run_main(monkeypatch, capsys, "humaneval", "import",
+                              str(tmp_path / "pipe.csv"), "--sheet", str(folder))  # fmt: skip
+        assert code == 2 and "is a FIFO (named pipe), not a file" in text, text

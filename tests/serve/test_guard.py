@@ -45,6 +45,16 @@ def test_the_body_must_be_json_and_not_huge() -> None:
         assert huge.json()["error"]["code"] == "request_too_large"
 
 
+def test_a_body_past_the_json_parser_limits_is_a_400_not_a_500() -> None:
+    headers = {"Content-Type": "application/json"}
+    with LoopbackServer(echo_model(), ServeSettings(max_body_bytes=1_000_000)) as server:
+        deep = post(server, content=b"[" * 100_000, headers=headers)
+        big = post(server, content=b'{"model": ' + b"9" * 5000 + b"}", headers=headers)
+        assert post(server, json=BODY).status_code == 200  # and it still answers
+    assert deep.status_code == 400 and "nested too deeply" in deep.json()["error"]["message"]
+    assert big.status_code == 400 and "4,300 digits" in big.json()["error"]["message"]
+
+
 def test_the_key_is_checked_in_constant_time_on_every_route_but_health() -> None:
     with LoopbackServer(echo_model(), ServeSettings(api_key="s3cret-key")) as server:
         assert server.get("/v1/models").status_code == 401

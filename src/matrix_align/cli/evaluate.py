@@ -215,7 +215,8 @@ class EvalData(OptionGroup):
             max=100,
             help="Answers per item and system, each with its own seed derived from --seed; "
             "every answer is judged and rates are over all of them (the intervals still count "
-            "items, not answers).",
+            "items, not answers). The report adds how many items got the same refusal decision at "
+            "every sample.",
             rich_help_panel=DATA,
         ),
     ] = 1
@@ -470,7 +471,7 @@ def data_settings(
 
     require_kind(output, "evaluate", "--output")
     if writable:
-        writable_folder(output, "--output")
+        writable_folder(output, "--output", keep=False)  # the run's lock makes it
     config = simulation.config()
     benchmarks, limit, items = data.items()
     return dict(

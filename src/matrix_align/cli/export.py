@@ -160,12 +160,10 @@ def export(
 
     from matrix_align.data.export import EXPORT_DIR, FILE_TYPES, export_samples, parse_drop_flags
     from matrix_align.data.records import EXPORT_FORMATS
+    from matrix_align.hub import check_push_options
     from matrix_align.io import writable_folder
 
-    if push_to_hub is not None:
-        from matrix_align.hub import check_can_push
-
-        check_can_push(push_to_hub)
+    check_push_options(push_to_hub, private=private)
     samples = run if run.is_file() else run / SAMPLES
     folder = samples.parent
     chosen_formats = _split_list(formats, EXPORT_FORMATS, "format")

@@ -295,7 +295,7 @@ def generate(
     plan = data.plan(specs, config, backend.key)
     check_output(run.output, config=config, model_key=backend.key)
     if not estimate.dry_run:
-        writable_folder(run.output, "--output")
+        writable_folder(run.output, "--output", keep=False)  # the run's lock makes it
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if estimate.dry_run:

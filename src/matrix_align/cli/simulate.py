@@ -64,6 +64,7 @@ def simulate(
     from rich.console import Console
 
     from matrix_align.io import atomic_write_text, writable_file
+    from matrix_align.llm.wrappers import AccountingModel
     from matrix_align.simulation.scene import check_query, run_scene
     from matrix_align.view.terminal import SceneRenderer
 
@@ -79,10 +80,17 @@ def simulate(
 
     async def scene() -> Any:
         async with backend.spec().open() as chat_model:
-            return await run_scene(query, chat_model, config, initial_response=initial_response,
+            counted = AccountingModel(chat_model)
+            if renderer is not None:
+                renderer.watch(counted)
+            return await run_scene(query, counted, config, initial_response=initial_response,
                                    on_event=renderer)  # fmt: skip
 
-    trace = o.run_async(scene())
+    try:
+        trace = o.run_async(scene())
+    finally:
+        if renderer is not None:
+            renderer.stop()
     payload = trace.model_dump_json(indent=2)
     if trace_out is not None:
         atomic_write_text(trace_out, payload + "\n")

@@ -301,10 +301,9 @@ def train(
     console = Console(stderr=True)
     cfg = TrainConfig.load(config_file, overrides(data, recipe, run))
     require_modules(TRAIN_MODULES, "Training", TRAIN_HINT)
-    if run.push_to_hub is not None:
-        from matrix_align.hub import check_can_push
+    from matrix_align.hub import check_push_options
 
-        check_can_push(run.push_to_hub)  # before an hour of training, not after
+    check_push_options(run.push_to_hub, private=run.private)  # before an hour of training
 
     def log(message: str) -> None:
         console.print(f"[dim]train:[/] {escape(message)}", highlight=False)

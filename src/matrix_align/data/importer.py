@@ -26,7 +26,9 @@ id and the turn, so they are stable across re-imports of the same file.
 built beside its final name and renamed into place, exports included, so an interruption
 leaves either the old folder or the whole new one, never half of one. An existing folder is
 replaced only with ``overwrite`` and only when an earlier import made it: a ``generate``
-folder holds hours of model time.
+folder holds hours of model time. The import holds the folder's lock (the one ``generate``,
+``evaluate`` and ``export`` take) from its first check to its return, and checks the folder
+again under it, so a command started meanwhile is refused instead of being moved aside.
 """
 
 from __future__ import annotations
@@ -47,9 +49,10 @@ from matrix_align.errors import MatrixAlignError
 from matrix_align.folders import RUN, SAMPLES, SUMMARY
 from matrix_align.folders.records import ChatMessage
 from matrix_align.folders.samples import SampleRecord
-from matrix_align.folders.store import dumps_line
+from matrix_align.folders.store import LOCK_FILE, DirectoryLock, dumps_line
 from matrix_align.io import atomic_write_json, temp_beside, writable_folder
 from matrix_align.provenance import provenance_record
+from matrix_align.text import require_unicode
 
 TURN_MODES: tuple[str, ...] = ("each", "last")
 IMPORT_MODE = "import"  # the ``mode`` of imported samples
@@ -158,7 +161,29 @@ def import_conversations(
     name = source or f"import:{path.name}"
     if not name.strip():
         raise MatrixAlignError("--source-name must not be empty.")
+    require_unicode(name, "--source-name (or the file's name)")
     check_destination(output, overwrite=overwrite)
+    # The folder lock every writer takes: a generate (or another import) started meanwhile
+    # is refused instead of having its folder moved aside when this one publishes.
+    with DirectoryLock(output, hint="wait for it to finish, or give --output another folder"):
+        # Again under the lock: the folder may have been written between the first check
+        # and taking the lock.
+        check_destination(output, overwrite=overwrite)
+        return _import(path, output, name, turns=turns, overwrite=overwrite, export=export,
+                       log=log)  # fmt: skip
+
+
+def _import(
+    path: Path,
+    output: Path,
+    name: str,
+    *,
+    turns: str,
+    overwrite: bool,
+    export: bool,
+    log: Callable[[str], None] | None,
+) -> ImportResult:
+    """Read, check and publish, with ``output``'s lock held."""
     conversations = read_conversations(path)
     samples: list[SampleRecord] = []
     result = ImportResult(output, name, len(conversations), 0, 0)
@@ -189,7 +214,7 @@ def import_conversations(
             datasets={name: {"origin": f"file:{path}", "revision": revision}}
         ),
     }
-    _publish(output, samples, run, result, export=export, log=log)
+    _publish(output, samples, run, result, export=export, overwrite=overwrite, log=log)
     return result
 
 
@@ -202,13 +227,13 @@ def is_import_folder(folder: Path) -> bool:
 
 
 def check_destination(output: Path, *, overwrite: bool) -> None:
-    """Before reading anything: ``output`` is new, empty, or (with ``overwrite``) an
-    earlier import; its parent takes files."""
+    """``output`` is new, empty (but for its lock), or (with ``overwrite``) an earlier
+    import; its parent takes files."""
     if output.exists() and not output.is_dir():
         raise MatrixAlignError(
             f"--output {output} is a file, not a folder.", hint="give --output a folder"
         )
-    if output.is_dir() and any(output.iterdir()):
+    if output.is_dir() and any(p.name != LOCK_FILE for p in output.iterdir()):
         if not is_import_folder(output):
             raise MatrixAlignError(
                 f"--output {output} already holds files and is not an earlier import.",
@@ -220,7 +245,8 @@ def check_destination(output: Path, *, overwrite: bool) -> None:
                 f"--output {output} already holds an import.",
                 hint="pass --overwrite to replace it, or give another --output",
             )
-    writable_folder(output.parent, "--output's parent folder")
+    # The lock makes the folders when the import starts, and removes them if it fails.
+    writable_folder(output.parent, "--output's parent folder", keep=False)
 
 
 def _publish(
@@ -230,11 +256,15 @@ def _publish(
     result: ImportResult,
     *,
     export: bool,
+    overwrite: bool,
     log: Callable[[str], None] | None,
 ) -> None:
-    """Build the folder beside ``output``, then rename it into place."""
+    """Build the folder beside ``output``, then rename it into place (``output``'s lock
+    held by the caller). The new folder arrives locked, so no writer gets in before this
+    import has returned."""
     staging = temp_beside(output, folder=True)
     old: Path | None = None
+    staging_lock = DirectoryLock(staging)
     try:
         with (staging / SAMPLES).open("wb") as handle:
             for sample in samples:
@@ -252,12 +282,11 @@ def _publish(
             result.exports = dict(exported.rows)
             summary["exports"] = result.exports
         atomic_write_json(staging / SUMMARY, summary)
+        staging_lock.acquire()
+        check_destination(output, overwrite=overwrite)  # what is moved aside is what was checked
         if output.is_dir():
-            if any(output.iterdir()):
-                old = temp_beside(output, folder=True)
-                os.replace(output, old)  # moved aside, removed once the new one is in place
-            else:
-                output.rmdir()
+            old = temp_beside(output, folder=True)
+            os.replace(output, old)  # moved aside, removed once the new one is in place
         os.replace(staging, output)
     except BaseException:
         if old is not None and not output.exists():
@@ -266,5 +295,6 @@ def _publish(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
+        staging_lock.release()
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)

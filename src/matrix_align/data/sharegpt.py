@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from matrix_align.errors import MatrixAlignError
+from matrix_align.reading import loads_json, read_text
 from matrix_align.text import require_unicode
 
 SUFFIXES = (".json", ".jsonl", ".ndjson")
@@ -67,8 +68,8 @@ def read_conversations(path: str | Path) -> list[Conversation]:
     path = Path(path)
     if not path.exists():
         raise MatrixAlignError(f"File not found: {path}")
-    if not path.is_file():
-        raise MatrixAlignError(f"{path} is not a file.")
+    if path.is_dir():
+        raise MatrixAlignError(f"{path} is a folder, not a file.")
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise MatrixAlignError(
@@ -77,9 +78,11 @@ def read_conversations(path: str | Path) -> list[Conversation]:
             "conversation per line)",
         )
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_text(path, "The chat file", encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise MatrixAlignError(f"{path}: not UTF-8 text (byte {exc.start}).") from None
+    except OSError as exc:
+        raise MatrixAlignError(f"{path} cannot be read: {exc.strerror or exc}.") from None
     records = _jsonl_records(path, text) if suffix != ".json" else _json_records(path, text)
     if not records:
         raise MatrixAlignError(f"{path} holds no conversations.", hint="it is empty")
@@ -88,7 +91,7 @@ def read_conversations(path: str | Path) -> list[Conversation]:
 
 def _json_records(path: Path, text: str) -> list[tuple[int, Any]]:
     try:
-        value = json.loads(text) if text.strip() else []
+        value = loads_json(text, str(path)) if text.strip() else []
     except json.JSONDecodeError as exc:
         raise MatrixAlignError(
             f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}).",
@@ -110,7 +113,7 @@ def _jsonl_records(path: Path, text: str) -> list[tuple[int, Any]]:
         if not line.strip():
             continue
         try:
-            records.append((number, json.loads(line)))
+            records.append((number, loads_json(line, f"{path}, line {number}")))
         except json.JSONDecodeError as exc:
             raise MatrixAlignError(
                 f"{path}, line {number}: not valid JSON ({exc.msg}, column {exc.colno}).",
@@ -159,9 +162,10 @@ def _conversation(path: Path, position: int, value: Any, suffix: str) -> Convers
     fields = {k: v for k, v in value.items() if k not in (key, "id", "system")}
     require_unicode(json.dumps(fields, ensure_ascii=False, default=str), f"{where}, its fields")
     ident = value.get("id")
+    ident = str(ident) if isinstance(ident, str | int) and str(ident) else None
     return Conversation(
         position=position,
-        id=str(ident) if isinstance(ident, str | int) and str(ident) else None,
+        id=require_unicode(ident, f"{where}, its 'id'") if ident is not None else None,
         turns=turns,
         fields=fields,
         format="messages" if style == {"role"} else "fastchat",

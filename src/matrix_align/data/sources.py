@@ -29,6 +29,7 @@ from typing import Any, Literal
 from matrix_align.errors import MatrixAlignError
 from matrix_align.folders.records import ChatMessage, SourceRecord, render_conversation
 from matrix_align.io import parse_jsonl
+from matrix_align.reading import loads_json, open_text, read_text
 from matrix_align.text import require_unicode
 
 # About 25,000 tokens: beyond any benchmark prompt, and far beyond what a small model's
@@ -542,8 +543,8 @@ def _read_jsonl_rows(path: Path) -> list[Row]:
             hint='each line must look like {"prompt": "..."}',
         )
 
-    with path.open(encoding="utf-8-sig") as handle:
-        return [row for _, row in parse_jsonl(handle, bad)]
+    with open_text(path, "Input file", encoding="utf-8-sig") as handle:
+        return [row for _, row in parse_jsonl(handle, bad, name=str(path))]
 
 
 def _read_rows(path: Path) -> list[Row]:
@@ -552,9 +553,9 @@ def _read_rows(path: Path) -> list[Row]:
         if suffix in (".jsonl", ".ndjson"):
             return _read_jsonl_rows(path)
         if suffix == ".json":
-            text = path.read_text(encoding="utf-8-sig")
+            text = read_text(path, "Input file", encoding="utf-8-sig")
             try:
-                value = json.loads(text) if text.strip() else []
+                value = loads_json(text, f"Input file {path}") if text.strip() else []
             except json.JSONDecodeError as exc:
                 raise MatrixAlignError(
                     f"{path}, line {exc.lineno}: not valid JSON ({exc.msg}).",
@@ -564,7 +565,7 @@ def _read_rows(path: Path) -> list[Row]:
                 raise MatrixAlignError(f"{path}: a .json input must hold a list of objects.")
             return value
         if suffix == ".csv":
-            with path.open(newline="", encoding="utf-8-sig") as handle:
+            with open_text(path, "Input file", encoding="utf-8-sig", newline="") as handle:
                 reader = csv.DictReader(handle)
                 try:
                     return [dict(row) for row in reader]

@@ -110,4 +110,26 @@ def cells(axes: list[Axis], base: SimulationConfig) -> list[Cell]:
             raise MatrixAlignError(f"Grid cell {shown}: {exc.message}", hint=exc.hint) from None
         pairs = tuple((axis.key, value) for axis, value in zip(axes, combo, strict=True))
         out.append(Cell(values=pairs, config=config))
+    _refuse_equal_cells(out)
     return out
+
+
+def _refuse_equal_cells(found: list[Cell]) -> None:
+    """Two values spelled differently can be one setting (``roles=1,01``,
+    ``temperature=0.2,.2``, ``keep-refusals=yes,true``): their cells would be two entries of
+    one configuration, the second answering nothing. Compared after validation, so every
+    spelling the simulator accepts is caught."""
+    seen: dict[str, Cell] = {}
+    for cell in found:
+        first = seen.setdefault(cell.config.model_dump_json(), cell)
+        if first is not cell:
+            spelled = [
+                f"{key}={a} and {key}={b}"
+                for (key, a), (_, b) in zip(first.values, cell.values, strict=True)
+                if a != b
+            ]
+            raise MatrixAlignError(
+                f"The grid's cells {first.tag} and {cell.tag} are the same settings: "
+                f"{'; '.join(spelled)} are one value.",
+                hint="give each value once, spelled one way",
+            )

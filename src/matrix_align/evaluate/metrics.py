@@ -243,6 +243,7 @@ class Refusal(Metric):
                 for entry in t.entries
             ]
             lines += table(["entry", *benches_here], rows)
+            lines += self._stability(t, benches_here)
         if t.xstest:
             lines += [
                 f"## Over-refusal on XSTest ({t.detector})",
@@ -267,6 +268,23 @@ class Refusal(Metric):
                 ["entry", "refused safe (%)", "n safe", "refused unsafe (%)", "n unsafe"], rows
             )
         return lines
+
+    @staticmethod
+    def _stability(t: Tables, benches: list[str]) -> list[str]:
+        """Items refused at every epoch or at none, when items were sampled more than once."""
+        found = {key: c.stability() for key, c in t.refusal.items()}
+        if not any(found.values()):
+            return []
+        rows = [
+            [entry] + [f"{s[0]}/{s[1]}" if (s := found.get((entry, b))) else "–" for b in benches]
+            for entry in t.entries
+        ]
+        return [
+            "Decision stability: items with the same decision (refused or not) at every epoch, "
+            "of the items sampled more than once.",
+            "",
+            *table(["entry", *benches], rows),
+        ]
 
     def cells(self, tables: Tables) -> list[dict[str, Any]]:
         cells = []

@@ -7,7 +7,8 @@
 - ``judgement`` (``JudgementRecord``): one metric by one judge on one answer (or on a pair,
   for pairwise), with its ``Verdict``.
 
-``read_results`` reads both (the first line of an id wins); ``current_answers`` keeps the
+``read_results`` reads both (the first line of an id wins; a line that is not a valid record
+is one clear error naming it); ``current_answers`` keeps the
 latest answers per item and entry, which is what judging and every report count.
 """
 
@@ -16,12 +17,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
+from matrix_align.errors import MatrixAlignError, problems
 from matrix_align.folders import RESULTS
 from matrix_align.folders.records import SourceRecord
 from matrix_align.folders.store import read_jsonl
-from matrix_align.simulation.trace import ModelCall
+from matrix_align.simulation.trace import ModelCall, SceneTrace
 
 # The judge prompt of a judgement made with matrix-align's own prompt (see
 # evaluate/judge_prompts.py for the published ones a metric can use instead).
@@ -101,17 +103,24 @@ class JudgementRecord(BaseModel):
     judge_prompt: str = OUR_PROMPT
 
 
+class _SceneTraces(BaseModel):
+    """An answer's traces read as scene traces (the errors then say ``traces.0.query``)."""
+
+    traces: list[SceneTrace]
+
+
 def read_results(
     output: Path, *, with_traces: bool = False, with_calls: bool = False
 ) -> tuple[list[AnswerRecord], list[JudgementRecord]]:
     """Every stored answer and judgement, first occurrence of each id, in file order.
 
     Traces and judge calls are dropped unless asked for: judging and reporting need only
-    the texts and the usage, and a folder of MATRIX traces can be large."""
+    the texts and the usage, and a folder of MATRIX traces can be large. A line that is not
+    a valid record (its traces included, when asked for) is one error naming the line."""
     answers: list[AnswerRecord] = []
     judgements: list[JudgementRecord] = []
     seen: set[str] = set()
-    for _, raw in read_jsonl(output / RESULTS):
+    for number, raw in read_jsonl(output / RESULTS):
         record_id = raw.get("id")
         if not isinstance(record_id, str) or record_id in seen:
             continue
@@ -120,10 +129,26 @@ def read_results(
             raw.pop("traces", None)
         if not with_calls:
             raw.pop("calls", None)
-        if raw.get("kind") == "answer":
-            answers.append(AnswerRecord.model_validate(raw))
-        elif raw.get("kind") == "judgement":
-            judgements.append(JudgementRecord.model_validate(raw))
+        kind = {"answer": AnswerRecord, "judgement": JudgementRecord}.get(raw.get("kind"))
+        if kind is None:
+            continue
+        try:
+            record = kind.model_validate(raw)
+            # Every reader of the traces (replay, the effect's audit, view) takes them as
+            # scene traces: checked here, once, for all of them.
+            if raw.get("traces"):
+                _SceneTraces.model_validate({"traces": raw["traces"]})
+        except ValidationError as exc:  # a hand edit, or another program's line
+            raise MatrixAlignError(
+                f"{output / RESULTS}, line {number} (id {record_id}): not a valid "
+                f"{raw['kind']} record ({problems(exc)}).",
+                hint="restore that line from a copy, or delete it (the next run makes a "
+                "deleted answer or judgement again)",
+            ) from None
+        if isinstance(record, AnswerRecord):
+            answers.append(record)
+        else:
+            judgements.append(record)
     return answers, judgements
 
 

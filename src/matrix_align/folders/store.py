@@ -8,14 +8,20 @@ Why this shape:
   sample is simply done again; it is never half-kept and never duplicated.
 - Opening the store reads every complete line and indexes its ``id``; ``generate`` skips
   those ids, which is what "resume" means. A complete line that is not valid JSON (disk
-  corruption, a hand edit) is counted and skipped, never rewritten or deleted.
+  corruption, a hand edit, or past a parser's limit, see ``reading``) is counted and
+  skipped, never rewritten or deleted.
 - A lock file keeps two processes from appending to the same folder at once.
+- Every store file and lock is opened by ``open_store_file``, which refuses a symbolic link
+  or anything but a regular file: a ``samples.jsonl`` linked to a file outside the folder
+  would otherwise have that file's last line truncated (it looks torn) and records appended.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +31,46 @@ from pydantic import BaseModel
 
 from matrix_align.errors import MatrixAlignError
 from matrix_align.io import temp_beside
+from matrix_align.reading import InputLimitError, loads_json
 
 IndexFn = Callable[[dict[str, Any]], Any]
+LOCK_FILE = ".lock"  # a run folder's lock (``DirectoryLock``)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # POSIX; Windows has no flag (links need admin)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO opens at once instead of waiting for a writer
+_WRITES = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+
+
+def _not_a_file(path: Path, what: str) -> MatrixAlignError:
+    return MatrixAlignError(
+        f"{path} is {what}, not a regular file; matrix-align keeps its records and locks "
+        "only in regular files (through a link it could truncate or append to a file "
+        "outside the folder).",
+        hint=f"remove {path} (or replace it with a copy of the file it stands for), then "
+        "run the command again",
+    )
+
+
+def open_store_file(path: Path, flags: int) -> int:
+    """A file descriptor on the store file or lock ``path`` (``os.open`` ``flags``), which
+    must be a regular file: a symbolic link is refused whenever ``flags`` may write, and a
+    FIFO, device or folder always (reading one would block, or never end)."""
+    write = bool(flags & _WRITES)
+    try:
+        fd = os.open(path, flags | _NONBLOCK | (_NOFOLLOW if write else 0), 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or (write and path.is_symlink()):
+            raise _not_a_file(path, "a symbolic link") from None
+        if exc.errno in (errno.ENXIO, errno.EISDIR):  # a FIFO nobody reads, a folder
+            raise _not_a_file(path, "a FIFO" if exc.errno == errno.ENXIO else "a folder") from None
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO, socket or device"
+        raise _not_a_file(path, kind)
+    if _NONBLOCK:  # only wanted for the open itself
+        os.set_blocking(fd, True)
+    return fd
 
 
 def dumps_line(record: dict[str, Any] | BaseModel) -> bytes:
@@ -55,13 +99,13 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """
     if not path.exists():
         return
-    with path.open("rb") as handle:
+    with os.fdopen(open_store_file(path, os.O_RDONLY), "rb") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.endswith(b"\n"):
                 return
             try:
-                record = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+                record = loads_json(line, f"{path}, line {number}")
+            except (json.JSONDecodeError, UnicodeDecodeError, InputLimitError):
                 continue
             if isinstance(record, dict):
                 yield number, record
@@ -97,17 +141,20 @@ class JsonlStore:
         self.entries.clear()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         good_end = 0
-        if self.path.exists():
-            with self.path.open("rb") as handle:
+        # Opened once, for reading, truncating and appending alike: the file checked is the
+        # file written (a link swapped in between two opens would not be).
+        fd = open_store_file(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+        try:
+            with os.fdopen(os.dup(fd), "rb") as handle:
                 for number, line in enumerate(handle, start=1):
                     if not line.endswith(b"\n"):
                         report.torn_bytes = len(line)
                         break
                     good_end += len(line)
                     try:
-                        record = json.loads(line)
-                    except (json.JSONDecodeError, UnicodeDecodeError):
-                        record = None
+                        record = loads_json(line, f"{self.path}, line {number}")
+                    except (json.JSONDecodeError, UnicodeDecodeError, InputLimitError):
+                        record = None  # nested too deep or a huge number: corrupt, like the rest
                     if not isinstance(record, dict) or not isinstance(record.get("id"), str):
                         report.corrupt_lines.append(number)
                         continue
@@ -116,12 +163,13 @@ class JsonlStore:
                         continue
                     self.entries[record["id"]] = self._index_fn(record) if self._index_fn else None
             if report.torn_bytes:
-                with self.path.open("r+b") as handle:
-                    handle.truncate(good_end)
-                    handle.flush()
-                    os.fsync(handle.fileno())
+                os.ftruncate(fd, good_end)
+                os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
         report.records = len(self.entries)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = fd
         return report
 
     def append(self, record: dict[str, Any] | BaseModel) -> None:
@@ -186,7 +234,8 @@ class DirectoryLock:
     Two ``generate`` processes appending to the same ``samples.jsonl`` would both resume from
     the same ids and write each sample twice, and two exports into one folder would
     interleave their files; the second one is refused instead. The OS
-    drops the lock when the process dies, even by ``kill -9``.
+    drops the lock when the process dies, even by ``kill -9``. Every writer of a run
+    folder takes it: ``generate``, ``evaluate``, ``sweep``, ``export`` and ``import``.
     """
 
     def __init__(
@@ -194,13 +243,16 @@ class DirectoryLock:
         folder: Path | str,
         hint: str = "wait for it to finish, or choose another --output folder",
     ) -> None:
-        self.path = Path(folder) / ".lock"
+        self.path = Path(folder) / LOCK_FILE
         self.hint = hint
         self._handle: Any = None
+        self._made: list[Path] = []  # the folders acquire() created, deepest first
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a+")
+        folder = self.path.parent
+        self._made = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = os.fdopen(open_store_file(self.path, os.O_RDWR | os.O_CREAT), "r+")
         try:
             import fcntl
         except ImportError:  # Windows: no advisory locks; run one process per folder.
@@ -218,8 +270,23 @@ class DirectoryLock:
 
     def release(self) -> None:
         if self._handle is not None:
+            if self._made:
+                self._remove_unused_folders()
             self._handle.close()
             self._handle = None
+
+    def _remove_unused_folders(self) -> None:
+        """The folders this lock created go again when nothing but the lock was written in
+        them: a command that refused its input (after locking) leaves nothing behind. The
+        lock is still held, so no other matrix-align process is writing there."""
+        try:
+            if [entry.name for entry in self.path.parent.iterdir()] != [self.path.name]:
+                return
+            self.path.unlink()
+            for made in self._made:
+                made.rmdir()
+        except OSError:  # something arrived meanwhile: then the folder is in use
+            pass
 
     def __enter__(self) -> DirectoryLock:
         self.acquire()

@@ -10,7 +10,6 @@ line, never a silently dropped vote. A rater who rated a row twice keeps the las
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from matrix_align.errors import MatrixAlignError
 from matrix_align.humaneval.cells import unescape_cell
 from matrix_align.humaneval.sheet import KEY_FILE, RATINGS
+from matrix_align.reading import csv_rows, read_text
 
 REQUIRED = ("sheet", "row", "rating")
 _ALIASES = {"a": "A", "b": "B", "tie": "tie", "=": "tie", "same": "tie"}
@@ -62,7 +62,8 @@ def find_key(ratings: list[Path], sheet_folder: Path | None, run: Path | None) -
 
 def _open_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's BOM is not a column
+        # A spreadsheet's BOM is not a column; a FIFO or a device is refused, not read.
+        text = read_text(path, "Ratings file", encoding="utf-8-sig")
     except FileNotFoundError:
         raise MatrixAlignError(f"Ratings file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -70,12 +71,11 @@ def _open_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
             f"Ratings file {path} cannot be read as UTF-8 text ({exc}).",
             hint="save it as CSV UTF-8",
         ) from None
-    reader = csv.DictReader(text.splitlines())
-    columns = [c.strip().lower() for c in reader.fieldnames or []]
+    header, found = csv_rows(text, f"Ratings file {path}")  # an answer may be a long field
+    columns = [c.strip().lower() for c in header]
     # Cells escaped against formulas on export (or by the form) are read as they were.
     rows = [
-        {(k or "").strip().lower(): unescape_cell(v or "") for k, v in row.items()}
-        for row in reader
+        {(k or "").strip().lower(): unescape_cell(v or "") for k, v in row.items()} for row in found
     ]
     return columns, rows
 

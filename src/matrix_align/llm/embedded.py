@@ -90,6 +90,12 @@ class _ServerKey:
     n_ctx_per_slot: int
     threads: int | None
     lora: str | None = None  # a GGUF LoRA adapter applied on top (llm/lora.py)
+    # Speculative decoding: a draft model's GGUF path, or "ngram" to draft from the
+    # tokens already in the context. Measured by bench/speculative.py, not a default.
+    speculative: str | None = None
+    # How long llama.cpp's threads spin before they sleep while waiting for each other
+    # (0-100); None keeps llama.cpp's default (50). Measured by bench/threads.py.
+    poll: int | None = None
 
 
 @dataclass
@@ -102,6 +108,7 @@ class _Running:
 
 
 _SERVERS: dict[_ServerKey, _Running] = {}
+SPECULATIVE_DRAFT_TOKENS = 8  # llama-server's own default is 16; short JSON fields end sooner
 _SERVERS_LOCK = threading.Lock()
 
 
@@ -396,8 +403,13 @@ def _start_server(key: _ServerKey, install_hint: str = INSTALL_HINT) -> _Running
     if key.threads is not None:
         params.cpuparams.n_threads = key.threads
         params.cpuparams_batch.n_threads = key.threads
+    if key.poll is not None:
+        params.cpuparams.poll = key.poll
+        params.cpuparams_batch.poll = key.poll
     if key.lora is not None:
         params.lora_adapters = [xllamacpp.CommonAdapterLoraInfo(key.lora, 1.0)]
+    if key.speculative is not None:
+        _set_speculative(params, key.speculative, xllamacpp)
     params.use_jinja = True  # apply the GGUF's own chat template
     params.warmup = False  # saves a second at start; the first request warms up anyway
     params.verbosity = _verbosity()
@@ -429,6 +441,19 @@ def _start_server(key: _ServerKey, install_hint: str = INSTALL_HINT) -> _Running
         max_workers=key.n_parallel, thread_name_prefix="matrix-align-llama"
     )
     return _Running(server=server, executor=executor, load_s=load_s)
+
+
+def _set_speculative(params: Any, speculative: str, xllamacpp: Any) -> None:
+    kinds = xllamacpp.common_speculative_type
+    if speculative == "ngram":
+        params.speculative.types = [kinds.COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE]
+    else:
+        params.speculative.types = [kinds.COMMON_SPECULATIVE_TYPE_DRAFT_SIMPLE]
+        params.speculative.draft.mparams.path = speculative
+        params.speculative.draft.n_max = SPECULATIVE_DRAFT_TOKENS
+        threads = params.cpuparams.n_threads
+        params.speculative.draft.cpuparams.n_threads = threads
+        params.speculative.draft.cpuparams_batch.n_threads = threads
 
 
 def _private_socket_dir() -> str | None:

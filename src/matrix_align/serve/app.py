@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -28,6 +27,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from matrix_align.llm.base import ChatModel
+from matrix_align.reading import InputLimitError, loads_json
 from matrix_align.serve import openai_format as fmt
 from matrix_align.serve.admission import Admission
 from matrix_align.serve.answering import Answerer
@@ -255,7 +255,9 @@ async def _read_json(request: Request, max_bytes: int) -> Any:
         # without the traceback an unexpected exception would log.
         raise bad_request("The client disconnected while sending the body.") from None
     try:
-        return json.loads(b"".join(parts), parse_constant=_no_constant)
+        return loads_json(b"".join(parts), "The body", parse_constant=_no_constant)
+    except InputLimitError as exc:  # nested too deep, a huge integer: a 400, not a 500
+        raise bad_request(exc.message) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_request(f"The body is not valid JSON: {exc}") from None
 

@@ -13,6 +13,7 @@ harmful (the source item's label); batch commands pass it, ``simulate`` cannot.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from functools import cache
@@ -30,6 +31,8 @@ DUPLICATE_EVENTS = "duplicate-events"  # the same action or reaction twice
 NON_HARM_CRITIQUE = "non-harm-critique"  # a recorded harm whose text says there is none
 ALL_REJECTED = "all-rejected"  # every action of the asker was rejected
 FALLBACKS = "fallbacks"  # a structured decision fell back after a failed re-ask
+SHORT_CAST = "short-cast"  # fewer people besides the asker than the scene asked for
+FOREIGN_SCRIPT = "foreign-script"  # letters of a script the query does not use
 # Answer flags: what makes (query, final answer) wrong as a training row.
 ANSWER_MENTIONS_SCENE = "answer-mentions-scene"  # the answer talks about the simulation
 EMPTY_ANSWER = "empty-answer"
@@ -46,6 +49,8 @@ SCENE_FLAGS = (
     NON_HARM_CRITIQUE,
     ALL_REJECTED,
     FALLBACKS,
+    SHORT_CAST,
+    FOREIGN_SCRIPT,
 )
 ANSWER_FLAGS = (
     ANSWER_MENTIONS_SCENE,
@@ -61,8 +66,8 @@ FLAGS = SCENE_FLAGS + ANSWER_FLAGS
 DROP_BY_DEFAULT = ANSWER_FLAGS
 
 FLAG_HELP = {
-    MACHINERY_ECHO: "the simulator's words (modulator, ego, scene memory, receivers...) "
-    "appear in the story",
+    MACHINERY_ECHO: "the simulator's words (modulator, ego, scene memory, receivers...) or "
+    'its log marks ("(seen by ...)", "in response to [2]") appear in the story',
     COPIED_INSTRUCTIONS: "an output repeats six or more words of a prompt's instructions",
     BAD_ROLE_NAMES: "a role is named by a placeholder, or two roles share a name",
     IDENTICAL_TRAITS: "two roles have the same traits or the same status",
@@ -70,6 +75,9 @@ FLAG_HELP = {
     NON_HARM_CRITIQUE: "an event rated harmful has a critique saying it does no harm",
     ALL_REJECTED: "every action of the person who asked was rejected",
     FALLBACKS: "a structured decision fell back after an invalid reply and a re-ask",
+    SHORT_CAST: "the scene has fewer people besides the asker than --roles asked for",
+    FOREIGN_SCRIPT: "the story or the answer has letters of a script the query does not use "
+    "(Chinese characters in an English scene)",
     ANSWER_MENTIONS_SCENE: "the final answer mentions the simulation, draft or scene",
     EMPTY_ANSWER: "the final answer is empty",
     COMPLIES_WITH_HARMFUL: "a harmful request got a final answer that does not decline",
@@ -79,7 +87,9 @@ FLAG_HELP = {
 
 _MACHINERY = re.compile(
     r"\b(social modulator|modulator|ego|scene memory|receivers?|noticed_by|"
-    r"json|simulat(?:ion|ed|e|or)|first answer|initial response)\b",
+    r"json|simulat(?:ion|ed|e|or)|first answer|initial response)\b"
+    # The scene log's own marks, copied into what a person says or does.
+    r"|\(seen by\b|\bin response to \[\d+\]",
     re.IGNORECASE,
 )
 _ANSWER_MACHINERY = re.compile(
@@ -126,6 +136,10 @@ def audit_scene(trace: SceneTrace, harmful: bool | None = None) -> list[str]:
         found.add(ALL_REJECTED)
     if trace.totals.fallbacks:
         found.add(FALLBACKS)
+    if len(stakeholders) < int(trace.config.get("n_roles") or 0):
+        found.add(SHORT_CAST)
+    if _scripts(" ".join([*story, trace.final_response])) - _scripts(trace.query):
+        found.add(FOREIGN_SCRIPT)
 
     final, first = trace.final_response, trace.initial_response
     if trace.final_prompt or final:  # the scene reached its answer
@@ -172,6 +186,17 @@ def _story_texts(trace: SceneTrace) -> list[str]:
         texts += [event.text, event.verdict.reason, event.effect, event.harmed, event.critique]
     texts += [s.text for s in trace.memory_summaries]
     return [t for t in texts if t]
+
+
+def _scripts(text: str) -> set[str]:
+    """The writing systems of ``text``'s letters other than Latin, by the first word of each
+    letter's Unicode name (CJK, CYRILLIC, ARABIC, HIRAGANA...). Latin is left out: names and
+    technical words in Latin letters are normal in a scene about a query in any language."""
+    return {
+        unicodedata.name(c, "UNKNOWN").split(" ")[0]
+        for c in set(text)
+        if c.isalpha() and not c.isascii()
+    } - {"LATIN"}
 
 
 def _repeated(values: Iterable[str]) -> bool:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pydantic import BaseModel
 from rich.columns import Columns
 from rich.console import Console, Group
+from rich.live import Live
 from rich.panel import Panel
+from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from matrix_align.llm.wrappers import AccountingModel
 from matrix_align.simulation.audit import FLAG_HELP
 from matrix_align.simulation.trace import Event, SceneTrace
 from matrix_align.text import printable
@@ -41,16 +45,68 @@ def _shown(value: Any) -> Any:
     return value
 
 
+class SceneStatus:
+    """The line under a scene in progress: the stage it is in, the calls and tokens so far
+    and the time elapsed, redrawn a few times a second, so a scene of minutes on a CPU never
+    looks hung between two printed parts."""
+
+    # What the scene does after each part the simulator reports.
+    NEXT = {
+        "initial": "imagining who asks, why, and who else is affected",
+        "setup": "playing round 1",
+        "consequence": "writing the final answer",
+        "final": "done",
+    }
+
+    def __init__(self, model: AccountingModel) -> None:
+        self.model = model
+        self.stage = "writing the first answer"
+        self.started = time.perf_counter()
+
+    def advance(self, kind: str, trace: SceneTrace) -> None:
+        if kind == "event" and trace.events:
+            self.stage = f"playing round {trace.events[-1].round}"
+        elif kind in self.NEXT:
+            self.stage = self.NEXT[kind]
+
+    def __rich__(self) -> Spinner:
+        stats = self.model.stats
+        tokens = stats.prompt_tokens + stats.completion_tokens
+        text = Text(f"{self.stage} · {stats.calls} calls · {tokens} tokens · ", style="dim")
+        text.append(f"{time.perf_counter() - self.started:.0f} s", style="dim")
+        return Spinner("dots", text)
+
+
 class SceneRenderer:
-    """Prints each part of the scene as soon as the simulator reports it. Model text is
-    untrusted: handlers see the trace through ``_Shown``, so control sequences in it (a
-    clipboard write, a screen clear) are printed as visible escapes, never executed."""
+    """Prints each part of the scene as soon as the simulator reports it, with a live status
+    line under it while the scene runs (``watch``). Model text is untrusted: handlers see
+    the trace through ``_Shown``, so control sequences in it (a clipboard write, a screen
+    clear) are printed as visible escapes, never executed."""
 
     def __init__(self, console: Console):
         self.console = console
         self._printed_events = 0
+        self._status: SceneStatus | None = None
+        self._live: Live | None = None
+
+    def watch(self, model: AccountingModel) -> None:
+        """Show the status line of a scene run on ``model`` until the scene ends (or
+        ``stop``). A terminal only: piped output gets the parts alone."""
+        self._status = SceneStatus(model)
+        self._live = Live(self._status, console=self.console, transient=True,
+                          refresh_per_second=4)  # fmt: skip
+        self._live.start()
+
+    def stop(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
 
     def __call__(self, kind: str, trace: SceneTrace) -> None:
+        if self._status is not None:
+            self._status.advance(kind, trace)
+        if kind == "final":
+            self.stop()  # the answers and the footer follow, with nothing left to wait for
         handler = getattr(self, f"_on_{kind}", None)
         if handler is not None:
             handler(_Shown(trace))
