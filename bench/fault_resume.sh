@@ -5,6 +5,7 @@
 # Prints the lines after each kill, the exit codes of the resumes, and the final check:
 # samples == planned, unique ids, no torn line.
 # Usage: bench/fault_resume.sh [SCRATCH_DIR]   (run from the repository root)
+# The server's tries (slow clients under ulimit -n 256, trace memory): bench/serve_abuse.py.
 set -u
 PY="${PYTHON:-$PWD/.venv/bin/python}"
 dir="${1:-$(mktemp -d)}"; mkdir -p "$dir"; cd "$dir"; rm -rf out

@@ -87,3 +87,31 @@ def test_a_bad_log_level_is_one_clear_error() -> None:
 
     result = CliRunner().invoke(cli_app.app, ["--log-level", "loud", "view", "--help"])
     assert result.exit_code == 2 and "'loud' is not one of debug, info" in result.output
+
+
+def test_an_interrupt_does_not_wait_for_a_model_call_on_a_worker_thread(tmp_path) -> None:
+    """A model call on a worker thread (the embedded model's, which cannot be interrupted)
+    no longer holds the exit after Ctrl-C or SIGTERM: the command exits 130 at once."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import atexit, threading, time
+        import matrix_align.cli.app as cli
+
+        threading.Thread(target=time.sleep, args=(600,), name="matrix-align-llama_0").start()
+        atexit.register(print, "exit handlers ran")
+
+        def interrupted():
+            raise KeyboardInterrupt
+
+        cli.app = interrupted
+        cli.main()
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130, done.stderr
+    assert "interrupted" in done.stderr and "Traceback" not in done.stderr
+    assert "exit handlers ran" in done.stdout  # e.g. the model's socket folder is removed

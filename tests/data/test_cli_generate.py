@@ -266,3 +266,27 @@ def test_evaluate_never_overwrites_a_generate_folder(tmp_path: Path) -> None:
     assert isinstance(result.exception, MatrixAlignError)
     assert "`matrix-align generate` output folder" in str(result.exception)
     assert ((out / "run.json").read_bytes(), (out / "summary.json").read_bytes()) == before
+
+
+def test_sigterm_mid_run_exits_130_cleanly(tmp_path: Path) -> None:
+    """SIGTERM (`timeout`, a job scheduler) stops the run as Ctrl-C does: exit 130, whole
+    records, and nothing on stderr about tasks or coroutines left behind. Big scenes keep
+    the event loop busy, so the signal lands while a task runs (where it used to leave
+    "Task exception was never retrieved" and a traceback)."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [*CLI, "generate", "--backend", "scripted", "--source", "advbench:matrix:200",
+         "--output", str(out), "--quiet", "--no-export", "--roles", "16", "--steps", "32"],
+        env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    samples = out / "samples.jsonl"
+    deadline = time.monotonic() + 120
+    while not lines(samples) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    for noise in ("Traceback", "never retrieved", "never awaited"):
+        assert noise not in stderr, stderr
+    assert all(line.endswith(b"\n") for line in lines(samples))
+    assert 1 <= len(lines(samples)) < 200

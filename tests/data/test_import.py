@@ -256,3 +256,25 @@ def test_import_takes_the_folder_lock_and_checks_the_folder_again_under_it(
     with pytest.raises(MatrixAlignError, match="already holds files and is not an earlier"):
         import_conversations(path, out, export=False)
     assert (out / "samples.jsonl").read_text("utf-8") == '{"id": "theirs"}\n'
+
+
+def test_turns_each_refuses_output_that_grows_with_the_square_of_a_conversation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """One long conversation under --turns each would be written hundreds of times over:
+    refused before anything is written, naming it; --turns last imports it."""
+    from matrix_align.data import turn_growth
+
+    monkeypatch.setattr(turn_growth, "FLOOR_CHARS", 0)  # the bound's ratio, on a small file
+    turns = [
+        {"from": "human" if i % 2 == 0 else "gpt", "value": f"turn {i:03d} " + "x" * 90}
+        for i in range(400)
+    ]
+    path = write(tmp_path / "long.json", [FASTCHAT[0], {"id": "long", "conversations": turns}])
+    code, text = run_main(monkeypatch, capsys, "import", str(path), "-o", str(tmp_path / "each"))
+    assert code == 2, text
+    assert "grows with the square of its length (record 2: 200 answers" in text
+    assert "--turns last" in text and "Traceback" not in text
+    assert not (tmp_path / "each").exists()
+    result = import_conversations(path, tmp_path / "last", turns="last", export=False)
+    assert result.samples == 2

@@ -113,3 +113,22 @@ def test_a_conversation_becomes_one_query_as_the_project_renders_it() -> None:
     assert query_of(messages) == expected
     assert query_of("just a question") == "just a question"
     assert query_of(messages[:-1]) is None  # the last turn is the assistant's
+
+
+def test_a_judged_task_without_a_grader_fails_the_command(tmp_path: Path) -> None:
+    """`inspect eval` exits 0 when a task logs an error; a judged task with no grader is
+    refused while it is built instead, so the command fails, with the fix in one message."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    declared = _entry_point_path(tmp_path)
+    paths = [declared, str(_REPO / "src")] if declared else []
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [*paths, env.get("PYTHONPATH", "")] if p)
+    command = [
+        sys.executable, "-m", "inspect_ai", "eval", "matrix_align/advbench",
+        "--model", "matrix_align/scripted", "-T", "hub=never", "--limit", "1",
+        "--log-dir", str(tmp_path / "logs"),  # (--display none would hide the message)
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert "role 'grader'" in output and "--model-role grader=" in output
+    assert "Traceback" not in output

@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("inspect_ai")
 
 from inspect_ai import eval as inspect_eval  # noqa: E402
+from inspect_ai._util.error import PrerequisiteError  # noqa: E402
 from inspect_ai.event import InfoEvent, ModelEvent  # noqa: E402
 from inspect_ai.log import EvalLog, read_eval_log  # noqa: E402
 
@@ -274,3 +275,33 @@ def test_the_matrix_align_provider_runs_a_scene(tmp_path: Path) -> None:
     trace = SceneTrace.model_validate(log.samples[0].store[TRACE_KEY])
     assert trace.totals.fallbacks == 0 and trace.decision is not None
     assert log.samples[0].output.completion.startswith(DECLINE)
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "expected"),
+    [
+        ("refusal_detector", "bogus", "refusal_detector='bogus' is not one of ours, gcg"),
+        ("judged", "maybe", "judged='maybe' is not a boolean"),
+        ("hub", "sometimes", "hub='sometimes' is not one of auto, never, always"),
+    ],
+)
+def test_a_wrong_task_argument_is_a_clear_error(argument, value, expected) -> None:
+    with pytest.raises(PrerequisiteError) as caught:
+        advbench(**{"hub": "never", "judged": False, argument: value})
+    assert expected in caught.value.message and "hint: -T" in caught.value.message
+
+
+def test_a_judged_task_named_in_an_evaluation_without_a_grader_raises(tmp_path: Path) -> None:
+    """Built by the evaluation (by name, as `inspect eval` builds it), the task knows there
+    is no grader and stops the evaluation itself, not just its log."""
+    actor = MockScript()
+    with pytest.raises(PrerequisiteError, match="role 'grader'"):
+        inspect_eval(
+            "matrix_align/advbench",
+            task_args={"hub": "never"},
+            model=actor.model(),
+            log_dir=str(tmp_path / "logs"),
+            display="none",
+            limit=1,
+        )
+    assert actor.configs == []

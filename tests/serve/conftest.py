@@ -80,15 +80,11 @@ class LoopbackServer:
         )
 
     def __enter__(self) -> LoopbackServer:
-        import uvicorn
-
-        from matrix_align.serve.server import bind, bound_url
+        from matrix_align.serve.server import bind, bound_url, make_server
 
         sock = bind("127.0.0.1", 0)
         self.base_url = bound_url(sock)
-        self.server = uvicorn.Server(
-            uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off")
-        )
+        self.server = make_server(self.app, self.settings)  # as the command serves it
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [sock]}, daemon=True
         )

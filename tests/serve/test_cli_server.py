@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,13 +31,20 @@ QUERY = "How do I pick the lock of my neighbour's shed?"
 
 
 class ServeProcess:
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, open_files: int | None = None
+    ) -> None:
+        def limit() -> None:  # in the child: `ulimit -n open_files`
+            if open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "matrix_align", "serve", "--port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})},
+            preexec_fn=limit,
         )
         self.lines: list[str] = []
         self.base_url = self._wait_for_url()
@@ -327,3 +336,28 @@ def test_startup_errors_are_one_clear_message() -> None:
         )  # fmt: skip
         assert result.returncode == 2, result.stdout + result.stderr
         assert expected in " ".join((result.stdout + result.stderr).split())
+
+
+def test_a_flood_of_silent_connections_under_a_low_open_file_limit() -> None:
+    """300 connections that send nothing, under `ulimit -n 256`: the cap keeps the server
+    under the limit, /health still answers, and the log stays quiet (it used to print a
+    traceback per retried accept, megabytes a second)."""
+    server = ServeProcess("--backend", "scripted", open_files=256)
+    url = httpx.URL(server.base_url)
+    silent = []
+    try:
+        for _ in range(300):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex((url.host, url.port))
+            silent.append(sock)
+        for _ in range(3):
+            health = httpx.get(server.base_url.removesuffix("/v1") + "/health", timeout=WAIT_S)
+            assert health.status_code == 200
+    finally:
+        for sock in silent:
+            sock.close()
+        output = server.stop()
+    assert server.proc.returncode == 0, output
+    assert "at most 128 connections at once" in output  # 256, less what the server keeps
+    assert "Traceback" not in output and "out of system resource" not in output

@@ -313,3 +313,23 @@ def test_credentials_in_stored_errors_are_not_shown(trace, tmp_path):
     site = build_site(folder, tmp_path / "site")
     html = site.index.read_text(encoding="utf-8")
     assert "s3cret" not in html and "http://***@10.0.0.1/v1" in html
+
+
+def test_an_out_folder_that_cannot_be_replaced_is_a_clear_error(trace, tmp_path, monkeypatch):
+    """An empty --out that cannot be moved (immutable, chattr +i; simulated, as tests run
+    without root) is one clear error, and nothing is left behind."""
+    source = write_trace(trace, tmp_path / "scene.json")
+    stuck = tmp_path / "stuck"
+    stuck.mkdir()
+    rename = Path.rename
+
+    def refuse(self: Path, target: Path) -> Path:
+        if self == stuck:
+            raise PermissionError(1, "Operation not permitted", str(self))
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", refuse)
+    with pytest.raises(MatrixAlignError, match="Cannot replace .*stuck: Operation not permitted"):
+        build_site(source, stuck)
+    assert stuck.is_dir() and not any(stuck.iterdir())
+    assert not list(tmp_path.glob(".*tmp*"))  # no staging folder left

@@ -93,7 +93,34 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
+        _exit_without_waiting_for_threads(EXIT_INTERRUPTED)
         sys.exit(EXIT_INTERRUPTED)
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPTED:  # how typer ends a command on KeyboardInterrupt
+            _exit_without_waiting_for_threads(EXIT_INTERRUPTED)
+        raise
+
+
+# The worker threads of the embedded llama.cpp model (llm/embedded.py names them so).
+_MODEL_THREADS = "matrix-align-llama"
+
+
+def _exit_without_waiting_for_threads(code: int) -> None:
+    """Exit now when a model call on a worker thread would hold the exit. A call running in
+    the embedded llama.cpp model cannot be interrupted, and Python waits for its thread,
+    and the calls queued behind it, before it exits: after Ctrl-C or SIGTERM, a command
+    with nothing left to do stayed for tens of seconds. What the command writes is on disk
+    by then (records are flushed as they are written, the summary before the interrupt
+    reaches here), so exiting at once loses nothing."""
+    import atexit
+    import os
+    import threading
+
+    if any(t.name.startswith(_MODEL_THREADS) and t.is_alive() for t in threading.enumerate()):
+        atexit._run_exitfuncs()  # what exit would still do (remove the model's socket folder)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def print_error(exc: MatrixAlignError) -> None:

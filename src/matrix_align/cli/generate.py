@@ -337,20 +337,44 @@ def _exit_for(summary: dict[str, Any], output: Path) -> None:
 def _run_with_sigterm_as_interrupt(coroutine: Any) -> Any:
     """``asyncio.run``, with SIGTERM (``timeout``, a job scheduler) treated like Ctrl-C, so
     the run is cancelled cleanly and still writes its summary. Finished samples are on disk
-    either way; even SIGKILL loses only the samples in flight."""
+    either way; even SIGKILL loses only the samples in flight.
+
+    SIGTERM cancels the main task from within the event loop, as asyncio itself does on
+    Ctrl-C, so every task ends by cancellation; then KeyboardInterrupt is raised here.
+    Raised by a signal handler wherever the signal lands, it would instead end whichever
+    task was running with that exception, which asyncio reports as "Task exception was
+    never retrieved", with a traceback."""
     import signal
 
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+    stopped = False
+
+    async def main() -> Any:
+        task, loop = asyncio.current_task(), asyncio.get_running_loop()
+        assert task is not None
+
+        def stop() -> None:
+            nonlocal stopped
+            stopped = True
+            task.cancel()
+
+        try:
+            loop.add_signal_handler(signal.SIGTERM, stop)
+        except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
+            return await coroutine
+        try:
+            return await coroutine
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
 
     try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        return asyncio.run(coroutine)
-    try:
-        return asyncio.run(coroutine)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        result = asyncio.run(main())
+    except asyncio.CancelledError:
+        if stopped:
+            raise KeyboardInterrupt from None
+        raise
+    if stopped:  # the run caught the cancellation and ended on its own: still a stop
+        raise KeyboardInterrupt
+    return result
 
 
 async def _run(

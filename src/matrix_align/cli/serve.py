@@ -125,6 +125,15 @@ class ServerOptions(OptionGroup):
             rich_help_panel=SERVER,
         ),
     ] = 1000
+    max_trace_mb: Annotated[
+        int,
+        typer.Option(
+            "--max-trace-mb",
+            min=1,
+            help="...and at most this many MB of them (their JSON size), oldest dropped first.",
+            rich_help_panel=SERVER,
+        ),
+    ] = 128
     trace_dir: Annotated[
         Path | None,
         typer.Option(
@@ -135,6 +144,45 @@ class ServerOptions(OptionGroup):
             rich_help_panel=SERVER,
         ),
     ] = None
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections",
+            min=1,
+            help="Connections open at once (kept under the open-file limit, ulimit -n). "
+            "Beyond it a new one closes the oldest still waiting for its request; a "
+            "request's headers must arrive within 10 s, its body within 60 s.",
+            rich_help_panel=SERVER,
+        ),
+    ] = 256
+    trace_dir_max_mb: Annotated[
+        int,
+        typer.Option(
+            "--trace-dir-max-mb",
+            min=1,
+            help="Keep --trace-dir within this many MB, deleting the oldest traces first.",
+            rich_help_panel=SERVER,
+        ),
+    ] = 2048
+    max_scene_calls: Annotated[
+        int,
+        typer.Option(
+            "--max-scene-calls",
+            min=1,
+            help="Model calls one request may make; a scene that needs more is stopped and "
+            "answered 400 scene_too_large (a request chooses its scene's size).",
+            rich_help_panel=SERVER,
+        ),
+    ] = 100
+    max_scene_mb: Annotated[
+        int,
+        typer.Option(
+            "--max-scene-mb",
+            min=1,
+            help="MB of prompts and replies (the trace) one request may make, likewise.",
+            rich_help_panel=SERVER,
+        ),
+    ] = 8
     system_messages: Annotated[
         str,
         typer.Option(
@@ -161,9 +209,14 @@ class ServerOptions(OptionGroup):
             response_timeout_s=self.response_timeout,
             api_key=_client_key(self.auth_key_env),
             max_traces=self.max_traces,
+            max_trace_bytes=self.max_trace_mb * 2**20,
             trace_dir=_trace_dir(self.trace_dir),
+            trace_dir_max_bytes=self.trace_dir_max_mb * 2**20,
+            max_scene_calls=self.max_scene_calls,
+            max_scene_chars=self.max_scene_mb * 2**20,
             system_messages=self.system_messages,  # type: ignore[arg-type]
             allowed_hosts=_allowed_hosts(self.host),
+            max_connections=self.max_connections,
         )
 
 
@@ -202,6 +255,7 @@ def serve(
         _serve_until_stopped(
             backend,
             sock,
+            settings,
             lambda chat_model: create_app(
                 chat_model, config, settings, on_finished=_printer(console)
             ),  # fmt: skip
@@ -215,6 +269,7 @@ def serve(
 def _serve_until_stopped(
     backend: o.BackendOptions,
     sock: Any,
+    settings: Any,
     make_app: Callable[[Any], Any],
     announce: Callable[[], None],
 ) -> None:
@@ -231,7 +286,7 @@ def _serve_until_stopped(
             app = make_app(chat_model)
             announce()
             serving = True
-            await serve(app, sock)
+            await serve(app, sock, settings)
 
     try:
         o.run_async(main())
@@ -250,6 +305,16 @@ def _announce(console: Any, sock: Any, server: ServerOptions, settings: Any, con
         f"once, queue {server.max_queue} (Ctrl-C stops)",
         highlight=False,
     )
+    from matrix_align.serve.protocol import connection_cap
+    from matrix_align.serve.server import BACKLOG
+
+    cap = connection_cap(settings.max_connections, BACKLOG)
+    if cap < settings.max_connections:
+        console.print(
+            f"[yellow]note:[/] at most {cap} connections at once (--max-connections "
+            f"{settings.max_connections}), to stay under the open-file limit (ulimit -n)",
+            highlight=False,
+        )
     if settings.allowed_hosts is None and settings.api_key is None:
         console.print(
             f"[yellow]warning:[/] listening on {escape(server.host)} with no key: anyone "

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from matrix_align.data.sharegpt import Conversation, read_conversations
+from matrix_align.data.turn_growth import check_growth
 from matrix_align.errors import MatrixAlignError
 from matrix_align.folders import RUN, SAMPLES, SUMMARY
 from matrix_align.folders.records import ChatMessage
@@ -194,6 +195,7 @@ def _import(
         result.skipped.update(skipped)
         result.without_answer += not found
     result.samples = len(samples)
+    check_growth(path, conversations, samples)
     if not samples:
         raise MatrixAlignError(
             f"{path}: none of its {len(conversations)} conversation(s) has an assistant answer "

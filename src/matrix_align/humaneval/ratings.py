@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from matrix_align.errors import MatrixAlignError
+from matrix_align.humaneval.cells import unescape_cell
 from matrix_align.humaneval.sheet import KEY_FILE, RATINGS
 from matrix_align.reading import csv_rows, read_text
 
@@ -72,7 +73,10 @@ def _open_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         ) from None
     header, found = csv_rows(text, f"Ratings file {path}")  # an answer may be a long field
     columns = [c.strip().lower() for c in header]
-    rows = [{(k or "").strip().lower(): (v or "") for k, v in row.items()} for row in found]
+    # Cells escaped against formulas on export (or by the form) are read as they were.
+    rows = [
+        {(k or "").strip().lower(): unescape_cell(v or "") for k, v in row.items()} for row in found
+    ]
     return columns, rows
 
 

@@ -142,27 +142,29 @@ def sheet_id(entries: tuple[str, str], rows: list[Row], blind: bool) -> str:
 
 
 def sheet_csv(sheet: str, rows: list[Row], blind: bool = True) -> str:
-    """The rater's spreadsheet: every text column quoted, rating and rater left blank; an
-    unblinded sheet also names the entry behind each response."""
+    """The rater's spreadsheet: every text column quoted, cells that could be formulas
+    escaped (``cells.py``), rating and rater left blank; an unblinded sheet also names the
+    entry behind each response."""
+    from matrix_align.humaneval.cells import escape_cell
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
     writer.writerow([*SHEET_COLUMNS, *(() if blind else ("entry_a", "entry_b"))])
     for r in rows:
-        writer.writerow(
-            [
-                sheet,
-                r.row,
-                r.benchmark,
-                r.category,
-                r.prompt,
-                r.answers[0].answer,
-                r.answers[1].answer,
-                "",
-                "",
-                "",
-                *(() if blind else r.entries),
-            ]
-        )
+        cells = [
+            sheet,
+            r.row,
+            r.benchmark,
+            r.category,
+            r.prompt,
+            r.answers[0].answer,
+            r.answers[1].answer,
+            "",
+            "",
+            "",
+            *(() if blind else r.entries),
+        ]
+        writer.writerow([escape_cell("" if cell is None else str(cell)) for cell in cells])
     return buffer.getvalue()
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, get_args
 
 from inspect_ai import Task, task
 from inspect_ai.model import get_model
@@ -26,6 +26,7 @@ from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 from matrix_align.data.sources import SOURCES, HubPolicy
 from matrix_align.evaluate.benchmarks import BENCHMARKS
+from matrix_align.inspect import task_arguments as check
 from matrix_align.inspect.dataset import benchmark_dataset
 from matrix_align.inspect.scorers import (
     grader_model,
@@ -67,6 +68,12 @@ def benchmark_task(
 ) -> Task:
     """The task of benchmark ``name``: the refusal detector, and when ``judged`` the rubric
     scorers of the metrics ``evaluate`` scores it with by default."""
+    check.choice("hub", hub, get_args(HubPolicy))
+    check.boolean("judged", judged)
+    check.choice("refusal_detector", refusal_detector, get_args(RefusalDetector))
+    check.choice("strongreject_prompt", strongreject_prompt, ("ours", "official"))
+    if judged:
+        check.require_grader_role()
     dataset, loaded = benchmark_dataset(name, hub=hub)
     benchmark = BENCHMARKS[name]
     rubrics: dict[str, Callable[[], Scorer]] = {

@@ -23,6 +23,7 @@ from matrix_align.llm.base import ChatModel
 from matrix_align.redact import redact
 from matrix_align.serve.admission import Admission, Ticket
 from matrix_align.serve.api_errors import APIError
+from matrix_align.serve.budget import SceneBudget
 from matrix_align.serve.gate import (
     Gate,
     GateDecision,
@@ -50,6 +51,8 @@ class Answerer:
         admission: Admission,
         store: TraceStore,
         timeout_s: float | None,
+        max_scene_calls: int = 100,
+        max_scene_chars: int = 8 * 2**20,
         on_finished: Callable[[ServeRecord], None] | None = None,
     ) -> None:
         if gate == "keyword" and keywords is None:
@@ -61,6 +64,8 @@ class Answerer:
         self.admission = admission
         self.store = store
         self.timeout_s = timeout_s
+        self.max_scene_calls = max_scene_calls
+        self.max_scene_chars = max_scene_chars
         self.on_finished = on_finished
 
     def admit(self, request: ChatRequest) -> tuple[ServeRecord, Ticket]:
@@ -81,7 +86,10 @@ class Answerer:
             async with asyncio.timeout(self.timeout_s):  # the queue wait counts too
                 async with ticket:
                     record.status = "running"
-                    await self._answer(request, record)
+                    model = SceneBudget(
+                        self.model, max_calls=self.max_scene_calls, max_chars=self.max_scene_chars
+                    )
+                    await self._answer(request, record, model)
             record.status = "completed"
         except TimeoutError:
             record.status = "timed_out"
@@ -109,46 +117,51 @@ class Answerer:
             if self.on_finished is not None:
                 self.on_finished(record)
 
-    async def _answer(self, request: ChatRequest, record: ServeRecord) -> None:
+    async def _answer(self, request: ChatRequest, record: ServeRecord, model: ChatModel) -> None:
         config = request.config
         if self.gate == "always":
             _decide(record, GateDecision(True, "every request runs a scene"))
-            await self._scene(request.query, config, record, initial=None)
+            await self._scene(request.query, config, record, model, initial=None)
         elif self.gate == "first-answer":
-            text = await self._direct(request.query, config, record)
+            text = await self._direct(request.query, config, record, model)
             if _decide(record, first_answer_decision(text, config)):
-                await self._scene(request.query, config, record, initial=text)
+                await self._scene(request.query, config, record, model, initial=text)
         else:
             assert self.keywords is not None
             if _decide(record, keyword_decision(self.keywords, request.query)):
-                await self._scene(request.query, config, record, initial=None)
+                await self._scene(request.query, config, record, model, initial=None)
             else:
                 # The direct answer is all the client gets, so its cap applies to it.
                 if request.max_tokens is not None:
                     config = config.model_copy(update={"max_tokens": request.max_tokens})
-                await self._direct(request.query, config, record)
+                await self._direct(request.query, config, record, model)
 
-    async def _direct(self, query: str, config: SimulationConfig, record: ServeRecord) -> str:
+    async def _direct(
+        self, query: str, config: SimulationConfig, record: ServeRecord, model: ChatModel
+    ) -> str:
         """The model's own answer, made exactly as a scene's first call (same prompt, same
         seed), so the first-answer gate's scene reuses it."""
         from matrix_align.simulation.answer import direct_answer
 
-        text, call = await direct_answer(query, self.model, config)
+        text, call = await direct_answer(query, model, config)
         record.gate_calls.append(call)
         record.answer, record.finish_reason = text, _finish_reason(call)
         return text
 
     async def _scene(
-        self, query: str, config: SimulationConfig, record: ServeRecord, initial: str | None
+        self,
+        query: str,
+        config: SimulationConfig,
+        record: ServeRecord,
+        model: ChatModel,
+        initial: str | None,
     ) -> None:
         from matrix_align.simulation.scene import run_scene
 
         def observe(kind: str, trace: SceneTrace) -> None:
             record.scene = trace  # the live trace: a cut-short scene keeps what it recorded
 
-        trace = await run_scene(
-            query, self.model, config, initial_response=initial, on_event=observe
-        )
+        trace = await run_scene(query, model, config, initial_response=initial, on_event=observe)
         record.scene = trace
         record.answer = trace.final_response
         # The call whose text is the answer: the final one, or the first answer when the

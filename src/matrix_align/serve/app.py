@@ -49,7 +49,12 @@ def create_app(
     on_finished: Callable[[ServeRecord], None] | None = None,
 ) -> Starlette:
     """The server for ``model``, every scene with ``config`` unless a request changes it."""
-    store = TraceStore(settings.max_traces, settings.trace_dir)
+    store = TraceStore(
+        settings.max_traces,
+        settings.trace_dir,
+        max_bytes=settings.max_trace_bytes,
+        folder_max_bytes=settings.trace_dir_max_bytes,
+    )
     admission = Admission(settings.max_concurrency, settings.max_queue)
     answerer = Answerer(
         model,
@@ -59,6 +64,8 @@ def create_app(
         admission=admission,
         store=store,
         timeout_s=settings.response_timeout_s,
+        max_scene_calls=settings.max_scene_calls,
+        max_scene_chars=settings.max_scene_chars,
         on_finished=on_finished,
     )
     started = int(time.time())
@@ -103,8 +110,9 @@ def create_app(
         if found is None:
             raise APIError(
                 404,
-                f"No trace {trace_id!r}: unknown, or older than the {settings.max_traces} "
-                "kept in memory (--max-traces; --trace-dir keeps every one on disk).",
+                f"No trace {trace_id!r}: unknown, or older than those kept in memory "
+                f"(the newest {settings.max_traces}, within {settings.max_trace_bytes // 2**20}"
+                " MB: --max-traces, --max-trace-mb) and in --trace-dir (if set).",
                 param="trace_id",
                 code="trace_not_found",
             )
@@ -322,6 +330,9 @@ class Guard:
             }
             error = self._check(scope["path"], headers)
             if error is not None:
+                # Answered before any of the body is read, and the connection closed: a
+                # client without the key gets no further with it.
+                error.headers = {**error.headers, "Connection": "close"}
                 await _error_response(error)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

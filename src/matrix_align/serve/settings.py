@@ -22,7 +22,12 @@ class ServeSettings:
     response_timeout_s: float | None = 600.0  # per request, queue wait included
     api_key: str | None = field(default=None, repr=False)  # clients' Bearer key, if required
     max_traces: int = 1000  # records kept in memory for GET /v1/matrix/traces/{id}
+    max_trace_bytes: int = 128 * 2**20  # ...and their JSON size at most (traces.py)
     trace_dir: Path | None = None  # where finished records are also written
+    trace_dir_max_bytes: int = 2 * 2**30  # ...within this, the oldest deleted first
+    # What one request's scene may use (budget.py): model calls, and characters of trace.
+    max_scene_calls: int = 100
+    max_scene_chars: int = 8 * 2**20
     system_messages: SystemMessages = "reject"
     # Host names a request may be addressed to; None accepts any. Bound to a loopback
     # address the server answers only its loopback names (see app.Guard).
@@ -31,3 +36,9 @@ class ServeSettings:
     # A chat request is a few messages; a body near this is a mistake (or an attack), refused
     # before it is held in memory.
     max_body_bytes: int = 4 * 1024 * 1024
+    # Reading a request (protocol.py): its headers within this of the connection opening
+    # (or of the previous answer), its body within this of its headers; and the most
+    # connections open at once (also kept under `ulimit -n`).
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    max_connections: int = 256

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -117,15 +117,19 @@ class SceneCalls:
         self.trace.totals.fallbacks += 1
         return fallback(), False
 
-    async def gather_in_order(self, tasks: Sequence[Awaitable[R]]) -> list[R]:
+    async def gather_in_order(self, tasks: Sequence[Coroutine[Any, Any, R]]) -> list[R]:
         """Run tasks concurrently; record their calls in task order, not completion order."""
         buffers: list[list[ModelCall]] = [[] for _ in tasks]
 
-        async def run(task: Awaitable[R], buffer: list[ModelCall]) -> R:
-            _task_buffer.set(buffer)
-            return await task
+        def start(task: Coroutine[Any, Any, R], buffer: list[ModelCall]) -> asyncio.Task[R]:
+            # Each task runs in a context that routes its calls to its buffer. The coroutine
+            # is the task itself (not awaited by a wrapper), so one cancelled before it
+            # started is closed, not reported as "never awaited".
+            context = contextvars.copy_context()
+            context.run(_task_buffer.set, buffer)
+            return asyncio.create_task(task, context=context)
 
-        results = await asyncio.gather(*(run(t, b) for t, b in zip(tasks, buffers, strict=True)))
+        results = await asyncio.gather(*(start(t, b) for t, b in zip(tasks, buffers, strict=True)))
         target = self._buffer()
         for buffer in buffers:
             target.extend(buffer)

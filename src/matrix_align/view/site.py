@@ -205,7 +205,17 @@ def _swap_in(staging: Path, out: Path) -> None:
     if out.exists():
         old = temp_beside(out, folder=True)
         old.rmdir()  # a free name for the old site, swept like the staging folder if killed
-        out.rename(old)
+        try:
+            out.rename(old)
+        except OSError as exc:
+            # A folder that cannot be moved (immutable, on a read-only mount, owned by
+            # someone else in a sticky folder) cannot be replaced: the writable parent
+            # checked before the build does not prove it.
+            raise MatrixAlignError(
+                f"Cannot replace {out}: {exc.strerror or exc}.",
+                hint="Choose another --out, or make that folder replaceable "
+                "(e.g. chattr -i, or remove it first).",
+            ) from None
         staging.rename(out)
         shutil.rmtree(old, ignore_errors=True)
     else:
