@@ -99,6 +99,13 @@ def test_system_messages_are_refused_or_ignored_as_configured() -> None:
         ({"matrix": {"roles": 2, "n_roles": 3}}, "matrix.n_roles", "invalid_matrix_settings", 400),
         ({"matrix": {"strictness": "harsh"}}, "matrix.strictness", "invalid_matrix_settings", 400),
         ({"matrix": {"adaptive_plan": 1}}, "matrix.adaptive_plan", "invalid_matrix_settings", 400),
+        ({"matrix": {"prompts": "/etc"}}, "matrix.prompts", "invalid_matrix_settings", 400),
+        (
+            {"matrix": {"prompts": {"setup": "{{ query }}"}}},
+            "matrix.prompts",
+            "invalid_matrix_settings",
+            400,
+        ),
     ],
     ids=lambda v: str(v)[:50],
 )

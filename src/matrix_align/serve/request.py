@@ -32,6 +32,9 @@ from matrix_align.serve.api_errors import APIError, bad_request
 from matrix_align.simulation.config import OPTION_ALIASES as ALIASES
 from matrix_align.simulation.config import SimulationConfig
 
+# Settings a request may not change: the templates are the server's.
+SERVER_ONLY = frozenset({"prompts"})
+
 # The longest query a scene is asked to run, as for a query read from a file by `generate`:
 # every prompt of the scene repeats it, so a longer one is more likely a mistake than a
 # question.
@@ -230,6 +233,14 @@ def _config(
         fields = SimulationConfig.model_fields
         for key, value in overrides.items():
             field = ALIASES.get(key, key)
+            if field in SERVER_ONLY:
+                raise bad_request(
+                    f"matrix.{key} cannot be set by a request: it would make the server read "
+                    "its own files or render a client's template; start the server with "
+                    f"--{key.replace('_', '-')} instead.",
+                    param=f"matrix.{key}",
+                    code="invalid_matrix_settings",
+                )
             if field not in fields:
                 names = ", ".join([*ALIASES, *(f for f in fields if f not in ALIASES.values())])
                 raise bad_request(
