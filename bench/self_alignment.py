@@ -285,6 +285,39 @@ def stage_train(out: Path, model: str, extra: list[str]) -> None:
         resume = ["--resume"] if (folder / "checkpoints").exists() else []
         run(cli("train", "--data", str(sets / f"{name}.jsonl"), "--model", model,
                 "--output", str(folder), *resume, *RECIPE, *extra))  # fmt: skip
+    picture = plot_losses(out)
+    if picture is not None:
+        log(f"train: the loss curves side by side in {picture}")
+
+
+def plot_losses(out: Path) -> Path | None:
+    """Every trained set's loss per optimiser step in one picture (``OUT/models/losses.png``),
+    from the runs' loss_curve.json; None before any run has finished, or without matplotlib."""
+    curves = {name: out / "models" / name / "loss_curve.json" for name in TRAINING_SETS}
+    curves = {name: json.loads(path.read_text("utf-8")) for name, path in curves.items()
+              if path.exists()}  # fmt: skip
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 3.5), dpi=120)
+    for name, points in curves.items():
+        ax.plot([p["step"] for p in points], [p["loss"] for p in points], marker=".", label=name)
+    ax.set_xlabel("optimiser step (4 rows)")
+    ax.set_ylabel("training loss")
+    ax.set_title("LoRA SFT per training set, one epoch")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = out / "models" / "losses.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 # --- stage 5: evaluate ----------------------------------------------------------------------
