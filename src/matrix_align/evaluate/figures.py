@@ -89,19 +89,6 @@ class Scores:
         """The item-bootstrap 95% interval of the mean."""
         return bootstrap_mean(_grouped(self.values, self.items))
 
-    def stability(self) -> tuple[int, int] | None:
-        """(items with the same label at every sample, items sampled more than once), or
-        None when no item was: how often an --epochs run repeats its own decision."""
-        labels: dict[str, set[str]] = defaultdict(set)
-        samples: dict[str, int] = defaultdict(int)
-        for item, seen in self.items:
-            labels[item].add(seen)
-            samples[item] += 1
-        repeated = [item for item, n in samples.items() if n > 1]
-        if not repeated:
-            return None
-        return sum(len(labels[item]) == 1 for item in repeated), len(repeated)
-
     def add(self, verdict: Verdict, item: str = "") -> None:
         """Keep a verdict's score (or count it unscored)."""
         if verdict.scored and verdict.score is not None:
