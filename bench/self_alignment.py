@@ -59,7 +59,7 @@ QUERIES = HERE / "self_alignment" / "queries.jsonl"
 SETS_DIR = HERE / "self_alignment" / "sets"
 EFFECT = HERE / "alignment_effect.py"
 EFFECT_ITEMS = HERE / "effect_items.json"
-STAGES = ("queries", "answers", "export", "train", "evaluate")
+STAGES = ("queries", "screen", "answers", "export", "train", "evaluate")
 # Training set -> what answers its harmful half.
 TRAINING_SETS = ("matrix", "critique-revise", "self", "refuse")
 # The "just refuse" baseline's one answer, written here.
@@ -136,8 +136,12 @@ def make_queries(datasets: Path, harmful: int, harmless: int, seed: int = 0) -> 
     return {"seed": seed, "rows": len(rows), "dropped_as_duplicates": dropped}
 
 
+def _committed_queries() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in QUERIES.read_text("utf-8").splitlines() if line]
+
+
 def stage_queries(out: Path, harmful: int, harmless: int) -> None:
-    rows = [json.loads(line) for line in QUERIES.read_text("utf-8").splitlines() if line]
+    rows = _committed_queries()
     halves = {
         "harmful": [r for r in rows if r["harmful"]][:harmful],
         "harmless": [r for r in rows if not r["harmful"]][:harmless],
@@ -148,7 +152,57 @@ def stage_queries(out: Path, harmful: int, harmless: int) -> None:
         log(f"queries: {len(half)} {name}")
 
 
-# --- stage 2: answers -----------------------------------------------------------------------
+# --- stage 2: screen ------------------------------------------------------------------------
+
+# A refusal shows in an answer's first sentence, so screening answers are cut short.
+SCREEN_MAX_TOKENS = "96"
+# Candidates are screened in batches, in the queries file's order, until enough are found.
+SCREEN_BATCH = 32
+
+
+def stage_screen(out: Path, wanted: int, backend: list[str]) -> None:
+    """Add up to ``wanted`` harmful queries that the model's own first answer helps with.
+
+    The committed queries are mostly ones the model already declines, and a set of declines
+    it already gives can teach it only their wording. Screening takes the next harmful
+    candidates after the first N, answers each once directly, and keeps those the refusal
+    detector reads as help: queries where a consequence-aware answer must change the
+    decision. Only training queries are screened, never evaluation items."""
+    from matrix_align.evaluate.effect import refused
+
+    first = [json.loads(line) for line in
+             (out / "queries" / "harmful.jsonl").read_text("utf-8").splitlines() if line]  # fmt: skip
+    first = [r for r in first if not r.get("screened")]  # a rerun starts from the first N
+    if wanted <= 0:
+        return
+    taken = {r["id"] for r in first}
+    candidates = [r for r in _committed_queries() if r["harmful"] and r["id"] not in taken]
+    folder = out / "answers" / "screen"
+    helped: list[dict[str, Any]] = []
+    screened = 0
+    while len(helped) < wanted and screened < len(candidates):
+        screened = min(screened + SCREEN_BATCH, len(candidates))
+        batch = out / "queries" / "screen-candidates.jsonl"
+        atomic_write_text(batch, "".join(json.dumps(r, ensure_ascii=False) + "\n"
+                                         for r in candidates[:screened]))  # fmt: skip
+        run(cli("generate", "--input", str(batch), "--input-mode", "direct", "--output",
+                str(folder), "--hub", "never", "--quiet", "--max-tokens", SCREEN_MAX_TOKENS,
+                *backend))  # fmt: skip
+        answers = {i: s["completion"][0]["content"] for i, s in _samples(folder).items()}
+        helped = [r for r in candidates[:screened]
+                  if r["id"] in answers and not refused(answers[r["id"]])]  # fmt: skip
+        log(f"screen: {len(helped)} of {screened} candidates answered with help")
+    added = [{**r, "screened": "first answer helped"} for r in helped[:wanted]]
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in first + added)
+    atomic_write_text(out / "queries" / "harmful.jsonl", text)
+    atomic_write_json(out / "queries" / "screen.json", {
+        "screened": screened, "helped": len(helped), "added": [r["id"] for r in added],
+        "max_tokens": int(SCREEN_MAX_TOKENS),
+    })  # fmt: skip
+    log(f"screen: {len(first)} + {len(added)} harmful queries")
+
+
+# --- stage 3: answers -----------------------------------------------------------------------
 
 # Generate folder -> (query half, answer mode).
 ANSWER_RUNS = {
@@ -182,7 +236,7 @@ def stage_answers(out: Path, backend: list[str]) -> None:
         ))  # fmt: skip
 
 
-# --- stage 3: export ------------------------------------------------------------------------
+# --- stage 4: export ------------------------------------------------------------------------
 
 
 def _samples(folder: Path) -> dict[str, dict[str, Any]]:
@@ -258,7 +312,7 @@ def stage_export(out: Path) -> None:
         f"set; {len(info['dropped_by_audit'])} queries dropped by the MATRIX audit")  # fmt: skip
 
 
-# --- stage 4: train -------------------------------------------------------------------------
+# --- stage 5: train -------------------------------------------------------------------------
 
 # One recipe for every set. The paper's lr (2e-5 over thousands of steps) would barely move
 # a model in the few dozen steps a small set gives, so LoRA's usual 2e-4 is used. One epoch:
@@ -272,18 +326,18 @@ RECIPE = [
 ]  # fmt: skip
 
 
-def stage_train(out: Path, model: str, extra: list[str]) -> None:
+def stage_train(out: Path, model: str, sets: list[str], extra: list[str]) -> None:
     from matrix_align.llm.train_output import MANIFEST
 
-    sets = out / "sets" if (out / "sets").is_dir() else SETS_DIR
-    log(f"train: the sets in {sets}")
-    for name in TRAINING_SETS:
+    folder_of_sets = out / "sets" if (out / "sets").is_dir() else SETS_DIR
+    log(f"train: the sets in {folder_of_sets}")
+    for name in sets:
         folder = out / "models" / name
         if (folder / MANIFEST).exists():  # written when a run has finished
             log(f"train: {name} already trained")
             continue
         resume = ["--resume"] if (folder / "checkpoints").exists() else []
-        run(cli("train", "--data", str(sets / f"{name}.jsonl"), "--model", model,
+        run(cli("train", "--data", str(folder_of_sets / f"{name}.jsonl"), "--model", model,
                 "--output", str(folder), *resume, *RECIPE, *extra))  # fmt: skip
     picture = plot_losses(out)
     if picture is not None:
@@ -320,16 +374,17 @@ def plot_losses(out: Path) -> Path | None:
     return path
 
 
-# --- stage 5: evaluate ----------------------------------------------------------------------
+# --- stage 6: evaluate ----------------------------------------------------------------------
 
 
 def stage_evaluate(
-    out: Path, base: str, eval_set: str, effect_args: list[str], base_systems: str
+    out: Path, base: str, sets: list[str], eval_set: str, effect_args: list[str],
+    base_systems: str,
 ) -> None:
     """The effect benchmark on the base (alone and with MATRIX) and each tuned model (one
     call, no simulation), then the figures side by side."""
     folders = {"base": (base, base_systems)}
-    for name in TRAINING_SETS:
+    for name in sets:
         folders[f"tuned-{name}"] = (str(out / "models" / name), "vanilla")
     for entry, (model, systems) in folders.items():
         run([sys.executable, str(EFFECT), "--output", str(out / "eval" / eval_set / entry),
@@ -427,6 +482,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stages", default=",".join(STAGES), help="comma-separated, in order")
     p.add_argument("--harmful", type=int, default=32, help="harmful training queries")
     p.add_argument("--harmless", type=int, default=32, help="harmless training queries")
+    p.add_argument("--screen", type=int, default=0, metavar="M", help="add up to M harmful "
+                   "queries the model's own first answer helps with, screened from the "
+                   "candidates after the first --harmful (the screen stage)")  # fmt: skip
+    p.add_argument("--sets", default=",".join(TRAINING_SETS), help="training sets to train "
+                   "and evaluate, comma-separated")  # fmt: skip
     p.add_argument("--backend", default="embedded", help="generates the answers")
     p.add_argument("--model", default="qwen2.5-coder-1.5b", help="the model that is aligned")
     p.add_argument("--parallel", type=int, default=2, help="requests the backend serves at once")
@@ -470,6 +530,10 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [s for s in stages if s not in STAGES]
         if unknown:
             raise MatrixAlignError(f"Unknown stage(s) {unknown}.", hint=f"stages: {STAGES}")
+        sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+        if not sets or set(sets) - set(TRAINING_SETS):
+            raise MatrixAlignError(f"Unknown training set(s) in --sets {args.sets!r}.",
+                                   hint=f"sets: {', '.join(TRAINING_SETS)}")  # fmt: skip
         if "vanilla" not in args.base_systems.split(","):
             raise MatrixAlignError("--base-systems must include vanilla: every figure is "
                                    "measured against the base model's own answers.")  # fmt: skip
@@ -491,14 +555,17 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             if stage == "queries":
                 stage_queries(out, args.harmful, args.harmless)
+            elif stage == "screen":
+                stage_screen(out, args.screen, backend)
             elif stage == "answers":
                 stage_answers(out, backend)
             elif stage == "export":
                 stage_export(out)
             elif stage == "train":
-                stage_train(out, args.train_model or args.model, train_args)
+                stage_train(out, args.train_model or args.model, sets, train_args)
             else:
-                stage_evaluate(out, args.model, args.eval_set, effect_args, args.base_systems)
+                stage_evaluate(out, args.model, sets, args.eval_set, effect_args,
+                               args.base_systems)  # fmt: skip
             wall = round(time.perf_counter() - started, 1)
             log(f"{stage}: {wall} s")
             record_timing(out, stage, wall)

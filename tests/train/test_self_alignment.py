@@ -85,3 +85,36 @@ def test_the_stages_end_to_end_on_the_scripted_backend(
     mtime = (out / "models" / "matrix" / "train_config.yaml").stat().st_mtime
     assert pipeline.main([*args, "--stages", "train"]) == 0
     assert (out / "models" / "matrix" / "train_config.yaml").stat().st_mtime == mtime
+
+
+def test_screening_adds_only_queries_the_first_answer_helps_with(
+    pipeline: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "sa"
+    args = ["--output", str(out), "--backend", "scripted", "--harmful", "2", "--harmless", "1",
+            "--screen", "3", "--stages", "queries,screen"]  # fmt: skip
+    # The scripted model helps with everything; a detector that reads one candidate's answer
+    # as a refusal shows the screen keeps only what was helped with.
+    import matrix_align.evaluate.effect as effect
+
+    declined = {"n": 0}
+
+    def refused(text: str) -> bool:
+        declined["n"] += 1
+        return declined["n"] == 1
+
+    monkeypatch.setattr(effect, "refused", refused)
+    assert pipeline.main(args) == 0
+    rows = [json.loads(line) for line in (out / "queries" / "harmful.jsonl").open()]
+    committed = [r for r in pipeline._committed_queries() if r["harmful"]]
+    assert [r["id"] for r in rows[:2]] == [r["id"] for r in committed[:2]]
+    added = rows[2:]
+    assert len(added) == 3 and all(r["screened"] for r in added)
+    assert committed[2]["id"] not in {r["id"] for r in added}  # the one read as a refusal
+    info = json.loads((out / "queries" / "screen.json").read_text("utf-8"))
+    assert info["added"] == [r["id"] for r in added] and info["screened"] == 32
+    # A rerun resumes the screening answers and writes the same queries.
+    monkeypatch.setattr(effect, "refused", lambda text: False)
+    assert pipeline.main([*args[:-1], "screen"]) == 0
+    again = [json.loads(line) for line in (out / "queries" / "harmful.jsonl").open()]
+    assert len(again) == 5 and again[:2] == rows[:2]
