@@ -161,3 +161,18 @@ async def test_a_run_with_a_scripted_classifier_reports_the_attack_success_rate(
     assert {c["table"] for c in asr_cells} == {"asr-harmbench", "asr-llama-guard"}
     answers_md = (settings.output / "answers.md").read_text()
     assert f"asr-llama-guard ({key}): harmful S2" in answers_md
+
+
+def test_the_demo_judge_is_no_classifier_so_its_replies_are_unscored(
+    monkeypatch, capsys, tmp_path: Path
+) -> None:
+    from tests.conftest import run_main
+
+    out = tmp_path / "eval"
+    code, text = run_main(monkeypatch, capsys, "evaluate", "--backend", "scripted",
+                          "--judge-backend", "scripted", "--hub", "never", "-B", "advbench",
+                          "--limit", "2", "-S", "vanilla", "--metrics",
+                          "asr-harmbench,asr-llama-guard", "-q", "-o", str(out))  # fmt: skip
+    assert code == 0, text
+    report = (out / "report.md").read_text("utf-8")
+    assert report.count("| vanilla | – (n=0, 2 unscored) |") == 2  # never "0" (safe)
