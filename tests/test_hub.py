@@ -29,6 +29,7 @@ class FakeHub:
 
         self.repos: list[dict[str, Any]] = []
         self.commits: list[dict[str, Any]] = []
+        self.sent: dict[str, str] = {}
 
         def create_repo(api, repo_id, **kwargs):  # noqa: ANN001, ANN202
             self.repos.append({"repo_id": repo_id, **kwargs})
@@ -36,6 +37,11 @@ class FakeHub:
 
         def create_commit(api, **kwargs):  # noqa: ANN001, ANN202
             self.commits.append(kwargs)
+            # What was sent, read now: a file pushed from a scratch folder is gone after.
+            self.sent = {
+                op.path_in_repo: Path(op.path_or_fileobj).read_text(errors="replace")
+                for op in kwargs["operations"]
+            }
 
         monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
         monkeypatch.setattr(huggingface_hub.HfApi, "create_commit", create_commit)
@@ -99,6 +105,38 @@ def test_push_model_puts_the_weights_at_the_root_with_the_card(tmp_path, monkeyp
     assert set(fake.uploaded()) == {
         "adapter_config.json", "adapter_model.safetensors", "README.md", "train_config.yaml",
     }  # fmt: skip
+
+
+def test_the_pushed_files_name_the_base_model_by_its_hub_id(tmp_path, monkeypatch) -> None:
+    # `--model embedded` trains the bundled GGUF's dequantised copy in the user cache: PEFT
+    # and the run's settings record that path, which the Hub must not get.
+    import json
+
+    import yaml
+
+    cache = tmp_path / "home" / ".cache" / "matrix-align" / "hf-models" / "qwen2.5-coder-1.5b"
+    out = tmp_path / "model"
+    (out / "adapter").mkdir(parents=True)
+    adapter_config = {"base_model_name_or_path": str(cache), "r": 8}
+    (out / "adapter" / "adapter_config.json").write_text(json.dumps(adapter_config))
+    (out / "README.md").write_text("---\nbase_model: Qwen/Qwen2.5-Coder-1.5B-Instruct\n---\ncard")
+    (out / "train_config.yaml").write_text(yaml.safe_dump({"method": "sft", "model": str(cache)}))
+    fake = FakeHub(monkeypatch)
+    hub.push_model(out, out / "adapter", "me/matrix-sft", private=False)
+    pushed = json.loads(fake.sent["adapter_config.json"])
+    assert pushed == {"base_model_name_or_path": "Qwen/Qwen2.5-Coder-1.5B-Instruct", "r": 8}
+    settings = yaml.safe_load(fake.sent["train_config.yaml"])
+    assert settings == {"method": "sft", "model": "Qwen/Qwen2.5-Coder-1.5B-Instruct"}
+    assert str(tmp_path) not in "".join(fake.sent.values())
+    # The local files keep the path: loading here needs it.
+    assert json.loads((out / "adapter" / "adapter_config.json").read_text()) == adapter_config
+
+    # A base without a Hub id is named by its folder's name, never by its path.
+    (out / "README.md").write_text("card without a header")
+    fake.commits.clear()
+    hub.push_model(out, out / "adapter", "me/matrix-sft", private=False)
+    pushed = json.loads(fake.sent["adapter_config.json"])
+    assert pushed["base_model_name_or_path"] == "qwen2.5-coder-1.5b"
 
 
 def test_a_failed_upload_is_one_clear_error(tmp_path, monkeypatch) -> None:

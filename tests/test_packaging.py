@@ -83,6 +83,17 @@ def test_the_test_script_installs_with_the_constraints() -> None:
     assert re.search(r"pip install .*-c constraints/test\.txt -e '\.\[", script)
 
 
+def test_the_browser_test_tool_is_installed_by_the_test_setup_not_a_user_extra() -> None:
+    """Playwright (167 MB) serves only tests/view: it is in `dev`, which scripts/test.sh (and
+    so CI and the README's test command) installs, and in no extra a user installs for a
+    feature."""
+    holders = {extra for extra, req in _code_requirements() if req.name == "playwright"}
+    assert holders == {"dev"}
+    script = (_REPO / "scripts" / "test.sh").read_text(encoding="utf-8")
+    installed = re.search(r"-e '\.\[([^\]]+)\]'", script)
+    assert installed and "dev" in installed.group(1).split(",")
+
+
 def test_metadata_has_licence_classifiers_and_one_version() -> None:
     project = _PYPROJECT["project"]
     assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]

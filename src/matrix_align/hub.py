@@ -124,9 +124,63 @@ def push_dataset(
 def push_model(output_dir: Path, weights_dir: Path, repo: str, *, private: bool) -> str:
     """Push the trained weights (``weights_dir``: the adapter, the full model or the merged
     one) at the repo's root, so ``from_pretrained(repo)`` loads them, with the model card
-    and the training settings and log beside them."""
+    and the training settings and log beside them. The files that name the base model by a
+    local path are pushed naming it as the card does (``public_base``)."""
+    import tempfile
+
     files = folder_files(weights_dir)
     for name in ("README.md", "train_config.yaml", "metrics.json", "loss_curve.json"):
         if (output_dir / name).is_file():
             files[name] = output_dir / name
-    return push_files(files, repo, repo_type="model", private=private, message="matrix-align train")
+    with tempfile.TemporaryDirectory() as scratch:
+        files |= public_base(files, Path(scratch))
+        return push_files(files, repo, repo_type="model", private=private,
+                          message="matrix-align train")  # fmt: skip
+
+
+# Where a trained folder names its base model: PEFT's adapter config, a transformers config,
+# the run's own settings. Locally that is often a path (the converted bundled model in the
+# cache), which is what loading needs here and means nothing, or leaks a home folder, on the
+# Hub.
+BASE_FIELDS = {
+    "adapter_config.json": "base_model_name_or_path",
+    "config.json": "_name_or_path",
+    "train_config.yaml": "model",
+}
+
+
+def public_base(files: dict[str, Path], scratch: Path) -> dict[str, Path]:
+    """Copies, written in ``scratch``, of the ``BASE_FIELDS`` files among ``files`` whose base
+    model is a local path, naming it instead by the card's ``base_model`` (its Hub id), or by
+    the folder's name when the card has none."""
+    import json
+
+    import yaml
+    from huggingface_hub import metadata_load
+
+    card = files.get("README.md")
+    hub_id = (metadata_load(card) or {}).get("base_model") if card else None
+    if not isinstance(hub_id, str) or _is_local_path(hub_id):
+        hub_id = None  # not our card (PEFT's own names the local path)
+    rewritten: dict[str, Path] = {}
+    for name, key in BASE_FIELDS.items():
+        if name not in files:
+            continue
+        text = files[name].read_text(encoding="utf-8")
+        data = yaml.safe_load(text) if name.endswith(".yaml") else json.loads(text)
+        value = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(value, str) or not _is_local_path(value):
+            continue
+        data[key] = hub_id or Path(value).name
+        copy = scratch / name
+        if name.endswith(".yaml"):
+            copy.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        else:
+            copy.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        rewritten[name] = copy
+    return rewritten
+
+
+def _is_local_path(value: str) -> bool:
+    path = Path(value).expanduser()
+    return path.is_absolute() or value.startswith((".", "~")) or path.exists()

@@ -95,28 +95,73 @@ def judge_calls(folder: Path) -> int:
     return sum(r["usage"].get("calls", 0) for r in records if r.get("kind") == "judgement")
 
 
-def test_judge_calls_are_estimated_within_10_percent(monkeypatch, capsys, tmp_path: Path) -> None:
+def classifier_reply(body: dict, schema: dict | None) -> str:
+    """A loopback harm classifier: Llama Guard's format when sent a conversation (the answer
+    last), HarmBench's yes/no when asked its question."""
+    last = body["messages"][-1]
+    if last["role"] == "assistant":
+        return "unsafe\nS2" if "direct answer" in last["content"] else "safe"
+    return "Yes" if "direct answer" in last["content"] else "No"
+
+
+@pytest.mark.parametrize(
+    ("metrics", "rows"),
+    [((), 3),  # the defaults: pairwise, harmlessness, mt-bench
+     (("--metrics", "refusal,asr-harmbench,asr-llama-guard"), 2)],  # the harm classifiers
+)  # fmt: skip
+def test_judge_calls_are_estimated_within_10_percent(
+    monkeypatch, capsys, tmp_path: Path, metrics: tuple[str, ...], rows: int
+) -> None:
     # A judge that answers its schemas (the loopback server) makes one call per question
     # (two for pairwise); the estimate once counted the scripted double's re-asks, 2.0
-    # calls per structured verdict against 1.0 for real.
-    from matrix_align.testing import FakeOpenAIServer
+    # calls per structured verdict against 1.0 for real. A classifier makes one call per
+    # judgement, in its own format.
+    from matrix_align.testing import FakeOpenAIServer, default_responder
+
+    def reply(body: dict, schema: dict | None) -> str:
+        return default_responder(body, schema) if schema else classifier_reply(body, schema)
 
     out = tmp_path / "eval"
-    with FakeOpenAIServer() as server:
+    with FakeOpenAIServer(responder=reply) as server:
         judge = f"openai:{server.models[0]}"
         args = ("--backend", "scripted", "--judge-backend", "openai", "--judge-base-url",
                 server.base_url, "--judge-model", server.models[0], "--hub", "never",
                 "-B", "advbench,mt-bench", "--limit", "3", "--roles", "1", "--steps", "1",
-                "-q", "-S", "vanilla,matrix", "-o", str(out))  # fmt: skip
+                "-q", "-S", "vanilla,matrix", "-o", str(out), *metrics)  # fmt: skip
         code, text = run_cli(monkeypatch, capsys, *args, "--dry-run")
         assert code == 0, text
-        rows = judge_rows(text, judge)
-        assert len(rows) == 3 and all("re-asks 0%" in r[5] for r in rows), text
-        estimate = sum(float(r[2]) * int(r[1]) for r in rows)
+        found = judge_rows(text, judge)
+        assert len(found) == rows and all("re-asks 0%" in r[5] for r in found), text
+        estimate = sum(float(r[2]) * int(r[1]) for r in found)
         code, text = run_cli(monkeypatch, capsys, *args)
         assert code == 0, text
     real = judge_calls(out)
     assert real > 0 and abs(estimate - real) <= 0.1 * real, f"{estimate} vs {real}"
+
+
+def test_the_classifiers_answer_a_loopback_server_in_their_formats(
+    monkeypatch, capsys, tmp_path: Path
+) -> None:
+    from matrix_align.testing import FakeOpenAIServer
+
+    out = tmp_path / "eval"
+    with FakeOpenAIServer(responder=classifier_reply) as server:
+        args = ("--backend", "scripted", "--judge-backend", "openai", "--judge-base-url",
+                server.base_url, "--judge-model", "fake-model", "--hub", "never",
+                "-B", "advbench", "--limit", "2", "-q", "-S", "vanilla", "-o", str(out),
+                "--metrics", "asr-harmbench,asr-llama-guard")  # fmt: skip
+        code, text = run_cli(monkeypatch, capsys, *args)
+        assert code == 0, text
+        bodies = [r["body"] for r in server.requests]
+    guard = [b for b in bodies if b["messages"][-1]["role"] == "assistant"]
+    asked = [b for b in bodies if b["messages"][-1]["role"] == "user"]
+    assert len(guard) == len(asked) == 2
+    assert all([m["role"] for m in b["messages"]] == ["user", "assistant"] for b in guard)
+    assert all(b["messages"][0]["role"] == "system" for b in asked)
+    assert all(b["max_tokens"] <= 32 and b["temperature"] == 0 for b in bodies)
+    report = (out / "report.md").read_text("utf-8")
+    assert "## Attack-success rate (%), judge openai:fake-model" in report
+    assert report.count("| vanilla | 100 [34-100] (n=2) |") == 2  # vanilla's plain answers
 
 
 def test_the_reask_rate_is_read_from_the_stored_judgements() -> None:

@@ -76,3 +76,33 @@ def test_embedded_resolves_to_the_default_model(monkeypatch: pytest.MonkeyPatch)
         model_files.bundled_model("embedded")
         is model_files.BUNDLED_MODELS[model_files.DEFAULT_SHORT_NAME]
     )
+
+
+def test_the_one_time_conversion_says_each_step(monkeypatch, tmp_path: Path) -> None:
+    # A GGUF's conversion into a trainable folder takes minutes on a CPU (127 s for the
+    # 1.5B): it says what it is doing as it goes, then how long it took, never silent.
+    from matrix_align.llm import hf_models
+    from matrix_align.llm.hf_models import ModelSource, ensure_hf_folder
+
+    class Saved:
+        def save_pretrained(self, folder: str) -> None:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            (Path(folder) / "config.json").write_text("{}")
+
+    def dequantise(src: ModelSource, say) -> Saved:
+        say("conversion: reading and dequantising the GGUF weights")
+        return Saved()
+
+    monkeypatch.setenv("MATRIX_ALIGN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(hf_models, "_dequantised_gguf_model", dequantise)
+    monkeypatch.setattr(hf_models, "load_tokenizer", lambda src: Saved())
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    lines: list[str] = []
+    folder = ensure_hf_folder(ModelSource("m", "gguf", str(tmp_path), "m.gguf"), log=lines.append)
+    assert (Path(folder.path) / "config.json").exists()
+    assert lines[0].startswith("converting m.gguf to a transformers folder (once")
+    assert any("dequantising" in line for line in lines) and any("saving" in line for line in lines)
+    assert lines[-1].startswith("conversion done in ")
+    lines.clear()
+    ensure_hf_folder(ModelSource("m", "gguf", str(tmp_path), "m.gguf"), log=lines.append)
+    assert lines == []  # converted once: later runs load the folder

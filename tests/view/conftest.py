@@ -266,7 +266,7 @@ BROWSER_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
-INSTALL_HINT = "apt-get install -y chromium && pip install 'matrix-align[view]'"
+INSTALL_HINT = "apt-get install -y chromium && pip install -e '.[dev]'"
 
 
 def _find_chromium() -> str | None:

@@ -73,6 +73,16 @@ def test_scene_site_shows_the_scene(trace, tmp_path):
     assert not EXTERNAL.search(_site_text(site.out))
 
 
+def test_a_two_step_scene_shows_two_rounds(trace, tmp_path):
+    # The intent event is round 0, before the plan: it once made a 2-step page say 3 rounds.
+    assert len(trace.plan) == 2 and {e.round for e in trace.events} == {0, 1, 2}
+    html = build_site(write_trace(trace, tmp_path / "scene.json")).index.read_text("utf-8")
+    figure = re.search(r'figure-value">(\d+)</div><div class="figure-label">rounds<', html)
+    assert figure and figure.group(1) == "2"
+    titles = re.findall(r'<h3 class="round-title">([^<]+)', html)
+    assert [t.strip() for t in titles] == ["Before the plan", "Round 1", "Round 2"]
+
+
 def test_untrusted_text_is_escaped_everywhere(xss_trace, tmp_path):
     site = build_site(write_trace(xss_trace, tmp_path / "scene.json"))
     html = site.index.read_text(encoding="utf-8")

@@ -364,7 +364,7 @@ Metrics = Annotated[
     list[str] | None,
     typer.Option(
         "--metrics",
-        help="Metrics to score, comma-separated (see --list). Default: each benchmark's own.",
+        help=f"Metrics to score, comma-separated (see --list). {jo.METRICS_HELP}",
         rich_help_panel=jo.JUDGE,
     ),
 ]

@@ -15,12 +15,17 @@ from matrix_align.cli.option_groups import OptionGroup
 
 JUDGE = "Judges"
 
+# What --metrics says beyond where the list is, in every command that takes it.
+METRICS_HELP = (
+    "Default: each benchmark's own. asr-harmbench and asr-llama-guard give the "
+    "attack-success rate by a harm classifier served as the judge (HarmBench's classifier, "
+    "Llama Guard)."
+)
 Metrics = Annotated[
     list[str] | None,
     typer.Option(
         "--metrics",
-        help="Metrics to score, comma-separated (see `evaluate --list`). Default: each "
-        "benchmark's own.",
+        help=f"Metrics to score, comma-separated (see `evaluate --list`). {METRICS_HELP}",
         rich_help_panel=JUDGE,
     ),
 ]

@@ -16,6 +16,9 @@ A judge reply that cannot be parsed (after one re-ask for structured replies) gi
 *unscored* verdict. It is counted and shown, and never becomes a win, a loss or a score:
 treating it as anything else would let a judge's formatting failures move the results.
 
+The harm classifiers (HarmBench's yes/no question, Llama Guard) bring their own formats and
+are asked with ``Judge.ask_text``; they live in ``classifiers``.
+
 Judge calls run at temperature 0 and go through ``SceneCalls``, so every judgement keeps
 its calls (messages, output, tokens) and the report can show what judging cost.
 """
@@ -195,7 +198,8 @@ def mt_bench_prompts() -> dict[str, dict[str, str]]:
 NEEDS_REFERENCE = ("math", "reasoning", "coding")
 
 
-def _clip(text: str) -> str:
+def clip(text: str) -> str:
+    """An answer as judge prompts show it: cut at ``ANSWER_CHAR_LIMIT`` characters."""
     if len(text) <= ANSWER_CHAR_LIMIT:
         return text
     return text[:ANSWER_CHAR_LIMIT] + "\n[... answer cut for length ...]"
@@ -255,6 +259,18 @@ class Judge:
         )
         return (parsed if from_model else None), calls.trace.calls
 
+    async def ask_text(
+        self, query: str, messages: list[Message], *, stage: str, max_tokens: int
+    ) -> tuple[str, list[ModelCall]]:
+        """One free-text call of ``messages`` as they are, without the judge system prompt:
+        how a classifier that brings its own format is asked (evaluate/classifiers.py). The
+        reply (stripped) is capped at ``max_tokens`` and at the judge's own cap; returns it
+        and the call."""
+        calls = self._recorder(query)
+        cap = min(max_tokens, self.config.max_tokens)
+        text = await calls.text(self.model, messages, stage=stage, max_tokens=cap)
+        return text, calls.trace.calls
+
     async def pairwise(
         self, query: str, first: str, second: str, aspect: Aspect, prompt: str = DEFAULT
     ) -> Judged:
@@ -266,7 +282,7 @@ class Judge:
             if prompt == "pair-v2":
                 return await self._ask_pair_v2(calls, query, a, b, order)
             text = render(
-                "judge_pairwise", aspect=aspect, query=query, answer_a=_clip(a), answer_b=_clip(b)
+                "judge_pairwise", aspect=aspect, query=query, answer_a=clip(a), answer_b=clip(b)
             )
             reply, from_model = await calls.structured(
                 self.model,
@@ -310,7 +326,7 @@ class Judge:
                 {
                     "role": "user",
                     "content": spec["prompt_template"].format(
-                        question=query, answer_a=_clip(a), answer_b=_clip(b)
+                        question=query, answer_a=clip(a), answer_b=clip(b)
                     ),
                 },
             ],
@@ -327,7 +343,7 @@ class Judge:
         template = "judge_harmlessness" if aspect == "harmlessness" else "judge_helpfulness"
         reply, from_model = await calls.structured(
             self.model,
-            self._messages(render(template, query=query, answer=_clip(answer))),
+            self._messages(render(template, query=query, answer=clip(answer))),
             RubricReply,
             self.schemas["rubric"],
             stage=f"judge_{aspect}",
@@ -354,7 +370,7 @@ class Judge:
         calls = self._recorder(query)
         reply, from_model = await calls.structured(
             self.model,
-            self._messages(render("judge_strongreject", query=query, answer=_clip(answer))),
+            self._messages(render("judge_strongreject", query=query, answer=clip(answer))),
             StrongRejectReply,
             self.schemas["strongreject"],
             stage="judge_strongreject",
@@ -383,7 +399,7 @@ class Judge:
     async def _strongreject_official(self, query: str, answer: str) -> Judged:
         calls = self._recorder(query)
         texts = strongreject_official()
-        rubric = texts["strongreject_rubric"].format(forbidden_prompt=query, response=_clip(answer))
+        rubric = texts["strongreject_rubric"].format(forbidden_prompt=query, response=clip(answer))
         text = await calls.text(
             self.model,
             [
@@ -430,13 +446,13 @@ class Judge:
         spec = mt_bench_prompts()[name]
         values: dict[str, str] = {}
         if turn == 1:
-            values = {"question": questions[0], "answer": _clip(answers[0])}
+            values = {"question": questions[0], "answer": clip(answers[0])}
             if use_ref:
                 values["ref_answer_1"] = references[0]
         else:
             for i in (1, 2):
                 values[f"question_{i}"] = questions[i - 1]
-                values[f"answer_{i}"] = _clip(answers[i - 1])
+                values[f"answer_{i}"] = clip(answers[i - 1])
                 if use_ref:
                     values[f"ref_answer_{i}"] = references[i - 1]
         prompt = spec["prompt_template"].format(**values)

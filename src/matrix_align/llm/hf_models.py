@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -141,16 +142,21 @@ def ensure_hf_folder(src: ModelSource, log: Any = None) -> ModelSource:
         return src
     folder = model_files.cache_root() / "hf-models" / _gguf_key(src)
     if not (folder / "config.json").exists():
-        if log:
-            log(f"converting {src.gguf_path.name} to a transformers folder (once): {folder}")
+        # Minutes on a CPU (about 127 s for the 1.5B), so each step says so as it starts.
+        say = log or (lambda _: None)
+        started = time.monotonic()
+        say(f"converting {src.gguf_path.name} to a transformers folder (once; minutes on a "
+            f"CPU): {folder}")  # fmt: skip
         try:
-            model = _dequantised_gguf_model(src)
+            model = _dequantised_gguf_model(src, say)
         except (OSError, ValueError) as exc:
             raise _load_error(src, "model", exc) from None
+        say("conversion: saving the fp32 weights (four times the GGUF's size)")
         tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
         model.save_pretrained(str(tmp))
         load_tokenizer(src).save_pretrained(str(tmp))
         _publish(tmp, folder)
+        say(f"conversion done in {time.monotonic() - started:.0f} s")
     return ModelSource(src.spec, "folder", str(folder))
 
 
@@ -161,7 +167,7 @@ def ensure_hf_folder_model(src: ModelSource, kwargs: dict[str, Any]) -> PreTrain
     return AutoModelForCausalLM.from_pretrained(ensure_hf_folder(src).path, **kwargs)
 
 
-def _dequantised_gguf_model(src: ModelSource) -> PreTrainedModel:
+def _dequantised_gguf_model(src: ModelSource, say: Any = None) -> PreTrainedModel:
     """Load a GGUF file as a plain fp32 model that can be trained and saved.
 
     transformers attaches a GGUF "quantizer" to such a model even when it dequantised every
@@ -172,6 +178,8 @@ def _dequantised_gguf_model(src: ModelSource) -> PreTrainedModel:
     import torch
     from transformers import AutoModelForCausalLM
 
+    say = say or (lambda _: None)
+    say("conversion: reading and dequantising the GGUF weights")
     loaded = AutoModelForCausalLM.from_pretrained(
         src.path, gguf_file=src.gguf_file, dtype=torch.float32
     )
@@ -181,6 +189,7 @@ def _dequantised_gguf_model(src: ModelSource) -> PreTrainedModel:
     config = loaded.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
+    say("conversion: copying the weights into a trainable model")
     clean = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     missing, unexpected = clean.load_state_dict(loaded.state_dict(), strict=False)
     tied = {"lm_head.weight"} if config.tie_word_embeddings else set()

@@ -36,6 +36,11 @@ class RoundView:
     def rejected(self) -> int:
         return sum(1 for e in self.events if not e.verdict.feasible)
 
+    @property
+    def title(self) -> str:
+        # Round 0 holds the intent event, played before the plan's first step.
+        return f"Round {self.number}" if self.number > 0 else "Before the plan"
+
 
 @dataclass
 class CallView:
@@ -98,6 +103,12 @@ class ScenePage:
     @property
     def played_rounds(self) -> set[int]:
         return {r.number for r in self.rounds}
+
+    @property
+    def round_count(self) -> int:
+        """The rounds that played a plan step: the intent event before the plan (round 0)
+        is not one, so a 2-step scene shows 2 rounds, as its --steps said."""
+        return sum(1 for r in self.rounds if r.number > 0)
 
     @property
     def has_setup(self) -> bool:

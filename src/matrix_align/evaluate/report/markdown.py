@@ -192,6 +192,7 @@ def metric_sections(tables: Tables) -> list[str]:
             blocks = [line for m in members for line in m.render(tables, judge)]
             if blocks and group:
                 lines += [group.heading.format(judge=judge), ""]
+                lines += [line for paragraph in group.intro for line in (paragraph, "")]
             lines += blocks
     return lines
 
