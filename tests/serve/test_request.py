@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from matrix_align.serve.api_errors import APIError
 from matrix_align.folders.records import ChatMessage, render_conversation
+from matrix_align.serve.api_errors import APIError
 from matrix_align.serve.conversation import MAX_QUERY_CHARS
 from matrix_align.serve.request import ChatRequest, parse_chat_request
 from matrix_align.simulation.config import SimulationConfig
@@ -29,7 +29,9 @@ def parse(
     )
 
 
-def refused(system_messages: str = "context", conversations: str = "render", **body: Any) -> APIError:
+def refused(
+    system_messages: str = "context", conversations: str = "render", **body: Any
+) -> APIError:
     with pytest.raises(APIError) as caught:
         parse(system_messages, conversations, **body)
     return caught.value
@@ -70,7 +72,10 @@ def test_text_parts_are_joined_and_other_parts_refused() -> None:
 
 def test_system_messages_are_kept_as_context_ignored_or_refused_as_configured() -> None:
     messages = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Why?"}]
-    kept = [ChatMessage(role="system", content="Be terse."), ChatMessage(role="user", content="Why?")]
+    kept = [
+        ChatMessage(role="system", content="Be terse."),
+        ChatMessage(role="user", content="Why?"),
+    ]
     assert parse(messages=messages).query == render_conversation(kept)
     assert "System: Be terse." in parse(messages=messages).query
     developer = [{"role": "developer", "content": "Be terse."}, messages[1]]

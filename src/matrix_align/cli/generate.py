@@ -18,6 +18,8 @@ import typer
 from rich.markup import escape
 
 from matrix_align.cli import options as o
+from matrix_align.cli.limit import HELP as LIMIT_HELP
+from matrix_align.cli.limit import limit_value
 from matrix_align.cli.option_groups import OptionGroup, with_option_groups
 
 DATA = "Data"
@@ -145,7 +147,8 @@ class GenerateData(OptionGroup):
             "--source",
             "-s",
             help="Built-in source NAME[@SPLIT][:matrix|direct[:N]], "
-            "repeatable, e.g. advbench:matrix:500 --source vicuna-bench:direct:80.",
+            "repeatable, e.g. advbench:matrix:500 --source vicuna-bench:direct:80 "
+            "(hh_harmless and hh-harmless alike).",
             rich_help_panel=DATA,
         ),
     ] = None
@@ -176,11 +179,11 @@ class GenerateData(OptionGroup):
         ),
     ] = "prompt"
     limit: Annotated[
-        int | None,
+        float | None,  # int or float: limit_value tells a count from a fraction
         typer.Option(
             "--limit",
-            min=1,
-            help="Queries per source, for sources without their own :N.",
+            parser=limit_value,
+            help=f"Queries per source, for sources without their own :N: {LIMIT_HELP}.",
             rich_help_panel=DATA,
         ),
     ] = None

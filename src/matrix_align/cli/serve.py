@@ -287,9 +287,9 @@ def _serve_until_stopped(
     make_app: Callable[[Any], Any],
     announce: Callable[[], None],
 ) -> None:
-    """Open the backend (a ``BackendSpec``: built, checked), serve the app made for it until Ctrl-C, and close
-    it, in one event loop. Ctrl-C while serving is the normal end (exit 0); while the model
-    loads, it interrupts the command as it would any other."""
+    """Open the backend (a ``BackendSpec``: built, checked), serve the app made for it until
+    Ctrl-C, and close it, in one event loop. Ctrl-C while serving is the normal end (exit 0);
+    while the model loads, it interrupts the command as it would any other."""
     from matrix_align.serve.server import serve
 
     serving = False

@@ -67,6 +67,7 @@ def create_app(
         metrics.finished(record)
         if on_finished is not None:
             on_finished(record)
+
     answerer = Answerer(
         model,
         model_name=settings.model_name,

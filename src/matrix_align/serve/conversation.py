@@ -59,8 +59,10 @@ def query_of(
                 f"{where}.role must be one of {', '.join(ROLES[:5])}; got {role!r}.",
                 param=f"{where}.role",
             )
-        if role in ("tool", "function") or message.get("tool_calls") or message.get(
-            "function_call"
+        if (
+            role in ("tool", "function")
+            or message.get("tool_calls")
+            or message.get("function_call")
         ):
             raise bad_request(
                 f"{where} is a tool call or result: this server calls no tools, so it cannot "

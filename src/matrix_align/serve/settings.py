@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from matrix_align.serve.gate import Gate, KeywordRule
 from matrix_align.serve.conversation import Conversations, SystemMessages
+from matrix_align.serve.gate import Gate, KeywordRule
 
 DEFAULT_MODEL_NAME = "matrix-align"
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
