@@ -28,8 +28,7 @@ from matrix_align.cli.judge_options import (
     judge_specs,  # noqa: F401  (re-exported: the judges' pairing is tested here)
     split_values,
 )
-from matrix_align.cli.limit import HELP as LIMIT_HELP
-from matrix_align.cli.limit import limit_value
+from matrix_align.cli.limit import limit_option
 from matrix_align.cli.option_groups import OptionGroup, with_option_groups
 
 SYS = "Systems"
@@ -176,16 +175,7 @@ class EvalSystems(OptionGroup):
         )  # fmt: skip
 
 
-# Shared with sweep.
-Limit = Annotated[
-    float | None,  # int or float: limit_value tells a count from a fraction
-    typer.Option(
-        "--limit",
-        parser=limit_value,
-        help=f"Items per benchmark: {LIMIT_HELP}.",
-        rich_help_panel=DATA,
-    ),
-]
+Limit = limit_option("Items per benchmark", DATA)  # shared with sweep
 
 
 @dataclass(kw_only=True)

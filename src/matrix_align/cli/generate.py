@@ -18,11 +18,11 @@ import typer
 from rich.markup import escape
 
 from matrix_align.cli import options as o
-from matrix_align.cli.limit import HELP as LIMIT_HELP
-from matrix_align.cli.limit import limit_value
+from matrix_align.cli.limit import limit_option
 from matrix_align.cli.option_groups import OptionGroup, with_option_groups
 
 DATA = "Data"
+Limit = limit_option("Queries per source, for sources without their own :N", DATA)
 RUN = "Run"
 
 
@@ -178,15 +178,7 @@ class GenerateData(OptionGroup):
             rich_help_panel=DATA,
         ),
     ] = "prompt"
-    limit: Annotated[
-        float | None,  # int or float: limit_value tells a count from a fraction
-        typer.Option(
-            "--limit",
-            parser=limit_value,
-            help=f"Queries per source, for sources without their own :N: {LIMIT_HELP}.",
-            rich_help_panel=DATA,
-        ),
-    ] = None
+    limit: Limit = None
     shuffle: Annotated[
         bool,
         typer.Option(

@@ -4,14 +4,26 @@ or a fraction of those available, as inspect's and lm-eval's users size a quick 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
     from matrix_align.data.sources import Limit
 
-HELP = "a count, or a fraction of them (0.1: a tenth)"
+
+def limit_option(what: str, panel: str) -> Any:
+    """The ``--limit`` option of a command, ``what`` saying what it counts."""
+    return Annotated[
+        float | None,  # int or float: limit_value tells a count from a fraction
+        typer.Option(
+            "--limit",
+            parser=limit_value,
+            metavar="N",
+            help=f"{what}: a count, or a fraction of them (0.1: a tenth).",
+            rich_help_panel=panel,
+        ),
+    ]
 
 
 def limit_value(value: str | Limit) -> Limit:
