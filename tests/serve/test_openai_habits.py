@@ -121,3 +121,23 @@ def test_version_and_metrics_need_no_key_but_answers_do() -> None:
         assert refused.status_code == 401 and refused.headers["x-request-id"]
         metrics = server.get("/metrics").text
         assert 'matrix_align_request_errors_total{status="401"} 1' in metrics
+
+
+def test_a_bug_is_an_openai_500_with_the_request_id_and_counted(
+    echo_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matrix_align.serve import openai_format
+
+    def broken(record: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(openai_format, "completion", broken)
+    response = httpx.post(
+        echo_server.base_url + "/chat/completions",
+        json=ASK,
+        headers={"x-request-id": "bug-1"},
+        timeout=WAIT_S,
+    )
+    assert response.status_code == 500 and response.headers["x-request-id"] == "bug-1"
+    assert response.json()["error"]["code"] == "internal_error"
+    assert 'matrix_align_request_errors_total{status="500"} 1' in echo_server.get("/metrics").text

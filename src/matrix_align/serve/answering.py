@@ -23,7 +23,7 @@ from matrix_align.errors import (
 from matrix_align.llm.base import ChatModel
 from matrix_align.redact import redact
 from matrix_align.serve.admission import Admission, Ticket
-from matrix_align.serve.api_errors import APIError
+from matrix_align.serve.api_errors import APIError, internal_error
 from matrix_align.serve.budget import SceneBudget
 from matrix_align.serve.gate import (
     Gate,
@@ -231,9 +231,4 @@ def _api_error(exc: Exception) -> APIError:
             code="backend_rejected",
         )
     log.exception("internal error while answering a request", exc_info=exc)
-    return APIError(
-        500,
-        "Internal error in matrix-align serve (logged on the server).",
-        type="server_error",
-        code="internal_error",
-    )
+    return internal_error()

@@ -155,8 +155,7 @@ def create_app(
         exception_handlers={
             APIError: _api_error_response,
             HTTPException: _http_error_response,
-            Exception: _internal_error_response,
-        },
+        },  # any other exception: observe.Observe answers it
     )
     app.add_middleware(Guard, api_key=settings.api_key, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(Observe, metrics=metrics)  # outside the guard: its refusals count too
@@ -322,17 +321,6 @@ async def _http_error_response(request: Request, exc: Exception) -> Response:
         405: f"{request.method} is not allowed on {request.url.path}.",
     }.get(exc.status_code, str(exc.detail))
     return _error_response(APIError(exc.status_code, message, code=kind), dict(exc.headers or {}))
-
-
-async def _internal_error_response(request: Request, exc: Exception) -> Response:
-    return _error_response(
-        APIError(
-            500,
-            "Internal error in matrix-align serve (logged on the server).",
-            type="server_error",
-            code="internal_error",
-        )
-    )
 
 
 # -- the guard -------------------------------------------------------------------------------

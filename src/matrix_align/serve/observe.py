@@ -21,8 +21,10 @@ from collections import Counter
 from collections.abc import Callable
 
 from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from matrix_align.serve.api_errors import internal_error
 from matrix_align.serve.record import ServeRecord
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -83,7 +85,11 @@ def _metric(name: str, kind: str, help: str, samples: list[tuple[str, int]]) -> 
 class Observe:
     """ASGI middleware, outside every other: sets the request id on each response, and
     counts chat requests and the error statuses they are answered with (a stream that fails
-    after it started reports its error through ``Metrics.failed`` itself)."""
+    after it started reports its error through ``Metrics.failed`` itself).
+
+    It also answers an unexpected exception (a bug) with OpenAI's 500 body: Starlette's own
+    handler for those runs outside every middleware, so its answer would lack the id and
+    the count. The exception is raised on, for Starlette and uvicorn to log."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -100,11 +106,23 @@ class Observe:
         if counted:
             self.metrics.requests += 1
 
+        started = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
                 if counted and message["status"] >= 400:
                     self.metrics.failed(message["status"])
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            if not started:
+                error = internal_error()
+                await JSONResponse(error.body(), status_code=error.status)(
+                    scope, receive, send_with_id
+                )
+            raise
