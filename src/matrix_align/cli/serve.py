@@ -242,12 +242,13 @@ def serve(
 ) -> None:
     """Serve an OpenAI-compatible API that answers every request through MATRIX.
 
-    POST /v1/chat/completions (plain or streamed) runs a scene around the request's user
-    message with the chosen backend and returns the consequence-aware answer; usage counts
-    every call of the scene; the scene's trace is at GET /v1/matrix/traces/ID (ID in the
-    x-matrix-trace-id header and the response's id). Simulation options set the server's
-    scenes; a request may change them with extra_body={"matrix": {"roles": 2, "steps": 2}}.
-    A scene costs tens of calls (about 15 at --roles 2 --steps 2): see docs/serve.md.
+    POST /v1/chat/completions (plain or streamed) runs a scene around the request's query
+    (its user message, or the conversation rendered as one text) with the chosen backend and
+    returns the consequence-aware answer; usage counts every call of the scene; the scene's
+    trace is at GET /v1/matrix/traces/ID (ID in the x-matrix-trace-id header and the
+    response's id). Simulation options set the server's scenes; a request may change them
+    with extra_body={"matrix": {"roles": 2, "steps": 2}}. A scene costs tens of calls (about
+    15 at --roles 2 --steps 2): see docs/serve.md.
 
     Example: matrix-align serve --backend openai --base-url http://localhost:8000/v1
     --model Qwen/Qwen2.5-7B-Instruct --roles 2 --steps 2
