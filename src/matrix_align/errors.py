@@ -86,5 +86,11 @@ class TransientBackendError(Exception):
     """A failure worth retrying: timeout, rate limit (429), server error (5xx), lost connection."""
 
 
+class BackendUnreachable(TransientBackendError):
+    """No answer at all (the connection failed or timed out): the server is down, restarting
+    or overloaded, as opposed to one that answered with an error. ``serve`` tells its
+    clients 503 for this and 502 for a bad answer."""
+
+
 class PermanentBackendError(Exception):
     """A request the backend rejected for good (4xx other than 429): retrying will not help."""

@@ -12,7 +12,12 @@ from typing import Any
 
 import pytest
 
-from matrix_align.errors import BackendUnavailable, PermanentBackendError, TransientBackendError
+from matrix_align.errors import (
+    BackendUnavailable,
+    BackendUnreachable,
+    PermanentBackendError,
+    TransientBackendError,
+)
 from matrix_align.llm.openai_compat import (
     OpenAICompatModel,
     strict_compatible,
@@ -260,13 +265,16 @@ async def test_server_failures_are_transient(fault, status):
             await ask(model, schema=None)
         await model.aclose()
     assert info.value.status == status
+    assert isinstance(info.value, BackendUnreachable) == (fault == "fail_timeout")
     if status is not None and status != 200:
         assert str(status) in str(info.value)
 
 
-async def test_connection_refused_on_a_call_is_transient():
+async def test_connection_refused_on_a_call_is_transient_and_unreachable():
+    """Retried like any transient failure, and told apart from a server that answered with
+    an error (serve answers 503 for it, 502 for the other)."""
     model = OpenAICompatModel(base_url=f"http://127.0.0.1:{closed_port()}/v1", model=MODEL)
-    with pytest.raises(TransientBackendError):
+    with pytest.raises(BackendUnreachable):
         await ask(model, schema=None)
 
 

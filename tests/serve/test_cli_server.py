@@ -222,23 +222,22 @@ def test_wrong_or_missing_key_is_refused(served) -> None:
         (
             {
                 "messages": [
-                    {"role": "system", "content": "Be brief."},
                     {"role": "user", "content": QUERY},
+                    {"role": "tool", "content": "42", "tool_call_id": "call_1"},
                 ]
-            },  # noqa: E501
-            "messages[0]",
-            "system_message_unsupported",
+            },
+            "messages[1]",
+            "tool_message_unsupported",
         ),
         (
             {
                 "messages": [
                     {"role": "user", "content": "Hi"},
                     {"role": "assistant", "content": "Hello"},
-                    {"role": "user", "content": QUERY},
                 ]
             },
             "messages[1]",
-            "multi_turn_unsupported",
+            None,
         ),
     ],
     ids=lambda v: str(v)[:40],
@@ -321,6 +320,40 @@ def test_in_front_of_an_upstream_openai_compatible_server() -> None:
     assert completion.choices[0].message.content  # the upstream's reply, through the scene
     assert completion.model_extra["matrix"]["calls"] == chat_calls > 3
     assert "completed" in output and "scene" in output
+
+
+def test_a_failing_upstream_is_retried_as_told_then_502_and_a_silent_one_is_503() -> None:
+    """--retries reaches the backend; an upstream that answers with errors is a bad gateway
+    (502), one that does not answer at all (here: no reply within --request-timeout; a
+    refused connection is the same error, tests/llm) makes the service unavailable (503,
+    with Retry-After), as docs/serve.md says."""
+    upstream = FakeOpenAIServer(models=("upstream-model",), hang_s=30).start()
+    server = ServeProcess(
+        "--backend", "openai", "--base-url", upstream.base_url, "--model", "upstream-model",
+        "--roles", "1", "--steps", "1", "--retries", "1", "--request-timeout", "1",
+    )  # fmt: skip
+    try:
+        client = openai.OpenAI(base_url=server.base_url, api_key="none", max_retries=0)
+        ask = {"model": "matrix-align", "messages": [{"role": "user", "content": QUERY}]}
+        upstream.clear()
+        upstream.fault_rates["http_500"] = 1.0
+        with pytest.raises(openai.InternalServerError) as failing:
+            client.chat.completions.create(**ask)
+        attempts = len(upstream.requests)
+        upstream.fault_rates.update(http_500=0.0, timeout=1.0)
+        with pytest.raises(openai.InternalServerError) as dead:
+            client.chat.completions.create(**ask)
+    finally:
+        upstream.stop()
+        output = server.stop()
+    assert server.proc.returncode == 0, output
+    assert attempts == 2  # the first answer's call, and its one retry
+    assert len(upstream.requests) == 4  # likewise, each left unanswered
+    assert failing.value.status_code == 502
+    assert error_of(failing.value)["code"] == "backend_error"
+    assert dead.value.status_code == 503
+    assert error_of(dead.value)["code"] == "backend_unavailable"
+    assert dead.value.response.headers["retry-after"] == "5"
 
 
 def test_startup_errors_are_one_clear_message() -> None:

@@ -28,6 +28,7 @@ from matrix_align.cli.judge_options import (
     judge_specs,  # noqa: F401  (re-exported: the judges' pairing is tested here)
     split_values,
 )
+from matrix_align.cli.limit import limit_option
 from matrix_align.cli.option_groups import OptionGroup, with_option_groups
 
 SYS = "Systems"
@@ -174,11 +175,7 @@ class EvalSystems(OptionGroup):
         )  # fmt: skip
 
 
-# Shared with sweep.
-Limit = Annotated[
-    int | None,
-    typer.Option("--limit", min=1, help="Items per benchmark.", rich_help_panel=DATA),
-]
+Limit = limit_option("Items per benchmark", DATA)  # shared with sweep
 
 
 @dataclass(kw_only=True)
@@ -190,7 +187,8 @@ class EvalData(OptionGroup):
         typer.Option(
             "--benchmarks",
             "-B",
-            help="Benchmarks, comma-separated or repeated (see --list). Default: the paper's "
+            help="Benchmarks, comma-separated or repeated (see --list; inspect's spelling "
+            "hh_harmless and inspect_evals' strong_reject work too). Default: the paper's "
             "four, hh-harmless,pku-saferlhf,advbench,harmfulqa.",
             rich_help_panel=DATA,
         ),
@@ -238,19 +236,22 @@ class EvalData(OptionGroup):
         ),
     ] = "auto"
 
-    def items(self) -> tuple[list[str] | None, int | None, Any]:
+    def items(self) -> tuple[list[str] | None, float | None, Any]:
         """(benchmark names, --limit, pinned items): a --subset names the items, and --limit
-        takes a prefix of its lists."""
-        from matrix_align.data.sources import HUB_POLICIES
+        takes a prefix of its lists. Names in inspect's or inspect_evals' spelling
+        (``hh_harmless``, ``strong_reject``) are the project's."""
+        from matrix_align.data.sources import HUB_POLICIES, source_name
         from matrix_align.errors import MatrixAlignError
 
         if self.hub not in HUB_POLICIES:
             raise MatrixAlignError(f"Unknown --hub {self.hub!r}.", hint="auto, never or always")
+        given = split_values(self.benchmarks)
+        names = None if given is None else [source_name(name) for name in given]
         if self.subset is None:
-            return split_values(self.benchmarks), self.limit, None
+            return names, self.limit, None
         from matrix_align.evaluate.subsets import resolve
 
-        items = resolve(self.subset, split_values(self.benchmarks), self.limit)
+        items = resolve(self.subset, names, self.limit)
         return list(items), None, items
 
 

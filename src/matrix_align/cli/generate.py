@@ -18,9 +18,11 @@ import typer
 from rich.markup import escape
 
 from matrix_align.cli import options as o
+from matrix_align.cli.limit import limit_option
 from matrix_align.cli.option_groups import OptionGroup, with_option_groups
 
 DATA = "Data"
+Limit = limit_option("Queries per source, for sources without their own :N", DATA)
 RUN = "Run"
 
 
@@ -145,7 +147,8 @@ class GenerateData(OptionGroup):
             "--source",
             "-s",
             help="Built-in source NAME[@SPLIT][:matrix|direct[:N]], "
-            "repeatable, e.g. advbench:matrix:500 --source vicuna-bench:direct:80.",
+            "repeatable, e.g. advbench:matrix:500 --source vicuna-bench:direct:80 "
+            "(hh_harmless and hh-harmless alike).",
             rich_help_panel=DATA,
         ),
     ] = None
@@ -175,15 +178,7 @@ class GenerateData(OptionGroup):
             rich_help_panel=DATA,
         ),
     ] = "prompt"
-    limit: Annotated[
-        int | None,
-        typer.Option(
-            "--limit",
-            min=1,
-            help="Queries per source, for sources without their own :N.",
-            rich_help_panel=DATA,
-        ),
-    ] = None
+    limit: Limit = None
     shuffle: Annotated[
         bool,
         typer.Option(

@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from matrix_align.cli import options as o
+from matrix_align.cli.evaluate import Retries
 from matrix_align.cli.option_groups import OptionGroup, with_option_groups
 
 if TYPE_CHECKING:
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 
 SERVER = "Server"
 GATE_CHOICES = ("always", "first-answer", "keyword")
-SYSTEM_CHOICES = ("reject", "ignore")
+CONVERSATION_CHOICES = ("render", "reject")
+SYSTEM_CHOICES = ("context", "ignore", "reject")
 
 
 @dataclass(kw_only=True)
@@ -183,22 +185,33 @@ class ServerOptions(OptionGroup):
             rich_help_panel=SERVER,
         ),
     ] = 8
+    conversations: Annotated[
+        str,
+        typer.Option(
+            "--conversations",
+            help="A request with earlier turns: render (the default: the turns become one "
+            "query, as generate and the inspect solver render a conversation; what "
+            "evaluation harnesses need) or reject (400 multi_turn_unsupported).",
+            rich_help_panel=SERVER,
+        ),
+    ] = "render"
     system_messages: Annotated[
         str,
         typer.Option(
             "--system-messages",
-            help="A system message in a request: reject (400; the scene answers the user's "
-            "message as the model's own reply, without one) or ignore (drop it, for "
-            "clients that always send one).",
+            help="A system message in a request: context (the default: kept in the query as "
+            "context, as generate keeps one), ignore (dropped) or reject (400).",
             rich_help_panel=SERVER,
         ),
-    ] = "reject"
+    ] = "context"
+    retries: Retries = 3
 
     def settings(self):  # noqa: ANN201
         """The server's settings, every option checked (before the model loads)."""
         from matrix_align.serve.settings import ServeSettings
 
         _choice(self.gate, GATE_CHOICES, "--gate")
+        _choice(self.conversations, CONVERSATION_CHOICES, "--conversations")
         _choice(self.system_messages, SYSTEM_CHOICES, "--system-messages")
         return ServeSettings(
             model_name=_model_name(self.served_model_name),
@@ -214,6 +227,7 @@ class ServerOptions(OptionGroup):
             trace_dir_max_bytes=self.trace_dir_max_mb * 2**20,
             max_scene_calls=self.max_scene_calls,
             max_scene_chars=self.max_scene_mb * 2**20,
+            conversations=self.conversations,  # type: ignore[arg-type]
             system_messages=self.system_messages,  # type: ignore[arg-type]
             allowed_hosts=_allowed_hosts(self.host),
             max_connections=self.max_connections,
@@ -228,12 +242,13 @@ def serve(
 ) -> None:
     """Serve an OpenAI-compatible API that answers every request through MATRIX.
 
-    POST /v1/chat/completions (plain or streamed) runs a scene around the request's user
-    message with the chosen backend and returns the consequence-aware answer; usage counts
-    every call of the scene; the scene's trace is at GET /v1/matrix/traces/ID (ID in the
-    x-matrix-trace-id header and the response's id). Simulation options set the server's
-    scenes; a request may change them with extra_body={"matrix": {"roles": 2, "steps": 2}}.
-    A scene costs tens of calls (about 15 at --roles 2 --steps 2): see docs/serve.md.
+    POST /v1/chat/completions (plain or streamed) runs a scene around the request's query
+    (its user message, or the conversation rendered as one text) with the chosen backend and
+    returns the consequence-aware answer; usage counts every call of the scene; the scene's
+    trace is at GET /v1/matrix/traces/ID (ID in the x-matrix-trace-id header and the
+    response's id). Simulation options set the server's scenes; a request may change them
+    with extra_body={"matrix": {"roles": 2, "steps": 2}}. A scene costs tens of calls (about
+    15 at --roles 2 --steps 2): see docs/serve.md.
 
     Example: matrix-align serve --backend openai --base-url http://localhost:8000/v1
     --model Qwen/Qwen2.5-7B-Instruct --roles 2 --steps 2
@@ -253,7 +268,7 @@ def serve(
     try:
         console.print(f"[dim]backend {backend.backend}: preparing the model…[/]")
         _serve_until_stopped(
-            backend,
+            backend.spec(retries=server.retries),
             sock,
             settings,
             lambda chat_model: create_app(
@@ -267,22 +282,22 @@ def serve(
 
 
 def _serve_until_stopped(
-    backend: o.BackendOptions,
+    backend: Any,
     sock: Any,
     settings: Any,
     make_app: Callable[[Any], Any],
     announce: Callable[[], None],
 ) -> None:
-    """Open the backend (built, checked), serve the app made for it until Ctrl-C, and close
-    it, in one event loop. Ctrl-C while serving is the normal end (exit 0); while the model
-    loads, it interrupts the command as it would any other."""
+    """Open the backend (a ``BackendSpec``: built, checked), serve the app made for it until
+    Ctrl-C, and close it, in one event loop. Ctrl-C while serving is the normal end (exit 0);
+    while the model loads, it interrupts the command as it would any other."""
     from matrix_align.serve.server import serve
 
     serving = False
 
     async def main() -> None:
         nonlocal serving
-        async with backend.spec().open() as chat_model:
+        async with backend.open() as chat_model:
             app = make_app(chat_model)
             announce()
             serving = True

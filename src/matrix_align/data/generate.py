@@ -39,10 +39,12 @@ from matrix_align.batch import (
 from matrix_align.data import preference_modes
 from matrix_align.data.sources import (
     HubPolicy,
+    Limit,
     LoadedSource,
     get_source,
     load_input_file,
     load_source,
+    source_name,
 )
 from matrix_align.errors import (
     MatrixAlignError,
@@ -89,6 +91,7 @@ class SourceSpec:
         parts = text.strip().split(":")
         head, rest = parts[0], parts[1:]
         name, _, split = head.partition("@")
+        name = source_name(name)  # hh_harmless, strong_reject: the project's spelling
         info = get_source(name)  # unknown names fail here, listing the valid ones
         mode: str = info.default_mode
         limit: int | None = None
@@ -144,7 +147,7 @@ def build_plan(
     model_key: str,
     input_mode: str = "matrix",
     prompt_field: str = "prompt",
-    limit: int | None = None,
+    limit: Limit | None = None,
     shuffle: bool = False,
     seed: int = 0,
     hub: HubPolicy = "auto",

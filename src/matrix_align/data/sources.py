@@ -19,6 +19,7 @@ import csv
 import json
 import os
 import random
+import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -302,9 +303,23 @@ def source_names() -> list[str]:
     return list(SOURCES)
 
 
+def _name_key(name: str) -> str:
+    return re.sub(r"[-_\s]", "", name.lower())
+
+
+def source_name(name: str) -> str:
+    """The built-in source ``name`` means, however it is spelt: the project's ``hh-harmless``,
+    inspect's task name ``hh_harmless``, inspect_evals' ``strong_reject``, any case. Names
+    differ only in dashes and underscores across those tools, so they are matched without
+    them (no two sources differ only there). Another name is returned as it is, for the
+    caller's own error listing the choices."""
+    key = _name_key(name)
+    return next((known for known in SOURCES if _name_key(known) == key), name)
+
+
 def get_source(name: str) -> SourceInfo:
     try:
-        return SOURCES[name]
+        return SOURCES[source_name(name)]
     except KeyError:
         raise MatrixAlignError(
             f"Unknown source {name!r}.",
@@ -425,14 +440,28 @@ def _finish(
     return out
 
 
+# --limit: a number of items, or a fraction (0 < f < 1) of those available.
+Limit = int | float
+
+
+def limit_count(limit: Limit | None, available: int) -> int:
+    """How many of ``available`` items ``limit`` keeps: a count as it is, a fraction of them
+    rounded, and at least one (a tenth of 4 items runs one, not none)."""
+    if limit is None:
+        return available
+    if isinstance(limit, float):
+        return max(1, round(limit * available))
+    return limit
+
+
 def select(
-    records: list[SourceRecord], *, limit: int | None, shuffle: bool, seed: int
+    records: list[SourceRecord], *, limit: Limit | None, shuffle: bool, seed: int
 ) -> list[SourceRecord]:
     """``--shuffle`` then ``--limit``: a seeded random subset, or the first N in file order."""
     chosen = list(records)
     if shuffle:
         random.Random(seed).shuffle(chosen)
-    return chosen if limit is None else chosen[:limit]
+    return chosen[: limit_count(limit, len(chosen))]
 
 
 def load_source(
@@ -440,7 +469,7 @@ def load_source(
     *,
     split: str | None = None,
     hub: HubPolicy = "auto",
-    limit: int | None = None,
+    limit: Limit | None = None,
     shuffle: bool = False,
     seed: int = 0,
 ) -> LoadedSource:
@@ -448,6 +477,7 @@ def load_source(
     shipped sample. ``hub="always"`` makes an unreachable hub an error; ``"never"`` always
     uses the sample. A ``split`` other than the sample's needs the hub: silently falling back
     to test rows when training rows were asked for would contaminate an evaluation."""
+    name = source_name(name)
     info = get_source(name)
     if hub not in HUB_POLICIES:
         raise MatrixAlignError(f"Unknown hub policy {hub!r}.", hint="auto, never or always")
@@ -621,7 +651,7 @@ def load_input_file(
     path: str | Path,
     *,
     prompt_field: str = "prompt",
-    limit: int | None = None,
+    limit: Limit | None = None,
     shuffle: bool = False,
     seed: int = 0,
 ) -> LoadedSource:

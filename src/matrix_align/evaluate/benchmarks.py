@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from matrix_align.data.sources import SOURCES, HubPolicy, LoadedSource, load_source
+from matrix_align.data.sources import SOURCES, HubPolicy, Limit, LoadedSource, load_source
 from matrix_align.errors import MatrixAlignError, check_known
 from matrix_align.folders.records import SourceRecord
 
@@ -75,7 +75,7 @@ def turns(record: SourceRecord) -> list[str]:
 
 
 def load_benchmark(
-    name: str, *, limit: int | None, hub: HubPolicy = "auto", shuffle: bool = False, seed: int = 0
+    name: str, *, limit: Limit | None, hub: HubPolicy = "auto", shuffle: bool = False, seed: int = 0
 ) -> LoadedSource:
     check_benchmarks([name])
     return load_source(name, hub=hub, limit=limit, shuffle=shuffle, seed=seed)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from matrix_align.data.sources import Limit, limit_count
 from matrix_align.errors import MatrixAlignError
 
 MANIFEST_DIR = Path(__file__).with_name("subset_manifests")
@@ -159,11 +160,11 @@ def load_subset(name_or_path: str) -> Subset:
 
 
 def resolve(
-    name_or_path: str, benchmarks: list[str] | None = None, limit: int | None = None
+    name_or_path: str, benchmarks: list[str] | None = None, limit: Limit | None = None
 ) -> dict[str, list[str]]:
     """The item ids to run: benchmark -> ids, for ``EvalSettings.items``. ``benchmarks``
-    keeps only those of the subset (each must be in it); ``limit`` keeps the first N of
-    each benchmark's list (the lists are round-robin over categories, so a prefix still
+    keeps only those of the subset (each must be in it); ``limit`` keeps the first N (or
+    fraction) of each benchmark's list (the lists are round-robin over categories, so a prefix still
     spreads over them). Every item is checked against the shipped sample's text."""
     from matrix_align.evaluate.benchmarks import check_benchmarks
 
@@ -178,7 +179,7 @@ def resolve(
         )
     out: dict[str, list[str]] = {}
     for bench in chosen:
-        pairs = subset.items[bench][:limit] if limit else subset.items[bench]
+        pairs = subset.items[bench][: limit_count(limit, len(subset.items[bench]))]
         check_texts(subset.name, bench, pairs)
         out[bench] = [item_id for item_id, _ in pairs]
     return out

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from matrix_align.data.sources import HubPolicy
+from matrix_align.data.sources import HubPolicy, Limit
 from matrix_align.evaluate.benchmarks import Benchmark
 from matrix_align.evaluate.judge_prompts import DEFAULT
 from matrix_align.evaluate.judges import Judge
@@ -75,7 +75,7 @@ class EvalSettings:
     metrics: list[str] | None = None  # None: each benchmark's defaults
     reference: str | None = None  # the entry the pairwise table compares with the others
     tag: str | None = None
-    limit: int | None = None
+    limit: Limit | None = None  # items per benchmark: a count or a fraction
     shuffle: bool = False
     hub: HubPolicy = "auto"
     concurrency: int = 8

@@ -25,8 +25,9 @@ most ``max_in_flight`` at once, so a fleet of continuous-batching servers stays 
 Retries are off in the ``openai`` client (``max_retries=0``): ``RetryingModel`` owns them, so
 one policy covers every backend. ``timeout_s`` is a deadline for the whole request: the HTTP
 client's own timeout bounds each read, so a server that sends a byte now and then would
-otherwise hold a request forever. Errors map to ``TransientBackendError`` (connection, timeout,
-429, 5xx, malformed body) or ``PermanentBackendError`` (other 4xx). The API key is read from
+otherwise hold a request forever. Errors map to ``TransientBackendError`` (429, 5xx, malformed
+body; ``BackendUnreachable``, a kind of it, for a connection that failed or timed out) or
+``PermanentBackendError`` (other 4xx). The API key is read from
 the environment variable named by ``api_key_env`` and never appears in a repr or a message.
 """
 
@@ -46,6 +47,7 @@ from openai import AsyncOpenAI
 
 from matrix_align.errors import (
     BackendUnavailable,
+    BackendUnreachable,
     MatrixAlignError,
     PermanentBackendError,
     TransientBackendError,
@@ -488,11 +490,11 @@ class OpenAICompatModel(ChatModel):
         status: int | None = None
         retry_after: float | None = None
         if isinstance(exc, openai.APITimeoutError):
-            err: Exception = TransientBackendError(f"{where}: timed out after {self.timeout_s:g} s")
+            err: Exception = BackendUnreachable(f"{where}: timed out after {self.timeout_s:g} s")
         elif isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc.__context__
             reason = type(cause).__name__ if cause else "connection error"
-            err = TransientBackendError(f"{where}: connection failed ({reason})")
+            err = BackendUnreachable(f"{where}: connection failed ({reason})")
         elif isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             text = f"{where}: HTTP {status}: {self._short_reason(exc)}"

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from matrix_align.errors import (
     BackendUnavailable,
+    BackendUnreachable,
     MatrixAlignError,
     PermanentBackendError,
     TransientBackendError,
@@ -22,7 +23,7 @@ from matrix_align.errors import (
 from matrix_align.llm.base import ChatModel
 from matrix_align.redact import redact
 from matrix_align.serve.admission import Admission, Ticket
-from matrix_align.serve.api_errors import APIError
+from matrix_align.serve.api_errors import APIError, internal_error
 from matrix_align.serve.budget import SceneBudget
 from matrix_align.serve.gate import (
     Gate,
@@ -38,6 +39,10 @@ from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.trace import ModelCall, SceneTrace
 
 log = logging.getLogger(__name__)
+
+# Seconds a client is told to wait before retrying when the backend is unavailable: long
+# enough for an upstream server to restart, short enough for a harness's retry loop.
+UNAVAILABLE_RETRY_AFTER_S = 5
 
 
 class Answerer:
@@ -90,6 +95,7 @@ class Answerer:
                         self.model, max_calls=self.max_scene_calls, max_chars=self.max_scene_chars
                     )
                     await self._answer(request, record, model)
+                    _cut_at_stop(record, request.stop)
             record.status = "completed"
         except TimeoutError:
             record.status = "timed_out"
@@ -177,6 +183,15 @@ def _decide(record: ServeRecord, decision: GateDecision) -> bool:
     return decision.scene
 
 
+def _cut_at_stop(record: ServeRecord, stops: tuple[str, ...]) -> None:
+    """The client's ``stop``, as OpenAI's API applies it: the answer ends before the first
+    stop string in it (not included), and then finished for "stop". Applied to the answer
+    once made, since the scene's other calls must not stop there; the trace keeps it whole."""
+    found = [i for i in (record.answer.find(s) for s in stops) if i >= 0] if record.answer else []
+    if found:
+        record.answer, record.finish_reason = record.answer[: min(found)], "stop"
+
+
 def _finish_reason(call: ModelCall | None) -> str:
     """OpenAI's finish reasons: "length" when the answer hit its token cap, else "stop"."""
     return "length" if call is not None and call.finish_reason == "length" else "stop"
@@ -186,12 +201,18 @@ def _api_error(exc: Exception) -> APIError:
     """What the client is told when a request fails inside the answer (its fault or not)."""
     if isinstance(exc, APIError):
         return exc
-    if isinstance(exc, BackendUnavailable):
+    # 503 when the backend gave no answer at all (down, restarting, overloaded: what RFC
+    # 9110 calls unavailable, and what an OpenAI client and a load balancer retry elsewhere
+    # or later, with Retry-After); 502 when it answered, but with an error or a body that is
+    # not a completion (a bad gateway).
+    if isinstance(exc, BackendUnavailable | BackendUnreachable):
+        message = exc.message if isinstance(exc, BackendUnavailable) else f"{exc}"
         return APIError(
             503,
-            redact(f"The model backend is unavailable: {exc.message}"),
+            redact(f"The model backend is unavailable: {message}"),
             type="server_error",
             code="backend_unavailable",
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)},
         )
     if isinstance(exc, MatrixAlignError):  # the query cannot be simulated (too long...)
         return APIError(400, redact(exc.message), code="invalid_query")
@@ -210,9 +231,4 @@ def _api_error(exc: Exception) -> APIError:
             code="backend_rejected",
         )
     log.exception("internal error while answering a request", exc_info=exc)
-    return APIError(
-        500,
-        "Internal error in matrix-align serve (logged on the server).",
-        type="server_error",
-        code="internal_error",
-    )
+    return internal_error()

@@ -43,5 +43,15 @@ class APIError(Exception):
         }
 
 
+def internal_error() -> APIError:
+    """A bug: the client is told only that it happened; the traceback goes to the log."""
+    return APIError(
+        500,
+        "Internal error in matrix-align serve (logged on the server).",
+        type="server_error",
+        code="internal_error",
+    )
+
+
 def bad_request(message: str, *, param: str | None = None, code: str | None = None) -> APIError:
     return APIError(400, message, param=param, code=code)

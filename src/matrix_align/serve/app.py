@@ -2,8 +2,9 @@
 answers, and what happens when a client leaves before its answer.
 
 Routes: ``POST /v1/chat/completions``, ``GET /v1/models`` (and ``/v1/models/{id}``),
-``GET /v1/matrix/traces/{id}``, and ``GET /health`` (counts of running and queued
-requests, for probes; no key needed, nothing private in it).
+``GET /v1/matrix/traces/{id}``, and, with no key needed and nothing private in them (as
+vLLM serves them): ``GET /health`` (counts of running and queued requests, for probes),
+``GET /version`` and ``GET /metrics`` (``observe.py``, which also sets ``x-request-id``).
 
 A client that disconnects mid-scene: the answer task is cancelled (the scene stops at its
 next model call, the slot is freed, the record says ``cancelled``), for a plain request as
@@ -22,16 +23,18 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from matrix_align.llm.base import ChatModel
+from matrix_align.provenance import package_version
 from matrix_align.reading import InputLimitError, loads_json
 from matrix_align.serve import openai_format as fmt
 from matrix_align.serve.admission import Admission
 from matrix_align.serve.answering import Answerer
 from matrix_align.serve.api_errors import APIError, bad_request
+from matrix_align.serve.observe import Metrics, Observe
 from matrix_align.serve.record import ServeRecord
 from matrix_align.serve.request import ChatRequest, parse_chat_request
 from matrix_align.serve.settings import ServeSettings
@@ -39,6 +42,8 @@ from matrix_align.serve.traces import TraceStore
 from matrix_align.simulation.config import SimulationConfig
 
 TRACE_HEADER = "x-matrix-trace-id"
+# Routes that need no client key: probes and scrapers, with nothing private in them.
+OPEN_PATHS = frozenset({"/health", "/version", "/metrics"})
 
 
 def create_app(
@@ -56,6 +61,13 @@ def create_app(
         folder_max_bytes=settings.trace_dir_max_bytes,
     )
     admission = Admission(settings.max_concurrency, settings.max_queue)
+    metrics = Metrics(lambda: admission.running, lambda: admission.waiting)
+
+    def finished(record: ServeRecord) -> None:
+        metrics.finished(record)
+        if on_finished is not None:
+            on_finished(record)
+
     answerer = Answerer(
         model,
         model_name=settings.model_name,
@@ -66,7 +78,7 @@ def create_app(
         timeout_s=settings.response_timeout_s,
         max_scene_calls=settings.max_scene_calls,
         max_scene_chars=settings.max_scene_chars,
-        on_finished=on_finished,
+        on_finished=finished,
     )
     started = int(time.time())
 
@@ -76,6 +88,7 @@ def create_app(
             body,
             model_name=settings.model_name,
             base=config,
+            conversations=settings.conversations,
             system_messages=settings.system_messages,
         )
         record, ticket = answerer.admit(chat)  # a 503 here, before any response starts
@@ -84,7 +97,7 @@ def create_app(
         headers = {TRACE_HEADER: record.id}
         if chat.stream:
             return _JobStream(
-                _events(job, record, chat, settings.keepalive_s),
+                _events(job, record, chat, settings.keepalive_s, metrics),
                 job,
                 media_type="text/event-stream",
                 headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
@@ -123,6 +136,12 @@ def create_app(
             {"status": "ok", "running": admission.running, "queued": admission.waiting}
         )
 
+    async def version(request: Request) -> Response:
+        return JSONResponse({"version": package_version()})
+
+    async def show_metrics(request: Request) -> Response:
+        return PlainTextResponse(metrics.render(), media_type=PROMETHEUS_TEXT)
+
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
@@ -130,15 +149,18 @@ def create_app(
             Route("/v1/models/{model:path}", get_model, methods=["GET"]),
             Route("/v1/matrix/traces/{trace_id}", get_trace, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
+            Route("/version", version, methods=["GET"]),
+            Route("/metrics", show_metrics, methods=["GET"]),
         ],
         exception_handlers={
             APIError: _api_error_response,
             HTTPException: _http_error_response,
-            Exception: _internal_error_response,
-        },
+        },  # any other exception: observe.Observe answers it
     )
     app.add_middleware(Guard, api_key=settings.api_key, allowed_hosts=settings.allowed_hosts)
+    app.add_middleware(Observe, metrics=metrics)  # outside the guard: its refusals count too
     app.state.admission, app.state.store = admission, store  # for tests and embedding code
+    app.state.metrics = metrics
     return app
 
 
@@ -173,7 +195,11 @@ async def _disconnected(receive: Receive) -> None:
 
 
 async def _events(
-    job: asyncio.Task[None], record: ServeRecord, chat: ChatRequest, keepalive_s: float
+    job: asyncio.Task[None],
+    record: ServeRecord,
+    chat: ChatRequest,
+    keepalive_s: float,
+    metrics: Metrics,
 ) -> AsyncIterator[str]:
     """The stream: the role at once (the client knows it is answered), keep-alive comments
     while the scene runs, then the answer as one delta (it exists only once the scene has
@@ -189,6 +215,7 @@ async def _events(
     if error is not None:
         # OpenAI's way of failing a stream that has started: an event holding the error.
         body = error.body() if isinstance(error, APIError) else {"error": {"message": "failed"}}
+        metrics.failed(error.status if isinstance(error, APIError) else 500)
         yield fmt.sse(body)
         return
     if record.answer:
@@ -222,6 +249,10 @@ class _JobStream(StreamingResponse):
         finally:
             if not self._job.done():
                 self._job.cancel()
+
+
+# The content type of Prometheus's text exposition format.
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:
@@ -292,17 +323,6 @@ async def _http_error_response(request: Request, exc: Exception) -> Response:
     return _error_response(APIError(exc.status_code, message, code=kind), dict(exc.headers or {}))
 
 
-async def _internal_error_response(request: Request, exc: Exception) -> Response:
-    return _error_response(
-        APIError(
-            500,
-            "Internal error in matrix-align serve (logged on the server).",
-            type="server_error",
-            code="internal_error",
-        )
-    )
-
-
 # -- the guard -------------------------------------------------------------------------------
 
 
@@ -312,7 +332,7 @@ class Guard:
     Host: a server on a loopback address answers only requests addressed to a loopback
     name, because a web page can otherwise point its own domain at 127.0.0.1 (DNS
     rebinding) and have the browser call the server and read its answers and traces.
-    Key: with ``--auth-key-env``, every route but ``/health`` needs ``Authorization:
+    Key: with ``--auth-key-env``, every route but ``OPEN_PATHS`` needs ``Authorization:
     Bearer <key>``; compared in constant time.
     """
 
@@ -347,7 +367,7 @@ class Guard:
                 "(127.0.0.1, localhost or ::1).",
                 code="host_not_allowed",
             )
-        if self.api_key is None or path == "/health":
+        if self.api_key is None or path in OPEN_PATHS:
             return None
         scheme, _, given = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given.strip():

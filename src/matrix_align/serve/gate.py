@@ -13,10 +13,10 @@ server may run the scene only for the requests a cheap check flags:
   harm and offers an alternative. With any other final step a refusal can be overturned, so
   every request is flagged. This gate saves only the scenes of declined requests: it is the
   safe choice (every answer the model would give is checked), not the cheap one.
-- ``keyword``: flagged when the user message contains a word of a list (``keywords.txt``
-  or ``--keywords FILE``); others are answered directly with no scene. The cheap one: a
-  harmless request costs one call. A harmful request phrased without any listed word is
-  answered as the model alone would answer it.
+- ``keyword``: flagged when the query (a conversation's every turn) contains a word of a
+  list (``keywords.txt`` or ``--keywords FILE``); others are answered directly with no
+  scene. The cheap one: a harmless request costs one call. A harmful request phrased without
+  any listed word is answered as the model alone would answer it.
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ GATES: dict[str, str] = {
     "always": "every request runs a scene",
     "first-answer": "the model answers first; the scene runs unless that answer declines "
     "and the final step would keep the decline",
-    "keyword": "the scene runs when the user message contains a listed word; others are "
-    "answered directly",
+    "keyword": "the scene runs when the query contains a listed word; others are answered directly",
 }
 
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'"})

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from matrix_align.serve.conversation import Conversations, SystemMessages
 from matrix_align.serve.gate import Gate, KeywordRule
-from matrix_align.serve.request import SystemMessages
 
 DEFAULT_MODEL_NAME = "matrix-align"
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -28,7 +28,8 @@ class ServeSettings:
     # What one request's scene may use (budget.py): model calls, and characters of trace.
     max_scene_calls: int = 100
     max_scene_chars: int = 8 * 2**20
-    system_messages: SystemMessages = "reject"
+    conversations: Conversations = "render"  # conversation.py: what a dialogue becomes
+    system_messages: SystemMessages = "context"
     # Host names a request may be addressed to; None accepts any. Bound to a loopback
     # address the server answers only its loopback names (see app.Guard).
     allowed_hosts: frozenset[str] | None = LOOPBACK_NAMES

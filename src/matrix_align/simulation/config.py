@@ -58,7 +58,9 @@ class SimulationConfig(BaseModel):
     seed: int = Field(0, description="base seed; each call derives its own from it")
     temperature: float = Field(0.2, ge=0.0, le=2.0)
     max_tokens: int = Field(1024, ge=16, description="cap on new tokens per call")
-    final_max_tokens: int = Field(2048, ge=16, description="cap on new tokens for the final answer")
+    # From 1: the final answer is plain text, so any cap works, and `serve` passes an OpenAI
+    # client's max_tokens here (harnesses ask for a few tokens, 1 for a label).
+    final_max_tokens: int = Field(2048, ge=1, description="cap on new tokens for the final answer")
     final_prompt: Literal["system", "authors", "verdict", "paper"] = Field(
         "verdict",
         description="final-answer design: verdict (decide help or decline from the scene's "
