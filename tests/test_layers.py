@@ -14,7 +14,8 @@ _ROOT = Path(matrix_align.__file__).parent
 
 # Lowest first. A unit is a sub-package or a top-level module of matrix_align.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "redact", "stats", "refusal", "prompt_files", "reading"),  # small shared modules...
+    # small shared modules...
+    ("errors", "redact", "stats", "refusal", "prompt_files", "reading", "flags"),
     ("extras", "io", "text", "logs", "provenance"),  # ...and those that use the others
     ("llm",),
     ("simulation",),

@@ -12,7 +12,8 @@ import pytest
 from matrix_align.errors import BackendUnavailable, PermanentBackendError, TransientBackendError
 from matrix_align.llm.base import ChatModel, Completion, Message
 from matrix_align.llm.openai_compat import OpenAICompatModel
-from matrix_align.llm.registry import make_model, preflight
+from matrix_align.llm.registry import preflight
+from matrix_align.llm.spec import BackendSpec
 from matrix_align.llm.wrappers import (
     AccountingModel,
     CachingModel,
@@ -208,7 +209,7 @@ async def test_preflight_through_the_registry_stack_names_the_url():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/v1"
-    model = make_model("openai", model=MODEL, base_url=url)
+    model = BackendSpec("openai", model=MODEL, base_url=url).build()
     assert model.name == f"openai:{MODEL}"
     with pytest.raises(BackendUnavailable, match=url.replace(".", r"\.")):
         await preflight(model)
@@ -216,7 +217,7 @@ async def test_preflight_through_the_registry_stack_names_the_url():
 
 async def test_registry_stack_serves_over_the_fake_server():
     with FakeOpenAIServer(owned_by="vllm") as srv:
-        model = make_model("openai", model=MODEL, base_url=srv.base_url, parallel=2)
+        model = BackendSpec("openai", model=MODEL, base_url=srv.base_url, parallel=2).build()
         await preflight(model)
         result = await call(model, schema=SCHEMA)
         await model.aclose()  # type: ignore[attr-defined]

@@ -467,6 +467,7 @@ def data_settings(
     four when none are named)."""
     from matrix_align.evaluate.benchmarks import PAPER_BENCHMARKS
     from matrix_align.folders import require_kind
+    from matrix_align.folders.records import model_key
     from matrix_align.io import writable_folder
 
     require_kind(output, "evaluate", "--output")
@@ -475,7 +476,8 @@ def data_settings(
     config = simulation.config()
     benchmarks, limit, items = data.items()
     return dict(
-        benchmarks=benchmarks or list(PAPER_BENCHMARKS), output=output, model_key=backend.key,
+        benchmarks=benchmarks or list(PAPER_BENCHMARKS), output=output,
+        model_key=model_key(backend.backend, backend.model),
         config=config, limit=limit, shuffle=data.shuffle, hub=data.hub, epochs=data.epochs,
         items=items,
     )  # fmt: skip
@@ -523,11 +525,11 @@ async def _evaluate(
 
     # Every check that needs no model (names, data, folder, judges) before any backend.
     prepared = runner.prepare(settings, len(specs))
-    under_test = backend.spec(retries=run.retries)
+    under_test = backend.replace(retries=run.retries)
     seed = settings.config.seed
     async with (
         under_test.open() as chat_model,
-        judges.open(specs, retries=run.retries, seed=seed, backend=backend) as built,
+        judges.open(specs, under_test=under_test, seed=seed) as built,
     ):
         for spec in built:
             if spec.key == settings.model_key:
@@ -566,7 +568,9 @@ def _rejudge(
 
     async def main() -> Any:
         seed = int((runner.read_run(folder).get("simulation") or {}).get("seed", 0))
-        async with judges.open(specs, retries=run.retries, seed=seed, backend=backend) as built:
+        async with judges.open(
+            specs, under_test=backend.replace(retries=run.retries), seed=seed
+        ) as built:
             with progress_bars(console, run.quiet) as on_progress:
                 return await runner.rejudge(
                     folder, built, metrics=metrics, reference=judging.reference,

@@ -131,7 +131,7 @@ class GenerateRun(OptionGroup):
         """Scenes in flight: --concurrency, else twice the requests the servers take."""
         from matrix_align.llm.registry import default_scenes_in_flight
 
-        servers = len(backend.base_url) if backend.base_url else 1
+        servers = len(backend.base_url) or 1
         return self.concurrency or default_scenes_in_flight(backend.slots, servers)
 
 
@@ -285,6 +285,7 @@ def generate(
 
     from matrix_align.data.generate import check_output, export_into_summary
     from matrix_align.errors import MatrixAlignError
+    from matrix_align.folders.records import model_key
     from matrix_align.io import writable_folder
 
     console = Console(stderr=True)
@@ -293,8 +294,9 @@ def generate(
     estimate.check()
     specs = data.specs()
     config = simulation.config()
-    plan = data.plan(specs, config, backend.key)
-    check_output(run.output, config=config, model_key=backend.key)
+    key = model_key(backend.backend, backend.model)
+    plan = data.plan(specs, config, key)
+    check_output(run.output, config=config, model_key=key)
     if not estimate.dry_run:
         writable_folder(run.output, "--output", keep=False)  # the run's lock makes it
     for note in plan.notes:
@@ -390,13 +392,15 @@ async def _run(
     """Open the backend (built, checked, closed at the end), then run, in one event loop
     (clients hold connections that belong to the loop they were made in)."""
     from matrix_align.data.generate import GenerateOptions, generate
+    from matrix_align.folders.records import model_key
     from matrix_align.llm.wrappers import DelayedModel
 
-    async with backend.spec(retries=run.retries).open() as opened:
+    async with backend.replace(retries=run.retries).open() as opened:
         chat_model: Any = DelayedModel(opened, call_delay) if call_delay > 0 else opened
         model_info = {
-            "key": backend.key, "backend": backend.backend, "name": getattr(chat_model, "name", ""),
-            "base_urls": len(backend.base_url or []), "parallel": backend.slots,
+            "key": model_key(backend.backend, backend.model), "backend": backend.backend,
+            "name": getattr(chat_model, "name", ""), "base_urls": len(backend.base_url),
+            "parallel": backend.slots,
         }  # fmt: skip
         # Exports are written after the progress display has closed (see generate()).
         concurrency = run.scenes(backend)

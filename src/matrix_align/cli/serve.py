@@ -282,7 +282,7 @@ def _serve_until_stopped(
 
     async def main() -> None:
         nonlocal serving
-        async with backend.spec().open() as chat_model:
+        async with backend.open() as chat_model:
             app = make_app(chat_model)
             announce()
             serving = True

@@ -81,7 +81,7 @@ def simulate(
     renderer = None if json_output else SceneRenderer(console)
 
     async def scene() -> Any:
-        async with backend.spec().open() as chat_model:
+        async with backend.open() as chat_model:
             counted = AccountingModel(chat_model)
             if renderer is not None:
                 renderer.watch(counted)

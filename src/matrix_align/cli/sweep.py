@@ -210,8 +210,8 @@ async def _run(
 
     seed = spec.template.config.seed
     async with (
-        backend.spec(retries=run.retries).open() as chat_model,
-        judges.open(specs, retries=run.retries, seed=seed, backend=backend) as built,
+        (under_test := backend.replace(retries=run.retries)).open() as chat_model,
+        judges.open(specs, under_test=under_test, seed=seed) as built,
     ):
         with progress_bars(console, run.quiet) as on_progress:
             return await run_sweep(

@@ -79,11 +79,11 @@ class MatrixAlignAPI(ModelAPI):
                 f"Unknown matrix_align model argument(s): {', '.join(sorted(model_args))}.",
                 hint="the one model argument is -M parallel=N (llama.cpp slots)",
             )
-        from matrix_align.llm.registry import make_model
+        from matrix_align.llm.spec import BackendSpec
 
         backend, model = parse_model_name(model_name)
         self.parallel = parallel
-        self.backend: ChatModel = make_model(backend, model=model, parallel=parallel)
+        self.backend: ChatModel = BackendSpec(backend, model=model, parallel=parallel).build()
 
     def max_tokens(self) -> int | None:
         return DEFAULT_MAX_TOKENS
