@@ -134,8 +134,9 @@ def test_the_backend_options_make_the_spec() -> None:
     assert options is not None
     one = options.make({"backend": "openai", "model": "m", "base_url": ["http://h:1/v1"]})
     assert one.base_url == ("http://h:1/v1",) and one.retries == 3 and one.timeout_s == 300.0
-    two = options.make({"backend": "openai", "model": "m", "base_url": ["http://a/v1",
-                        "http://b/v1"], "timeout_s": 9.0, "rpm": 60}).replace(retries=5)  # fmt: skip
+    urls = ["http://a/v1", "http://b/v1"]
+    two = options.make({"backend": "openai", "model": "m", "base_url": urls, "timeout_s": 9.0,
+                        "rpm": 60}).replace(retries=5)  # fmt: skip
     assert two.base_url == ("http://a/v1", "http://b/v1") and two.retries == 5
     assert two.timeout_s == 9.0 and two.limits is not None
     assert options.make({"base_url": None, "parallel": None}) == BackendSpec()
