@@ -11,7 +11,6 @@ loop they were made in). The run itself is
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from matrix_align.cli.judge_options import (
     split_values,
 )
 from matrix_align.cli.option_groups import OptionGroup, with_option_groups
+from matrix_align.cli.runner import run_async
 
 SYS = "Systems"
 DATA = "Benchmarks"
@@ -422,7 +422,7 @@ def evaluate(
     if estimate.dry_run:
         _dry_run(console, settings, specs, estimate, backend=backend, judges=judges)
         return
-    asyncio.run(_evaluate(console, settings, specs, run=run, judges=judges, backend=backend))
+    run_async(_evaluate(console, settings, specs, run=run, judges=judges, backend=backend))
 
 
 def _settings(
@@ -577,7 +577,7 @@ def _rejudge(
                     judge_prompts=prompts, concurrency=run.concurrency, on_progress=on_progress,
                 )  # fmt: skip
 
-    _print_result(console, asyncio.run(main()))
+    _print_result(console, run_async(main()))
 
 
 @contextlib.contextmanager

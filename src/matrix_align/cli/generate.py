@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from matrix_align.cli import options as o
 from matrix_align.cli.option_groups import OptionGroup, with_option_groups
+from matrix_align.cli.runner import run_async
 
 DATA = "Data"
 RUN = "Run"
@@ -306,7 +307,7 @@ def generate(
 
         estimate.print(estimate_generate(plan, config, run.output, backend=backend.backend))
         return
-    summary = _run_with_sigterm_as_interrupt(
+    summary = run_async(
         _run(plan, config, console, run=run, backend=backend, data=data, call_delay=call_delay)
     )
     if run.export:
@@ -334,49 +335,6 @@ def _exit_for(summary: dict[str, Any], output: Path) -> None:
             hint=f"see {output / 'errors.jsonl'}; check the backend, then rerun the same command",
         )
     raise typer.Exit(EXIT_PARTIAL)
-
-
-def _run_with_sigterm_as_interrupt(coroutine: Any) -> Any:
-    """``asyncio.run``, with SIGTERM (``timeout``, a job scheduler) treated like Ctrl-C, so
-    the run is cancelled cleanly and still writes its summary. Finished samples are on disk
-    either way; even SIGKILL loses only the samples in flight.
-
-    SIGTERM cancels the main task from within the event loop, as asyncio itself does on
-    Ctrl-C, so every task ends by cancellation; then KeyboardInterrupt is raised here.
-    Raised by a signal handler wherever the signal lands, it would instead end whichever
-    task was running with that exception, which asyncio reports as "Task exception was
-    never retrieved", with a traceback."""
-    import signal
-
-    stopped = False
-
-    async def main() -> Any:
-        task, loop = asyncio.current_task(), asyncio.get_running_loop()
-        assert task is not None
-
-        def stop() -> None:
-            nonlocal stopped
-            stopped = True
-            task.cancel()
-
-        try:
-            loop.add_signal_handler(signal.SIGTERM, stop)
-        except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
-            return await coroutine
-        try:
-            return await coroutine
-        finally:
-            loop.remove_signal_handler(signal.SIGTERM)
-
-    try:
-        result = asyncio.run(main())
-    except asyncio.CancelledError:
-        if stopped:
-            raise KeyboardInterrupt from None
-        raise
-    if stopped:  # the run caught the cancellation and ended on its own: still a stop
-        raise KeyboardInterrupt
-    return result
 
 
 async def _run(

@@ -10,7 +10,6 @@ SimulationConfig's defaults (``_default``).
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -19,13 +18,6 @@ from typing import Annotated, Any
 import typer
 
 from matrix_align.cli.option_groups import OptionGroup, group
-from matrix_align.errors import (
-    BackendUnavailable,
-    MatrixAlignError,
-    PermanentBackendError,
-    RunFailed,
-    TransientBackendError,
-)
 from matrix_align.llm.spec import BackendSpec
 
 
@@ -304,21 +296,3 @@ class DryRunOptions(OptionGroup):
         from matrix_align.estimate import print_estimate
 
         print_estimate(estimate, self.price_in, self.price_out)
-
-
-def run_async(coroutine: Any) -> Any:
-    """Run a coroutine; a backend that keeps failing becomes one clear error."""
-    try:
-        return asyncio.run(coroutine)
-    except BackendUnavailable:
-        raise
-    except TransientBackendError as exc:  # the run had started: a failure, not bad input
-        raise RunFailed(
-            f"The model backend kept failing after retries: {exc}",
-            hint="check that the server is up and not overloaded; rerun to resume",
-        ) from None
-    except PermanentBackendError as exc:
-        raise MatrixAlignError(
-            f"The model backend rejected a request: {exc}",
-            hint="check --base-url (it usually ends in /v1) and --model",
-        ) from None

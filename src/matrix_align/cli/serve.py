@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from matrix_align.cli import options as o
 from matrix_align.cli.option_groups import OptionGroup, with_option_groups
+from matrix_align.cli.runner import run_async
 
 if TYPE_CHECKING:
     from matrix_align.serve.record import ServeRecord
@@ -289,7 +290,7 @@ def _serve_until_stopped(
             await serve(app, sock, settings)
 
     try:
-        o.run_async(main())
+        run_async(main())
     except KeyboardInterrupt:
         if not serving:
             raise
