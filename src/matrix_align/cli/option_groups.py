@@ -79,9 +79,8 @@ def group(model: Any, prefix: str = "", panel: str | None = None) -> type[Option
         decls = _names(name, flag, prefix)
         names[name] = decls[0]
         # A computed or repeatable default is the model's to make: the option's is None.
-        default = None if info.default_factory or isinstance(info.default, tuple | list) else (
-            info.default
-        )  # fmt: skip
+        computed = info.default_factory is not None or isinstance(info.default, tuple | list)
+        default = None if computed else info.default
         options.append((name, _annotation(model, name, info, decls, panel), default))
     made = dataclasses.make_dataclass(
         f"{prefix.title()}{model.__name__}Options",
