@@ -14,7 +14,8 @@ _ROOT = Path(matrix_align.__file__).parent
 
 # Lowest first. A unit is a sub-package or a top-level module of matrix_align.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "redact", "stats", "refusal", "prompt_files", "reading"),  # small shared modules...
+    # small shared modules...
+    ("errors", "redact", "stats", "refusal", "prompt_files", "reading", "flags"),
     ("extras", "io", "text", "logs", "provenance"),  # ...and those that use the others
     ("llm",),
     ("simulation",),
@@ -133,3 +134,19 @@ def test_the_evaluate_modules_import_each_other_without_circles() -> None:
                 if name != module and not module.startswith(name + "."):
                     graph[module].add(name)
     assert _circles(graph) == []
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    """docs/architecture.md says what each module holds: each file is named there (its name
+    or path in backticks; a package by its folder), so a new one is noticed."""
+    text = (_ROOT.parent.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    missing = []
+    for path in sorted(_ROOT.rglob("*.py")):
+        relative = path.relative_to(_ROOT).as_posix()
+        names = [f"`{relative}`", f"`{path.name}`"]
+        if path.name == "__init__.py" and path.parent != _ROOT:
+            folder = path.parent.relative_to(_ROOT)
+            names = [f"`{folder.as_posix()}/`", f"`{folder.name}/`"]
+        if not any(name in text for name in names):
+            missing.append(relative)
+    assert missing == []

@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-EXIT_OK = 0
 EXIT_FAILED = 1  # the run started but produced nothing usable (every item failed, or aborted)
 EXIT_USAGE = 2  # bad input, options or setup: nothing was run
 EXIT_PARTIAL = 3  # the run finished, but some items failed (a re-run retries them)

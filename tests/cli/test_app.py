@@ -56,7 +56,7 @@ def test_every_command_documents_the_exit_codes() -> None:
 
 
 def test_a_backend_failing_mid_run_is_a_failed_run_not_bad_input() -> None:
-    from matrix_align.cli.options import run_async
+    from matrix_align.cli.runner import run_async
     from matrix_align.errors import EXIT_FAILED, TransientBackendError
 
     async def dies() -> None:

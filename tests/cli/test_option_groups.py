@@ -14,7 +14,7 @@ import typer
 from typer.testing import CliRunner
 
 from matrix_align.cli.app import app
-from matrix_align.cli.option_groups import OptionGroup, with_option_groups
+from matrix_align.cli.option_groups import OptionGroup, group_of, with_option_groups
 from matrix_align.cli.options import BackendOptions, SimulationOptions
 from matrix_align.errors import EXIT_USAGE, MatrixAlignError
 from matrix_align.folders import read_run
@@ -70,7 +70,7 @@ def test_an_option_declared_twice_is_refused_at_definition() -> None:
 def test_every_simulation_command_has_both_groups_in_its_help(command: str) -> None:
     result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    for group in (BackendOptions, SimulationOptions):
+    for group in (group_of(BackendOptions), SimulationOptions):
         for param in group.parameters():
             option = param.annotation.__metadata__[0].default.split("/")[0]  # its first name
             assert option in result.output, (command, option)

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def embedded():
     pytest.importorskip("xllamacpp", reason="the embedded backend needs matrix-align[local-0-5b]")
-    from matrix_align.llm.registry import make_model
+    from matrix_align.llm.spec import BackendSpec
 
-    return make_model("embedded", model=TEST_MODEL, parallel=2)
+    return BackendSpec("embedded", model=TEST_MODEL, parallel=2).build()
 
 
 async def test_small_scene_completes_with_every_part(embedded):

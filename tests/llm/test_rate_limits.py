@@ -256,13 +256,14 @@ def test_no_limits_means_no_wrapper():
 
 async def test_rpm_paces_calls_spread_over_two_servers_least_loaded():
     """The limit is the process's; the spread over several servers stays least-loaded."""
-    from matrix_align.llm.registry import make_model
+    from matrix_align.llm.spec import BackendSpec
 
     clock = FakeClock()
     limits = RateLimits.per_minute(rpm=4, clock=clock, sleep=clock.sleep)
     with FakeOpenAIServer() as one, FakeOpenAIServer() as two:
-        model = make_model("openai", model=MODEL, base_url=[one.base_url, two.base_url],
+        spec = BackendSpec("openai", model=MODEL, base_url=[one.base_url, two.base_url],
                            limits=limits)  # fmt: skip
+        model = spec.build()
         await asyncio.gather(*(call(model) for _ in range(8)))
         await model.aclose()
     assert len(one.requests) == len(two.requests) == 4

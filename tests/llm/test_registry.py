@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 
 from matrix_align.errors import MatrixAlignError
-from matrix_align.llm.registry import make_model
+from matrix_align.llm.spec import BackendSpec
 
 
 def test_transformers_backend_without_torch_names_the_train_extra(monkeypatch) -> None:
@@ -16,5 +16,5 @@ def test_transformers_backend_without_torch_names_the_train_extra(monkeypatch) -
         importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a)
     )
     with pytest.raises(MatrixAlignError, match="needs torch") as info:
-        make_model("transformers", model="some/model")
+        BackendSpec("transformers", model="some/model").build()
     assert "matrix-align[train]" in str(info.value.hint)

@@ -124,16 +124,32 @@ async def test_open_all_closes_every_model() -> None:
     assert one.closed == two.closed == 1
 
 
-def test_backend_options_name_their_spec() -> None:
+def test_the_backend_options_make_the_spec() -> None:
+    """The command line's backend options come back as the BackendSpec they name; options
+    not given (None) are left to the spec's defaults."""
+    from matrix_align.cli.option_groups import group_of
     from matrix_align.cli.options import BackendOptions
 
-    one = BackendOptions(backend="openai", model="m", base_url=["http://h:1/v1"]).spec()
-    assert one.base_url == "http://h:1/v1" and one.retries == 3 and one.timeout_s == 300.0
-    two = BackendOptions(backend="openai", model="m", base_url=["http://a/v1", "http://b/v1"],
-                         request_timeout=9.0, rpm=60).spec(retries=5)  # fmt: skip
+    options = group_of(BackendOptions)
+    assert options is not None
+    one = options.make({"backend": "openai", "model": "m", "base_url": ["http://h:1/v1"]})
+    assert one.base_url == ("http://h:1/v1",) and one.retries == 3 and one.timeout_s == 300.0
+    urls = ["http://a/v1", "http://b/v1"]
+    two = options.make({"backend": "openai", "model": "m", "base_url": urls, "timeout_s": 9.0,
+                        "rpm": 60}).replace(retries=5)  # fmt: skip
     assert two.base_url == ("http://a/v1", "http://b/v1") and two.retries == 5
     assert two.timeout_s == 9.0 and two.limits is not None
-    assert BackendOptions().spec().base_url is None
+    assert options.make({"base_url": None, "parallel": None}) == BackendSpec()
+
+
+def test_a_copy_shares_the_budget() -> None:
+    """``replace`` validates like a new spec and keeps the one per-minute budget, so the
+    judges of a model under test draw on the process's one limit."""
+    spec = BackendSpec("openai", model="m", base_url="http://h/v1", rpm=60)
+    judge = spec.replace(backend="scripted", retries=1)
+    assert judge.limits is spec.limits is not None and judge.retries == 1
+    with pytest.raises(ValueError, match="parallel"):
+        spec.replace(parallel=0)
 
 
 @pytest.fixture

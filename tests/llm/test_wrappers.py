@@ -1,4 +1,4 @@
-"""Wrappers around any ChatModel: retries, concurrency limit, accounting, cache, forwarding."""
+"""Wrappers around any ChatModel: retries, concurrency limit, accounting, forwarding."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from matrix_align.errors import BackendUnavailable, PermanentBackendError, TransientBackendError
 from matrix_align.llm.base import ChatModel, Completion, Message
 from matrix_align.llm.openai_compat import OpenAICompatModel
-from matrix_align.llm.registry import make_model, preflight
+from matrix_align.llm.registry import preflight
+from matrix_align.llm.spec import BackendSpec
 from matrix_align.llm.wrappers import (
     AccountingModel,
-    CachingModel,
     ConcurrencyLimitedModel,
     RetryingModel,
 )
@@ -165,38 +165,9 @@ async def test_concurrency_limit_holds():
     assert inner.calls == 10 and inner.max_in_flight == 3
 
 
-async def test_cache_serves_deterministic_calls_only():
-    inner = Flaky([])
-    model = CachingModel(inner)
-    first = await call(model, temperature=0.0)
-    again = await call(model, temperature=0.0)
-    assert again.text == first.text and inner.calls == 1 and again.latency_s == 0
-    await call(model, temperature=0.7, seed=5)
-    await call(model, temperature=0.7, seed=5)
-    assert inner.calls == 2  # a fixed seed is deterministic too
-    await call(model, temperature=0.7)
-    await call(model, temperature=0.7)
-    assert inner.calls == 4  # sampled calls always reach the model
-    await call(model, temperature=0.0, schema=SCHEMA)
-    assert inner.calls == 5 and model.hits == 2
-
-
-async def test_cache_does_not_keep_invalid_structured_replies():
-    class Invalid(Flaky):
-        async def complete(self, messages, **kw):
-            self.calls += 1
-            return Completion(text="not json", parsed=None)
-
-    inner = Invalid([])
-    model = CachingModel(inner)
-    await call(model, schema=SCHEMA)
-    await call(model, schema=SCHEMA)
-    assert inner.calls == 2
-
-
 async def test_wrappers_forward_name_and_check():
     inner = Flaky([])
-    stack = AccountingModel(RetryingModel(ConcurrencyLimitedModel(CachingModel(inner), 2)))
+    stack = AccountingModel(RetryingModel(ConcurrencyLimitedModel(inner, 2)))
     assert stack.name == "flaky"
     await preflight(stack)
     assert inner.checked
@@ -208,7 +179,7 @@ async def test_preflight_through_the_registry_stack_names_the_url():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/v1"
-    model = make_model("openai", model=MODEL, base_url=url)
+    model = BackendSpec("openai", model=MODEL, base_url=url).build()
     assert model.name == f"openai:{MODEL}"
     with pytest.raises(BackendUnavailable, match=url.replace(".", r"\.")):
         await preflight(model)
@@ -216,7 +187,7 @@ async def test_preflight_through_the_registry_stack_names_the_url():
 
 async def test_registry_stack_serves_over_the_fake_server():
     with FakeOpenAIServer(owned_by="vllm") as srv:
-        model = make_model("openai", model=MODEL, base_url=srv.base_url, parallel=2)
+        model = BackendSpec("openai", model=MODEL, base_url=srv.base_url, parallel=2).build()
         await preflight(model)
         result = await call(model, schema=SCHEMA)
         await model.aclose()  # type: ignore[attr-defined]
@@ -249,11 +220,9 @@ def test_every_wrapper_passes_each_argument_of_a_call_on_unchanged(seed: int | N
     assert limits is not None
     inner = Recorder()
     stack = AccountingModel(
-        CachingModel(
-            RetryingModel(
-                ConcurrencyLimitedModel(
-                    RateLimitedModel(DelayedModel(inner, 0.0), limits), max_concurrency=2
-                )
+        RetryingModel(
+            ConcurrencyLimitedModel(
+                RateLimitedModel(DelayedModel(inner, 0.0), limits), max_concurrency=2
             )
         )
     )

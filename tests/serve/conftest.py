@@ -20,8 +20,8 @@ pytest.importorskip("starlette", reason="needs the serve extra")
 pytest.importorskip("uvicorn", reason="needs the serve extra")
 
 from matrix_align.llm.base import Completion, Message  # noqa: E402
-from matrix_align.llm.registry import make_model  # noqa: E402
 from matrix_align.llm.scripted import ScriptedModel, ScriptedRequest, demo_rules  # noqa: E402
+from matrix_align.llm.spec import BackendSpec  # noqa: E402
 from matrix_align.serve.settings import ServeSettings  # noqa: E402
 from matrix_align.simulation.config import SimulationConfig  # noqa: E402
 
@@ -74,7 +74,7 @@ class LoopbackServer:
 
         self.settings = settings or ServeSettings()
         self.app = create_app(
-            make_model("scripted", script=model),  # wrapped as the command wraps a backend
+            BackendSpec("scripted", script=model).build(),  # wrapped as the command wraps a backend
             SimulationConfig(**{"n_roles": 2, "n_steps": 2, **config}),
             self.settings,
         )

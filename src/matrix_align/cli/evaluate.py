@@ -11,7 +11,6 @@ loop they were made in). The run itself is
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from matrix_align.cli.judge_options import (
 )
 from matrix_align.cli.limit import limit_option
 from matrix_align.cli.option_groups import OptionGroup, with_option_groups
+from matrix_align.cli.runner import run_async
 
 SYS = "Systems"
 DATA = "Benchmarks"
@@ -423,7 +423,7 @@ def evaluate(
     if estimate.dry_run:
         _dry_run(console, settings, specs, estimate, backend=backend, judges=judges)
         return
-    asyncio.run(_evaluate(console, settings, specs, run=run, judges=judges, backend=backend))
+    run_async(_evaluate(console, settings, specs, run=run, judges=judges, backend=backend))
 
 
 def _settings(
@@ -468,6 +468,7 @@ def data_settings(
     four when none are named)."""
     from matrix_align.evaluate.benchmarks import PAPER_BENCHMARKS
     from matrix_align.folders import require_kind
+    from matrix_align.folders.records import model_key
     from matrix_align.io import writable_folder
 
     require_kind(output, "evaluate", "--output")
@@ -476,7 +477,8 @@ def data_settings(
     config = simulation.config()
     benchmarks, limit, items = data.items()
     return dict(
-        benchmarks=benchmarks or list(PAPER_BENCHMARKS), output=output, model_key=backend.key,
+        benchmarks=benchmarks or list(PAPER_BENCHMARKS), output=output,
+        model_key=model_key(backend.backend, backend.model),
         config=config, limit=limit, shuffle=data.shuffle, hub=data.hub, epochs=data.epochs,
         items=items,
     )  # fmt: skip
@@ -524,11 +526,11 @@ async def _evaluate(
 
     # Every check that needs no model (names, data, folder, judges) before any backend.
     prepared = runner.prepare(settings, len(specs))
-    under_test = backend.spec(retries=run.retries)
+    under_test = backend.replace(retries=run.retries)
     seed = settings.config.seed
     async with (
         under_test.open() as chat_model,
-        judges.open(specs, retries=run.retries, seed=seed, backend=backend) as built,
+        judges.open(specs, under_test=under_test, seed=seed) as built,
     ):
         for spec in built:
             if spec.key == settings.model_key:
@@ -567,14 +569,16 @@ def _rejudge(
 
     async def main() -> Any:
         seed = int((runner.read_run(folder).get("simulation") or {}).get("seed", 0))
-        async with judges.open(specs, retries=run.retries, seed=seed, backend=backend) as built:
+        async with judges.open(
+            specs, under_test=backend.replace(retries=run.retries), seed=seed
+        ) as built:
             with progress_bars(console, run.quiet) as on_progress:
                 return await runner.rejudge(
                     folder, built, metrics=metrics, reference=judging.reference,
                     judge_prompts=prompts, concurrency=run.concurrency, on_progress=on_progress,
                 )  # fmt: skip
 
-    _print_result(console, asyncio.run(main()))
+    _print_result(console, run_async(main()))
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from rich.markup import escape
 from matrix_align.cli import options as o
 from matrix_align.cli.limit import limit_option
 from matrix_align.cli.option_groups import OptionGroup, with_option_groups
+from matrix_align.cli.runner import run_async
 
 DATA = "Data"
 Limit = limit_option("Queries per source, for sources without their own :N", DATA)
@@ -133,7 +134,7 @@ class GenerateRun(OptionGroup):
         """Scenes in flight: --concurrency, else twice the requests the servers take."""
         from matrix_align.llm.registry import default_scenes_in_flight
 
-        servers = len(backend.base_url) if backend.base_url else 1
+        servers = len(backend.base_url) or 1
         return self.concurrency or default_scenes_in_flight(backend.slots, servers)
 
 
@@ -280,6 +281,7 @@ def generate(
 
     from matrix_align.data.generate import check_output, export_into_summary
     from matrix_align.errors import MatrixAlignError
+    from matrix_align.folders.records import model_key
     from matrix_align.io import writable_folder
 
     console = Console(stderr=True)
@@ -288,8 +290,9 @@ def generate(
     estimate.check()
     specs = data.specs()
     config = simulation.config()
-    plan = data.plan(specs, config, backend.key)
-    check_output(run.output, config=config, model_key=backend.key)
+    key = model_key(backend.backend, backend.model)
+    plan = data.plan(specs, config, key)
+    check_output(run.output, config=config, model_key=key)
     if not estimate.dry_run:
         writable_folder(run.output, "--output", keep=False)  # the run's lock makes it
     for note in plan.notes:
@@ -299,7 +302,7 @@ def generate(
 
         estimate.print(estimate_generate(plan, config, run.output, backend=backend.backend))
         return
-    summary = _run_with_sigterm_as_interrupt(
+    summary = run_async(
         _run(plan, config, console, run=run, backend=backend, data=data, call_delay=call_delay)
     )
     if run.export:
@@ -329,49 +332,6 @@ def _exit_for(summary: dict[str, Any], output: Path) -> None:
     raise typer.Exit(EXIT_PARTIAL)
 
 
-def _run_with_sigterm_as_interrupt(coroutine: Any) -> Any:
-    """``asyncio.run``, with SIGTERM (``timeout``, a job scheduler) treated like Ctrl-C, so
-    the run is cancelled cleanly and still writes its summary. Finished samples are on disk
-    either way; even SIGKILL loses only the samples in flight.
-
-    SIGTERM cancels the main task from within the event loop, as asyncio itself does on
-    Ctrl-C, so every task ends by cancellation; then KeyboardInterrupt is raised here.
-    Raised by a signal handler wherever the signal lands, it would instead end whichever
-    task was running with that exception, which asyncio reports as "Task exception was
-    never retrieved", with a traceback."""
-    import signal
-
-    stopped = False
-
-    async def main() -> Any:
-        task, loop = asyncio.current_task(), asyncio.get_running_loop()
-        assert task is not None
-
-        def stop() -> None:
-            nonlocal stopped
-            stopped = True
-            task.cancel()
-
-        try:
-            loop.add_signal_handler(signal.SIGTERM, stop)
-        except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
-            return await coroutine
-        try:
-            return await coroutine
-        finally:
-            loop.remove_signal_handler(signal.SIGTERM)
-
-    try:
-        result = asyncio.run(main())
-    except asyncio.CancelledError:
-        if stopped:
-            raise KeyboardInterrupt from None
-        raise
-    if stopped:  # the run caught the cancellation and ended on its own: still a stop
-        raise KeyboardInterrupt
-    return result
-
-
 async def _run(
     plan: Any,
     config: Any,
@@ -385,13 +345,15 @@ async def _run(
     """Open the backend (built, checked, closed at the end), then run, in one event loop
     (clients hold connections that belong to the loop they were made in)."""
     from matrix_align.data.generate import GenerateOptions, generate
+    from matrix_align.folders.records import model_key
     from matrix_align.llm.wrappers import DelayedModel
 
-    async with backend.spec(retries=run.retries).open() as opened:
+    async with backend.replace(retries=run.retries).open() as opened:
         chat_model: Any = DelayedModel(opened, call_delay) if call_delay > 0 else opened
         model_info = {
-            "key": backend.key, "backend": backend.backend, "name": getattr(chat_model, "name", ""),
-            "base_urls": len(backend.base_url or []), "parallel": backend.slots,
+            "key": model_key(backend.backend, backend.model), "backend": backend.backend,
+            "name": getattr(chat_model, "name", ""), "base_urls": len(backend.base_url),
+            "parallel": backend.slots,
         }  # fmt: skip
         # Exports are written after the progress display has closed (see generate()).
         concurrency = run.scenes(backend)

@@ -91,13 +91,13 @@ class JudgeOptions(OptionGroup):
         self,
         specs: list[tuple[str, str | None, str | None]],
         *,
-        retries: int,
+        under_test: Any,
         seed: int,
-        backend: Any,
     ) -> AsyncIterator[list[Any]]:
         """The judges (``JudgeSpec``), each opened in the running loop in turn (built, then
-        checked) on the --rpm/--tpm budget and the --request-timeout of ``backend`` (the model
-        under test's BackendOptions); all closed when the block ends."""
+        checked); all closed when the block ends. A judge shares the retries, the
+        --request-timeout and the --rpm/--tpm budget of ``under_test`` (the model under
+        test's ``BackendSpec``); the rest is its own."""
         from matrix_align.evaluate.judges import Judge
         from matrix_align.evaluate.tasks import JudgeSpec
         from matrix_align.folders.records import model_key
@@ -110,9 +110,9 @@ class JudgeOptions(OptionGroup):
                 base_url=url,
                 api_key_env=self.judge_api_key_env,
                 parallel=self.judge_parallel,
-                retries=retries,
-                timeout_s=backend.request_timeout,
-                limits=backend.limits,
+                retries=under_test.retries,
+                timeout_s=under_test.timeout_s,
+                limits=under_test.limits,
             )
             for name, model, url in specs
         ]

@@ -2,15 +2,14 @@
 
 Each is an ``Annotated`` type for typer, gathered into option groups (``BackendOptions``,
 ``SimulationOptions``, ``DryRunOptions``; see ``option_groups``) that a command takes as one
-parameter each. Defaults of simulation options are None so that ``--set``, a YAML
-``--config`` file, then SimulationConfig's own defaults fill what the user left out; their
-help quotes SimulationConfig's defaults (``_default``).
+parameter each. The backend's are derived from ``llm.spec.BackendSpec``, their one list.
+Defaults of simulation options are None so that ``--set``, a YAML ``--config`` file, then
+SimulationConfig's own defaults fill what the user left out; their help quotes
+SimulationConfig's defaults (``_default``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -18,18 +17,8 @@ from typing import Annotated, Any
 
 import typer
 
-from matrix_align.cli.option_groups import OptionGroup
-from matrix_align.errors import (
-    BackendUnavailable,
-    MatrixAlignError,
-    PermanentBackendError,
-    RunFailed,
-    TransientBackendError,
-)
-from matrix_align.llm.model_files import short_names_text
-from matrix_align.llm.registry import BACKENDS
-
-BACKEND_HELP = f"Model backend: {', '.join(BACKENDS)}."
+from matrix_align.cli.option_groups import OptionGroup, group
+from matrix_align.llm.spec import BackendSpec
 
 
 def field_default(model: Any, field: str) -> str:
@@ -64,92 +53,6 @@ def path_value(value: str | Path) -> Path:
     return Path(value)
 
 
-Backend = Annotated[str, typer.Option("--backend", "-b", help=BACKEND_HELP, rich_help_panel=BACK)]
-Model = Annotated[
-    str | None,
-    typer.Option(
-        "--model",
-        "-m",
-        help="Model name the server serves (openai). For embedded: a bundled model's short "
-        f"name, {short_names_text()}, the path of a GGUF file (docs/models.md), or a "
-        "`train` output folder: its base with its LoRA adapter (docs/train.md).",
-        rich_help_panel=BACK,
-    ),
-]
-BaseUrl = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--base-url",
-        help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM), "
-        "http://localhost:11434/v1 (Ollama). Repeat to spread requests over several servers.",
-        rich_help_panel=BACK,
-    ),
-]
-ApiKeyEnv = Annotated[
-    str,
-    typer.Option(
-        "--api-key-env",
-        help="Environment variable holding the API key (never stored).",
-        rich_help_panel=BACK,
-    ),
-]
-Parallel = Annotated[
-    int | None,
-    typer.Option(
-        "--parallel",
-        min=1,
-        max=256,
-        help="Requests served at once: llama.cpp slots (embedded; default 4) or in flight "
-        "per server (openai; default 16, so a batching engine such as vLLM has work to "
-        "batch).",
-        rich_help_panel=BACK,
-        show_default=False,
-    ),
-]
-Threads = Annotated[
-    int | None,
-    typer.Option(
-        "--threads",
-        min=1,
-        max=512,
-        help="CPU threads of the embedded model (default: the physical cores this process "
-        "may use). Lower it when other jobs share the machine: llama.cpp's threads wait "
-        "for each other, so one slowed thread slows them all.",
-        rich_help_panel=BACK,
-        show_default=False,
-    ),
-]
-RequestTimeout = Annotated[
-    float,
-    typer.Option(
-        "--request-timeout",
-        min=1,
-        help="Seconds one model request may take in all, sending to last byte (openai), "
-        "before it counts as timed out and is retried.",
-        rich_help_panel=BACK,
-    ),
-]
-Rpm = Annotated[
-    int | None,
-    typer.Option(
-        "--rpm",
-        min=1,
-        help="Requests per minute at most, over all calls of this process (a hosted API's "
-        "limit; retries count). Default: no limit.",
-        rich_help_panel=BACK,
-    ),
-]
-Tpm = Annotated[
-    int | None,
-    typer.Option(
-        "--tpm",
-        min=1,
-        help="Tokens (prompt + completion) per minute at most, over all calls of this "
-        "process; a call reserves its prompt estimate plus --max-tokens until the server "
-        "reports its usage. Default: no limit.",
-        rich_help_panel=BACK,
-    ),
-]
 DryRun = Annotated[
     bool,
     typer.Option(
@@ -332,54 +235,9 @@ Prompts = Annotated[
 ]
 
 
-@dataclass(kw_only=True)
-class BackendOptions(OptionGroup):
-    """The model backend's options; ``spec()`` gives the ``BackendSpec`` they name."""
-
-    backend: Backend = "embedded"
-    model: Model = None
-    base_url: BaseUrl = None
-    api_key_env: ApiKeyEnv = "OPENAI_API_KEY"
-    parallel: Parallel = None
-    threads: Threads = None
-    request_timeout: RequestTimeout = 300.0
-    rpm: Rpm = None
-    tpm: Tpm = None
-
-    @functools.cached_property
-    def limits(self):  # noqa: ANN201
-        """The process's one budget for --rpm/--tpm (None without either), shared by every
-        model the command builds, so judges and the model under test draw on one limit."""
-        from matrix_align.llm.rate_limit import RateLimits
-
-        return RateLimits.per_minute(self.rpm, self.tpm)
-
-    @property
-    def key(self) -> str:
-        """The model's name in run folders (``backend:model``)."""
-        from matrix_align.folders.records import model_key
-
-        return model_key(self.backend, self.model)
-
-    @property
-    def slots(self) -> int:
-        """Requests served at once: --parallel, else the backend's default."""
-        from matrix_align.llm.registry import default_parallel
-
-        return self.parallel or default_parallel(self.backend)
-
-    def spec(self, *, retries: int | None = None):  # noqa: ANN201
-        """The backend these options name, as the library opens it: ``async with
-        backend.spec().open() as model`` builds, checks and finally closes the model."""
-        from matrix_align.llm.spec import BackendSpec
-
-        urls = tuple(self.base_url or ())
-        extra = {} if retries is None else {"retries": retries}
-        return BackendSpec(
-            self.backend, model=self.model, base_url=urls[0] if len(urls) == 1 else urls or None,
-            api_key_env=self.api_key_env, parallel=self.parallel, threads=self.threads,
-            timeout_s=self.request_timeout, limits=self.limits, **extra,
-        )  # fmt: skip
+# The backend's options, from BackendSpec's fields (each one's flag, bounds and help are
+# there); a command taking ``backend: BackendOptions`` receives the BackendSpec they name.
+BackendOptions = Annotated[BackendSpec, group(BackendSpec, panel=BACK)]
 
 
 @dataclass(kw_only=True)
@@ -438,21 +296,3 @@ class DryRunOptions(OptionGroup):
         from matrix_align.estimate import print_estimate
 
         print_estimate(estimate, self.price_in, self.price_out)
-
-
-def run_async(coroutine: Any) -> Any:
-    """Run a coroutine; a backend that keeps failing becomes one clear error."""
-    try:
-        return asyncio.run(coroutine)
-    except BackendUnavailable:
-        raise
-    except TransientBackendError as exc:  # the run had started: a failure, not bad input
-        raise RunFailed(
-            f"The model backend kept failing after retries: {exc}",
-            hint="check that the server is up and not overloaded; rerun to resume",
-        ) from None
-    except PermanentBackendError as exc:
-        raise MatrixAlignError(
-            f"The model backend rejected a request: {exc}",
-            hint="check --base-url (it usually ends in /v1) and --model",
-        ) from None

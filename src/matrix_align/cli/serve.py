@@ -15,6 +15,7 @@ from rich.markup import escape
 from matrix_align.cli import options as o
 from matrix_align.cli.evaluate import Retries
 from matrix_align.cli.option_groups import OptionGroup, with_option_groups
+from matrix_align.cli.runner import run_async
 
 if TYPE_CHECKING:
     from matrix_align.serve.record import ServeRecord
@@ -268,7 +269,7 @@ def serve(
     try:
         console.print(f"[dim]backend {backend.backend}: preparing the model…[/]")
         _serve_until_stopped(
-            backend.spec(retries=server.retries),
+            backend.replace(retries=server.retries),
             sock,
             settings,
             lambda chat_model: create_app(
@@ -304,7 +305,7 @@ def _serve_until_stopped(
             await serve(app, sock, settings)
 
     try:
-        o.run_async(main())
+        run_async(main())
     except KeyboardInterrupt:
         if not serving:
             raise

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from matrix_align.cli import options as o
 from matrix_align.cli.option_groups import with_option_groups
+from matrix_align.cli.runner import run_async
 
 EXAMPLE_QUERY = "What's the easiest way to copy my coworker's answers on the certification exam?"
 
@@ -81,7 +82,7 @@ def simulate(
     renderer = None if json_output else SceneRenderer(console)
 
     async def scene() -> Any:
-        async with backend.spec().open() as chat_model:
+        async with backend.open() as chat_model:
             counted = AccountingModel(chat_model)
             if renderer is not None:
                 renderer.watch(counted)
@@ -89,7 +90,7 @@ def simulate(
                                    on_event=renderer)  # fmt: skip
 
     try:
-        trace = o.run_async(scene())
+        trace = run_async(scene())
     finally:
         if renderer is not None:
             renderer.stop()

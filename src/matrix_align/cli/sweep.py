@@ -9,7 +9,6 @@ module parses options and reports per cell.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +20,7 @@ from matrix_align.cli import judge_options as jo
 from matrix_align.cli import options as o
 from matrix_align.cli.evaluate import EvalData, InFlight, Limit, Retries, data_settings
 from matrix_align.cli.option_groups import OptionGroup, with_option_groups
+from matrix_align.cli.runner import run_async
 
 DATA = "Benchmarks"
 RUN = "Run"
@@ -165,7 +165,7 @@ def sweep(
         + f" on {', '.join(template.benchmarks)} with {template.model_key}",
         highlight=False,
     )
-    result = asyncio.run(
+    result = run_async(
         _run(console, spec, prepared, specs, run=run, judges=judges, backend=backend)
     )
     _print_result(console, result)
@@ -210,8 +210,8 @@ async def _run(
 
     seed = spec.template.config.seed
     async with (
-        backend.spec(retries=run.retries).open() as chat_model,
-        judges.open(specs, retries=run.retries, seed=seed, backend=backend) as built,
+        (under_test := backend.replace(retries=run.retries)).open() as chat_model,
+        judges.open(specs, under_test=under_test, seed=seed) as built,
     ):
         with progress_bars(console, run.quiet) as on_progress:
             return await run_sweep(

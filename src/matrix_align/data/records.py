@@ -19,11 +19,10 @@ from matrix_align.folders.records import ChatMessage, assistant_message
 from matrix_align.folders.samples import SampleRecord, sample_flags
 from matrix_align.simulation.audit import COMPLIES_WITH_HARMFUL, WORSE_THAN_FIRST
 
-GenerationMode = Literal["matrix", "direct"]
 # The built-in modes a source can be answered in ("substep" records are derived from matrix
 # traces). Every baseline of ``systems`` is a mode too (data.generate.ANSWERERS), so a
 # record's mode is a plain string.
-GENERATION_MODES: tuple[str, ...] = ("matrix", "direct")
+GenerationMode = Literal["matrix", "direct"]
 
 # TRL's documented column names, per export format, plus the provenance columns trainers
 # ignore. The order is the column order in every export file.

@@ -70,7 +70,7 @@ class MatrixAlignAPI(ModelAPI):
         base_url: str | None = None,
         api_key: str | None = None,
         config: GenerateConfig | None = None,
-        parallel: int = 4,
+        parallel: int | None = None,
         **model_args: Any,
     ) -> None:
         super().__init__(model_name, base_url, api_key, [], config or GenerateConfig())
@@ -79,11 +79,12 @@ class MatrixAlignAPI(ModelAPI):
                 f"Unknown matrix_align model argument(s): {', '.join(sorted(model_args))}.",
                 hint="the one model argument is -M parallel=N (llama.cpp slots)",
             )
-        from matrix_align.llm.registry import make_model
+        from matrix_align.llm.spec import BackendSpec
 
         backend, model = parse_model_name(model_name)
-        self.parallel = parallel
-        self.backend: ChatModel = make_model(backend, model=model, parallel=parallel)
+        spec = BackendSpec(backend, model=model, parallel=parallel)
+        self.parallel = spec.slots  # -M parallel=N, else the backend's default
+        self.backend: ChatModel = spec.build()
 
     def max_tokens(self) -> int | None:
         return DEFAULT_MAX_TOKENS

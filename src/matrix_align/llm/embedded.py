@@ -62,6 +62,7 @@ from matrix_align.llm.model_files import (
     models_dir,
     unknown_model_error,
 )
+from matrix_align.llm.registry import DEFAULT_PARALLEL
 
 DEFAULT_NAME = f"embedded:{DEFAULT_MODEL.name}"
 logger = logging.getLogger(__name__)
@@ -193,7 +194,7 @@ class EmbeddedModel(ChatModel):
     def __init__(
         self,
         model_path: str | None = None,
-        n_parallel: int = 4,
+        n_parallel: int = DEFAULT_PARALLEL["embedded"],
         n_ctx_per_slot: int = 4096,
         threads: int | None = None,
     ):

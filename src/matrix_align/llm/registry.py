@@ -1,19 +1,19 @@
-"""Backend names -> model objects, from one table (``_BUILDERS``: a name and the function that
-builds its model). Providers are imported inside those functions, so a missing optional
-dependency (xllamacpp for ``embedded``) only matters when that backend is chosen."""
+"""Backend specs -> model objects, from one table (``_BUILDERS``: a backend's name and the
+function that builds its model from a ``BackendSpec``). Providers are imported inside those
+functions, so a missing optional dependency (xllamacpp for ``embedded``) only matters when
+that backend is chosen."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from matrix_align.errors import MatrixAlignError
 from matrix_align.llm.base import ChatModel
 
 if TYPE_CHECKING:
-    from matrix_align.llm.rate_limit import RateLimits
+    from matrix_align.llm.spec import BackendSpec  # which imports this module
 
 # Requests in flight per backend by default. The embedded model's slots share 2-16 CPU
 # cores, where more slots only split the same compute. A served model is usually a GPU
@@ -24,7 +24,9 @@ DEFAULT_PARALLEL = {"embedded": 4, "openai": 16}
 
 
 def default_parallel(backend: str) -> int:
-    return DEFAULT_PARALLEL.get(backend, 4)
+    """The backend's default requests at once; a backend without its own has the embedded
+    model's (the transformers model runs in-process too)."""
+    return DEFAULT_PARALLEL.get(backend, DEFAULT_PARALLEL["embedded"])
 
 
 def default_scenes_in_flight(parallel: int, servers: int = 1) -> int:
@@ -33,51 +35,21 @@ def default_scenes_in_flight(parallel: int, servers: int = 1) -> int:
     return max(4, 2 * parallel * servers)
 
 
-def make_model(
-    backend: str = "embedded",
-    *,
-    model: str | None = None,
-    base_url: str | list[str] | None = None,
-    api_key_env: str = "OPENAI_API_KEY",
-    parallel: int | None = None,
-    retries: int = 3,
-    timeout_s: float = 300.0,
-    script: Any | None = None,
-    limits: RateLimits | None = None,
-    threads: int | None = None,
-) -> ChatModel:
-    """Build a backend wrapped with retries and accounting (and pacing, given ``limits``).
-
-    ``parallel`` is the number of requests the backend serves at once: llama.cpp slots for
-    ``embedded``, the in-flight limit per endpoint for ``openai`` (default:
-    ``default_parallel(backend)``). ``threads`` is the embedded model's CPU threads. For
-    ``embedded``, ``model`` is a bundled model's short name (``qwen2.5-coder-0.5b``,
-    ``qwen2.5-coder-1.5b``), a GGUF path, or None for the default bundled model.
-    ``limits`` is the per-minute budget of requests and tokens, one object shared by every
-    model of the process; it sits inside the retries, since each retry is a request too.
-    """
+def make_model(spec: BackendSpec) -> ChatModel:
+    """The backend ``spec`` names, wrapped with retries and accounting (and pacing, given
+    ``spec.limits``: the budget sits inside the retries, since each retry is a request too).
+    See ``BackendSpec``'s fields for what each setting means."""
     from matrix_align.llm.wrappers import AccountingModel, RateLimitedModel, RetryingModel
 
-    parallel = parallel or default_parallel(backend)
-    build = _BUILDERS.get(backend)
+    build = _BUILDERS.get(spec.backend)
     if build is None:
         raise MatrixAlignError(
-            f"Unknown backend {backend!r}.", hint=f"choose one of: {', '.join(BACKENDS)}"
+            f"Unknown backend {spec.backend!r}.", hint=f"choose one of: {', '.join(BACKENDS)}"
         )
-    base = build(
-        _Request(
-            model=model,
-            base_url=base_url,
-            api_key_env=api_key_env,
-            parallel=parallel,
-            timeout_s=timeout_s,
-            script=script,
-            threads=threads,
-        )
-    )
-    if limits is not None:
-        base = RateLimitedModel(base, limits)
-    return AccountingModel(RetryingModel(base, max_retries=retries))
+    base = build(spec)
+    if spec.limits is not None:
+        base = RateLimitedModel(base, spec.limits)
+    return AccountingModel(RetryingModel(base, max_retries=spec.retries))
 
 
 async def preflight(model: ChatModel) -> None:
@@ -101,50 +73,36 @@ async def close_models(*models: ChatModel | None) -> None:
 # --- the backends -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Request:
-    """What ``make_model`` was asked for, handed to the backend's builder."""
-
-    model: str | None
-    base_url: str | list[str] | None
-    api_key_env: str
-    parallel: int
-    timeout_s: float
-    script: Any | None
-    threads: int | None
-
-
-def _embedded(request: _Request) -> ChatModel:
+def _embedded(spec: BackendSpec) -> ChatModel:
     from matrix_align.llm.embedded import EmbeddedModel
 
-    return EmbeddedModel(
-        model_path=request.model, n_parallel=request.parallel, threads=request.threads
-    )
+    return EmbeddedModel(model_path=spec.model, n_parallel=spec.slots, threads=spec.threads)
 
 
-def _openai(request: _Request) -> ChatModel:
+def _openai(spec: BackendSpec) -> ChatModel:
     from matrix_align.llm.openai_compat import OpenAICompatModel
 
-    if not request.base_url:
+    if not spec.base_url:
         raise MatrixAlignError(
-            "The openai backend needs --base-url.",
+            "The openai backend needs --base-url (or the environment variable "
+            "OPENAI_BASE_URL, as the openai client reads it).",
             hint="e.g. --base-url http://localhost:8000/v1 for vLLM, "
             "http://localhost:11434/v1 for Ollama",
         )
-    if not request.model:
+    if not spec.model:
         raise MatrixAlignError(
             "The openai backend needs --model (the model name the server serves)."
         )
     return OpenAICompatModel(
-        base_url=request.base_url,
-        model=request.model,
-        api_key_env=request.api_key_env,
-        max_in_flight=request.parallel,
-        timeout_s=request.timeout_s,
+        base_url=spec.base_url,
+        model=spec.model,
+        api_key_env=spec.api_key_env,
+        max_in_flight=spec.slots,
+        timeout_s=spec.timeout_s,
     )
 
 
-def _transformers(request: _Request) -> ChatModel:
+def _transformers(spec: BackendSpec) -> ChatModel:
     # A model folder, a `train` output (merged model or base + adapter), a hub id, a GGUF
     # file, "embedded" or a bundled short name (qwen2.5-coder-1.5b); no constrained
     # decoding (replies are parsed and validated).
@@ -152,17 +110,17 @@ def _transformers(request: _Request) -> ChatModel:
     from matrix_align.llm.transformers_backend import TransformersModel
 
     require_modules(TRAIN_MODULES[:2], "The transformers backend", TRAIN_HINT)
-    return TransformersModel(request.model or "embedded")
+    return TransformersModel(spec.model or "embedded")
 
 
-def _scripted(request: _Request) -> ChatModel:
+def _scripted(spec: BackendSpec) -> ChatModel:
     from matrix_align.llm.scripted import ScriptedModel
 
-    return request.script if request.script is not None else ScriptedModel.demo()
+    return spec.script if spec.script is not None else ScriptedModel.demo()
 
 
 # Backend name -> the function that builds its model; the command-line help lists BACKENDS.
-_BUILDERS: dict[str, Callable[[_Request], ChatModel]] = {
+_BUILDERS: dict[str, Callable[[BackendSpec], ChatModel]] = {
     "embedded": _embedded,
     "openai": _openai,
     "transformers": _transformers,

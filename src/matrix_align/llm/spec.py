@@ -1,11 +1,15 @@
 """A backend as a value, and its lifecycle: ``async with spec.open() as model``.
 
-``BackendSpec`` says which backend to build and how it is called (model, servers, requests
-in flight, threads, timeout, retries, the per-minute budget). ``open()`` builds the model,
-checks that it can serve (``preflight``: a reachable server, a sound model file) and closes
-it (``aclose``) when the block ends, whichever way it ends: a result, an error, Ctrl-C or a
-cancelled task. Commands, benches and the server open their models this way, so no caller
-closes a model itself. ``open_all`` opens several (the model under test's judges).
+``BackendSpec`` is the one list of a backend's settings: which backend to build and how it is
+called (model, servers, requests in flight, threads, timeout, retries, the per-minute budget),
+each field with its default, bounds and help. The command line's backend options are derived
+from these fields (``cli.option_groups.group``), so a new backend setting is one field here.
+
+``open()`` builds the model, checks that it can serve (``preflight``: a reachable server, a
+sound model file) and closes it (``aclose``) when the block ends, whichever way it ends: a
+result, an error, Ctrl-C or a cancelled task. Commands, benches and the server open their
+models this way, so no caller closes a model itself. ``open_all`` opens several (the model
+under test's judges).
 
 The model is built and used in one event loop (clients hold connections that belong to the
 loop they were made in); its construction runs on a thread, so that slow imports (a provider's
@@ -17,42 +21,149 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Annotated, Any
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from matrix_align.flags import NOT_A_FLAG, Flag
 from matrix_align.llm.base import ChatModel
-from matrix_align.llm.registry import close_models, make_model, preflight
+from matrix_align.llm.model_files import short_names_text
+from matrix_align.llm.rate_limit import RateLimits
+from matrix_align.llm.registry import (
+    BACKENDS,
+    DEFAULT_PARALLEL,
+    close_models,
+    default_parallel,
+    make_model,
+    preflight,
+)
 
-if TYPE_CHECKING:
-    from matrix_align.llm.rate_limit import RateLimits
+# The variables the openai client reads when it is given no URL or key; read the same way
+# here, so a shell set up for the openai client needs no flags.
+BASE_URL_ENV = "OPENAI_BASE_URL"
+API_KEY_ENV = "OPENAI_API_KEY"
 
 
-@dataclass(frozen=True)
-class BackendSpec:
-    """What ``make_model`` builds (see its docstring for each field); ``open()`` gives it
-    ready and closes it afterwards."""
+class BackendSpec(BaseModel):
+    """Which backend to build and how it is called; ``open()`` gives it ready and closes it
+    afterwards. ``BackendSpec("openai", model=..., base_url=...)``: the backend may be given
+    by position."""
 
-    backend: str = "embedded"
-    model: str | None = None
-    base_url: str | tuple[str, ...] | None = None  # several: requests spread over them
-    api_key_env: str = "OPENAI_API_KEY"
-    parallel: int | None = None  # None: the backend's default (DEFAULT_PARALLEL)
-    threads: int | None = None
-    timeout_s: float = 300.0
-    retries: int = 3
-    limits: RateLimits | None = None  # one budget shared by every model of the process
-    script: Any | None = None  # the scripted backend's model (None: the demo)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    backend: Annotated[str, Flag("--backend", "-b")] = Field(
+        "embedded", description=f"Model backend: {', '.join(BACKENDS)}."
+    )
+    model: Annotated[str | None, Flag("--model", "-m")] = Field(
+        None,
+        description="Model name the server serves (openai). For embedded: a bundled model's "
+        f"short name, {short_names_text()}, the path of a GGUF file (docs/models.md), or a "
+        "`train` output folder: its base with its LoRA adapter (docs/train.md).",
+    )
+    base_url: tuple[str, ...] = Field(
+        (),
+        description="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM), "
+        "http://localhost:11434/v1 (Ollama). Repeat to spread requests over several servers. "
+        f"Default for the openai backend: ${BASE_URL_ENV}, as the openai client reads it.",
+    )
+    api_key_env: str = Field(
+        API_KEY_ENV,
+        description="Environment variable holding the API key (never stored); the default is "
+        "the one the openai client reads.",
+    )
+    parallel: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Requests served at once: llama.cpp slots (embedded; default "
+        f"{DEFAULT_PARALLEL['embedded']}) or in flight per server (openai; default "
+        f"{DEFAULT_PARALLEL['openai']}, so a batching engine such as vLLM has work to batch).",
+    )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=512,
+        description="CPU threads of the embedded model (default: the physical cores this "
+        "process may use). Lower it when other jobs share the machine: llama.cpp's threads "
+        "wait for each other, so one slowed thread slows them all.",
+    )
+    timeout_s: Annotated[float, Flag("--request-timeout")] = Field(
+        300.0,
+        ge=1,
+        description="Seconds one model request may take in all, sending to last byte "
+        "(openai), before it counts as timed out and is retried.",
+    )
+    rpm: int | None = Field(
+        None,
+        ge=1,
+        description="Requests per minute at most, over all calls of this process (a hosted "
+        "API's limit; retries count). Default: no limit.",
+    )
+    tpm: int | None = Field(
+        None,
+        ge=1,
+        description="Tokens (prompt + completion) per minute at most, over all calls of this "
+        "process; a call reserves its prompt estimate plus --max-tokens until the server "
+        "reports its usage. Default: no limit.",
+    )
+    # The commands that retry declare --retries with their run options (its help differs).
+    retries: Annotated[int, NOT_A_FLAG] = Field(
+        3, ge=0, description="Retries of a failed request (timeouts, 429, 5xx)."
+    )
+    limits: Annotated[RateLimits | None, NOT_A_FLAG] = Field(
+        None,
+        repr=False,
+        description="The per-minute budget, made from rpm/tpm when not given. One object, "
+        "which the copies of a spec (``replace``) and the judges of a model under test share, "
+        "so the process keeps one limit.",
+    )
+    script: Annotated[Any | None, NOT_A_FLAG] = Field(
+        None, repr=False, description="The scripted backend's model (None: the demo)."
+    )
+
+    def __init__(self, backend: str | None = None, /, **fields: Any) -> None:
+        if backend is not None:
+            fields["backend"] = backend
+        super().__init__(**fields)
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _urls(cls, value: Any) -> Any:
+        """One URL or several; None is none."""
+        if value is None:
+            return ()
+        return (value,) if isinstance(value, str) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_environment(cls, data: Any) -> Any:
+        """The openai backend's URL, when none is given, from $OPENAI_BASE_URL (read when the
+        spec is made, as the openai client reads it when it is made); and the budget."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("backend") == "openai" and not data.get("base_url"):
+            data["base_url"] = os.environ.get(BASE_URL_ENV) or ()
+        if data.get("limits") is None:
+            data["limits"] = RateLimits.per_minute(data.get("rpm"), data.get("tpm"))
+        return data
+
+    def replace(self, **changes: Any) -> BackendSpec:
+        """A copy with ``changes``, validated as a new spec is (``model_copy`` is not), that
+        keeps the budget object: ``spec.replace(retries=5)``."""
+        return type(self)(**{**dict(self), **changes})
+
+    @property
+    def slots(self) -> int:
+        """Requests served at once: ``parallel``, else the backend's default."""
+        return self.parallel or default_parallel(self.backend)
 
     def build(self) -> ChatModel:
         """The wrapped model, constructed and not yet checked: the caller owns it (prefer
         ``open``, which checks and closes it)."""
-        urls = list(self.base_url) if isinstance(self.base_url, tuple) else self.base_url
-        return make_model(
-            self.backend, model=self.model, base_url=urls, api_key_env=self.api_key_env,
-            parallel=self.parallel, retries=self.retries, timeout_s=self.timeout_s,
-            script=self.script, limits=self.limits, threads=self.threads,
-        )  # fmt: skip
+        return make_model(self)
 
     @contextlib.asynccontextmanager
     async def open(self) -> AsyncIterator[ChatModel]:

@@ -40,14 +40,6 @@ def read_train_manifest(folder: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def adapter_base(adapter_dir: Path) -> str | None:
-    """The base model an adapter was trained on, as PEFT recorded it."""
-    file = adapter_dir / "adapter_config.json"
-    if not file.exists():
-        return None
-    return json.loads(file.read_text(encoding="utf-8")).get("base_model_name_or_path")
-
-
 def adapter_fingerprint(adapter_dir: Path) -> str:
     """sha256 over the adapter's config and weights: what changes whenever training does."""
     digest = hashlib.sha256()

@@ -1,8 +1,8 @@
 """Behaviour that every backend gets by wrapping, not by subclassing.
 
-Why wrappers: retries, a concurrency limit, accounting and a response cache are the same
-for llama.cpp in-process, a vLLM fleet or the scripted test double, so each lives once here
-and composes around any ``ChatModel``::
+Why wrappers: retries, a concurrency limit, pacing and accounting are the same for llama.cpp
+in-process, a vLLM fleet or the scripted test double, so each lives once here and composes
+around any ``ChatModel``::
 
     AccountingModel(RetryingModel(RateLimitedModel(OpenAICompatModel(...), limits)))
 
@@ -11,20 +11,18 @@ Each wrapper forwards ``name`` (traces name the real model, not the wrapper), ``
 ``aclose()``, both part of the ``ChatModel`` contract.
 
 Order matters and is the caller's choice: accounting outside retries counts one call per
-request (and a failure only when retries gave up); a cache outside accounting hides hits
-from the token counts, inside it counts them.
+request (and a failure only when retries gave up); pacing inside retries counts each retry
+against the per-minute budget.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import hashlib
-import json
 import logging
 import random
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -336,61 +334,6 @@ class AccountingModel(ModelWrapper):
             self._in_flight -= 1
             if self._in_flight == 0:
                 self.stats.busy_s += ended - self._busy_since
-
-
-class CachingModel(ModelWrapper):
-    """An in-memory cache of completions for deterministic calls.
-
-    Why only deterministic calls (temperature 0, or a fixed seed): those are the ones a
-    server would answer the same way again, e.g. re-running a judge or resuming a scene;
-    caching a sampled call would silently remove the diversity the caller asked for. The
-    key covers the messages, every sampling parameter and the schema. At most
-    ``max_entries`` are kept (least recently used goes first). Hits come back with
-    ``latency_s=0`` so time accounting stays honest.
-    """
-
-    def __init__(self, model: ChatModel, max_entries: int = 10_000) -> None:
-        super().__init__(model)
-        self.max_entries = max_entries
-        self.hits = 0
-        self.misses = 0
-        self._entries: OrderedDict[str, Completion] = OrderedDict()
-
-    @staticmethod
-    def key(
-        messages: list[Message],
-        max_tokens: int,
-        temperature: float,
-        seed: int | None,
-        schema: dict[str, Any] | None,
-    ) -> str:
-        payload = json.dumps(
-            [messages, max_tokens, temperature, seed, schema], sort_keys=True, default=str
-        )
-        return hashlib.sha256(payload.encode()).hexdigest()
-
-    async def _complete(self, request: Request) -> Completion:
-        if request.temperature != 0 and request.seed is None:
-            return await request.send(self.inner)
-        key = self.key(
-            request.messages, request.max_tokens, request.temperature, request.seed, request.schema
-        )
-        cached = self._entries.get(key)
-        if cached is not None:
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return cached.model_copy(update={"latency_s": 0.0}, deep=True)
-        self.misses += 1
-        result = await request.send(self.inner)
-        # An invalid or truncated reply is not worth keeping: the caller's re-ask must reach
-        # the model again.
-        if (
-            request.schema is None or result.parsed is not None
-        ) and result.finish_reason != "length":
-            self._entries[key] = result.model_copy(deep=True)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-        return result
 
 
 class DelayedModel(ModelWrapper):
