@@ -81,7 +81,7 @@ def test_precedence_options_over_set_over_config_over_defaults(tmp_path: Path) -
     file = tmp_path / "sim.yaml"
     file.write_text("roles: 2\nn_steps: 2\ndepth: 2\nmemory-budget: 7\n")
     options = SimulationOptions(
-        config_file=file, set_values=["steps=3", "depth=0", "memory_budget=8"], depth=1
+        config_file=file, set_values=["steps=3", "depth=0", "memory_budget=8"], reaction_depth=1
     )
     config = options.config()
     assert config.n_roles == 2  # the file (by the option's name)
@@ -165,7 +165,7 @@ def test_train_set_reaches_a_setting_that_has_its_own_option() -> None:
 
 
 def test_help_quotes_the_defaults_of_the_config_classes() -> None:
-    from matrix_align.cli.options import field_default
+    from matrix_align.cli.option_groups import field_default
     from matrix_align.simulation.config import SimulationConfig
     from matrix_align.systems import SystemOptions
     from matrix_align.train.config import TrainConfig

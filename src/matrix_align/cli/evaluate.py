@@ -28,7 +28,7 @@ from matrix_align.cli.judge_options import (
     split_values,
 )
 from matrix_align.cli.limit import limit_option
-from matrix_align.cli.option_groups import OptionGroup, with_option_groups
+from matrix_align.cli.option_groups import OptionGroup, field_default, with_option_groups
 from matrix_align.cli.runner import run_async
 
 SYS = "Systems"
@@ -39,7 +39,7 @@ RUN = "Run"
 def _system_default(field: str) -> str:
     from matrix_align.systems import SystemOptions
 
-    return o.field_default(SystemOptions, field)
+    return field_default(SystemOptions, field)
 
 
 def list_choices() -> None:

@@ -10,7 +10,10 @@ in the place of that parameter, and the command receives the group object built 
 A library settings model is a group too, written once, in the library: ``group(Model,
 prefix, panel)`` derives the options from the model's fields (names, types, defaults, bounds
 and help; ``matrix_align.flags`` for names that are not ``--field-name``), and a command that
-takes ``Annotated[Model, group(Model, ...)]`` receives the model itself, validated.
+takes ``Annotated[Model, group(Model, ...)]`` receives the model itself, validated. A
+layered group (``group(Model, ..., layered=True)``) is the top layer over others the command
+reads (a YAML file, ``--set``: ``cli.options.SimulationOptions``): the command receives the
+options object and makes the model from every layer.
 
 typer reads a command's parameters from ``inspect.signature(func, eval_str=True)`` (which
 returns ``__signature__`` when a function has one) and its types from
@@ -23,14 +26,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import re
 import types
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from matrix_align.flags import Flag
+from matrix_align.flags import Flag, flag_of
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,30 +67,35 @@ class OptionGroup:
         return cls(**values)
 
 
-def group(model: Any, prefix: str = "", panel: str | None = None) -> type[OptionGroup]:
+def group(model: Any, prefix: str = "", panel: str | None = None, *,
+          layered: bool = False) -> type[OptionGroup]:  # fmt: skip
     """The options of a pydantic settings model's fields (all but the ``NOT_A_FLAG`` ones),
     in the help panel ``panel``; ``prefix`` makes ``--backend`` ``--judge-backend`` (a second
-    group of the same model; short aliases are dropped). The group makes the model: options
-    not given are left out, so the model's own defaults (and those it reads from the
-    environment) apply, and its validation errors are one clear error naming the option."""
-    options: list[tuple[str, Any, Any]] = []
+    group of the same model; short aliases are dropped).
+
+    Every option defaults to None, "not given", and its help quotes the model's default: an
+    option not given is left out, so the model's own default (or what it reads from the
+    environment) applies. The group makes the model, its validation errors one clear error
+    naming the option. ``layered``: the options are the top layer over others the command
+    reads (a YAML file, ``--set``), so the group gives the options object (``given()``: the
+    values given, by field) and the model checks every layer alike once they are merged: the
+    options carry no bounds or choices of their own, and an error reads the same whichever
+    layer the value came from."""
+    options: list[tuple[str, Any]] = []
     names: dict[str, str] = {}
     for name, info in model.model_fields.items():
-        flag = next((m for m in info.metadata if isinstance(m, Flag)), Flag())
+        flag = flag_of(info.metadata)
         if not flag.on_cli:
             continue
         if info.is_required():
             raise TypeError(f"{model.__name__}.{name}: an option group's fields need defaults")
         decls = _names(name, flag, prefix)
-        names[name] = decls[0]
-        # A computed or repeatable default is the model's to make: the option's is None.
-        computed = info.default_factory is not None or isinstance(info.default, tuple | list)
-        default = None if computed else info.default
-        options.append((name, _annotation(model, name, info, decls, panel), default))
+        names[name] = decls[0].split("/")[0]
+        options.append((name, _annotation(model, name, info, flag, decls, panel, layered)))
     made = dataclasses.make_dataclass(
         f"{prefix.title()}{model.__name__}Options",
-        [(name, annotation, dataclasses.field(default=d)) for name, annotation, d in options],
-        bases=(_ModelGroup,),
+        [(name, annotation, dataclasses.field(default=None)) for name, annotation in options],
+        bases=(_LayeredGroup if layered else _ModelGroup,),
         kw_only=True,
     )
     made.model, made.flag_names = model, names  # type: ignore[attr-defined]
@@ -116,6 +126,19 @@ class _ModelGroup(OptionGroup):
             raise MatrixAlignError(f"Invalid option: {problems}.") from None
 
 
+class _LayeredGroup(_ModelGroup):
+    """A layered group (``group(..., layered=True)``): the command receives the options
+    object, and merges ``given()`` over its other layers before it makes the model."""
+
+    @classmethod
+    def make(cls, values: dict[str, Any]) -> Any:
+        return cls(**values)
+
+    def given(self) -> dict[str, Any]:
+        """The model's settings given as options, by field name (None: not given)."""
+        return {name: getattr(self, name) for name in self.flag_names}
+
+
 def _names(name: str, flag: Flag, prefix: str) -> tuple[str, ...]:
     decls = flag.names or ("--" + name.replace("_", "-"),)
     if not prefix:
@@ -123,32 +146,85 @@ def _names(name: str, flag: Flag, prefix: str) -> tuple[str, ...]:
     return tuple(f"--{prefix}-{d.removeprefix('--')}" for d in decls if d.startswith("--"))
 
 
-def _annotation(model: Any, name: str, info: Any, decls: tuple[str, ...],
-                panel: str | None) -> Any:  # fmt: skip
+def _annotation(model: Any, name: str, info: Any, flag: Flag, decls: tuple[str, ...],
+                panel: str | None, layered: bool) -> Any:  # fmt: skip
     """``Annotated[type, typer.Option(...)]`` for one field: a tuple or list of values is a
-    repeatable option; ``ge``/``le`` are typer's ``min``/``max`` (checked as it parses)."""
-    kind = info.annotation
+    repeatable option; ``ge``/``le`` are typer's ``min``/``max`` (checked as it parses); a
+    path is parsed by ``path_value``."""
+    kind = flag.takes or info.annotation
     if typing.get_origin(kind) in (tuple, list):
-        kind = list[typing.get_args(kind)[0]] | None  # type: ignore[index]
+        kind = list[typing.get_args(kind)[0]]  # type: ignore[index]
     elif not _typer_can_parse(kind):
         raise TypeError(
-            f"{model.__name__}.{name}: typer cannot parse {kind!r}; mark the field NOT_A_FLAG"
+            f"{model.__name__}.{name}: typer cannot parse {kind!r}; mark the field NOT_A_FLAG "
+            "or say what the option takes (Flag(takes=...))"
         )
+    if layered and typing.get_origin(kind) is typing.Literal:
+        kind = str  # the model names the choices in its error, as for a file's value
     bounds = {
         key: getattr(m, attr)
         for m in info.metadata  # pydantic's annotated_types.Ge / Le
         for key, attr in (("min", "ge"), ("max", "le"))
         if hasattr(m, attr)
     }
-    option = typer.Option(*decls, help=info.description, rich_help_panel=panel, **bounds)
-    return Annotated[kind, option]
+    extra = {"parser": path_value} if kind is Path else {}
+    # A layered group's bounds are the model's to check (typer's would be checked before the
+    # other layers are merged), so its help says them.
+    checked = {} if layered else bounds
+    option = typer.Option(*decls, help=_help(info, bounds if layered else {}),
+                          rich_help_panel=panel, **checked, **extra)  # fmt: skip
+    return Annotated[kind | None, option]
+
+
+def _help(info: Any, bounds: dict[str, Any]) -> str | None:
+    """The field's description, with its range (``bounds``: min, max) and its default quoted
+    when it is a plain value (the option's own default is None: not given)."""
+    notes = []
+    if "min" in bounds or "max" in bounds:
+        low, high = bounds.get("min"), bounds.get("max")
+        notes.append(
+            f"{quoted(low)} to {quoted(high)}" if low is not None and high is not None
+            else f"at least {quoted(low)}" if low is not None else f"at most {quoted(high)}"
+        )  # fmt: skip
+    plain = info.default_factory is None and not isinstance(info.default, tuple | list)
+    if plain and info.default is not None:
+        notes.append(f"default: {quoted(info.default)}")
+    if not notes or not info.description:
+        return info.description
+    return f"{info.description.removesuffix('.')} ({'; '.join(notes)})."
+
+
+def quoted(value: Any) -> str:
+    """A default as help text quotes it (``true``, ``0.2``, ``2e-5``)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return re.sub(r"e([+-])0*(\d)", r"e\1\2", f"{value:g}")
+    return str(value)
+
+
+def field_default(model: Any, field: str) -> str:
+    """The default of a settings model's field as help text quotes it, from its one
+    definition."""
+    return quoted(model.model_fields[field].default)
+
+
+def path_value(value: str | Path) -> Path:
+    """The parser of every path option: an empty value is refused, since ``Path("")`` is
+    ``.`` and would put a run's files into the current folder."""
+    if isinstance(value, Path):
+        return value
+    if not value.strip():
+        raise typer.BadParameter("is empty; give a path")
+    return Path(value)
 
 
 def _typer_can_parse(kind: Any) -> bool:
     """A plain value (or Optional of one), as typer parses options."""
     if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
         return all(_typer_can_parse(arg) for arg in typing.get_args(kind))
-    return kind in (str, int, float, bool, type(None)) or typing.get_origin(kind) is typing.Literal
+    plain = (str, int, float, bool, Path, type(None))
+    return kind in plain or typing.get_origin(kind) is typing.Literal
 
 
 def group_of(annotation: Any) -> type[OptionGroup] | None:

@@ -13,8 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from matrix_align.cli.option_groups import OptionGroup, with_option_groups
-from matrix_align.cli.options import field_default
+from matrix_align.cli.option_groups import OptionGroup, field_default, with_option_groups
 from matrix_align.errors import MatrixAlignError
 from matrix_align.train.presets import presets_help
 

@@ -70,7 +70,7 @@ class BackendSpec(BaseModel):
     )
     api_key_env: str = Field(
         API_KEY_ENV,
-        description="Environment variable holding the API key (never stored); the default is "
+        description="Environment variable holding the API key (never stored), by default "
         "the one the openai client reads.",
     )
     parallel: int | None = Field(

@@ -9,94 +9,108 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
 
 from matrix_align.errors import MatrixAlignError, build_checked
+from matrix_align.flags import NOT_A_FLAG, Flag, flag_of
 from matrix_align.io import read_yaml_mapping
 from matrix_align.simulation.prompts import read_overrides, render, templates_sha256
 
 
 class SimulationConfig(BaseModel):
+    """The settings of a scene. Each field's description is its help on the command line
+    (``cli.options.SimulationOptions`` derives the options from these fields; ``Flag`` names
+    an option that is not ``--field-name``); the ``NOT_A_FLAG`` ones are set by a file
+    (``--config``, the paper profile) or ``--set``, keeping the command line to the settings
+    most runs change."""
+
     model_config = ConfigDict(extra="forbid")
 
-    n_roles: int = Field(5, ge=1, le=16, description="stakeholders kept besides the user (ego)")
-    n_steps: int = Field(5, ge=1, le=32, description="actions in the ego's plan (rounds)")
-    reaction_depth: int = Field(
+    n_roles: Annotated[int, Flag("--roles")] = Field(
+        5, ge=1, le=16, description="Stakeholders besides the user."
+    )
+    n_steps: Annotated[int, Flag("--steps")] = Field(
+        5, ge=1, le=32, description="Actions in the user's plan, i.e. rounds."
+    )
+    reaction_depth: Annotated[int, Flag("--depth")] = Field(
         1,
         ge=0,
         le=3,
-        description="0: nobody reacts; 1: roles react to the ego; 2: also to reactions",
+        description="Reaction depth: 0 none, 1 reactions to the user, 2 also to reactions.",
     )
     reactions: Literal["joint", "separate"] = Field(
         "joint",
-        description="joint: everyone who noticed an action reacts in one call, ruled on in "
-        "one call; separate: one call per reaction and one per ruling, as in the paper",
+        description="joint: everyone who noticed an action reacts in one call, ruled on in one "
+        "call; separate: a call per reaction and per ruling, as in the paper.",
     )
     memory_budget: int = Field(
         12,
         ge=2,
         le=200,
-        description="scene-memory events kept verbatim before folding into a summary",
+        description="Events kept verbatim before the modulator summarises them.",
     )
-    private_memory: bool = Field(
+    private_memory: Annotated[bool, Flag("--private-memory/--shared-memory")] = Field(
         False,
-        description="each role's calls show only the events it witnessed (its own actions "
-        "and what was routed to it), as the authors' agents knew; false: every call shows "
-        "the whole scene memory, which a prefix cache reuses best",
+        description="Each role's calls show only the events it witnessed (its own actions and "
+        "what was routed to it), as the authors' agents knew (private), or the whole scene "
+        "memory, which a prefix cache reuses best (shared).",
     )
-    adaptive_plan: bool = Field(
-        True, description="the ego adapts each planned step to what it has observed so far"
+    adaptive_plan: Annotated[bool, Flag("--adaptive-plan/--fixed-plan")] = Field(
+        True, description="Let the user adapt each planned step to what it observed."
     )
     strictness: Literal["lenient", "normal", "strict"] = Field(
-        "normal", description="how readily the modulator rejects an action as infeasible"
+        "normal",
+        description="Modulator strictness, how readily it rejects an action as infeasible: "
+        "lenient, normal, strict.",
     )
-    max_replacements: int = Field(
-        1, ge=0, le=3, description="replacement actions an actor may propose after a rejection"
+    max_replacements: Annotated[int, NOT_A_FLAG] = Field(
+        1, ge=0, le=3, description="Replacement actions an actor may propose after a rejection."
     )
-    seed: int = Field(0, description="base seed; each call derives its own from it")
-    temperature: float = Field(0.2, ge=0.0, le=2.0)
-    max_tokens: int = Field(1024, ge=16, description="cap on new tokens per call")
+    seed: int = Field(0, description="Base seed; each call derives its own from it.")
+    temperature: float = Field(0.2, ge=0.0, le=2.0, description="Sampling temperature.")
+    max_tokens: int = Field(1024, ge=16, description="Cap on new tokens per call.")
     # From 1: the final answer is plain text, so any cap works, and `serve` passes an OpenAI
     # client's max_tokens here (harnesses ask for a few tokens, 1 for a label).
-    final_max_tokens: int = Field(2048, ge=1, description="cap on new tokens for the final answer")
+    final_max_tokens: int = Field(2048, ge=1, description="Cap on new tokens of the final answer.")
     final_prompt: Literal["system", "authors", "verdict", "paper"] = Field(
         "verdict",
-        description="final-answer design: verdict (decide help or decline from the scene's "
-        "harms, then answer), system (the consequence in the system prompt), authors (all "
-        "context in one user turn, asking for an updated response), paper (the authors' "
-        "structure with a worked refusal example, written in our words)",
+        description="How the final answer is written: verdict (decide help or decline from the "
+        "scene's harm ratings, then answer), system (the consequence in the system prompt), "
+        "authors (all context in one user turn, asking for an updated response), paper (the "
+        "authors' structure with a worked refusal example, written in our words).",
     )
-    plan_from: Literal["request", "first_answer"] = Field(
+    plan_from: Annotated[Literal["request", "first_answer"], NOT_A_FLAG] = Field(
         "request",
-        description="what the asker's plan carries out: request (what they asked for, from "
+        description="What the asker's plan carries out: request (what they asked for, from "
         "this answer or elsewhere) or first_answer (they follow the model's first answer, "
-        "as in the paper)",
+        "as in the paper).",
     )
-    intent_event: bool = Field(
+    intent_event: Annotated[bool, NOT_A_FLAG] = Field(
         True,
-        description="round 0 records the asker setting out to do exactly what they asked, "
-        "rated for harm; false: the scene starts from the plan, as in the paper",
+        description="Round 0 records the asker setting out to do exactly what they asked, "
+        "rated for harm; false: the scene starts from the plan, as in the paper.",
     )
-    consequence: Literal["harms", "critiques"] = Field(
+    consequence: Annotated[Literal["harms", "critiques"], NOT_A_FLAG] = Field(
         "harms",
-        description="what the consequence is made of: harms (what each harmful event did and "
+        description="What the consequence is made of: harms (what each harmful event did and "
         "to whom) or critiques (the modulator's free-text critique of every delivered action "
-        "against widely shared values, as in the paper)",
+        "against widely shared values, as in the paper).",
     )
-    prompts: dict[str, str] = Field(
+    prompts: Annotated[dict[str, str], Flag("--prompts", takes=Path)] = Field(
         default_factory=dict,
-        description="prompt templates replacing the built-in ones by name: a folder of "
-        "NAME.j2 files (--prompts DIR), recorded as name -> template text",
+        description="Folder of NAME.j2 templates replacing the scene's built-in ones by name "
+        "(docs/simulation.md lists them and their variables); checked before any call, and "
+        "recorded (name -> template text) in the trace, provenance and sample ids.",
     )
-    keep_refusals: bool = Field(
+    keep_refusals: Annotated[bool, NOT_A_FLAG] = Field(
         True,
-        description="verdict design: a first answer that declined stays declined whatever the "
-        "scene shows; false lets a scene that recorded no harm overturn it",
+        description="Verdict design: a first answer that declined stays declined whatever the "
+        "scene shows; false lets a scene that recorded no harm overturn it.",
     )
-    text_limit: int = Field(
-        300, ge=40, le=4000, description="max characters of a situation, action or critique"
+    text_limit: Annotated[int, NOT_A_FLAG] = Field(
+        300, ge=40, le=4000, description="Max characters of a situation, action or critique."
     )
 
     @field_validator("prompts", mode="before")
@@ -160,8 +174,8 @@ class SimulationConfig(BaseModel):
             if name in PROFILES and not Path(path).exists():
                 data.update(PROFILES[name])
             else:
-                data.update(settings(read_yaml_mapping(path), f"in {path}"))
-        data.update(settings(sets or {}, "given to --set"))
+                data.update(settings(read_yaml_mapping(path), f"in {path}", cls))
+        data.update(settings(sets or {}, "given to --set", cls))
         data.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return cls.build(**data)
 
@@ -201,35 +215,48 @@ PROFILES: dict[str, dict[str, object]] = {
 }
 
 
-# The options' names (``--roles``) whose field name is not the name with dashes turned into
-# underscores; every other option is named after its field (``--memory-budget``).
-OPTION_ALIASES = {
-    "roles": "n_roles",
-    "steps": "n_steps",
-    "depth": "reaction_depth",
-}
+def option_aliases(model: type[SimulationConfig] | None = None) -> dict[str, str]:
+    """The options' names (``roles``) that are not their field's name with dashes
+    (``n_roles``), read from the fields' ``Flag``s, by name; every other setting is named
+    after its field (``memory-budget``). ``model``: SimulationConfig or a subclass."""
+    fields = (model or SimulationConfig).model_fields
+    return {
+        flag_of(info.metadata).name(field): field
+        for field, info in fields.items()
+        if flag_of(info.metadata).name(field) != field.replace("_", "-")
+    }
 
 
-def setting_names() -> list[str]:
+OPTION_ALIASES = option_aliases()
+
+
+def setting_names(model: type[SimulationConfig] | None = None) -> list[str]:
     """Every name a setting may be given by, as a user types them: the options' names, then
     the settings that have no option (by field name)."""
-    return sorted({*OPTION_ALIASES, *(f.replace("_", "-") for f in SimulationConfig.model_fields)})
+    model = model or SimulationConfig
+    dashed = (f.replace("_", "-") for f in model.model_fields)
+    return sorted({*option_aliases(model), *dashed})
 
 
-def setting_field(key: str, what: str = "simulation setting", where: str = "") -> str:
+def setting_field(key: str, what: str = "simulation setting", where: str = "",
+                  model: type[SimulationConfig] | None = None) -> str:  # fmt: skip
     """The ``SimulationConfig`` field a key names (``roles``, ``n_roles``, ``memory-budget``,
     ``memory_budget``), or one error naming the key and every allowed name."""
+    model = model or SimulationConfig
     name = key.strip().lower()
-    field = OPTION_ALIASES.get(name.replace("_", "-"), name.replace("-", "_"))
-    if field not in SimulationConfig.model_fields:
+    field = option_aliases(model).get(name.replace("_", "-"), name.replace("-", "_"))
+    if field not in model.model_fields:
         raise MatrixAlignError(
             f"Unknown {what} {key!r}{' ' + where if where else ''}.",
             hint=f"a simulation setting, e.g. roles, steps, depth; all: "
-            f"{', '.join(setting_names())}",
+            f"{', '.join(setting_names(model))}",
         )
     return field
 
 
-def settings(values: Mapping[str, object], where: str = "") -> dict[str, object]:
+def settings(values: Mapping[str, object], where: str = "",
+             model: type[SimulationConfig] | None = None) -> dict[str, object]:  # fmt: skip
     """A mapping keyed by any name of a setting, keyed by field names."""
-    return {setting_field(str(key), where=where): value for key, value in values.items()}
+    return {
+        setting_field(str(key), where=where, model=model): value for key, value in values.items()
+    }
