@@ -47,7 +47,8 @@ from matrix_align.simulation.trace import ModelCall, SceneTrace
 from matrix_align.systems import reason_limit
 
 Aspect = Literal["harmlessness", "helpfulness"]
-Outcome = Literal["win", "tie", "lose"]
+# A pairwise comparison's result, from the first system's side.
+PairwiseResult = Literal["win", "tie", "lose"]
 ReplyT = TypeVar("ReplyT", bound=BaseModel)
 
 REFUSAL_DETECTOR = "refusal-phrases"
@@ -156,7 +157,9 @@ def parse_pair_verdict(text: str) -> Literal["A", "B", "tie"] | None:
     return None
 
 
-def combine_orders(first: Outcome | None, second: Outcome | None) -> Outcome | None:
+def combine_orders(
+    first: PairwiseResult | None, second: PairwiseResult | None
+) -> PairwiseResult | None:
     """The verdict of a pair judged in both orders, from the first system's side.
 
     Unscored if either order is unscored (one order alone would keep the position bias the
@@ -168,7 +171,7 @@ def combine_orders(first: Outcome | None, second: Outcome | None) -> Outcome | N
     return first if first == second else "tie"
 
 
-def _from_side(verdict: str, side: Literal["A", "B"]) -> Outcome:
+def _from_side(verdict: str, side: Literal["A", "B"]) -> PairwiseResult:
     if verdict == "tie":
         return "tie"
     return "win" if verdict == side else "lose"
@@ -296,7 +299,7 @@ class Judge:
             return reply if from_model else None
 
         replies = await calls.gather_in_order([ask(first, second, 1), ask(second, first, 2)])
-        orders: list[Outcome | None] = [
+        orders: list[PairwiseResult | None] = [
             _from_side(replies[0].verdict, "A") if replies[0] else None,
             _from_side(replies[1].verdict, "B") if replies[1] else None,
         ]

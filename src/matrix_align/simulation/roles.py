@@ -22,7 +22,7 @@ from matrix_align.simulation.trace import Event
 if TYPE_CHECKING:
     from matrix_align.simulation.scene import Scene
 
-Outcome = list[Event]  # one actor's attempts in order: rejected ones, then the delivered one
+Attempts = list[Event]  # one actor's attempts in order: rejected ones, then the delivered one
 INTENT_LIMIT = 600  # characters of the intent event, which quotes the query
 
 
@@ -46,7 +46,7 @@ async def state_intent(scene: Scene) -> Event:
 async def ego_act(scene: Scene, ego: str, step: str, round_no: int) -> Event | None:
     """The ego's action for this round (adapted to what it observed, unless the plan is
     fixed), recorded with its attempts; the delivered event or None."""
-    attempts: Outcome = []
+    attempts: Attempts = []
     rejected: Event | None = None
     for _ in range(scene.config.max_replacements + 1):
         if scene.config.adaptive_plan or rejected is not None:
@@ -58,13 +58,13 @@ async def ego_act(scene: Scene, ego: str, step: str, round_no: int) -> Event | N
         if event.verdict.feasible:
             break
         rejected = event
-    return scene.add_outcome(attempts)
+    return scene.add_attempts(attempts)
 
 
-async def propose_reaction(scene: Scene, role: str, trigger: Event, round_no: int) -> Outcome:
+async def propose_reaction(scene: Scene, role: str, trigger: Event, round_no: int) -> Attempts:
     """A role's reaction to an event it noticed, with its attempts. Runs concurrently with the
     other reactions of the round, so it only returns events; the scene records them in order."""
-    attempts: Outcome = []
+    attempts: Attempts = []
     rejected: Event | None = None
     for _ in range(scene.config.max_replacements + 1):
         text = await _propose(scene, role, round_no, "reaction", trigger=trigger, rejected=rejected)
@@ -77,14 +77,14 @@ async def propose_reaction(scene: Scene, role: str, trigger: Event, round_no: in
     return attempts
 
 
-async def react_jointly(scene: Scene, trigger: Event, round_no: int) -> list[Outcome]:
+async def react_jointly(scene: Scene, trigger: Event, round_no: int) -> list[Attempts]:
     """The reactions of everyone who noticed ``trigger``, from one call, ruled on in one call
     (``--reactions joint``; one model plays every role, so one reply can hold them all).
     People whose reactions were rejected propose replacements together, ruled on together,
     so a rejection adds two calls to the round, not two per person. Returns each person's
     attempts, in the order of the trigger's receivers."""
     people = [name for name in trigger.receivers if name != trigger.actor]
-    attempts: dict[str, Outcome] = {name: [] for name in people}
+    attempts: dict[str, Attempts] = {name: [] for name in people}
     rejected: dict[str, Event] = {}
     pending = people
     for replacement in range(scene.config.max_replacements + 1):

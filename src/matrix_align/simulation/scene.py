@@ -206,13 +206,13 @@ class Scene:
                         for role, trigger in pending
                     ]
                 )
-            frontier = [event for event in (self.add_outcome(o) for o in proposals) if event]
+            frontier = [event for event in (self.add_attempts(o) for o in proposals) if event]
 
-    def add_outcome(self, outcome: roles.Outcome) -> Event | None:
+    def add_attempts(self, attempts: roles.Attempts) -> Event | None:
         """Record the attempts of one actor in order; return the delivered event, if any."""
         delivered = None
         previous: Event | None = None
-        for attempt in outcome:
+        for attempt in attempts:
             if previous is not None:
                 attempt.replaces = previous.id
             previous = self.add_event(attempt)

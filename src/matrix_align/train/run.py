@@ -53,7 +53,7 @@ Log = Callable[[str], None]
 
 
 @dataclass
-class Prepared:
+class TrainPlan:
     """Everything decided before any weights are read."""
 
     cfg: TrainConfig
@@ -91,7 +91,7 @@ def prepare(
     overwrite: bool = False,
     resume: bool = False,
     log: Log = print,
-) -> Prepared:
+) -> TrainPlan:
     """Check the run up front: options vs machine, data, model path, tokenizer, output."""
     for name in ("data", "model", "output"):
         if not getattr(cfg, name):
@@ -128,7 +128,7 @@ def prepare(
 
     trainer_config(cfg, env, output_dir / "checkpoints")  # TRL's own checks, before a load
     kwargs = cfg.trainer_kwargs(env, output_dir / "checkpoints")
-    return Prepared(
+    return TrainPlan(
         cfg, env, finetune, precision, data, source, tokenizer, output_dir, kwargs, eval_data
     )
 
@@ -348,7 +348,7 @@ def _last_checkpoint(folder: Path) -> str | None:
     return get_last_checkpoint(str(folder))
 
 
-def _write_metrics(prep: Prepared, result: TrainResult, train_output: Any, history: list) -> None:
+def _write_metrics(prep: TrainPlan, result: TrainResult, train_output: Any, history: list) -> None:
     import json
 
     metrics = dict(getattr(train_output, "metrics", {}) or {})
