@@ -14,8 +14,6 @@ _README = (_REPO / "README.md").read_text(encoding="utf-8")
 _EXTRAS = tomllib.loads((_REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"][
     "optional-dependencies"
 ]
-# Another developer's section, checked with its own figures.
-_NOT_CHECKED = "### Self-alignment"
 # What each command needs beyond the first command's `local` extra.
 NEEDS = {"serve": "serve", "train": "train", "inspect": "inspect"}
 
@@ -27,9 +25,7 @@ def _first_command() -> str:
 
 def _tour_commands() -> list[str]:
     tour = _README.split("## A tour", 1)[1].split("\n## ", 1)[0]
-    sections = re.split(r"\n(?=### )", tour)
-    text = "\n".join(s for s in sections if not s.startswith(_NOT_CHECKED))
-    blocks = re.findall(r"```bash\n(.*?)\n```", text, re.S)
+    blocks = re.findall(r"```bash\n(.*?)\n```", tour, re.S)
     lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
     return [line.split(" #", 1)[0].strip() for line in lines if line.strip()]
 
