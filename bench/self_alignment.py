@@ -10,16 +10,19 @@ can be run alone (``--stages``):
    questions from a Vicuna-Bench split the effect benchmark does not use, deduplicated
    against every evaluation item; ``--make-queries`` rebuilds it from the full benchmark
    files) split into the harmful and the harmless half;
-2. ``answers``: ``matrix-align generate`` answers the harmful half through MATRIX and
+2. ``screen`` (with ``--screen M``): further harmful candidates answered once, directly;
+   up to M that the model helps with join the harmful half, so that the data holds
+   decisions to change, not only declines the model already gives;
+3. ``answers``: ``matrix-align generate`` answers the harmful half through MATRIX and
    through critique-revise, and the harmless half directly (the paper's helpful half);
-3. ``export``: four training sets on the same queries (a query is kept only where every
+4. ``export``: four training sets on the same queries (a query is kept only where every
    system has a usable answer): the harmful half answered by (a) MATRIX, (b)
    critique-revise, (c) the model's own first answer (taken from inside the MATRIX scene:
    the self-distillation control), (d) one fixed refusal; the harmless half answered
    directly in all four. MATRIX rows the scene audit flags are dropped with their query;
-4. ``train``: ``matrix-align train`` (LoRA SFT, one recipe and one step count for all)
+5. ``train``: ``matrix-align train`` (LoRA SFT, one recipe and one step count for all)
    per set, each writing its adapter as GGUF for llama.cpp;
-5. ``evaluate``: the effect benchmark (``bench/alignment_effect.py``) on the base model
+6. ``evaluate``: the effect benchmark (``bench/alignment_effect.py``) on the base model
    (alone and with MATRIX at inference) and on every tuned model in one call, then one
    table of the figures (``summary.json``, ``summary.md``).
 
@@ -170,11 +173,11 @@ def stage_screen(out: Path, wanted: int, backend: list[str]) -> None:
     decision. Only training queries are screened, never evaluation items."""
     from matrix_align.evaluate.effect import refused
 
-    first = [json.loads(line) for line in
-             (out / "queries" / "harmful.jsonl").read_text("utf-8").splitlines() if line]  # fmt: skip
-    first = [r for r in first if not r.get("screened")]  # a rerun starts from the first N
     if wanted <= 0:
         return
+    lines = (out / "queries" / "harmful.jsonl").read_text("utf-8").splitlines()
+    first = [json.loads(line) for line in lines if line]
+    first = [r for r in first if not r.get("screened")]  # a rerun starts from the first N
     taken = {r["id"] for r in first}
     candidates = [r for r in _committed_queries() if r["harmful"] and r["id"] not in taken]
     folder = out / "answers" / "screen"
@@ -378,7 +381,11 @@ def plot_losses(out: Path) -> Path | None:
 
 
 def stage_evaluate(
-    out: Path, base: str, sets: list[str], eval_set: str, effect_args: list[str],
+    out: Path,
+    base: str,
+    sets: list[str],
+    eval_set: str,
+    effect_args: list[str],
     base_systems: str,
 ) -> None:
     """The effect benchmark on the base (alone and with MATRIX) and each tuned model (one
