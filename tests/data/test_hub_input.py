@@ -16,8 +16,14 @@ from matrix_align.errors import MatrixAlignError
 
 @pytest.fixture
 def offline(monkeypatch, tmp_path: Path) -> None:
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # an empty cache
+    # The libraries read the variable once, at import: an earlier test has imported them, so
+    # their flags are set too, or they would try the network and back off for minutes.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
 
 
 @pytest.fixture
