@@ -17,6 +17,7 @@ final-answer designs are compared on the same scenes in minutes.
     python bench/alignment_effect.py --output runs/effect-dev --set dev
     python bench/alignment_effect.py --output runs/quick --limit-per-group 2 --backend scripted
     python bench/alignment_effect.py --replay runs/effect-dev --final-prompt authors
+    python bench/alignment_effect.py --output runs/effect-dev-paper --config paper --tag paper
     python bench/alignment_effect.py --make-manifest   # rewrite bench/effect_items.json
 """
 
@@ -40,7 +41,7 @@ from matrix_align.evaluate.runner import ProgressFn, evaluate, rejudge
 from matrix_align.evaluate.tasks import EvalSettings
 from matrix_align.folders import read_run
 from matrix_align.folders.records import model_key
-from matrix_align.io import atomic_write_json
+from matrix_align.io import atomic_write_json, parse_assignments
 from matrix_align.llm.base import ChatModel
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.systems import SystemOptions
@@ -303,6 +304,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--set", dest="set_name", choices=SETS, default="dev")
     p.add_argument("--manifest", type=Path, default=MANIFEST)
     p.add_argument("--systems", default="vanilla,matrix,critique-revise")
+    p.add_argument(
+        "--config", metavar="FILE|NAME",
+        help="simulation settings: a YAML file or a profile (paper); the options below win",
+    )  # fmt: skip
+    p.add_argument(
+        "--setting", dest="set_values", action="append", default=[], metavar="KEY=VALUE",
+        help="one simulation setting over --config (repeatable; matrix-align's --set), "
+        "e.g. --setting intent_event=true",
+    )  # fmt: skip
     p.add_argument("--roles", type=int, default=2)
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--final-prompt", choices=("verdict", "system", "authors"))
@@ -372,7 +382,10 @@ async def _main(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
                     args.replay, chat, key, overrides, tag=args.tag,
                     concurrency=args.concurrency, sample=args.sample, on_progress=on_progress,
                 )  # fmt: skip
-            config = SimulationConfig.build(
+            config = SimulationConfig.load(
+                args.config,
+                sets=parse_assignments(args.set_values, example="--setting intent_event=true"),
+                overrides=dict(
                 n_roles=args.roles,
                 n_steps=args.steps,
                 final_prompt=args.final_prompt,
@@ -382,7 +395,8 @@ async def _main(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
                 final_max_tokens=args.final_max_tokens or FINAL_MAX_TOKENS,
                 temperature=args.temperature,
                 seed=args.seed,
-            )
+                ),
+            )  # fmt: skip
             items = load_items(args.manifest, args.set_name, args.limit_per_group)
             return await run_effect(
                 args.output, items, chat, key,

@@ -348,3 +348,18 @@ async def test_bench_seeds_sample_each_item_at_several_seeds(
     assert header["seeds"] == 3 and header["this_run"]["answers_new"] == 12
     assert vanilla["items"] == 4 and vanilla["stability"]["seeds"] == 3
     assert "3 seeds per item" in bench.render_header(header)
+
+
+def test_bench_config_profile_under_its_options(tmp_path: Path, bench: ModuleType) -> None:
+    """--config paper at the bench's 2 x 2, one paper switch turned back with --setting."""
+    out = tmp_path / "paper"
+    argv = ["--output", str(out), "--backend", "scripted", "--limit-per-group", "1",
+            "--systems", "vanilla", "--config", "paper", "--setting", "intent_event=true",
+            "--quiet"]  # fmt: skip
+    assert bench.main(argv) == 0
+    simulation = json.loads((out / bench.EFFECT_FILE).read_text("utf-8"))["simulation"]
+    assert (simulation["n_roles"], simulation["n_steps"]) == (2, 2)
+    assert (
+        simulation["plan_from"] == "first_answer" and "intent_event" not in simulation
+    )  # the default, not dumped
+    assert bench.main([*argv[:-3], "--setting", "no_such=1"]) == 2
