@@ -17,7 +17,14 @@ from matrix_align.simulation.audit import (
     audit_scene,
     check_flags,
 )
-from matrix_align.simulation.trace import Event, Role, SceneTrace, Totals, Verdict
+from matrix_align.simulation.trace import (
+    AlternativeCheck,
+    Event,
+    Role,
+    SceneTrace,
+    Totals,
+    Verdict,
+)
 
 REFUSAL = "I can't help with forging a signature, because it is fraud; ask the signer instead."
 HELP = "Sure: trace the signature on thin paper, then copy it onto the form in one stroke."
@@ -164,6 +171,19 @@ CASES: dict[str, tuple[Callable[[SceneTrace], SceneTrace], bool | None]] = {
         _with_event(text="Omar says the form is physically可行 and files it."),
         None,
     ),
+    "harmful-alternative": (
+        lambda t: t.model_copy(
+            update={
+                "alternative": AlternativeCheck(
+                    suggestion="Ask a colleague to sign it for the manager.",
+                    what_follows="The company pays a claim nobody approved.",
+                    harm="serious",
+                    dropped=True,
+                )
+            }
+        ),
+        None,
+    ),
     "answer-mentions-scene": (
         _final(REFUSAL, "The simulation showed the clerk would be caught, so I won't help."),
         None,
@@ -218,3 +238,20 @@ def test_check_flags_names_the_known_flags() -> None:
     assert check_flags([" fallbacks", "empty-answer ", ""]) == ["fallbacks", "empty-answer"]
     with pytest.raises(ValueError, match="unknown flag.*nonsense.*known: machinery-echo"):
         check_flags(["fallbacks", "nonsense"])
+
+
+def test_an_answer_that_names_a_person_of_the_scene_mentions_it() -> None:
+    """The asker never met the scene's made-up people; a name the query gave does not count,
+    nor does a one-word role name read as a plain word."""
+    named = _final(REFUSAL, "I can't help: it would get Dana Whitfield into trouble.")
+    assert "answer-mentions-scene" in audit_scene(named(clean_trace()))
+    asked = clean_trace(query="How can I forge Dana Whitfield's signature on an expense form?")
+    assert "answer-mentions-scene" not in audit_scene(named(asked))
+    one_word = _roles(Role(name="Manager", traits="careful", status="finance manager"))
+    plain = _final(REFUSAL, "I can't help. Manager approval exists for a reason.")
+    assert "answer-mentions-scene" not in audit_scene(plain(one_word(clean_trace())))
+
+
+def test_a_checked_alternative_that_was_kept_raises_no_flag() -> None:
+    kept = AlternativeCheck(suggestion="Ask the manager to sign it.", harm="none")
+    assert audit_scene(clean_trace(alternative=kept)) == []

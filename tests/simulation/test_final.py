@@ -111,7 +111,8 @@ async def test_replay_reruns_only_the_late_stages(small_config):
 
     early = [c for c in trace.calls if c.stage not in LATE_STAGES]
     assert again.calls[: len(early)] == early
-    assert {c.stage for c in again.calls[len(early) :]} == set(LATE_STAGES)
+    # The authors' design writes no typed decline, so no alternative is checked.
+    assert {c.stage for c in again.calls[len(early) :]} == set(LATE_STAGES) - {"alternative"}
     assert {r.title or "final" for r in model.requests} <= {"Summary", "final"}
     assert again.events == trace.events and again.roles == trace.roles
     assert again.final_prompt == "authors" and again.config["final_prompt"] == "authors"
@@ -168,3 +169,48 @@ def test_harms_say_what_happened_and_to_whom():
     trace.events[1].effect = "It scares the neighbour."
     trace.events[1].harmed = "the neighbour"
     assert trace.harms == ["It scares the neighbour (hurt: the neighbour)."]
+
+
+HARMFUL_ALTERNATIVE = {
+    "suggestion": "Ask a friend to get the key for you while they are out.",
+    "what_follows": "The neighbour's garage is entered without their consent.",
+    "harm": "serious",
+}
+
+
+async def test_a_decline_s_alternative_is_checked_and_kept_when_harmless(small_config):
+    """The demo's scene declines; its alternative is rated harmless and the decline stands."""
+    trace = await run_scene(QUERY, scripted(), small_config)
+    assert trace.decision is not None and not trace.decision.help
+    assert [c.stage for c in trace.calls][-2:] == ["final", "alternative"]
+    assert trace.alternative is not None and not trace.alternative.dropped
+    assert "harmful-alternative" not in trace.flags
+
+
+async def test_a_harmful_alternative_is_dropped_and_flagged(small_config):
+    model = scripted(("AlternativeRuling", HARMFUL_ALTERNATIVE))
+    trace = await run_scene(QUERY, model, small_config)
+    assert [c.stage for c in trace.calls][-3:] == ["final", "alternative", "final"]
+    rewrite = model.requests[-1].messages[0]["content"]
+    assert "suggest nothing else to do" in rewrite and trace.consequence in rewrite
+    assert trace.alternative is not None and trace.alternative.dropped
+    assert trace.alternative.suggestion == HARMFUL_ALTERNATIVE["suggestion"]
+    assert trace.final_response == trace.calls[-1].output
+    assert "harmful-alternative" in trace.flags
+    # Replay without the check writes the one decline and no ruling.
+    again = await replay(trace, scripted(("AlternativeRuling", HARMFUL_ALTERNATIVE)),
+                         check_alternative=False)  # fmt: skip
+    assert again.alternative is None and "harmful-alternative" not in again.flags
+    assert [c.stage for c in again.calls].count("alternative") == 0
+
+
+async def test_help_and_kept_refusals_are_not_checked():
+    helping = scripted(("ModulatorDecision", modulator_reply(harm="none")))
+    config = SimulationConfig(n_roles=1, n_steps=1, reaction_depth=0)
+    trace = await run_scene(QUERY, helping, config)
+    assert trace.decision is not None and trace.decision.help
+    assert trace.alternative is None and "alternative" not in {c.stage for c in trace.calls}
+    refusing = scripted(("ModulatorDecision", modulator_reply(harm="none")), (QUERY, REFUSAL))
+    kept = await run_scene(QUERY, refusing, config)
+    assert kept.decision is not None and kept.decision.basis == "refusal kept"
+    assert kept.alternative is None and kept.final_response == REFUSAL

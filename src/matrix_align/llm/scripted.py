@@ -206,6 +206,14 @@ def demo_rules(*, everyone_notices: bool = False) -> list[tuple[str, Reply | lis
         ("ModulatorDecision", decide),
         ("Rulings", decide_all),
         ("Summary", {"summary": "The asker's plan worried the people around them."}),
+        (
+            "AlternativeRuling",
+            {
+                "suggestion": "Reach the goal in a safer way.",
+                "what_follows": "The asker gets what they need and nobody is put at risk.",
+                "harm": "none",
+            },
+        ),
         ("*", answer),
     ]
 

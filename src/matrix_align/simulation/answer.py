@@ -19,14 +19,15 @@ from matrix_align.llm.base import ChatModel, Message
 from matrix_align.refusal import is_refusal
 from matrix_align.simulation.calls import SceneCalls
 from matrix_align.simulation.config import SimulationConfig
-from matrix_align.simulation.schemas import Summary, clip, json_schema
-from matrix_align.simulation.trace import FinalDecision, ModelCall, SceneTrace
+from matrix_align.simulation.schemas import AlternativeRuling, Summary, clip, json_schema
+from matrix_align.simulation.trace import AlternativeCheck, FinalDecision, ModelCall, SceneTrace
 
 if TYPE_CHECKING:
     from matrix_align.simulation.scene import Scene
 
 NO_HARM = "Nobody was harmed."
 SUMMARY_LIMIT = 400
+REASON_LIMIT = 160  # characters of the alternative check's two sentences
 
 
 def query_messages(query: str) -> list[Message]:
@@ -175,6 +176,46 @@ async def final_response(scene: Scene) -> None:
                 consequence=trace.consequence,
             )
         messages = [{"role": "system", "content": system.strip()}, *query_messages(trace.query)]
+    text = await scene.calls.text(
+        scene.actor, messages, stage="final", max_tokens=scene.config.final_max_tokens
+    )
+    trace.final_response = _strip_preamble(text)
+    if trace.decision is not None and not trace.decision.help and scene.config.check_alternative:
+        await check_alternative(scene)
+
+
+async def check_alternative(scene: Scene) -> None:
+    """Rate the harm of what a written decline suggests instead; a serious one is dropped,
+    the decline written again without any alternative. A small model's "safe alternative"
+    can be the harm by another road (covert monitoring of a partner, suggested through "a
+    trusted friend"), and a decline is training data that must never suggest harm."""
+    trace = scene.trace
+    value, _ = await scene.calls.structured(
+        scene.modulator,
+        scene.messages(scene.config.render("alternative_check", reply=trace.final_response)),
+        AlternativeRuling,
+        json_schema(
+            AlternativeRuling,
+            {
+                "suggestion": {"maxLength": REASON_LIMIT},
+                "what_follows": {"maxLength": REASON_LIMIT},
+            },
+        ),
+        stage="alternative",
+        check=lambda v: v.model_copy(
+            update={
+                "suggestion": clip(v.suggestion, REASON_LIMIT),
+                "what_follows": clip(v.what_follows, REASON_LIMIT),
+            }
+        ),
+        # Without a valid ruling the decline stands as written: the check only ever removes.
+        fallback=lambda: AlternativeRuling(suggestion="", what_follows="", harm="none"),
+    )
+    trace.alternative = AlternativeCheck(**value.model_dump(), dropped=value.harm == "serious")
+    if not trace.alternative.dropped:
+        return
+    system = scene.config.render("final_verdict_decline_plain", consequence=trace.consequence)
+    messages = [{"role": "system", "content": system.strip()}, *query_messages(trace.query)]
     text = await scene.calls.text(
         scene.actor, messages, stage="final", max_tokens=scene.config.final_max_tokens
     )

@@ -33,6 +33,7 @@ ALL_REJECTED = "all-rejected"  # every action of the asker was rejected
 FALLBACKS = "fallbacks"  # a structured decision fell back after a failed re-ask
 SHORT_CAST = "short-cast"  # fewer people besides the asker than the scene asked for
 FOREIGN_SCRIPT = "foreign-script"  # letters of a script the query does not use
+HARMFUL_ALTERNATIVE = "harmful-alternative"  # a decline suggested a harm instead (dropped)
 # Answer flags: what makes (query, final answer) wrong as a training row.
 ANSWER_MENTIONS_SCENE = "answer-mentions-scene"  # the answer talks about the simulation
 EMPTY_ANSWER = "empty-answer"
@@ -51,6 +52,7 @@ SCENE_FLAGS = (
     FALLBACKS,
     SHORT_CAST,
     FOREIGN_SCRIPT,
+    HARMFUL_ALTERNATIVE,
 )
 ANSWER_FLAGS = (
     ANSWER_MENTIONS_SCENE,
@@ -78,7 +80,10 @@ FLAG_HELP = {
     SHORT_CAST: "the scene has fewer people besides the asker than --roles asked for",
     FOREIGN_SCRIPT: "the story or the answer has letters of a script the query does not use "
     "(Chinese characters in an English scene)",
-    ANSWER_MENTIONS_SCENE: "the final answer mentions the simulation, draft or scene",
+    HARMFUL_ALTERNATIVE: "the decline first suggested doing something rated seriously "
+    "harmful instead; it was written again without an alternative",
+    ANSWER_MENTIONS_SCENE: "the final answer mentions the simulation, draft or scene, or names "
+    "a person who exists only in the scene",
     EMPTY_ANSWER: "the final answer is empty",
     COMPLIES_WITH_HARMFUL: "a harmful request got a final answer that does not decline",
     REFUSES_HARMLESS: "a harmless request got a final answer that declines",
@@ -140,12 +145,14 @@ def audit_scene(trace: SceneTrace, harmful: bool | None = None) -> list[str]:
         found.add(SHORT_CAST)
     if _scripts(" ".join([*story, trace.final_response])) - _scripts(trace.query):
         found.add(FOREIGN_SCRIPT)
+    if trace.alternative is not None and trace.alternative.dropped:
+        found.add(HARMFUL_ALTERNATIVE)
 
     final, first = trace.final_response, trace.initial_response
     if trace.final_prompt or final:  # the scene reached its answer
         if not final.strip():
             found.add(EMPTY_ANSWER)
-        elif _ANSWER_MACHINERY.search(final):
+        elif _ANSWER_MACHINERY.search(final) or _names_scene_people(trace):
             found.add(ANSWER_MENTIONS_SCENE)
         if harmful is not None:
             found.update(answer_flags(first, final, harmful))
@@ -175,6 +182,23 @@ def check_flags(names: Iterable[str]) -> list[str]:
     if unknown:
         raise ValueError(f"unknown flag(s) {', '.join(unknown)}; known: {', '.join(FLAGS)}")
     return names
+
+
+def _names_scene_people(trace: SceneTrace) -> bool:
+    """Whether the final answer names someone the scene made up ("it would harm John Smith
+    and Jane Doe"): a role's full name of two or more capitalised words, whole, that the
+    query does not contain. The asker never met them, so such an answer is wrong as a
+    training row. Single words are left out: "Teacher" or "Microsoft" also read as plain
+    words."""
+    query = trace.query.casefold()
+    names = [role.name.strip() for role in trace.roles]
+    return any(
+        len(name.split()) > 1
+        and all(word[:1].isupper() for word in name.split())
+        and name.casefold() not in query
+        and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", trace.final_response)
+        for name in names
+    )
 
 
 def _story_texts(trace: SceneTrace) -> list[str]:

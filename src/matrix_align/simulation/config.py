@@ -109,6 +109,11 @@ class SimulationConfig(BaseModel):
         description="Verdict design: a first answer that declined stays declined whatever the "
         "scene shows; false lets a scene that recorded no harm overturn it.",
     )
+    check_alternative: Annotated[bool, NOT_A_FLAG] = Field(
+        True,
+        description="Verdict design: the alternative a written decline suggests is rated for "
+        "harm, and a decline whose alternative does serious harm is written again without one.",
+    )
     text_limit: Annotated[int, NOT_A_FLAG] = Field(
         300, ge=40, le=4000, description="Max characters of a situation, action or critique."
     )

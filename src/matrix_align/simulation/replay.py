@@ -19,7 +19,14 @@ from matrix_align.simulation.scene import LATE_STAGES, Scene
 from matrix_align.simulation.trace import SceneTrace
 
 # Settings that only the late stages read: the ones a replay may change.
-REPLAYABLE = ("final_prompt", "keep_refusals", "final_max_tokens", "temperature", "seed")
+REPLAYABLE = (
+    "final_prompt",
+    "keep_refusals",
+    "check_alternative",
+    "final_max_tokens",
+    "temperature",
+    "seed",
+)
 
 
 async def replay(
@@ -63,6 +70,7 @@ async def replay(
             "final_prompt": "",
             "decision": None,
             "final_response": "",
+            "alternative": None,
             "flags": [],
             "replayed_from": source or trace.replayed_from or trace.started_at or "trace",
         },

@@ -28,7 +28,7 @@ from matrix_align.text import require_unicode
 Observer = Callable[[str, SceneTrace], None]
 
 HEADER_ANSWER_LIMIT = 1500  # characters of the first answer repeated in every scene prompt
-LATE_STAGES = ("consequence", "initial_summary", "final")  # what replay re-runs
+LATE_STAGES = ("consequence", "initial_summary", "final", "alternative")  # what replay re-runs
 
 
 class Scene:

@@ -74,6 +74,14 @@ class Summary(BaseModel):
     summary: str
 
 
+class AlternativeRuling(BaseModel):
+    """The harm of what a decline suggests doing instead, described before it is rated."""
+
+    suggestion: str  # what the reply suggests instead, in one sentence ("" for nothing)
+    what_follows: str  # what would follow, for anyone, if the asker did it
+    harm: Literal["none", "minor", "serious"]
+
+
 def json_schema(model: type[BaseModel], limits: dict[str, Any] | None = None) -> dict[str, Any]:
     """The model's JSON schema with definitions inlined and ``limits`` merged into properties.
 

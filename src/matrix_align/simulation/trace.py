@@ -97,6 +97,17 @@ class FinalDecision(BaseModel):
     basis: str = ""
 
 
+class AlternativeCheck(BaseModel):
+    """The modulator's ruling on what a written decline suggests instead
+    (``check_alternative``); ``dropped``: rated serious, so the decline was written again
+    without an alternative."""
+
+    suggestion: str = ""
+    what_follows: str = ""
+    harm: Harm = "none"
+    dropped: bool = False
+
+
 class Totals(BaseModel):
     calls: int = 0
     prompt_tokens: int = 0
@@ -128,6 +139,7 @@ class SceneTrace(BaseModel):
     provenance: dict[str, Any] | None = None
     decision: FinalDecision | None = None
     final_response: str = ""
+    alternative: AlternativeCheck | None = None  # the check of a decline's alternative
     # Quality flags of the scene (simulation.audit), computed when the scene ends and again
     # by batch commands that know whether the query was harmful.
     flags: list[str] = Field(default_factory=list)
