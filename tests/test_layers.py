@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("batch",),
     ("data",),
     ("evaluate",),
-    ("train", "view", "hub", "serve", "humaneval", "sweep"),
+    ("train", "view", "hub", "serve", "humaneval", "sweep", "research"),
     ("cli", "inspect", "testing"),
     ("__init__", "__main__"),  # the public API and `python -m matrix_align`
 ]
@@ -119,7 +119,7 @@ def test_no_import_circles() -> None:
     assert _circles(graph) == []
 
 
-@pytest.mark.parametrize("package", ["evaluate", "sweep"])
+@pytest.mark.parametrize("package", ["evaluate", "sweep", "research"])
 def test_a_packages_modules_import_each_other_without_circles(package: str) -> None:
     """Inside a package too (evaluate's runner and report once imported each other).
     Importing a module imports its package first, so that counts as an import of the
