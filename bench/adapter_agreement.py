@@ -2,8 +2,8 @@
 
 For a ``matrix-align train`` output folder trained on a GGUF base (a bundled model or a
 ``.gguf``), compares next-token distributions position by position on fixed chat texts
-(``matrix_align.train.gguf_check``): top-1 agreement and a lower bound of the KL divergence,
-for the base alone and for base plus adapter.
+(``matrix_align.research.adapter_agreement``): top-1 agreement and a lower bound of the KL
+divergence, for the base alone and for base plus adapter.
 
 The sides run different weights on purpose, as a user would: llama.cpp runs the quantised
 GGUF (Q4_K_M for the bundled models), transformers the dequantised float32 copy that training
@@ -69,7 +69,11 @@ def measure(run: Path, top_k: int) -> dict:
     from matrix_align.llm.lora import find_adapter
     from matrix_align.llm.model_files import bundled_model, ensure_model
     from matrix_align.llm.train_output import read_train_manifest
-    from matrix_align.train.gguf_check import compare, llama_top_logprobs, transformers_logprobs
+    from matrix_align.research.adapter_agreement import (
+        compare,
+        llama_top_logprobs,
+        transformers_logprobs,
+    )
 
     adapter = find_adapter(str(run))
     manifest = read_train_manifest(run)

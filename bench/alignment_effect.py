@@ -4,7 +4,7 @@ the model's own first answer worse? Measured on a fixed item manifest with evalu
 A thin layer over ``matrix-align evaluate``'s machinery: it runs ``evaluate`` (systems
 vanilla, matrix and critique-revise by default; the refusal-phrase detector, no judge) on the
 items of ``bench/effect_items.json`` (``dev`` or ``heldout``) into an evaluation folder,
-then prints the figures of ``matrix_align.evaluate.effect`` (refused / answered / made worse
+then prints the figures of ``matrix_align.research.effect`` (refused / answered / made worse
 with Wilson 95% intervals, cost per answer, the scene audit, per benchmark, a reading
 sample) and writes them to ``effect.json`` in the folder. Rerunning resumes: finished
 answers are skipped.
@@ -36,13 +36,13 @@ from typing import Any
 
 from matrix_align.batch import now_iso
 from matrix_align.errors import MatrixAlignError
-from matrix_align.evaluate.effect import as_json, folder_effect, render_effect
 from matrix_align.evaluate.runner import ProgressFn, evaluate, rejudge
 from matrix_align.evaluate.tasks import EvalSettings
 from matrix_align.folders import read_run
 from matrix_align.folders.records import model_key
 from matrix_align.io import atomic_write_json, parse_assignments
 from matrix_align.llm.base import ChatModel
+from matrix_align.research.effect import as_json, folder_effect, render_effect
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.systems import SystemOptions
 
@@ -220,7 +220,7 @@ async def run_replay(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Replay ``folder``'s matrix scenes with ``overrides`` as a new entry, rescore and
     rewrite ``effect.json`` over every entry; returns (header, figures)."""
-    from matrix_align.evaluate.replay_run import replay_folder
+    from matrix_align.research.replay import replay_folder
 
     folder = Path(folder)
     started = time.perf_counter()

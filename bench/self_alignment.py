@@ -171,7 +171,7 @@ def stage_screen(out: Path, wanted: int, backend: list[str]) -> None:
     candidates after the first N, answers each once directly, and keeps those the refusal
     detector reads as help: queries where a consequence-aware answer must change the
     decision. Only training queries are screened, never evaluation items."""
-    from matrix_align.evaluate.effect import refused
+    from matrix_align.research.effect import refused
 
     if wanted <= 0:
         return
@@ -406,8 +406,8 @@ def stage_evaluate(
 def summarise(folder: Path, names: list[str]) -> list[dict[str, Any]]:
     """One row per model and system: refused, answered, and made worse against the base
     model's own one-call answers, with Wilson intervals."""
-    from matrix_align.evaluate.effect import as_json, entry_effect, worse_than
     from matrix_align.folders.results import current_answers, read_results
+    from matrix_align.research.effect import as_json, entry_effect, worse_than
 
     answers = {}
     for name in names:
@@ -434,7 +434,7 @@ def summarise(folder: Path, names: list[str]) -> list[dict[str, Any]]:
 def unlike(answers: list[Any], reference: list[Any]) -> Any:
     """Answers whose text differs from the reference's answer to the same item: whether
     training changed what the model writes, even where the decision stayed."""
-    from matrix_align.evaluate.effect import Share
+    from matrix_align.research.effect import Share
 
     texts = {(a.benchmark, a.item_id): a.answer.strip() for a in reference}
     shared = [a for a in answers if (a.benchmark, a.item_id) in texts]
@@ -446,7 +446,7 @@ def declines_with_reason(answers: list[Any]) -> Any:
     """Of the harmful requests declined, those whose answer goes on past its first sentence
     (a reason, an alternative): what MATRIX data should teach, against a bare refusal."""
     from matrix_align.evaluate.benchmarks import is_harmful
-    from matrix_align.evaluate.effect import Share, refused
+    from matrix_align.research.effect import Share, refused
 
     declined = [a for a in answers if is_harmful(a.source_record()) and refused(a.answer)]
     longer = [a for a in declined if len(re.findall(r"[.!?](?:\s|$)", a.answer.strip())) > 1]

@@ -8,6 +8,8 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 import matrix_align
 
 _ROOT = Path(matrix_align.__file__).parent
@@ -23,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("batch",),
     ("data",),
     ("evaluate",),
-    ("train", "view", "hub", "serve", "humaneval"),
+    ("train", "view", "hub", "serve", "humaneval", "sweep", "research"),
     ("cli", "inspect", "testing"),
     ("__init__", "__main__"),  # the public API and `python -m matrix_align`
 ]
@@ -117,16 +119,18 @@ def test_no_import_circles() -> None:
     assert _circles(graph) == []
 
 
-def test_the_evaluate_modules_import_each_other_without_circles() -> None:
-    """Inside evaluate too (the runner and the report once imported each other). Importing a
-    module imports its package first, so that counts as an import of the package too."""
+@pytest.mark.parametrize("package", ["evaluate", "sweep", "research"])
+def test_a_packages_modules_import_each_other_without_circles(package: str) -> None:
+    """Inside a package too (evaluate's runner and report once imported each other).
+    Importing a module imports its package first, so that counts as an import of the
+    package too."""
     graph: dict[str, set[str]] = defaultdict(set)
-    for path in (_ROOT / "evaluate").rglob("*.py"):
+    for path in (_ROOT / package).rglob("*.py"):
         relative = path.relative_to(_ROOT.parent).with_suffix("")
         module = ".".join(relative.parts).removesuffix(".__init__")
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             target = node.module if isinstance(node, ast.ImportFrom) else None
-            if not target or not target.startswith("matrix_align.evaluate."):
+            if not target or not target.startswith(f"matrix_align.{package}."):
                 continue
             parts = target.split(".")
             for end in range(3, len(parts) + 1):

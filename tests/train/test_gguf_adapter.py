@@ -50,8 +50,12 @@ def test_converted_adapter_matches_peft_in_llama_cpp(tiny: dict[str, Path]) -> N
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
+    from matrix_align.research.adapter_agreement import (
+        compare,
+        llama_top_logprobs,
+        transformers_logprobs,
+    )
     from matrix_align.train.gguf_adapter import convert_adapter
-    from matrix_align.train.gguf_check import compare, llama_top_logprobs, transformers_logprobs
 
     out = convert_adapter(tiny["adapter"], tiny["hf"] / "config.json", str(tiny["gguf"]))
     assert out == tiny["adapter"] / ADAPTER_FILE

@@ -95,7 +95,7 @@ def test_screening_adds_only_queries_the_first_answer_helps_with(
             "--screen", "3", "--stages", "queries,screen"]  # fmt: skip
     # The scripted model helps with everything; a detector that reads one candidate's answer
     # as a refusal shows the screen keeps only what was helped with.
-    import matrix_align.evaluate.effect as effect
+    import matrix_align.research.effect as effect
 
     declined = {"n": 0}
 

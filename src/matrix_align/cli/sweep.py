@@ -3,7 +3,7 @@ entry in one folder, then the paper's figure (a metric against the base model as
 each setting) and a table with 95% intervals.
 
 The checks run before any model is loaded: the grid and every cell's settings, names,
-items, the folder, a judge for every judged metric. The work is ``evaluate.sweep``; this
+items, the folder, a judge for every judged metric. The work is ``sweep.run``; this
 module parses options and reports per cell.
 """
 
@@ -147,8 +147,8 @@ def sweep(
     """
     from rich.console import Console
 
-    from matrix_align.evaluate.grid import parse_grid
-    from matrix_align.evaluate.sweep import SweepSpec, prepare
+    from matrix_align.sweep.grid import parse_grid
+    from matrix_align.sweep.run import SweepSpec, prepare
 
     console = Console(stderr=True)
     axes = parse_grid(grid)
@@ -202,7 +202,7 @@ async def _run(
     """One model and one set of judges for every cell, opened (built, checked) and closed
     in this loop."""
     from matrix_align.cli.evaluate import progress_bars
-    from matrix_align.evaluate.sweep import run_sweep
+    from matrix_align.sweep.run import run_sweep
 
     def on_unit(name: str, entry: str, skipped: bool) -> None:
         state = "already finished, skipped" if skipped else "running"

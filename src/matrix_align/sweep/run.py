@@ -12,7 +12,7 @@ that determines its answers and judgements (settings, items, model, judges, prom
 templates) and whether its last run finished without failures. A rerun skips the cells that
 finished with the same fingerprint without even planning them, and runs the others, where
 ``evaluate`` resumes item by item. At the end the evaluate report is rebuilt once (the cells
-skip it) and the sweep's own table and figure are drawn (``sweep_report``).
+skip it) and the sweep's own table and figure are drawn (``sweep.report``).
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ from typing import Any
 
 from matrix_align.errors import MatrixAlignError
 from matrix_align.evaluate import runner
-from matrix_align.evaluate.grid import Axis, Cell, cells
 from matrix_align.evaluate.runner import EvalResult, ProgressFn
-from matrix_align.evaluate.sweep_state import SWEEP_FILE, read_state
 from matrix_align.evaluate.tasks import EvalSettings, JudgeSpec
 from matrix_align.folders.store import DirectoryLock
 from matrix_align.io import atomic_write_json
 from matrix_align.llm.base import ChatModel
 from matrix_align.provenance import prompt_templates_sha256
+from matrix_align.sweep.grid import Axis, Cell, cells
+from matrix_align.sweep.state import SWEEP_FILE, read_state
 
 LOCK_FILE = ".sweep.lock"
 SYSTEM = "matrix"  # the grid varies simulation settings: only MATRIX reads them
@@ -228,7 +228,7 @@ async def run_sweep(
             }
             atomic_write_json(output / SWEEP_FILE, state)
         from matrix_align.evaluate.report import write_report
-        from matrix_align.evaluate.sweep_report import write_sweep_report
+        from matrix_align.sweep.report import write_sweep_report
 
         result.report = write_report(output)
         result.sweep_report, result.figure = write_sweep_report(output)

@@ -28,10 +28,10 @@ from matrix_align.evaluate.benchmarks import is_harmful
 from matrix_align.evaluate.figures import Counts
 from matrix_align.evaluate.judge_prompts import resolve
 from matrix_align.evaluate.judges import REFUSAL_DETECTOR
-from matrix_align.evaluate.sweep_state import read_state
 from matrix_align.folders import PLOTS, read_run
 from matrix_align.folders.results import current_answers, read_results
 from matrix_align.io import atomic_write_json, atomic_write_text, temp_beside
+from matrix_align.sweep.state import read_state
 
 SWEEP_REPORT = "sweep.md"
 SWEEP_METRICS = "sweep_metrics.json"

@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 
 from matrix_align.errors import MatrixAlignError
-from matrix_align.evaluate.grid import parse_grid
 from matrix_align.evaluate.judges import Judge
-from matrix_align.evaluate.sweep import SWEEP_FILE, SweepSpec, prepare, run_sweep
-from matrix_align.evaluate.sweep_report import SWEEP_METRICS, collect, main_metric
 from matrix_align.evaluate.tasks import EvalSettings, JudgeSpec
 from matrix_align.folders.results import read_results
+from matrix_align.sweep.grid import parse_grid
+from matrix_align.sweep.report import SWEEP_METRICS, collect, main_metric
+from matrix_align.sweep.run import SWEEP_FILE, SweepSpec, prepare, run_sweep
 from tests.conftest import run_main
-
-from .conftest import answering_model, judge_model, prefers
+from tests.evaluate.conftest import answering_model, judge_model, prefers
 
 GRID = ["roles=1,2", "steps=1,2"]
 TAGS = ["roles=1,steps=1", "roles=1,steps=2", "roles=2,steps=1", "roles=2,steps=2"]

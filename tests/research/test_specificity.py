@@ -3,9 +3,9 @@ margin figures over a set of queries."""
 
 from __future__ import annotations
 
-from matrix_align.evaluate.effect import compute_effect, render_effect
-from matrix_align.evaluate.specificity import feedback, specificity
 from matrix_align.folders.results import AnswerRecord
+from matrix_align.research.effect import compute_effect, render_effect
+from matrix_align.research.specificity import feedback, specificity
 from matrix_align.simulation.answer import NO_HARM
 
 QUERIES = [

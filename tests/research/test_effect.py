@@ -12,7 +12,11 @@ import pytest
 
 from matrix_align.data.sources import load_source
 from matrix_align.errors import MatrixAlignError
-from matrix_align.evaluate.effect import (
+from matrix_align.evaluate.runner import evaluate
+from matrix_align.evaluate.tasks import EvalSettings
+from matrix_align.folders.results import AnswerRecord, current_answers, read_results
+from matrix_align.llm.scripted import ScriptedModel
+from matrix_align.research.effect import (
     Share,
     compute_effect,
     made_worse,
@@ -20,15 +24,10 @@ from matrix_align.evaluate.effect import (
     render_effect,
     wilson,
 )
-from matrix_align.evaluate.replay_run import check_overrides, replay_folder
-from matrix_align.evaluate.runner import evaluate
-from matrix_align.evaluate.tasks import EvalSettings
-from matrix_align.folders.results import AnswerRecord, current_answers, read_results
-from matrix_align.llm.scripted import ScriptedModel
+from matrix_align.research.replay import check_overrides, replay_folder
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.scene import LATE_STAGES
-
-from .conftest import answering_model
+from tests.evaluate.conftest import answering_model
 
 REFUSE = "I can't help with that."
 COMPLY = "Sure, here is how you do it."

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from matrix_align.errors import MatrixAlignError
-from matrix_align.evaluate.grid import cells, parse_axis, parse_grid
 from matrix_align.simulation.config import SimulationConfig
+from matrix_align.sweep.grid import cells, parse_axis, parse_grid
 
 
 def test_cli_and_field_names_both_work() -> None:

@@ -15,7 +15,7 @@ over all samples:
 - cost per answer from the records' usage (calls, tokens, seconds; median and mean);
 - for MATRIX scenes, the scene audit (``simulation.audit``) with the item's label;
 - for entries revised from model-written feedback, how particular that feedback is to its
-  own query (``evaluate.specificity``);
+  own query (``research.specificity``);
 - the same per benchmark, and a reading sample of answers side by side.
 
 ``bench/alignment_effect.py`` prints these figures; ``effect.json`` stores them.
@@ -32,9 +32,9 @@ from typing import Any
 
 from matrix_align.evaluate.benchmarks import is_harmful
 from matrix_align.evaluate.judges import detect_refusal
-from matrix_align.evaluate.specificity import entry_specificity
 from matrix_align.folders import read_run
 from matrix_align.folders.results import AnswerRecord, current_answers, read_results
+from matrix_align.research.specificity import entry_specificity
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS, audit_scene
 from matrix_align.simulation.trace import SceneTrace
 from matrix_align.stats import wilson
@@ -185,7 +185,7 @@ def _audit(answers: list[AnswerRecord]) -> dict[str, Any] | None:
 
 
 def _specificity(answers: list[AnswerRecord]) -> dict[str, Any] | None:
-    """How particular to its query each answer's feedback is (``evaluate.specificity``);
+    """How particular to its query each answer's feedback is (``research.specificity``);
     None for an entry whose answers had no feedback (one-call systems)."""
     found = entry_specificity(answers)
     if found is None:
