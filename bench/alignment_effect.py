@@ -370,8 +370,10 @@ async def _main(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
     console = Console(stderr=True)
     async with spec.open() as chat:
         with progress_bars(console, args.quiet) as on_progress:
+            sets = parse_assignments(args.set_values, example="--setting intent_event=true")
             if args.replay is not None:
                 overrides = {
+                    **sets,
                     "final_prompt": args.final_prompt,
                     "keep_refusals": args.keep_refusals,
                     "final_max_tokens": args.final_max_tokens,
@@ -384,7 +386,7 @@ async def _main(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
                 )  # fmt: skip
             config = SimulationConfig.load(
                 args.config,
-                sets=parse_assignments(args.set_values, example="--setting intent_event=true"),
+                sets=sets,
                 overrides=dict(
                 n_roles=args.roles,
                 n_steps=args.steps,

@@ -362,3 +362,14 @@ def test_bench_config_profile_under_its_options(tmp_path: Path, bench: ModuleTyp
         simulation["plan_from"] == "first_answer" and "intent_event" not in simulation
     )  # the default, not dumped
     assert bench.main([*argv[:-3], "--setting", "no_such=1"]) == 2
+
+
+def test_bench_replay_takes_a_setting(tmp_path: Path, bench: ModuleType) -> None:
+    out = tmp_path / "effect"
+    common = ["--backend", "scripted", "--quiet"]
+    argv = ["--output", str(out), "--limit-per-group", "1", "--systems", "matrix", *common]
+    assert bench.main(argv) == 0
+    assert bench.main(["--replay", str(out), "--setting", "check_alternative=false", *common]) == 0
+    entries = json.loads((out / bench.EFFECT_FILE).read_text("utf-8"))["entries"]
+    assert [e["entry"] for e in entries] == ["matrix", "matrix@alt-check-False"]
+    assert bench.main(["--replay", str(out), "--setting", "n_roles=3", *common]) == 2

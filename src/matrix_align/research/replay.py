@@ -35,6 +35,7 @@ from matrix_align.simulation.trace import SceneTrace
 _SHORT = {
     "final_prompt": "final",
     "keep_refusals": "keep",
+    "check_alternative": "alt-check",
     "final_max_tokens": "final-tokens",
     "temperature": "t",
 }
