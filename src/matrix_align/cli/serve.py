@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from matrix_align.cli import options as o
-from matrix_align.cli.evaluate import Retries
+from matrix_align.cli.evaluate_options import Retries
 from matrix_align.cli.option_groups import OptionGroup, with_option_groups
 from matrix_align.cli.runner import run_async
 
