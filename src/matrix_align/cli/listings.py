@@ -42,3 +42,20 @@ def list_evaluate_choices() -> None:
     for row in describe():
         subsets.add_row(*row)
     console.print(subsets)
+
+
+def list_sources() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from matrix_align.data.sources import SOURCES
+
+    table = Table(title="Built-in sources (hub when reachable, else the shipped sample)")
+    for column in ("name", "default mode", "licence", "hub dataset", "shipped sample"):
+        table.add_column(column)
+    for info in SOURCES.values():
+        # data_dir tells the subsets of one hub dataset apart (HH-RLHF harmless / helpful).
+        part = f"{info.hub.data_dir}, " if info.hub and info.hub.data_dir else ""
+        hub = f"{info.hub.path} ({part}{info.hub.split})" if info.hub else "-"
+        table.add_row(info.name, info.default_mode, info.license, hub, info.sample_note)
+    Console().print(table)
