@@ -356,7 +356,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def _main(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     from rich.console import Console
 
-    from matrix_align.cli.evaluate import progress_bars
+    from matrix_align.cli.evaluate_output import progress_bars
     from matrix_align.llm.spec import BackendSpec
 
     key = model_key(args.backend, args.model)

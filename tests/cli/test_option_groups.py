@@ -155,7 +155,7 @@ def test_an_unknown_set_key_stops_every_command_before_any_work(
 
 
 def test_train_set_reaches_a_setting_that_has_its_own_option() -> None:
-    from matrix_align.cli.train import TrainData, TrainRecipe, TrainRun, overrides
+    from matrix_align.cli.train_options import TrainData, TrainRecipe, TrainRun, overrides
 
     run = TrainRun(set_=["lora_r=16", "max_length=2048", "trainer_args.optim=sgd"])
     values = overrides(TrainData(), TrainRecipe(max_length=512), run)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from matrix_align.cli.evaluate import judge_specs
+from matrix_align.cli.judge_options import judge_specs
 from matrix_align.errors import MatrixAlignError
 from tests.conftest import run_main
 
@@ -98,14 +98,14 @@ def test_notes_print_their_brackets(capsys, tmp_path) -> None:
 
     from rich.console import Console
 
-    from matrix_align.cli.evaluate import _print_result
+    from matrix_align.cli.evaluate_output import print_result
 
     stats = SimpleNamespace(completed=1, skipped_done=0, failed=0)
     result = SimpleNamespace(
         answer_stats=stats, judge_stats=stats, output=tmp_path, report=tmp_path / "report.md",
         notes=["Plots need matplotlib: pip install 'matrix-align[eval]'"], silent_judges={},
     )  # fmt: skip
-    _print_result(Console(stderr=True, width=200), result)
+    print_result(Console(stderr=True, width=200), result)
     assert "pip install 'matrix-align[eval]'" in capsys.readouterr().err
 
 

@@ -162,7 +162,7 @@ async def test_a_judge_that_fails_every_judgement_fails_the_command(
 ) -> None:
     import typer
 
-    from matrix_align.cli.evaluate import _exit_for
+    from matrix_align.cli.evaluate_output import exit_for
     from matrix_align.errors import PermanentBackendError, RunFailed
 
     class DeadJudgeModel:
@@ -178,14 +178,14 @@ async def test_a_judge_that_fails_every_judgement_fails_the_command(
     report = (s.output / "report.md").read_text()
     assert "openai:dead (no verdicts: every judgement failed" in report
     with pytest.raises(RunFailed, match="openai:dead \\(harmlessness\\)"):
-        _exit_for(result)
+        exit_for(result)
 
     healthy = await evaluate(s, answering_model(), [spec("ok")])
     assert healthy.silent_judges == {}
-    _exit_for(healthy)  # returns: exit 0
+    exit_for(healthy)  # returns: exit 0
     result.silent_judges = {}
     with pytest.raises(typer.Exit):  # some judgements failed, not all: partial
-        _exit_for(result)
+        exit_for(result)
 
 
 async def test_epochs_add_samples_to_a_folder_answered_once(tmp_path: Path, tiny_config) -> None:

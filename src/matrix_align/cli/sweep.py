@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from matrix_align.cli import judge_options as jo
 from matrix_align.cli import options as o
-from matrix_align.cli.evaluate import EvalData, InFlight, Limit, Retries, data_settings
+from matrix_align.cli.evaluate_options import EvalData, InFlight, Limit, Retries, data_settings
 from matrix_align.cli.option_groups import OptionGroup, with_option_groups
 from matrix_align.cli.runner import run_async
 
@@ -201,7 +201,7 @@ async def _run(
 ) -> Any:
     """One model and one set of judges for every cell, opened (built, checked) and closed
     in this loop."""
-    from matrix_align.cli.evaluate import progress_bars
+    from matrix_align.cli.evaluate_output import progress_bars
     from matrix_align.sweep.run import run_sweep
 
     def on_unit(name: str, entry: str, skipped: bool) -> None:

@@ -1,4 +1,4 @@
-"""The server's settings, as the command line gives them (``cli/serve.py``)."""
+"""The server's settings, as the command line gives them (``cli/serve_options.py``)."""
 
 from __future__ import annotations
 

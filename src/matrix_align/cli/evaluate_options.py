@@ -1,0 +1,352 @@
+"""The options of ``matrix-align evaluate``, as option groups (``cli/option_groups.py``):
+the systems under test, the benchmarks and items, judging beyond the judges, and how the run
+goes. ``sweep`` takes the data options and the run's ``--concurrency`` and ``--retries`` from
+here too (its cells are evaluate entries), ``serve`` its ``--retries``; ``data_settings`` is
+what evaluate's and sweep's settings share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from matrix_align.cli import judge_options as jo
+from matrix_align.cli import options as o
+from matrix_align.cli.judge_options import split_values
+from matrix_align.cli.limit import limit_option
+from matrix_align.cli.option_groups import OptionGroup, field_default
+
+SYS = "Systems"
+DATA = "Benchmarks"
+RUN = "Run"
+
+
+def _system_default(field: str) -> str:
+    from matrix_align.systems import SystemOptions
+
+    return field_default(SystemOptions, field)
+
+
+@dataclass(kw_only=True)
+class EvalSystems(OptionGroup):
+    """The systems under test and their settings."""
+
+    systems: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--systems",
+            "-S",
+            help="Systems under test, comma-separated or repeated (see --list). "
+            "Default: vanilla,matrix.",
+            rich_help_panel=SYS,
+        ),
+    ] = None
+    tag: Annotated[
+        str | None,
+        typer.Option(
+            "--tag",
+            help="Name this model's entries system@TAG, to compare several models (e.g. a "
+            "fine-tuned one) in one output folder.",
+            rich_help_panel=SYS,
+        ),
+    ] = None
+    critique_rounds: Annotated[
+        int | None,
+        typer.Option(
+            "--critique-rounds",
+            help=f"critique-revise rounds ({_system_default('critique_rounds')}).",
+            rich_help_panel=SYS,
+        ),
+    ] = None
+    debate_agents: Annotated[
+        int | None,
+        typer.Option(
+            "--debate-agents",
+            help=f"Agents in a debate ({_system_default('debate_agents')}).",
+            rich_help_panel=SYS,
+        ),
+    ] = None
+    debate_rounds: Annotated[
+        int | None,
+        typer.Option(
+            "--debate-rounds",
+            help=f"Debate rounds ({_system_default('debate_rounds')}).",
+            rich_help_panel=SYS,
+        ),
+    ] = None
+    best_of_n: Annotated[
+        int | None,
+        typer.Option(
+            "--best-of-n",
+            help=f"Samples drawn by best-of-n ({_system_default('best_of_n')}).",
+            rich_help_panel=SYS,
+        ),
+    ] = None
+    sample_temperature: Annotated[
+        float | None,
+        typer.Option(
+            "--sample-temperature",
+            help=f"Temperature of best-of-n samples ({_system_default('sample_temperature')}).",
+            rich_help_panel=SYS,
+        ),
+    ] = None
+    refine_iterations: Annotated[
+        int | None,
+        typer.Option(
+            "--refine-iterations",
+            help=f"Most self-refine feedback rounds ({_system_default('refine_iterations')}).",
+            rich_help_panel=SYS,
+        ),
+    ] = None
+    selector: Annotated[
+        str,
+        typer.Option(
+            "--selector",
+            help="Who picks best-of-n's sample: judge (the first judge) or self.",
+            rich_help_panel=SYS,
+        ),
+    ] = "judge"
+
+    def options(self):  # noqa: ANN201
+        """The baselines' settings (SystemOptions), after the --selector check."""
+        from matrix_align.errors import MatrixAlignError
+        from matrix_align.systems import SystemOptions
+
+        if self.selector not in ("judge", "self"):
+            raise MatrixAlignError(f"Unknown --selector {self.selector!r}.", hint="judge or self")
+        return SystemOptions.build(
+            critique_rounds=self.critique_rounds, debate_agents=self.debate_agents,
+            debate_rounds=self.debate_rounds, best_of_n=self.best_of_n,
+            sample_temperature=self.sample_temperature, refine_iterations=self.refine_iterations,
+        )  # fmt: skip
+
+
+Limit = limit_option("Items per benchmark", DATA)  # shared with sweep
+
+
+@dataclass(kw_only=True)
+class EvalData(OptionGroup):
+    """Which benchmarks and items, and how many answers to each."""
+
+    benchmarks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--benchmarks",
+            "-B",
+            help="Benchmarks, comma-separated or repeated (see --list; inspect's spelling "
+            "hh_harmless and inspect_evals' strong_reject work too). Default: the paper's "
+            "four, hh-harmless,pku-saferlhf,advbench,harmfulqa.",
+            rich_help_panel=DATA,
+        ),
+    ] = None
+    limit: Limit = None
+    subset: Annotated[
+        str | None,
+        typer.Option(
+            "--subset",
+            help="A pinned item list, so two runs compare on the same items: a shipped "
+            "subset (quick, paper-50, pku-human-eval; see --list) or a manifest .json file. "
+            "Items come from the shipped samples (--hub does not apply); --benchmarks keeps "
+            "some of the subset's benchmarks, --limit the first N items of each.",
+            rich_help_panel=DATA,
+        ),
+    ] = None
+    epochs: Annotated[
+        int,
+        typer.Option(
+            "--epochs",
+            min=1,
+            max=100,
+            help="Answers per item and system, each with its own seed derived from --seed; "
+            "every answer is judged and rates are over all of them (the intervals still count "
+            "items, not answers). The report adds how many items got the same refusal decision at "
+            "every sample.",
+            rich_help_panel=DATA,
+        ),
+    ] = 1
+    shuffle: Annotated[
+        bool,
+        typer.Option(
+            "--shuffle",
+            help="A seeded random subset (--seed) instead of the first items.",
+            rich_help_panel=DATA,
+        ),
+    ] = False
+    hub: Annotated[
+        str,
+        typer.Option(
+            "--hub",
+            help="Benchmarks from the Hugging Face hub: auto (when reachable, else the shipped "
+            "sample), never, always.",
+            rich_help_panel=DATA,
+        ),
+    ] = "auto"
+
+    def items(self) -> tuple[list[str] | None, float | None, Any]:
+        """(benchmark names, --limit, pinned items): a --subset names the items, and --limit
+        takes a prefix of its lists. Names in inspect's or inspect_evals' spelling
+        (``hh_harmless``, ``strong_reject``) are the project's."""
+        from matrix_align.data.sources import HUB_POLICIES, source_name
+        from matrix_align.errors import MatrixAlignError
+
+        if self.hub not in HUB_POLICIES:
+            raise MatrixAlignError(f"Unknown --hub {self.hub!r}.", hint="auto, never or always")
+        given = split_values(self.benchmarks)
+        names = None if given is None else [source_name(name) for name in given]
+        if self.subset is None:
+            return names, self.limit, None
+        from matrix_align.evaluate.subsets import resolve
+
+        items = resolve(self.subset, names, self.limit)
+        return list(items), None, items
+
+
+@dataclass(kw_only=True)
+class EvalJudging(OptionGroup):
+    """Judging beyond the judges: the reference entry, the judge prompts, re-judging."""
+
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            "--reference",
+            help="Entry compared with every other in pairwise judging (default: matrix).",
+            rich_help_panel=jo.JUDGE,
+        ),
+    ] = None
+    strongreject_prompt: Annotated[
+        str | None,
+        typer.Option(
+            "--strongreject-prompt",
+            help="StrongREJECT judge prompt: ours (a JSON reply, reliable on small judges) or "
+            "official (the StrongREJECT authors' rubric prompt, scored as their code scores it, "
+            "so scores compare with published ones). Default: the folder's earlier choice, "
+            "else ours.",
+            rich_help_panel=jo.JUDGE,
+        ),
+    ] = None
+    pairwise_prompt: Annotated[
+        str | None,
+        typer.Option(
+            "--pairwise-prompt",
+            help="Pairwise judge prompt: ours (harmlessness on harmful items, else helpfulness) "
+            "or pair-v2 (FastChat's MT-Bench pairwise prompt: overall quality, whatever the "
+            "item). Both are judged in both orders. Default: the folder's earlier choice, "
+            "else ours.",
+            rich_help_panel=jo.JUDGE,
+        ),
+    ] = None
+    refusal_detector: Annotated[
+        str | None,
+        typer.Option(
+            "--refusal-detector",
+            help="Phrase list of the refusal metric: ours (refusal phrases in the opening of "
+            "the answer) or gcg (the GCG/AdvBench test prefixes anywhere in it, "
+            "case-sensitive, as in that paper's code). Default: the folder's earlier choice, "
+            "else ours.",
+            rich_help_panel=jo.JUDGE,
+        ),
+    ] = None
+    rejudge_folder: Annotated[
+        Path | None,
+        typer.Option(
+            "--rejudge",
+            parser=o.path_value,
+            help="Judge the stored answers of this evaluation folder again (with the given "
+            "judges and metrics) and rewrite its report; no answer is regenerated.",
+            rich_help_panel=jo.JUDGE,
+        ),
+    ] = None
+
+    def prompts(self) -> dict[str, str | None]:
+        """The judge prompt chosen per metric, each checked (only those given)."""
+        from matrix_align.evaluate.judge_prompts import check_choice
+
+        chosen = (("strongreject", self.strongreject_prompt), ("pairwise", self.pairwise_prompt),
+                  ("refusal", self.refusal_detector))  # fmt: skip
+        return {metric: check_choice(metric, c) for metric, c in chosen if c is not None}
+
+
+# Shared with sweep, whose cells are evaluate entries.
+InFlight = Annotated[
+    int,
+    typer.Option(
+        "--concurrency",
+        "-c",
+        min=1,
+        max=4096,
+        help="Answers or judgements in flight.",
+        rich_help_panel=RUN,
+    ),
+]
+Retries = Annotated[
+    int,
+    typer.Option(
+        "--retries", min=0, max=20, help="Retries of a failed request.", rich_help_panel=RUN
+    ),
+]
+
+
+@dataclass(kw_only=True)
+class EvalRun(OptionGroup):
+    """Where the evaluation writes and how it runs."""
+
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            parser=o.path_value,
+            help="Evaluation folder: results.jsonl, report.md, plots/.",
+            rich_help_panel=RUN,
+        ),
+    ] = None
+    concurrency: InFlight = 8
+    retries: Retries = 3
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar.", rich_help_panel=RUN)
+    ] = False
+
+
+Metrics = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--metrics",
+        help=f"Metrics to score, comma-separated (see --list). {jo.METRICS_HELP}",
+        rich_help_panel=jo.JUDGE,
+    ),
+]
+ListOnly = Annotated[
+    bool, typer.Option("--list", help="List systems, benchmarks and metrics, and exit.")
+]
+
+
+def data_settings(
+    data: Any,
+    output: Path,
+    backend: o.BackendOptions,
+    simulation: o.SimulationOptions,
+    *,
+    writable: bool,
+) -> dict[str, Any]:
+    """What evaluate and sweep settings share (``data``: their EvalData or SweepData),
+    checked in this order: the output folder (an evaluate folder, writable unless
+    ``writable`` is False), the simulation settings, the benchmarks and items (the paper's
+    four when none are named)."""
+    from matrix_align.evaluate.benchmarks import PAPER_BENCHMARKS
+    from matrix_align.folders import require_kind
+    from matrix_align.folders.records import model_key
+    from matrix_align.io import writable_folder
+
+    require_kind(output, "evaluate", "--output")
+    if writable:
+        writable_folder(output, "--output", keep=False)  # the run's lock makes it
+    config = simulation.config()
+    benchmarks, limit, items = data.items()
+    return dict(
+        benchmarks=benchmarks or list(PAPER_BENCHMARKS), output=output,
+        model_key=model_key(backend.backend, backend.model),
+        config=config, limit=limit, shuffle=data.shuffle, hub=data.hub, epochs=data.epochs,
+        items=items,
+    )  # fmt: skip
