@@ -255,3 +255,16 @@ def test_an_answer_that_names_a_person_of_the_scene_mentions_it() -> None:
 def test_a_checked_alternative_that_was_kept_raises_no_flag() -> None:
     kept = AlternativeCheck(suggestion="Ask the manager to sign it.", harm="none")
     assert audit_scene(clean_trace(alternative=kept)) == []
+
+
+def test_rejections_by_event_kind() -> None:
+    """Actions and reactions from their events; the intent, always delivered, from the
+    verdict of its round-0 ruling's call."""
+    from matrix_align.simulation.audit import rejections
+    from matrix_align.simulation.trace import ModelCall
+
+    trace = clean_trace()
+    trace.events.append(event(4, "Omar Reyes", "Omar flies away.", kind="reaction", feasible=False))
+    ruling = ModelCall(stage="modulate", round=0, messages=[], parsed={"possible": False})
+    trace.calls = [ruling, ModelCall(stage="modulate", round=1, messages=[], parsed={})]
+    assert rejections(trace) == {"intent": (1, 1), "action": (0, 2), "reaction": (1, 2)}

@@ -35,7 +35,7 @@ from matrix_align.evaluate.judges import detect_refusal
 from matrix_align.folders import read_run
 from matrix_align.folders.results import AnswerRecord, current_answers, read_results
 from matrix_align.research.specificity import entry_specificity
-from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS, audit_scene
+from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS, audit_scene, rejections
 from matrix_align.simulation.trace import SceneTrace
 from matrix_align.stats import wilson
 
@@ -165,6 +165,7 @@ def _audit(answers: list[AnswerRecord]) -> dict[str, Any] | None:
     """The scene audit of an entry's MATRIX traces, with each item's label; None when the
     entry has no scenes (another system, or answers read without their traces)."""
     flags: Counter[str] = Counter()
+    ruled: dict[str, list[int]] = {}
     scenes = clean = 0
     for answer in answers:
         if answer.system != "matrix":
@@ -175,12 +176,16 @@ def _audit(answers: list[AnswerRecord]) -> dict[str, Any] | None:
             scenes += 1
             clean += not any(flag in DROP_BY_DEFAULT for flag in found)
             flags.update(found)
+            for kind, (rejected, total) in rejections(trace).items():
+                counts = ruled.setdefault(kind, [0, 0])
+                counts[0], counts[1] = counts[0] + rejected, counts[1] + total
     if not scenes:
         return None
     return {
         "scenes": scenes,
         "clean": Share(clean, scenes),
         "flags": {flag: flags[flag] for flag in FLAGS if flags[flag]},
+        "rejected": {kind: Share(k, n) for kind, (k, n) in ruled.items()},
     }
 
 
@@ -383,6 +388,17 @@ def render_effect(effect: dict[str, Any]) -> str:
                 for e in audited
             ],
         )
+        kinds = list(dict.fromkeys(k for e in audited for k in e["audit"].get("rejected", {})))
+        out += [
+            "",
+            "Ruled infeasible, by event kind (the intent always happens: recorded only)",
+            "",
+        ]
+        out += _table(
+            ["entry", *kinds],
+            [[e["entry"], *(str(e["audit"]["rejected"].get(k, "-")) for k in kinds)]
+             for e in audited],
+        )  # fmt: skip
     specific = [e for e in entries if e.get("specificity")]
     if specific:
         out += ["", "Feedback specificity (own query the most similar of the set's, TF-IDF)", ""]

@@ -175,6 +175,23 @@ def answer_flags(first: str, final: str, harmful: bool) -> list[str]:
     return flags
 
 
+def rejections(trace: SceneTrace) -> dict[str, tuple[int, int]]:
+    """Per event kind (intent, action, reaction): (ruled infeasible, ruled). The intent
+    always happens, so its event keeps no rejection: its verdict is read from the round-0
+    ruling's call (a ruling that fell back is not counted)."""
+    counts = {kind: [0, 0] for kind in ("intent", "action", "reaction")}
+    for event in trace.events:
+        if event.kind != "intent":
+            counts[event.kind][0] += not event.delivered
+            counts[event.kind][1] += 1
+    for call in trace.calls:
+        if call.stage == "modulate" and call.round == 0 and call.valid:
+            verdict = call.parsed.get("possible", True) if isinstance(call.parsed, dict) else True
+            counts["intent"][0] += not verdict
+            counts["intent"][1] += 1
+    return {kind: (rejected, ruled) for kind, (rejected, ruled) in counts.items()}
+
+
 def check_flags(names: Iterable[str]) -> list[str]:
     """Flag names, validated (for ``--drop-flagged``); an unknown one raises ValueError."""
     names = [n.strip() for n in names if n.strip()]
