@@ -192,7 +192,11 @@ async def check_alternative(scene: Scene) -> None:
     trace = scene.trace
     value, _ = await scene.calls.structured(
         scene.modulator,
-        scene.messages(scene.config.render("alternative_check", reply=trace.final_response)),
+        # The scene's log is left out: the ruling is on the suggestion, not on the scene.
+        scene.messages(
+            scene.config.render("alternative_check", reply=trace.final_response),
+            with_memory=False,
+        ),
         AlternativeRuling,
         json_schema(
             AlternativeRuling,
@@ -211,7 +215,8 @@ async def check_alternative(scene: Scene) -> None:
         # Without a valid ruling the decline stands as written: the check only ever removes.
         fallback=lambda: AlternativeRuling(suggestion="", what_follows="", harm="none"),
     )
-    trace.alternative = AlternativeCheck(**value.model_dump(), dropped=value.harm == "serious")
+    dropped = value.harm == "serious" and bool(value.suggestion.strip())
+    trace.alternative = AlternativeCheck(**value.model_dump(), dropped=dropped)
     if not trace.alternative.dropped:
         return
     system = scene.config.render("final_verdict_decline_plain", consequence=trace.consequence)
