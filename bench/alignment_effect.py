@@ -202,7 +202,7 @@ async def run_effect(
         },
         "notes": result.notes,
     }
-    figures = folder_effect(output, sample=sample)
+    figures = folder_effect(output, sample=sample, items=items)
     _write(output, header, figures)
     return header, figures
 

@@ -373,3 +373,16 @@ def test_bench_replay_takes_a_setting(tmp_path: Path, bench: ModuleType) -> None
     entries = json.loads((out / bench.EFFECT_FILE).read_text("utf-8"))["entries"]
     assert [e["entry"] for e in entries] == ["matrix", "matrix@alt-check-False"]
     assert bench.main(["--replay", str(out), "--setting", "n_roles=3", *common]) == 2
+
+
+async def test_a_run_on_fewer_items_reports_on_those_items(
+    tmp_path: Path, bench: ModuleType
+) -> None:
+    """A folder holding more items than the run asks for: the figures are the run's items."""
+    out = tmp_path / "effect"
+    args = {"systems": ["vanilla"], "config": tiny()}
+    await bench.run_effect(out, ITEMS, answering_model(), "scripted:x", **args)
+    fewer = {name: ids[:1] for name, ids in ITEMS.items()}
+    header, figures = await bench.run_effect(out, fewer, answering_model(), "scripted:x", **args)
+    assert header["this_run"]["answers_new"] == 0
+    assert figures["entries"][0]["items"] == 2
