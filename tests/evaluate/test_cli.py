@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from matrix_align.cli.judge_options import judge_specs
+from matrix_align.cli.judge_aliases import judge_specs
 from matrix_align.errors import MatrixAlignError
 from tests.conftest import run_main
 
@@ -54,7 +54,7 @@ def test_a_scripted_run_then_rejudge(monkeypatch, capsys, tmp_path) -> None:
     assert code == 0, text
     assert "answers: 4 new" in text and (tmp_path / "eval" / "report.md").exists()
     code, text = run_cli(
-        monkeypatch, capsys, "--rejudge", out, "--judge-backend", "scripted", "--metrics",
+        monkeypatch, capsys, "--rejudge", out, "--judge", "scripted", "--metrics",
         "refusal,harmlessness", "-q",
     )  # fmt: skip
     assert code == 0, text

@@ -115,9 +115,7 @@ async def test_a_judged_metric_without_a_judge_is_an_error(tmp_path: Path, tiny_
     model = answering_model()
     with pytest.raises(MatrixAlignError) as err:
         await evaluate(settings(tmp_path, tiny_config), model, [])
-    assert "pairwise, harmlessness" in err.value.message and "--judge-backend" in str(
-        err.value.hint
-    )
+    assert "pairwise, harmlessness" in err.value.message and "--judge" in str(err.value.hint)
     assert model.requests == []  # checked before any call
     with pytest.raises(MatrixAlignError):
         await evaluate(settings(tmp_path, tiny_config, metrics=["strongreject"]), model, [])

@@ -12,7 +12,7 @@ showing progress (``evaluate_output``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -33,6 +33,9 @@ from matrix_align.cli.listings import list_evaluate_choices
 from matrix_align.cli.option_groups import with_option_groups
 from matrix_align.cli.runner import run_async
 
+if TYPE_CHECKING:
+    from matrix_align.evaluate.judge_backends import JudgeBackend
+
 
 @with_option_groups
 def evaluate(
@@ -52,8 +55,8 @@ def evaluate(
     helpfulness benchmarks with named judges; write results.jsonl, report.md and plots.
 
     Example: matrix-align evaluate --systems vanilla,matrix,critique-revise --benchmarks
-    advbench,harmfulqa --limit 50 --judge-backend openai --judge-model gpt-4o
-    --judge-base-url https://api.openai.com/v1 --output runs/eval
+    advbench,harmfulqa --limit 50 --judge openai:gpt-4o,base-url=https://api.openai.com/v1
+    --output runs/eval
     """
     if list_only:
         list_evaluate_choices()
@@ -64,7 +67,7 @@ def evaluate(
 
     console = Console(stderr=True)
     chosen_metrics = checked_metrics(metrics)
-    specs = judges.specs()
+    specs = judges.backends()
     prompts = judging.prompts()
     estimate.check()
     if estimate.dry_run and judging.rejudge_folder is not None:
@@ -117,7 +120,7 @@ def _settings(
 def _dry_run(
     console: Any,
     settings: Any,
-    specs: list[tuple[str, str | None, str | None]],
+    specs: list[JudgeBackend],
     estimate: o.DryRunOptions,
     *,
     backend: o.BackendOptions,
@@ -144,7 +147,7 @@ def _dry_run(
 async def _evaluate(
     console: Any,
     settings: Any,
-    specs: list[tuple[str, str | None, str | None]],
+    specs: list[JudgeBackend],
     *,
     run: EvalRun,
     judges: JudgeOptions,
@@ -184,7 +187,7 @@ async def _evaluate(
 def _rejudge(
     console: Any,
     judging: EvalJudging,
-    specs: list[tuple[str, str | None, str | None]],
+    specs: list[JudgeBackend],
     metrics: list[str] | None,
     prompts: dict[str, str | None],
     *,

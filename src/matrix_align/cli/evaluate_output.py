@@ -81,8 +81,8 @@ def exit_for(result: Any) -> None:
         raise RunFailed(
             f"Every judgement of a requested judge failed, so its metrics are missing from the "
             f"report: {shown}.",
-            hint=f"see {result.output / 'errors.jsonl'}; check the judge (--judge-base-url, "
-            "--judge-model), then rerun the same command to retry the judgements",
+            hint=f"see {result.output / 'errors.jsonl'}; check the judge (its --judge spec: "
+            "model, base-url, api-key-env), then rerun the same command to retry the judgements",
         )
     answers = result.answer_stats
     if answers is not None and answers.failed and not answers.completed + answers.skipped_done:

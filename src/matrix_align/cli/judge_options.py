@@ -1,19 +1,20 @@
 """The judges' options of the commands that judge answers (``evaluate``, ``sweep``), declared
-once as ``JudgeOptions``, so a command line moves between them unchanged; ``--metrics``
-(whose help names the command's own ``--list``) and the helpers both use."""
+once as ``JudgeOptions``, so a command line moves between them unchanged: ``--judge SPEC``,
+one judge each, read into a ``BackendSpec`` (``llm.spec_text``), so each judge has its own
+settings; the older spelling (``judge_aliases``) until it goes. ``--metrics`` (whose help
+names the command's own ``--list``) and the helpers both commands use are here too."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
 
+from matrix_align.cli import judge_aliases as ja
 from matrix_align.cli.option_groups import OptionGroup
-
-JUDGE = "Judges"
+from matrix_align.cli.options import JUDGE
+from matrix_align.llm.spec_text import option_names
 
 # What --metrics says beyond where the list is, in every command that takes it.
 METRICS_HELP = (
@@ -29,38 +30,19 @@ Metrics = Annotated[
         rich_help_panel=JUDGE,
     ),
 ]
-JudgeBackend = Annotated[
+Judge = Annotated[
     list[str] | None,
     typer.Option(
-        "--judge-backend", help="Judge backend (repeat for several judges).", rich_help_panel=JUDGE
-    ),
-]
-JudgeModel = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--judge-model", help="Judge model (repeat for several judges).", rich_help_panel=JUDGE
-    ),
-]
-JudgeBaseUrl = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--judge-base-url",
-        help="Judge endpoint: one for all judges, or one per judge.",
+        "--judge",
+        metavar="SPEC",
+        help="A model judge, named in full: BACKEND[:MODEL][,KEY=VALUE...], e.g. "
+        "openai:gpt-4o-mini or 'openai:gpt-4o-mini,base-url=http://host:8000/v1,"
+        "api-key-env=JUDGE_KEY,parallel=8,request-timeout=60'. KEY: a backend option without "
+        f"its dashes ({', '.join(option_names().values())}). A setting not given is the "
+        "backend's default, but for the request timeout and the --rpm/--tpm budget, which are "
+        "the model under test's. Repeat for several judges; results name each BACKEND:MODEL.",
         rich_help_panel=JUDGE,
-    ),
-]
-JudgeApiKeyEnv = Annotated[
-    str,
-    typer.Option(
-        "--judge-api-key-env",
-        help="Environment variable with the judge's API key.",
-        rich_help_panel=JUDGE,
-    ),
-]
-JudgeParallel = Annotated[
-    int,
-    typer.Option(
-        "--judge-parallel", min=1, max=256, help="Judge requests at once.", rich_help_panel=JUDGE
+        show_default=False,
     ),
 ]
 JudgeMaxTokens = Annotated[
@@ -73,55 +55,46 @@ JudgeMaxTokens = Annotated[
 
 @dataclass(kw_only=True)
 class JudgeOptions(OptionGroup):
-    """The judges: which (paired by position), and how they are called."""
+    """The judges (``--judge``, one spec each, or the older spelling) and the cap on their
+    replies."""
 
-    judge_backend: JudgeBackend = None
-    judge_model: JudgeModel = None
-    judge_base_url: JudgeBaseUrl = None
-    judge_api_key_env: JudgeApiKeyEnv = "OPENAI_API_KEY"
-    judge_parallel: JudgeParallel = 4
+    judge: Judge = None
     judge_max_tokens: JudgeMaxTokens = 512
+    judge_backend: ja.BackendAlias = None
+    judge_model: ja.ModelAlias = None
+    judge_base_url: ja.BaseUrlAlias = None
+    judge_api_key_env: ja.ApiKeyEnvAlias = None
+    judge_parallel: ja.ParallelAlias = None
 
-    def specs(self) -> list[tuple[str, str | None, str | None]]:
-        """(backend, model, base_url) per judge, checked (see ``judge_specs``)."""
-        return judge_specs(self.judge_backend, self.judge_model, self.judge_base_url)
+    def backends(self) -> list[Any]:
+        """The judges (``JudgeBackend``), every spec checked before anything is built."""
+        from matrix_align.errors import MatrixAlignError
+        from matrix_align.evaluate.judge_backends import judge_backends
+        from matrix_align.llm.spec_text import parse_spec
 
-    @contextlib.asynccontextmanager
-    async def open(
-        self,
-        specs: list[tuple[str, str | None, str | None]],
-        *,
-        under_test: Any,
-        seed: int,
-    ) -> AsyncIterator[list[Any]]:
-        """The judges (``JudgeSpec``), each opened in the running loop in turn (built, then
-        checked); all closed when the block ends. A judge shares the retries, the
-        --request-timeout and the --rpm/--tpm budget of ``under_test`` (the model under
-        test's ``BackendSpec``); the rest is its own."""
-        from matrix_align.evaluate.judges import Judge
-        from matrix_align.evaluate.tasks import JudgeSpec
-        from matrix_align.folders.records import model_key
-        from matrix_align.llm.spec import BackendSpec, open_all
-
-        models = [
-            BackendSpec(
-                name,
-                model=model,
-                base_url=url,
-                api_key_env=self.judge_api_key_env,
-                parallel=self.judge_parallel,
-                retries=under_test.retries,
-                timeout_s=under_test.timeout_s,
-                limits=under_test.limits,
+        older = [self.judge_backend, self.judge_model, self.judge_base_url,
+                 self.judge_api_key_env, self.judge_parallel]  # fmt: skip
+        if self.judge and any(value is not None for value in older):
+            raise MatrixAlignError(
+                "--judge is given with the older --judge-backend/--judge-model/"
+                "--judge-base-url/--judge-api-key-env/--judge-parallel spelling.",
+                hint="name each judge in one --judge with its own settings, e.g. --judge "
+                "openai:gpt-4o,base-url=URL,api-key-env=VAR,parallel=8",
             )
-            for name, model, url in specs
-        ]
-        async with open_all(models) as chats:
-            keys = [model_key(name, model) for name, model, _ in specs]
-            yield [
-                JudgeSpec(key, Judge(chat, key=key, max_tokens=self.judge_max_tokens, seed=seed))
-                for key, chat in zip(keys, chats, strict=True)
-            ]
+        if self.judge:
+            return judge_backends(parse_spec(text, option="--judge") for text in self.judge)
+        specs = ja.alias_specs(self.judge_backend, self.judge_model, self.judge_base_url,
+                               api_key_env=self.judge_api_key_env,
+                               parallel=self.judge_parallel)  # fmt: skip
+        return judge_backends(specs)
+
+    def open(self, judges: list[Any], *, under_test: Any, seed: int) -> Any:
+        """The judges opened beside the model under test (``open_judges``), as ``JudgeSpec``s;
+        closed when the block ends."""
+        from matrix_align.evaluate.judge_backends import open_judges
+
+        return open_judges(judges, under_test=under_test, max_tokens=self.judge_max_tokens,
+                           seed=seed)  # fmt: skip
 
 
 def split_values(values: list[str] | None) -> list[str] | None:
@@ -139,48 +112,3 @@ def checked_metrics(values: list[str] | None) -> list[str] | None:
     if chosen is not None:
         check_metrics(chosen)
     return chosen
-
-
-def judge_specs(
-    backends: list[str] | None,
-    models: list[str] | None,
-    base_urls: list[str] | None,
-) -> list[tuple[str, str | None, str | None]]:
-    """(backend, model, base_url) per judge from the repeatable judge options.
-
-    Judges are paired by position. One --judge-backend serves every --judge-model, and one
-    --judge-base-url serves every judge. A --judge-model without any --judge-backend is an
-    error: the judge's backend is never guessed from the model under test.
-    """
-    from matrix_align.errors import MatrixAlignError
-
-    backends, models, urls = backends or [], models or [], base_urls or []
-    if not backends and not models:
-        if urls:
-            raise MatrixAlignError("--judge-base-url given without --judge-backend.")
-        return []
-    if not backends:
-        raise MatrixAlignError(
-            "--judge-model needs --judge-backend.",
-            hint="e.g. --judge-backend openai --judge-model gpt-4o --judge-base-url URL",
-        )
-    if len(backends) == 1 and len(models) > 1:
-        backends = backends * len(models)
-    if not models:
-        models_: list[str | None] = [None] * len(backends)
-    elif len(models) == len(backends):
-        models_ = list(models)
-    else:
-        raise MatrixAlignError(
-            f"{len(backends)} --judge-backend values but {len(models)} --judge-model values.",
-            hint="give one backend for all judges, or one backend per --judge-model",
-        )
-    if len(urls) > 1 and len(urls) != len(backends):
-        raise MatrixAlignError(
-            f"{len(urls)} --judge-base-url values for {len(backends)} judges.",
-            hint="give one URL for all judges, or one per judge",
-        )
-    urls_: list[str | None] = (
-        list(urls) if len(urls) > 1 else [urls[0] if urls else None] * len(backends)
-    )
-    return list(zip(backends, models_, urls_, strict=True))

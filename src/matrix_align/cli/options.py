@@ -24,6 +24,7 @@ from matrix_align.simulation.config import SimulationConfig
 
 SIM = "Simulation"
 BACK = "Backend"
+JUDGE = "Judges"
 
 
 DryRun = Annotated[

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -21,6 +21,9 @@ from matrix_align.cli import options as o
 from matrix_align.cli.evaluate_options import EvalData, InFlight, Limit, Retries, data_settings
 from matrix_align.cli.option_groups import OptionGroup, with_option_groups
 from matrix_align.cli.runner import run_async
+
+if TYPE_CHECKING:
+    from matrix_align.evaluate.judge_backends import JudgeBackend
 
 DATA = "Benchmarks"
 RUN = "Run"
@@ -142,8 +145,8 @@ def sweep(
     judge, vs each setting).
 
     The simulation options set what the grid leaves out. Example: matrix-align sweep --grid
-    roles=1,3,5,7 --grid steps=1,2,4,8,16 --subset paper-50 --judge-backend openai
-    --judge-model gpt-4o --judge-base-url https://api.openai.com/v1 -o runs/sweep
+    roles=1,3,5,7 --grid steps=1,2,4,8,16 --subset paper-50 --judge
+    openai:gpt-4o,base-url=https://api.openai.com/v1 -o runs/sweep
     """
     from rich.console import Console
 
@@ -153,7 +156,7 @@ def sweep(
     console = Console(stderr=True)
     axes = parse_grid(grid)
     chosen_metrics = jo.checked_metrics(metrics)
-    specs = judges.specs()
+    specs = judges.backends()
     template = _template(run, data, backend, simulation, chosen_metrics)
     spec = SweepSpec(axes=axes, template=template, base=None if base == "none" else base)
     prepared = prepare(spec, len(specs))  # every check that needs no model, before loading one
@@ -193,7 +196,7 @@ async def _run(
     console: Any,
     spec: Any,
     prepared: Any,
-    specs: list[tuple[str, str | None, str | None]],
+    specs: list[JudgeBackend],
     *,
     run: SweepRun,
     judges: jo.JudgeOptions,

@@ -19,13 +19,13 @@ from typing import Any
 
 from matrix_align.estimate import CostEstimate, Line, Section, UnitCost, measured, rehearse
 from matrix_align.evaluate.benchmarks import turns
+from matrix_align.evaluate.judge_backends import JudgeBackend
 from matrix_align.evaluate.judge_prompts import resolve
 from matrix_align.evaluate.judges import REFUSAL_DETECTOR, Judge
 from matrix_align.evaluate.plan import plan_answers, plan_judgements
 from matrix_align.evaluate.runner import Prepared, _reference, answer_task, judge_task
 from matrix_align.evaluate.tasks import AnswerTask, EvalSettings, JudgeSpec
 from matrix_align.folders import read_run
-from matrix_align.folders.records import model_key
 from matrix_align.folders.results import (
     AnswerRecord,
     JudgementRecord,
@@ -38,14 +38,14 @@ from matrix_align.llm.base import ChatModel
 def estimate_evaluate(
     settings: EvalSettings,
     prepared: Prepared,
-    judges: list[tuple[str, str | None, str | None]],
+    judges: list[JudgeBackend],
     *,
     backend: str,
     judge_max_tokens: int,
 ) -> CostEstimate:
     stored_answers, stored_judgements = read_results(settings.output, with_calls=True)
     done = {a.id for a in stored_answers} | {j.id for j in stored_judgements}
-    judge_keys = [(model_key(b, name), b) for b, name, _ in judges]
+    judge_keys = [(judge.key, judge.spec.backend) for judge in judges]
     uses_selector = "best-of-n" in settings.systems and settings.selector == "judge" and judges
     selector_key = judge_keys[0][0] if uses_selector else None
     tasks = plan_answers(settings, prepared.loaded, selector_key)

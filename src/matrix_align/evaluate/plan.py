@@ -51,8 +51,8 @@ def require_judges(needed: list[str], have_judge: bool, explicit: bool) -> None:
         how = "asked for" if explicit else "scored by default on these benchmarks"
         raise MatrixAlignError(
             f"No judge given, but the metrics {', '.join(needed)} ({how}) need a model judge.",
-            hint="name one with --judge-backend and --judge-model (the judge is never "
-            "silently the model under test), or pass --metrics refusal to score only with "
+            hint="name one with --judge BACKEND:MODEL, e.g. --judge openai:gpt-4o (the judge "
+            "is never silently the model under test), or pass --metrics refusal to score only with "
             "the refusal-phrase detector",
         )
 

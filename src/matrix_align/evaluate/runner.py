@@ -340,7 +340,7 @@ def validate(settings: EvalSettings, judges: list[JudgeSpec]) -> None:
     keys = [j.key for j in judges]
     if len(set(keys)) != len(keys):
         raise MatrixAlignError(
-            "The same judge is named twice.", hint="each --judge-model must be different"
+            "The same judge is named twice.", hint="each --judge must name its own backend:model"
         )
 
 

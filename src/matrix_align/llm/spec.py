@@ -140,15 +140,22 @@ class BackendSpec(BaseModel):
     @classmethod
     def _from_environment(cls, data: Any) -> Any:
         """The openai backend's URL, when none is given, from $OPENAI_BASE_URL (read when the
-        spec is made, as the openai client reads it when it is made); and the budget."""
+        spec is made, as the openai client reads it when it is made)."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
         if data.get("backend") == "openai" and not data.get("base_url"):
             data["base_url"] = os.environ.get(BASE_URL_ENV) or ()
-        if data.get("limits") is None:
-            data["limits"] = RateLimits.per_minute(data.get("rpm"), data.get("tpm"))
         return data
+
+    @model_validator(mode="after")
+    def _budget(self) -> BackendSpec:
+        """The per-minute budget, when none is given, from rpm/tpm once they are checked
+        (they may arrive as text: ``--judge openai:m,rpm=60``)."""
+        if self.limits is None:
+            # The spec is frozen; the budget is set once, here, as the spec is made.
+            object.__setattr__(self, "limits", RateLimits.per_minute(self.rpm, self.tpm))
+        return self
 
     def replace(self, **changes: Any) -> BackendSpec:
         """A copy with ``changes``, validated as a new spec is (``model_copy`` is not), that
