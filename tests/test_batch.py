@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from matrix_align.batch import BatchRunner, Outcome, Usage
+from matrix_align.batch import BatchRunner, Outcome
+from matrix_align.simulation.trace import Usage
 
 
 def stored(out: Path, name: str) -> list[dict[str, Any]]:

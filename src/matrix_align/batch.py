@@ -5,8 +5,9 @@ resumably.
   concurrency, appends each record the moment it finishes (``folders.store``), skips the ids
   already stored, writes failures to ``errors.jsonl`` with a reason (``failure_reason``) and
   retries them on the next run, and stops taking work after ``abort_after`` failures in a row;
-- ``Usage`` is the one shape of a record's model use (calls, tokens, wall time), ``RunStats``
-  what one run did, ``ProgressState`` the snapshot progress displays are fed.
+- ``Outcome`` is what a work item returns: its record and its ``Usage`` (simulation/trace.py,
+  the one shape of model use); ``RunStats`` is what one run did, ``ProgressState`` the
+  snapshot progress displays are fed.
 
 It knows nothing about MATRIX, datasets or benchmarks: ``generate`` (data/generate.py) and
 ``evaluate`` (evaluate/runner.py) bring the items, the work and the folder's file names.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +36,7 @@ from matrix_align.folders import ERRORS, SAMPLES
 from matrix_align.folders.records import ErrorRecord
 from matrix_align.folders.store import IndexFn, JsonlStore
 from matrix_align.redact import redact
-from matrix_align.simulation.trace import ModelCall, SceneTrace
+from matrix_align.simulation.trace import Usage
 
 
 def now_iso() -> str:
@@ -48,44 +49,6 @@ def now_iso() -> str:
 
 class EmptyAnswerError(Exception):
     """The model produced an empty answer: nothing worth training on."""
-
-
-@dataclass
-class Usage:
-    """The model use of one record (or of a whole run): calls, tokens, wall time."""
-
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    wall_s: float = 0.0
-
-    @classmethod
-    def of_traces(cls, traces: Iterable[SceneTrace], wall_s: float) -> Usage:
-        """The totals of one or more traces (a scene, a system's calls, one per turn)."""
-        totals = [trace.totals for trace in traces]
-        return cls(
-            calls=sum(t.calls for t in totals),
-            prompt_tokens=sum(t.prompt_tokens for t in totals),
-            completion_tokens=sum(t.completion_tokens for t in totals),
-            cached_tokens=sum(t.cached_tokens for t in totals),
-            wall_s=round(wall_s, 3),
-        )
-
-    @classmethod
-    def of_calls(cls, calls: Sequence[ModelCall]) -> Usage:
-        """The sum of some recorded calls (a judgement's); the time is their call time."""
-        return cls(
-            calls=len(calls),
-            prompt_tokens=sum(c.prompt_tokens for c in calls),
-            completion_tokens=sum(c.completion_tokens for c in calls),
-            cached_tokens=sum(c.cached_tokens for c in calls),
-            wall_s=round(sum(c.latency_s for c in calls), 3),
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        """The form records store (``usage`` of a sample, an answer, a judgement)."""
-        return dict(self.__dict__)
 
 
 @dataclass
@@ -136,9 +99,7 @@ class ProgressState:
     failed: int = 0
     in_flight: int = 0
     completed_this_run: int = 0
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    usage: Usage = field(default_factory=Usage)  # of the samples completed this run
     started: float = field(default_factory=time.perf_counter)
     ended: float | None = None  # set when the run stops, so rates stop moving
 
@@ -154,7 +115,7 @@ class ProgressState:
     @property
     def completion_tokens_per_s(self) -> float:
         elapsed = self.elapsed_s
-        return self.completion_tokens / elapsed if elapsed > 0 else 0.0
+        return self.usage.completion_tokens / elapsed if elapsed > 0 else 0.0
 
     @property
     def eta_s(self) -> float | None:
@@ -311,11 +272,8 @@ class BatchRunner:
                     stats.completed += 1
                     state.done += 1
                     state.completed_this_run += 1
-                    for name in ("calls", "prompt_tokens", "completion_tokens", "cached_tokens"):
-                        value = getattr(outcome.usage, name)
-                        setattr(stats.usage, name, getattr(stats.usage, name) + value)
-                        if hasattr(state, name):
-                            setattr(state, name, getattr(state, name) + value)
+                    stats.usage += outcome.usage  # its wall_s is the run's, set at the end
+                    state.usage += outcome.usage
                 finally:
                     state.in_flight -= 1
                     notify()

@@ -107,7 +107,7 @@ def test_tables_are_exact(records) -> None:
     assert t.harmless_scores[("J1", "vanilla", "advbench")].mean == pytest.approx(19 / 3)
     assert t.refusal[("vanilla", "advbench")].percent("refusal") == 25.0
 
-    assert t.cost["matrix"].per_response(t.cost["matrix"].calls) == 20
+    assert t.cost["matrix"].per_response(t.cost["matrix"].usage.calls) == 20
     assert t.cost["vanilla"].responses == 4
     assert t.unscored[("J1", "pairwise")] == (8, 1)
     assert t.judges == ["J1", "J2"]

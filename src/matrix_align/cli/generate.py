@@ -193,7 +193,7 @@ async def _live_bar(console: Any, total: int, chat_model: Any, *, quiet: bool) -
             return
         state = latest[-1]
         live = _live_completion_tokens(chat_model)
-        tokens = (live - base_tokens) if live is not None else state.completion_tokens
+        tokens = (live - base_tokens) if live is not None else state.usage.completion_tokens
         elapsed = state.elapsed_s
         progress.update(
             task,

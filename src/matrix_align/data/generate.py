@@ -33,7 +33,6 @@ from matrix_align.batch import (
     Outcome,
     ProgressState,
     RunStats,
-    Usage,
     now_iso,
 )
 from matrix_align.data import preference_modes
@@ -72,6 +71,7 @@ from matrix_align.provenance import (
 )
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS, audit_scene
 from matrix_align.simulation.config import SimulationConfig
+from matrix_align.simulation.trace import Usage
 from matrix_align.systems import SYSTEMS, respond_full
 
 # --- what to generate -----------------------------------------------------------------

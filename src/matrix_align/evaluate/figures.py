@@ -17,6 +17,7 @@ from typing import Any
 from matrix_align.evaluate.judge_prompts import JudgePrompts
 from matrix_align.evaluate.judges import Agreement
 from matrix_align.folders.results import Verdict
+from matrix_align.simulation.trace import Usage
 from matrix_align.stats import bootstrap_mean, wilson_over_items
 
 # --- tallies ------------------------------------------------------------------------------
@@ -110,26 +111,18 @@ def _grouped(values: list[float], items: list[str]) -> list[list[float]]:
 
 @dataclass
 class Cost:
+    """What an entry's answers (or a judge's judgements) cost: their records' usage summed."""
+
     answers: int = 0
     responses: int = 0  # answered turns (MT-Bench answers have two)
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    wall_s: float = 0.0
+    usage: Usage = field(default_factory=Usage)
 
     def per_response(self, value: float) -> float | None:
         return value / self.responses if self.responses else None
 
-    @property
-    def tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
     def add(self, usage: dict[str, Any]) -> None:
         """Add a record's stored usage (calls, tokens, seconds)."""
-        self.calls += int(usage.get("calls", 0))
-        self.prompt_tokens += int(usage.get("prompt_tokens", 0))
-        self.completion_tokens += int(usage.get("completion_tokens", 0))
-        self.wall_s += float(usage.get("wall_s", 0.0))
+        self.usage += Usage.stored(usage)
 
 
 @dataclass

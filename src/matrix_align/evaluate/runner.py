@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from matrix_align.batch import BatchRunner, Outcome, ProgressState, RunStats, Usage, now_iso
+from matrix_align.batch import BatchRunner, Outcome, ProgressState, RunStats, now_iso
 from matrix_align.data.sources import LoadedSource
 from matrix_align.errors import MatrixAlignError, RunFailed
 from matrix_align.evaluate.benchmarks import (
@@ -77,7 +77,7 @@ from matrix_align.provenance import (
 )
 from matrix_align.simulation.audit import audit_scene
 from matrix_align.simulation.config import SimulationConfig
-from matrix_align.simulation.trace import SceneTrace
+from matrix_align.simulation.trace import SceneTrace, Usage
 from matrix_align.systems import (
     SYSTEMS,
     SystemOptions,

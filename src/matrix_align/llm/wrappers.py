@@ -257,9 +257,11 @@ class ConcurrencyLimitedModel(ModelWrapper):
 
 @dataclass
 class ModelStats:
-    """What a run's summary reports about model use.
+    """The live count of an ``AccountingModel``: every call sent, failed ones too.
 
-    ``busy_s`` is wall time with at least one call in flight (so concurrency does not
+    Not a ``Usage`` (simulation/trace.py, the record of the calls a trace kept): it counts
+    calls while they are in flight, failures and busy time, below the layer that records
+    calls. ``busy_s`` is wall time with at least one call in flight (so concurrency does not
     inflate it); ``call_s`` is the sum of call durations (so ``call_s / busy_s`` is the mean
     concurrency). ``failures_by_error`` counts failed calls by exception type, which is the
     "why" of a failure summary.

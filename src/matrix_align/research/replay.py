@@ -12,11 +12,11 @@ overrides and the model), so rerunning adds nothing.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from matrix_align.batch import Outcome, RunStats, Usage, now_iso
+from matrix_align.batch import Outcome, RunStats, now_iso
 from matrix_align.errors import MatrixAlignError
 from matrix_align.evaluate.benchmarks import is_harmful
 from matrix_align.evaluate.runner import ProgressFn, check_entries, run_phase
@@ -30,7 +30,7 @@ from matrix_align.simulation.audit import audit_scene
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.replay import REPLAYABLE, replay
 from matrix_align.simulation.scene import LATE_STAGES
-from matrix_align.simulation.trace import SceneTrace
+from matrix_align.simulation.trace import SceneTrace, Usage
 
 _SHORT = {
     "final_prompt": "final",
@@ -125,14 +125,9 @@ async def replay_task(
     )
     trace.flags = audit_scene(trace, harmful=is_harmful(source.source_record()))
     late = [c for c in trace.calls if c.stage in LATE_STAGES]
-    usage = Usage(  # what this replay cost
-        calls=len(late),
-        prompt_tokens=sum(c.prompt_tokens for c in late),
-        completion_tokens=sum(c.completion_tokens for c in late),
-        cached_tokens=sum(c.cached_tokens for c in late),
-        wall_s=round(time.perf_counter() - started, 3),
-    )
-    totals = trace.totals  # what the whole answer cost: the kept scene plus the new calls
+    # What this replay cost; the record's usage is the whole answer's: the kept scene plus
+    # the new calls.
+    usage = replace(Usage.of_calls(late), wall_s=round(time.perf_counter() - started, 3))
     record = source.model_copy(
         update={
             "id": task.id,
@@ -140,15 +135,7 @@ async def replay_task(
             "model": model_key,
             "answer": trace.final_response,
             "initial_response": trace.initial_response,
-            "usage": {
-                "calls": totals.calls,
-                "prompt_tokens": totals.prompt_tokens,
-                "completion_tokens": totals.completion_tokens,
-                "cached_tokens": totals.cached_tokens,
-                "wall_s": totals.wall_time_s,
-                "turns": 1,
-                "replay_wall_s": usage.wall_s,
-            },
+            "usage": {**trace.totals.usage.as_dict(), "turns": 1, "replay_wall_s": usage.wall_s},
             "settings": {
                 **source.settings,
                 "simulation": trace.config,

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from matrix_align.simulation.trace import ModelCall, SceneTrace
+from matrix_align.simulation.trace import ModelCall, SceneTrace, Usage
 
 Status = Literal["queued", "running", "completed", "failed", "cancelled", "timed_out"]
 
@@ -55,14 +55,12 @@ class ServeRecord(BaseModel):
         """OpenAI's usage object counting every call made for this request: the gate's and
         every call of the scene (the same sums as the trace's totals, read from the calls so
         that a scene cut short is counted too)."""
-        calls = self.calls()
-        prompt = sum(c.prompt_tokens for c in calls)
-        completion = sum(c.completion_tokens for c in calls)
+        used = Usage.of_calls(self.calls())
         return {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": sum(c.cached_tokens for c in calls)},
+            "prompt_tokens": used.prompt_tokens,
+            "completion_tokens": used.completion_tokens,
+            "total_tokens": used.tokens,
+            "prompt_tokens_details": {"cached_tokens": used.cached_tokens},
         }
 
     def summary(self, *, final: bool = True) -> dict[str, Any]:

@@ -7,6 +7,8 @@ scene, the decisions and the exact model calls that produced it. Round-trips thr
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -108,13 +110,82 @@ class AlternativeCheck(BaseModel):
     dropped: bool = False
 
 
+@dataclass
+class Usage:
+    """Model use: calls, tokens, seconds. The one record of it: a stored answer's or
+    sample's ``usage``, a batch run's total, a report's cost and a scene page's stages are
+    all ``Usage``; a trace's ``Totals`` reads as one (``Totals.usage``)."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    wall_s: float = 0.0
+
+    @classmethod
+    def of_calls(cls, calls: Sequence[ModelCall]) -> Usage:
+        """The sum of some recorded calls (a judgement's, a stage's); the time is their call
+        time."""
+        return cls(
+            calls=len(calls),
+            prompt_tokens=sum(c.prompt_tokens for c in calls),
+            completion_tokens=sum(c.completion_tokens for c in calls),
+            cached_tokens=sum(c.cached_tokens for c in calls),
+            wall_s=round(sum(c.latency_s for c in calls), 3),
+        )
+
+    @classmethod
+    def of_traces(cls, traces: Iterable[SceneTrace], wall_s: float) -> Usage:
+        """The totals of one or more traces (a scene, a system's calls, one per turn), over
+        ``wall_s``, the time they took together."""
+        total = sum((trace.totals.usage for trace in traces), cls())
+        return replace(total, wall_s=round(wall_s, 3))
+
+    @classmethod
+    def stored(cls, usage: dict[str, Any]) -> Usage:
+        """A record's stored ``usage`` read back (its other keys, such as ``turns``, left)."""
+        return cls(
+            calls=int(usage.get("calls", 0)),
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            cached_tokens=int(usage.get("cached_tokens", 0)),
+            wall_s=float(usage.get("wall_s", 0.0)),
+        )
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        )
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def as_dict(self) -> dict[str, Any]:
+        """The form records store (``usage`` of a sample, an answer, a judgement)."""
+        return dict(self.__dict__)
+
+
 class Totals(BaseModel):
+    """A trace's model use. Its own shape, not ``Usage``: its field names are the trace
+    JSON's (``wall_time_s``, ``fallbacks``), which stored traces must keep reading."""
+
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
     fallbacks: int = 0  # structured decisions that fell back after a failed re-ask
     wall_time_s: float = 0.0
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(
+            self.calls,
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.cached_tokens,
+            self.wall_time_s,
+        )
 
 
 class SceneTrace(BaseModel):
@@ -181,11 +252,12 @@ class SceneTrace(BaseModel):
 
     def recompute_totals(self, wall_time_s: float) -> Totals:
         """Totals derived from the recorded calls, so they can never disagree with them."""
+        used = Usage.of_calls(self.calls)
         self.totals = Totals(
-            calls=len(self.calls),
-            prompt_tokens=sum(c.prompt_tokens for c in self.calls),
-            completion_tokens=sum(c.completion_tokens for c in self.calls),
-            cached_tokens=sum(c.cached_tokens for c in self.calls),
+            calls=used.calls,
+            prompt_tokens=used.prompt_tokens,
+            completion_tokens=used.completion_tokens,
+            cached_tokens=used.cached_tokens,
             fallbacks=self.totals.fallbacks,
             wall_time_s=round(wall_time_s, 3),
         )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAG_HELP, audit_scene
-from matrix_align.simulation.trace import Event, MemorySummary, ModelCall, Role, SceneTrace
+from matrix_align.simulation.trace import Event, MemorySummary, ModelCall, Role, SceneTrace, Usage
 from matrix_align.view.diff import WordDiff, word_diff
 
 
@@ -63,16 +63,6 @@ class CallView:
 
 
 @dataclass
-class StageTotals:
-    stage: str
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    latency_s: float = 0.0
-
-
-@dataclass
 class FlagView:
     name: str
     help: str
@@ -91,7 +81,7 @@ class ScenePage:
     events_by_id: dict[int, Event]
     diff: WordDiff
     calls: list[CallView]
-    stages: list[StageTotals]
+    stages: dict[str, Usage]  # each stage's calls summed, in the order they began
     config_items: list[tuple[str, str]]
     delivered: int
     rejected: int
@@ -168,21 +158,16 @@ def _roles(trace: SceneTrace) -> list[RoleView]:
     return sorted(views.values(), key=lambda v: not v.role.is_ego)
 
 
-def _calls(trace: SceneTrace) -> tuple[list[CallView], list[StageTotals]]:
+def _calls(trace: SceneTrace) -> tuple[list[CallView], dict[str, Usage]]:
     views: list[CallView] = []
-    stages: dict[str, StageTotals] = {}
+    by_stage: dict[str, list[ModelCall]] = {}
     for index, call in enumerate(trace.calls, start=1):
         parsed = ""
         if call.parsed is not None:
             parsed = json.dumps(call.parsed, ensure_ascii=False, indent=2, default=str)
         views.append(CallView(index, call, parsed))
-        totals = stages.setdefault(call.stage, StageTotals(call.stage))
-        totals.calls += 1
-        totals.prompt_tokens += call.prompt_tokens
-        totals.completion_tokens += call.completion_tokens
-        totals.cached_tokens += call.cached_tokens
-        totals.latency_s += call.latency_s
-    return views, list(stages.values())
+        by_stage.setdefault(call.stage, []).append(call)
+    return views, {stage: Usage.of_calls(calls) for stage, calls in by_stage.items()}
 
 
 def _depths(events: list[Event]) -> dict[int, int]:

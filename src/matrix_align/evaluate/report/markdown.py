@@ -88,19 +88,20 @@ def _cost(tables: Tables) -> list[str]:
             c = t.cost.get(entry)
             if c is None:
                 continue
+            used = c.usage
             ratio = (
-                num(c.tokens / base.tokens * base.responses / c.responses, 1)
-                if base and base.tokens and c.responses
+                num(used.tokens / base.usage.tokens * base.responses / c.responses, 1)
+                if base and base.usage.tokens and c.responses
                 else "–"
             )
             rows.append(
                 [
                     entry,
                     str(c.responses),
-                    num(c.per_response(c.calls), 1),
-                    num(c.per_response(c.prompt_tokens), 0),
-                    num(c.per_response(c.completion_tokens), 0),
-                    num(c.per_response(c.wall_s), 2),
+                    num(c.per_response(used.calls), 1),
+                    num(c.per_response(used.prompt_tokens), 0),
+                    num(c.per_response(used.completion_tokens), 0),
+                    num(c.per_response(used.wall_s), 2),
                     ratio,
                 ]
             )
@@ -121,10 +122,10 @@ def _cost(tables: Tables) -> list[str]:
             [
                 judge,
                 str(c.answers),
-                str(c.calls),
-                str(c.prompt_tokens),
-                str(c.completion_tokens),
-                num(c.wall_s, 1),
+                str(c.usage.calls),
+                str(c.usage.prompt_tokens),
+                str(c.usage.completion_tokens),
+                num(c.usage.wall_s, 1),
             ]
             for judge, c in t.judge_cost.items()
         ]

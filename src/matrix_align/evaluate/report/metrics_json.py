@@ -38,7 +38,7 @@ def metric_cells(tables: Tables) -> list[dict[str, Any]]:
     for entry, cost in t.cost.items():
         where = {"table": "cost", "entry": entry}
         for name in ("calls", "prompt_tokens", "completion_tokens", "wall_s"):
-            value = cost.per_response(getattr(cost, name))
+            value = cost.per_response(getattr(cost.usage, name))
             cells.append(
                 cell(where, f"{name}_per_response", n=cost.responses, unscored=0,
                      value=rounded(value), low=None, high=None, interval=None)

@@ -23,7 +23,7 @@ def write_plots(tables: Tables, folder: Path) -> list[str]:
     for metric in (m for m in ranked if not m.model_judged):
         written += metric.plot(tables, folder, None)
     calls = {
-        (e, "calls per response"): c.per_response(c.calls) or 0.0
+        (e, "calls per response"): c.per_response(c.usage.calls) or 0.0
         for e, c in tables.cost.items()
         if c.responses
     }
