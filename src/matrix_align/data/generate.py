@@ -53,6 +53,7 @@ from matrix_align.folders import ERRORS, RUN, SAMPLES, SUMMARY, require_kind
 from matrix_align.folders.records import (
     SourceRecord,
     assistant_message,
+    audit_answer,
     failure_fields,
     id_settings,
     sample_id,
@@ -69,7 +70,7 @@ from matrix_align.provenance import (
     stamp,
     templates_mismatch,
 )
-from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS, audit_scene
+from matrix_align.simulation.audit import DROP_BY_DEFAULT, FLAGS
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.trace import Usage
 from matrix_align.systems import SYSTEMS, respond_full
@@ -256,9 +257,7 @@ async def answer_matrix(item: WorkItem, model: ChatModel, config: SimulationConf
     wall = time.perf_counter() - started
     if not trace.totals.calls and trace.calls:
         trace.recompute_totals(wall)
-    # The scene audited itself without the query's label; with it, the answer flags count too.
-    harmful = item.record.metadata.get("harmful")
-    trace.flags = audit_scene(trace, harmful=harmful if isinstance(harmful, bool) else None)
+    audit_answer(trace, item.record)
     usage = Usage.of_traces([trace], wall)
     return _sample(item, model, trace, trace.final_response, usage, flags=trace.flags)
 

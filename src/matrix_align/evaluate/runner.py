@@ -30,7 +30,6 @@ from matrix_align.errors import MatrixAlignError, RunFailed
 from matrix_align.evaluate.benchmarks import (
     BENCHMARKS,
     check_benchmarks,
-    is_harmful,
     load_benchmark,
     turns,
 )
@@ -56,6 +55,7 @@ from matrix_align.folders import ERRORS, REPORT, RESULTS, RUN, SUMMARY, read_run
 from matrix_align.folders.records import (
     ChatMessage,
     SourceRecord,
+    audit_answer,
     render_conversation,
 )
 from matrix_align.folders.results import (
@@ -75,7 +75,6 @@ from matrix_align.provenance import (
     stamp,
     templates_mismatch,
 )
-from matrix_align.simulation.audit import audit_scene
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.trace import SceneTrace, Usage
 from matrix_align.systems import (
@@ -153,7 +152,7 @@ async def answer_task(
         if index == 0:
             initial = response.initial_response
         if task.system == "matrix":  # stored answers carry the scene audit, label included
-            response.trace.flags = audit_scene(response.trace, harmful=is_harmful(task.record))
+            audit_answer(response.trace, task.record)
         stamp(response.trace, model, config)
         answers.append(response.answer)
         traces.append(response.trace)

@@ -2,7 +2,8 @@
 (``ErrorRecord``, a line of ``errors.jsonl``), and the stable ids that make a rerun resume.
 
 - ``SourceRecord``: one query from a source (a built-in benchmark or the user's file), with
-  the source's own metadata (label, category...) kept for ``evaluate``.
+  the source's own metadata (label, category...) kept for ``evaluate``; ``audit_answer`` the
+  scene audit of a MATRIX answer to it, with its harmful label (generate's and evaluate's).
 - ``ErrorRecord``: a work item that failed after the backend's retries (written by the batch
   runner into ``generate`` and ``evaluate`` folders alike).
 - ``sample_id``: the id of a record, known before the work is done; ``id_settings`` the
@@ -16,6 +17,9 @@ import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from matrix_align.simulation.audit import audit_scene
+from matrix_align.simulation.trace import SceneTrace
 
 
 class ChatMessage(BaseModel):
@@ -51,6 +55,20 @@ class SourceRecord(BaseModel):
         if self.messages:
             return [m.model_dump() for m in self.messages]
         return [user_message(self.prompt)]
+
+    @property
+    def harmful(self) -> bool | None:
+        """The source's label of the query (``metadata["harmful"]``), None when it has none."""
+        value = self.metadata.get("harmful")
+        return value if isinstance(value, bool) else None
+
+
+def audit_answer(trace: SceneTrace, record: SourceRecord) -> list[str]:
+    """The scene audit of ``trace``, a MATRIX answer to ``record``, with the query's harmful
+    label; the flags are stored on the trace and returned. The scene audited itself without
+    the label; with it, the flags about the answer count too."""
+    trace.flags = audit_scene(trace, harmful=record.harmful)
+    return trace.flags
 
 
 class ErrorRecord(BaseModel):

@@ -18,15 +18,13 @@ from typing import Any
 
 from matrix_align.batch import Outcome, RunStats, now_iso
 from matrix_align.errors import MatrixAlignError
-from matrix_align.evaluate.benchmarks import is_harmful
 from matrix_align.evaluate.runner import ProgressFn, check_entries, run_phase
 from matrix_align.folders import RESULTS, RUN, read_run
-from matrix_align.folders.records import failure_fields, id_settings, sample_id
+from matrix_align.folders.records import audit_answer, failure_fields, id_settings, sample_id
 from matrix_align.folders.results import AnswerRecord, current_answers, read_results
 from matrix_align.folders.store import DirectoryLock
 from matrix_align.io import atomic_write_json
 from matrix_align.llm.base import ChatModel
-from matrix_align.simulation.audit import audit_scene
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.replay import REPLAYABLE, replay
 from matrix_align.simulation.scene import LATE_STAGES
@@ -123,7 +121,7 @@ async def replay_task(
     trace = await replay(
         SceneTrace.model_validate(source.traces[0]), model, source=source.id, **overrides
     )
-    trace.flags = audit_scene(trace, harmful=is_harmful(source.source_record()))
+    audit_answer(trace, source.source_record())
     late = [c for c in trace.calls if c.stage in LATE_STAGES]
     # What this replay cost; the record's usage is the whole answer's: the kept scene plus
     # the new calls.
