@@ -9,10 +9,10 @@ prompts are the real prompts. Two items of each group are rehearsed and their me
 
 What a rehearsal cannot know is how long a real model's replies are (the double's are
 short). For any backend but ``scripted``, each rehearsed call is counted at
-``TYPICAL_COMPLETION_TOKENS``, capped at that call's ``max_tokens``: the mean measured on the
-bundled 0.5B model over a scene at the paper's defaults (2,378 completion tokens in 28
-calls, docs/generate.md). The prompt side follows the real templates, though a real
-model's longer replies also lengthen later prompts of a scene.
+``TYPICAL_COMPLETION_TOKENS``, capped at that call's ``max_tokens``: the mean per call
+measured on the bundled 0.5B model over a scene at the paper's defaults (docs/generate.md,
+the table of prefix reuse and cost per scene). The prompt side follows the real templates,
+though a real model's longer replies also lengthen later prompts of a scene.
 
 Where the output folder already holds finished items of a group, their recorded usage (this
 model, these settings) replaces the rehearsal: the folder's own figures are the best guide

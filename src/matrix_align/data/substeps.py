@@ -2,8 +2,8 @@
 
 The paper's released 30B set adds 6K such rows to its 12K (query, answer) rows, to teach the
 model the simulation itself: each row is one call's prompt and the model's output. A scene
-makes about 26 calls at the paper's sizes, so every call of 6K scenes would be ~150K rows,
-more than eight times the rest of the set; ``choose`` keeps a seeded sample of N instead.
+makes a few dozen calls at the paper's sizes, so every call of 6K scenes would be many times
+the rest of the set (docs/generate.md); ``choose`` keeps a seeded sample of N instead.
 
 Which calls qualify (``SUBSTEP_STAGES``): the calls that *are* the simulation.
 

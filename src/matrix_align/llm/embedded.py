@@ -120,9 +120,9 @@ def default_threads() -> int:
     made (measured once per process, so every model of a process shares one server).
 
     Not llama.cpp's own default (all the machine's physical cores): llama.cpp's threads wait
-    for each other at every step, so one that waits for a CPU stalls them all. Measured on 2
-    cores with one other busy process, a 2 x 2 scene took 91 s with 2 threads and 51 s with
-    1; alone, 32 s with 2 (docs/generate.md).
+    for each other at every step, so one that waits for a CPU stalls them all: beside one
+    other busy process on 2 cores, one thread played a scene faster than two
+    (docs/generate.md, threads and a busy neighbour).
     """
     cores = physical_cores()
     busy = busy_cpus()

@@ -3,7 +3,7 @@
 ``MODEL`` may be a local Hugging Face folder, a Hub id (``org/name``), a ``.gguf`` file (or a
 folder holding one), ``embedded`` for the project's default GGUF model, or a bundled model's
 short name (``qwen2.5-coder-0.5b``, ``qwen2.5-coder-1.5b``; llm/model_files.py). GGUF files are
-dequantised by transformers (slow: about 75 s for the 0.5B model on CPU), so the result is
+dequantised by transformers (slow on a CPU; docs/models.md has the times), so the result is
 converted once into a plain Hugging Face folder in the user cache and reused from there. That
 folder is also what an adapter trained on the embedded model names as its base, which is what
 vLLM (`--enable-lora`) and PEFT need to load it again.
@@ -142,7 +142,7 @@ def ensure_hf_folder(src: ModelSource, log: Any = None) -> ModelSource:
         return src
     folder = model_files.cache_root() / "hf-models" / _gguf_key(src)
     if not (folder / "config.json").exists():
-        # Minutes on a CPU (about 127 s for the 1.5B), so each step says so as it starts.
+        # Minutes on a CPU (docs/models.md), so each step says so as it starts.
         say = log or (lambda _: None)
         started = time.monotonic()
         say(f"converting {src.gguf_path.name} to a transformers folder (once; minutes on a "

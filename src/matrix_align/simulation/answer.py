@@ -66,9 +66,9 @@ async def direct_answer(
 
 
 # The most harms a consequence lists (serious first), with a count of the rest. A scene where
-# the model routes every action to every role records 20 and more, mostly the same harm to
-# each person in turn; sent in full, that list was the largest part of the consequence and
-# final prompts (about 1,000 tokens each on a 0.5B scene). The authors' code capped its
+# the model routes every action to every role records many, mostly the same harm to each
+# person in turn; sent in full, that list was the largest part of the consequence and final
+# prompts (docs/effect.md). The authors' code capped its
 # critiques otherwise: every nine folded into a summary, none written after four summaries.
 MAX_HARMS = 5
 

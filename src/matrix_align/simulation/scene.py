@@ -166,8 +166,8 @@ class Scene:
 
         One after the other, not together: run together, the summary could take the server
         slot whose cache holds the scene's log (every slot shares the header it starts with),
-        and the consequence, which repeats that log, then recomputed it (1,598 of its 1,895
-        prompt tokens on a 0.5B scene)."""
+        and the consequence, which repeats that log, then recomputed most of its prompt
+        (docs/simulation.md)."""
         await answer.consequence(self)
         await answer.summarise_initial(self)
         self.emit("consequence")

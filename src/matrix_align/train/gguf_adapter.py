@@ -9,8 +9,8 @@ tensor-name map) two tensors ``W.lora_a`` and ``W.lora_b`` holding PEFT's ``lora
 ``scale * B @ A`` with ``scale = alpha / rank``, PEFT's own scaling; rank-stabilised LoRA
 (``alpha / sqrt(rank)``) is written as the alpha that gives the same scale.
 
-Tensors are stored in float32: an adapter is small (about 37 MB at rank 8 on every linear
-layer of a 1.5B model), and llama.cpp then adds exactly what PEFT adds.
+Tensors are stored in float32: an adapter is small beside its base (docs/train.md), and
+llama.cpp then adds exactly what PEFT adds.
 """
 
 from __future__ import annotations
