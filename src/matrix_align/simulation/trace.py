@@ -116,6 +116,7 @@ class Usage:
     sample's ``usage``, a batch run's total, a report's cost and a scene page's stages are
     all ``Usage``; a trace's ``Totals`` reads as one (``Totals.usage``)."""
 
+    # The field names are the keys of a stored ``usage`` (results.jsonl, samples.jsonl): kept.
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
