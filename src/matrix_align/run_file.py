@@ -41,11 +41,10 @@ def read_sections(
     others = [key for key in keys if key not in SECTIONS]
     if others:
         raise MatrixAlignError(
-            f"{path} mixes sections ({', '.join(sections)}) with top-level settings "
-            f"({', '.join(others)}).",
-            hint=f"the sections are {', '.join(SECTIONS)}: put simulation settings under "
-            "simulation:, or drop the sections (a file of top-level settings is the "
-            "simulation's)",
+            f"{path}: {', '.join(others)} is no section, beside the sections "
+            f"{', '.join(sections)}.",
+            hint=f"the sections are {', '.join(SECTIONS)}; a simulation setting goes under "
+            "simulation: (only a file with no sections holds them at the top)",
         )
     return {str(key): _shaped(str(key), value, path) for key, value in data.items()}
 

@@ -62,7 +62,8 @@ def fill(options: dict[str, dict[str, Any]], groups: Mapping[str, Any], ctx: Any
             )
     unused = [name for name in sections if name not in options]
     if unused:
-        typer.echo(f"note: {path}: {command} has no use for {', '.join(unused)}: (left).", err=True)
+        shown = ", ".join(f"{name}:" for name in unused)
+        typer.echo(f"note: {path}: {command} leaves {shown} (for other commands)", err=True)
     for name in FILLED:
         if name not in options:
             continue
@@ -106,7 +107,7 @@ class Reader:
             if isinstance(item, str):
                 specs.append(parse_spec(item, option=at))
             elif isinstance(item, dict):
-                specs.append(checked_spec(spec_settings(item, at), at))
+                specs.append(checked_spec(spec_settings(item, f"in {at}"), f"in {at}"))
             else:
                 raise MatrixAlignError(
                     f"Not a judge: {item!r} ({at}).",
