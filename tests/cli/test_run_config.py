@@ -224,3 +224,15 @@ def test_a_real_command_reads_the_file_and_stops_before_any_model(
         code, text = run_main(monkeypatch, capsys, command, "--config", bad,
                               *extra.get(command, ()))  # fmt: skip
         assert code == 2 and "Unknown simulation setting 'rols' in" in text, (command, text)
+
+
+def test_the_documented_example_is_a_valid_run(tmp_path: Path) -> None:
+    """docs/simulation.md's example file, with every section, is read as it says."""
+    docs = Path(__file__).parents[2] / "docs" / "simulation.md"
+    text = docs.read_text(encoding="utf-8").split("## A run in one file", 1)[1]
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    result, seen = _evaluate_like("--config", _file(tmp_path, example))
+    assert result.exit_code == 0, result.output
+    assert seen["backend"].parallel == 16 and len(seen["judges"]) == 2
+    assert seen["simulation"].memory_budget == 6 and seen["systems"].best_of_n == 8
+    assert (seen["data"].limit, seen["data"].hub) == (50, "never")
