@@ -9,6 +9,8 @@ read from its fields, so a new backend setting is a new KEY here with no change 
 The MODEL is everything after the first colon (``openai:llama3:8b``), as in the model keys
 that results record (``folders.records.model_key``). A KEY given twice gives a setting of
 several values its list (``base-url=A,base-url=B``: two servers), and is an error elsewhere.
+The same keys name the settings written as a mapping (``spec_settings``: a ``--config``
+file's ``backend:`` section, a judge of its ``judges:``).
 """
 
 from __future__ import annotations
