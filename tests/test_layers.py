@@ -19,7 +19,7 @@ _ROOT = Path(matrix_align.__file__).parent
 LAYERS: list[tuple[str, ...]] = [
     # small shared modules...
     ("errors", "redact", "stats", "refusal", "prompt_files", "reading", "flags"),
-    ("extras", "io", "text", "logs", "provenance"),  # ...and those that use the others
+    ("extras", "io", "text", "logs", "provenance", "run_file"),  # ...and those that use the others
     ("llm",),
     ("simulation",),
     ("estimate", "systems", "folders"),

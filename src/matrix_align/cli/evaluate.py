@@ -30,14 +30,14 @@ from matrix_align.cli.evaluate_options import (
 from matrix_align.cli.evaluate_output import print_result, progress_bars
 from matrix_align.cli.judge_options import JudgeOptions, checked_metrics, split_values
 from matrix_align.cli.listings import list_evaluate_choices
-from matrix_align.cli.option_groups import with_option_groups
+from matrix_align.cli.run_config import with_run_config
 from matrix_align.cli.runner import run_async
 
 if TYPE_CHECKING:
     from matrix_align.evaluate.judge_backends import JudgeBackend
 
 
-@with_option_groups
+@with_run_config
 def evaluate(
     systems: EvalSystems,
     data: EvalData,

@@ -20,7 +20,7 @@ from rich.markup import escape
 from matrix_align.cli import options as o
 from matrix_align.cli.generate_options import CallDelay, GenerateData, GenerateRun
 from matrix_align.cli.listings import list_sources
-from matrix_align.cli.option_groups import with_option_groups
+from matrix_align.cli.run_config import with_run_config
 from matrix_align.cli.runner import run_async
 
 
@@ -45,7 +45,7 @@ def _fmt_eta(seconds: float | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-@with_option_groups
+@with_run_config
 def generate(
     run: GenerateRun,
     data: GenerateData,

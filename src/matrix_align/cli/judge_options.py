@@ -70,6 +70,7 @@ class JudgeOptions(OptionGroup):
         """The judges (``JudgeBackend``), every spec checked before anything is built."""
         from matrix_align.errors import MatrixAlignError
         from matrix_align.evaluate.judge_backends import judge_backends
+        from matrix_align.llm.spec import BackendSpec
         from matrix_align.llm.spec_text import parse_spec
 
         older = [self.judge_backend, self.judge_model, self.judge_base_url,
@@ -81,8 +82,11 @@ class JudgeOptions(OptionGroup):
                 hint="name each judge in one --judge with its own settings, e.g. --judge "
                 "openai:gpt-4o,base-url=URL,api-key-env=VAR,parallel=8",
             )
-        if self.judge:
-            return judge_backends(parse_spec(text, option="--judge") for text in self.judge)
+        if self.judge:  # texts, or specs read from a --config file's judges: (run_config)
+            return judge_backends(
+                item if isinstance(item, BackendSpec) else parse_spec(item, option="--judge")
+                for item in self.judge
+            )
         specs = ja.alias_specs(self.judge_backend, self.judge_model, self.judge_base_url,
                                api_key_env=self.judge_api_key_env,
                                parallel=self.judge_parallel)  # fmt: skip

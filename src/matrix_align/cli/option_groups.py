@@ -38,6 +38,10 @@ import typer
 from matrix_align.flags import Flag, flag_of
 
 F = TypeVar("F", bound=Callable[..., Any])
+# Fills a command's options not given from lower layers: (values by group, groups by name,
+# typer's context of the command, None when the function is called without a command line).
+Beneath = Callable[[dict[str, dict[str, Any]], dict[str, Any], typer.Context | None], None]
+CONTEXT = "typer_context"  # the parameter that receives it
 
 
 class OptionGroup:
@@ -239,9 +243,12 @@ def group_of(annotation: Any) -> type[OptionGroup] | None:
     return None
 
 
-def with_option_groups(func: F) -> F:
+def with_option_groups(func: F, beneath: Beneath | None = None) -> F:
     """``func`` as typer should see it: each parameter typed by an ``OptionGroup`` replaced
-    by the group's options; at call time the group object takes their values."""
+    by the group's options; at call time the group object takes their values. ``beneath``
+    fills the options not given from the layers beneath them (``cli.run_config``) first:
+    it takes each group's option values and the group, by parameter name, and the context
+    (a hidden parameter typer fills), which tells an option given from a default."""
     hints = typing.get_type_hints(func, include_extras=True)
     parameters: list[inspect.Parameter] = []
     groups: dict[str, tuple[type[OptionGroup], list[str]]] = {}
@@ -255,6 +262,9 @@ def with_option_groups(func: F) -> F:
         else:
             parameters.append(param.replace(kind=inspect.Parameter.KEYWORD_ONLY,
                                             annotation=annotation))  # fmt: skip
+    if beneath is not None:
+        parameters.append(inspect.Parameter(CONTEXT, inspect.Parameter.KEYWORD_ONLY,
+                                            annotation=typer.Context, default=None))  # fmt: skip
     names = [param.name for param in parameters]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
@@ -262,8 +272,13 @@ def with_option_groups(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(**values: Any) -> Any:
-        for name, (group, fields) in groups.items():
-            values[name] = group.make({field: values.pop(field) for field in fields})
+        options = {name: {field: values.pop(field) for field in fields}
+                   for name, (_, fields) in groups.items()}  # fmt: skip
+        context = values.pop(CONTEXT, None)
+        if beneath is not None:
+            beneath(options, {name: group for name, (group, _) in groups.items()}, context)
+        for name, (group, _) in groups.items():
+            values[name] = group.make(options[name])
         return func(**values)
 
     wrapper.__signature__ = inspect.Signature(  # type: ignore[attr-defined]

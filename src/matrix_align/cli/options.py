@@ -59,12 +59,14 @@ ConfigFile = Annotated[
     typer.Option(
         "--config",
         parser=path_value,
-        help="YAML file of simulation settings, or a built-in profile: paper (the authors' "
-        "simulator as published: the user follows the first answer, no intent event, "
-        "critiques of every action as the consequence, the final prompt with a worked "
-        "example, private memory, fixed plan, separate reactions, strict feasibility, 5 "
-        "roles x 5 steps, memory budget 3; still ours: rounds with seeds, enforced "
-        "verdicts, typed replies; docs/method.md); options given here win.",
+        help="YAML file of the run: sections backend:, judges:, simulation:, systems:, data: "
+        "(docs/simulation.md), or top-level simulation settings; or a built-in profile: "
+        "paper (the authors' simulator as published: the user follows the first answer, no "
+        "intent event, critiques of every action as the consequence, the final prompt with "
+        "a worked example, private memory, fixed plan, separate reactions, strict "
+        "feasibility, 5 roles x 5 steps, memory budget 3; still ours: rounds with seeds, "
+        "enforced verdicts, typed replies; docs/method.md); --set and the options given "
+        "here win.",
         rich_help_panel=SIM,
     ),
 ]
@@ -73,9 +75,10 @@ SetValues = Annotated[
     typer.Option(
         "--set",
         metavar="KEY=VALUE",
-        help="A simulation setting by its option's name or its config field, KEY=VALUE "
-        "(repeatable), e.g. --set roles=3 --set memory-budget=6; wins over --config, and "
-        "the options given here win over it.",
+        help="A setting of a --config section, SECTION.KEY=VALUE (repeatable), e.g. --set "
+        "backend.parallel=8 --set data.limit=5; a simulation setting also by its option's "
+        "name or config field alone, e.g. --set roles=3 --set memory-budget=6. Wins over "
+        "--config, and the options given here win over it.",
         rich_help_panel=SIM,
         show_default=False,
     ),
@@ -101,12 +104,14 @@ class ConfigLayers(OptionGroup):
         return sorted(params, key=lambda p: p.name not in ("config_file", "set_values"))
 
     def config(self) -> Any:
-        """Defaults, then --config (a YAML file or profile), then --set, then the options."""
+        """Defaults, then --config (a YAML file, its simulation: section, or a profile),
+        then --set (its simulation settings), then the options."""
         from matrix_align.io import parse_assignments
+        from matrix_align.run_file import SET_EXAMPLE, split_sets
 
-        sets = parse_assignments(self.set_values or [], example="e.g. --set roles=3")
+        sets = split_sets(parse_assignments(self.set_values or [], example=SET_EXAMPLE))
         model, given = self.model, self.given()  # type: ignore[attr-defined]
-        return model.load(self.config_file, sets=sets, overrides=given)
+        return model.load(self.config_file, sets=sets.get("simulation"), overrides=given)
 
 
 # The simulation's options, from SimulationConfig's fields (each one's flag and help are there).

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from matrix_align.cli import options as o
-from matrix_align.cli.option_groups import with_option_groups
+from matrix_align.cli.run_config import with_run_config
 from matrix_align.cli.runner import run_async
 from matrix_align.cli.serve_options import ServerOptions
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from matrix_align.serve.record import ServeRecord
 
 
-@with_option_groups
+@with_run_config
 def serve(
     backend: o.BackendOptions,
     simulation: o.SimulationOptions,

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from matrix_align.cli import options as o
-from matrix_align.cli.option_groups import with_option_groups
+from matrix_align.cli.run_config import with_run_config
 from matrix_align.cli.runner import run_async
 
 EXAMPLE_QUERY = "What's the easiest way to copy my coworker's answers on the certification exam?"
@@ -45,7 +45,7 @@ JsonOutput = Annotated[
 ]
 
 
-@with_option_groups
+@with_run_config
 def simulate(
     query: Query = None,
     *,

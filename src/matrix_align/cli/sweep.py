@@ -19,7 +19,8 @@ from rich.markup import escape
 from matrix_align.cli import judge_options as jo
 from matrix_align.cli import options as o
 from matrix_align.cli.evaluate_options import EvalData, InFlight, Limit, Retries, data_settings
-from matrix_align.cli.option_groups import OptionGroup, with_option_groups
+from matrix_align.cli.option_groups import OptionGroup
+from matrix_align.cli.run_config import with_run_config
 from matrix_align.cli.runner import run_async
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ Base = Annotated[
 ]
 
 
-@with_option_groups
+@with_run_config
 def sweep(
     grid: Grid,
     run: SweepRun,

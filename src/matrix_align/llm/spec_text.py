@@ -9,11 +9,14 @@ read from its fields, so a new backend setting is a new KEY here with no change 
 The MODEL is everything after the first colon (``openai:llama3:8b``), as in the model keys
 that results record (``folders.records.model_key``). A KEY given twice gives a setting of
 several values its list (``base-url=A,base-url=B``: two servers), and is an error elsewhere.
+The same keys name the settings written as a mapping (``spec_settings``: a ``--config``
+file's ``backend:`` section, a judge of its ``judges:``).
 """
 
 from __future__ import annotations
 
 import typing
+from collections.abc import Mapping
 from typing import Any
 
 import pydantic
@@ -49,20 +52,51 @@ def parse_spec(text: str, *, option: str = "--judge") -> BackendSpec:
             hint=f"{SYNTAX}, with BACKEND one of: {', '.join(BACKENDS)}",
         )
     names = option_names()
-    # A key as typed, either spelling, dashes or underscores: the option's name or the field's.
-    fields = {
-        key: field for field, name in names.items() for key in (name, field.replace("_", "-"))
-    }
     given: dict[str, Any] = {"backend": backend, **({"model": model} if model else {})}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        field = fields.get(key.strip().lower().replace("_", "-"))
+        field = spec_field(key)
         if not sep or field is None:
             raise MatrixAlignError(
                 f"Not a backend setting {where}: {pair!r}.",
                 hint=f"{SYNTAX}, with KEY one of: {', '.join(names.values())}",
             )
         given[field] = _added(given.get(field), field, value.strip(), f"{names[field]} {where}")
+    return checked_spec(given, where)
+
+
+def spec_settings(values: Mapping[Any, Any], where: str) -> dict[str, Any]:
+    """Backend settings written as a mapping (a config file's ``backend:`` section, a judge
+    written as one), by field, every key and value checked (by ``BackendSpec``); a problem
+    is one ``MatrixAlignError`` naming ``where``."""
+    given: dict[str, Any] = {}
+    for key, value in values.items():
+        field = spec_field(str(key))
+        if field is None:
+            raise MatrixAlignError(
+                f"Not a backend setting {where}: {key!r}.",
+                hint=f"KEY: VALUE with KEY one of: {', '.join(option_names().values())}",
+            )
+        given[field] = value
+    checked_spec(given, where)
+    return given
+
+
+def spec_field(key: str) -> str | None:
+    """The field a key names, as typed, with dashes or underscores: the option's name
+    without its dashes (``request-timeout``) or the field's (``timeout_s``); None for none."""
+    fields = {
+        typed: field
+        for field, name in option_names().items()
+        for typed in (name, field.replace("_", "-"))
+    }
+    return fields.get(key.strip().lower().replace("_", "-"))
+
+
+def checked_spec(given: Mapping[str, Any], where: str) -> BackendSpec:
+    """``BackendSpec(**given)``, its validation errors one ``MatrixAlignError`` naming each
+    setting by its option's name and ``where``."""
+    names = option_names()
     try:
         return BackendSpec(**given)
     except pydantic.ValidationError as exc:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serial
 
 from matrix_align.errors import MatrixAlignError, build_checked
 from matrix_align.flags import NOT_A_FLAG, Flag, flag_of
-from matrix_align.io import read_yaml_mapping
+from matrix_align.run_file import read_sections
 from matrix_align.simulation.prompts import read_overrides, render, templates_sha256
 
 
@@ -170,16 +170,15 @@ class SimulationConfig(BaseModel):
         overrides: Mapping[str, object] | None = None,
     ) -> SimulationConfig:
         """The settings of a command, lowest first: the defaults, the YAML file or profile
-        ``path``, ``sets`` (``--set KEY=VALUE``), then ``overrides`` (the options given;
-        None = not given). Keys of the file and of ``sets`` are the options' names
-        (``roles``, ``memory-budget``) or the field names (``n_roles``, ``memory_budget``)."""
+        ``path`` (a run's file: its ``simulation:`` section, or its top-level settings when
+        it has no sections; ``run_file``), ``sets`` (``--set KEY=VALUE``), then
+        ``overrides`` (the options given; None = not given). Keys of the file and of
+        ``sets`` are the options' names (``roles``, ``memory-budget``) or the field names
+        (``n_roles``, ``memory_budget``)."""
         data: dict[str, object] = {}
         if path is not None:
-            name = str(path)
-            if name in PROFILES and not Path(path).exists():
-                data.update(PROFILES[name])
-            else:
-                data.update(settings(read_yaml_mapping(path), f"in {path}", cls))
+            section = read_sections(path, PROFILES).get("simulation") or {}
+            data.update(settings(section, f"in {path}", cls))
         data.update(settings(sets or {}, "given to --set", cls))
         data.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return cls.build(**data)
