@@ -102,7 +102,8 @@ def test_scene_calls_are_structured_calls_through_inspect(tmp_path: Path) -> Non
     seeds = [c.seed for c in actor.configs]
     assert None not in seeds and len(set(seeds)) == len(seeds)
     assert {c.temperature for c in actor.configs} == {0.2}
-    assert any(mark in actor.prompts[-1][0]["content"] for mark in CONSEQUENCE_MARKS)
+    final = [c.stage for c in trace.calls].index("final")
+    assert any(mark in actor.prompts[final][0]["content"] for mark in CONSEQUENCE_MARKS)
 
 
 def test_structured_false_sends_no_response_schema(tmp_path: Path) -> None:
