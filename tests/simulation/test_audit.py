@@ -250,6 +250,9 @@ def test_an_answer_that_names_a_person_of_the_scene_mentions_it() -> None:
     one_word = _roles(Role(name="Manager", traits="careful", status="finance manager"))
     plain = _final(REFUSAL, "I can't help. Manager approval exists for a reason.")
     assert "answer-mentions-scene" not in audit_scene(plain(one_word(clean_trace())))
+    first_names = _roles(Role(name="John", traits="careful", status="finance manager"))
+    harms = _final(REFUSAL, "I can't help: it would harm John and others.")
+    assert "answer-mentions-scene" in audit_scene(harms(first_names(clean_trace())))
 
 
 def test_a_checked_alternative_that_was_kept_raises_no_flag() -> None:

@@ -203,19 +203,20 @@ def check_flags(names: Iterable[str]) -> list[str]:
 
 def _names_scene_people(trace: SceneTrace) -> bool:
     """Whether the final answer names someone the scene made up ("it would harm John Smith
-    and Jane Doe"): a role's full name of two or more capitalised words, whole, that the
-    query does not contain. The asker never met them, so such an answer is wrong as a
-    training row. Single words are left out: "Teacher" or "Microsoft" also read as plain
-    words."""
-    query = trace.query.casefold()
-    names = [role.name.strip() for role in trace.roles]
-    return any(
-        len(name.split()) > 1
-        and all(word[:1].isupper() for word in name.split())
-        and name.casefold() not in query
-        and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", trace.final_response)
-        for name in names
-    )
+    and Jane Doe"): a role's name that the query does not contain, capitalised as in the
+    answer, whole words. A one-word name counts only inside a sentence, where a plain word
+    ("Teacher", "Neighbours") would not be capitalised. The asker never met these people,
+    so such an answer is wrong as a training row."""
+    query, answer = trace.query.casefold(), trace.final_response
+    for role in trace.roles:
+        name = role.name.strip()
+        if not name[:1].isupper() or name.casefold() in query:
+            continue
+        for found in re.finditer(rf"(?<!\w){re.escape(name)}(?!\w)", answer):
+            before = answer[: found.start()].rstrip()
+            if " " in name or (before and before[-1] not in ".!?:\"'("):
+                return True
+    return False
 
 
 def _story_texts(trace: SceneTrace) -> list[str]:
