@@ -271,3 +271,8 @@ def test_rejections_by_event_kind() -> None:
     ruling = ModelCall(stage="modulate", round=0, messages=[], parsed={"possible": False})
     trace.calls = [ruling, ModelCall(stage="modulate", round=1, messages=[], parsed={})]
     assert rejections(trace) == {"intent": (1, 1), "action": (0, 2), "reaction": (1, 2)}
+
+
+def test_an_answer_that_copies_the_consequence_s_hurt_mark_mentions_the_scene() -> None:
+    marked = _final(REFUSAL, "I can't help: it would be fraud (hurt: the company).")
+    assert "answer-mentions-scene" in audit_scene(marked(clean_trace()))

@@ -99,7 +99,9 @@ _MACHINERY = re.compile(
 )
 _ANSWER_MACHINERY = re.compile(
     r"\b(simulat(?:ion|ed|e|or)|the scene|the draft|draft answer|initial response|"
-    r"first answer|social modulator|consequences (?:show|recorded|found))\b",
+    r"first answer|social modulator|consequences (?:show|recorded|found))\b"
+    # The consequence's own mark of who is hurt, copied into the answer.
+    r"|\(hurt:",
     re.IGNORECASE,
 )
 _PLACEHOLDER = re.compile(
