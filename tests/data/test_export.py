@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import datasets
 import pyarrow.parquet as pq
@@ -55,6 +57,14 @@ def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     options = GenerateOptions(output=out, include_substeps=True)
     asyncio.run(generate(plan, EagerFirstAnswer(), config, options, model_info={}))
     return out
+
+
+def load_folder(dest: Path, *args: str, **kwargs: str) -> Any:
+    """``load_dataset`` on an export folder, with a cache of its own: the shared cache knows
+    a folder by its path, and pytest reuses temporary paths across sessions (a stale cache
+    once returned another session's rows)."""
+    cache = tempfile.mkdtemp(dir=dest.parent)
+    return datasets.load_dataset(str(dest), *args, cache_dir=cache, **kwargs)
 
 
 def load(kind: str, path: Path) -> datasets.Dataset:
@@ -184,11 +194,11 @@ def test_the_card_beside_an_export_makes_it_load_without_a_config_name(
     assert meta["size_categories"] == ["n<1K"] and meta["language"] == ["en"]
     assert meta["task_categories"] == ["text-generation"]
     assert meta["source_datasets"] == ["walledai/AdvBench"]
-    loaded = datasets.load_dataset(str(dest))
+    loaded = load_folder(dest)
     assert list(loaded) == ["train"]
     assert len(loaded["train"]) == result.rows["prompt_completion"]
     assert loaded["train"].column_names == list(columns("prompt_completion"))
-    prefs = datasets.load_dataset(str(dest), "preference", split="train")
+    prefs = load_folder(dest, "preference", split="train")
     assert len(prefs) == result.rows["preference"]
 
 
@@ -222,7 +232,7 @@ def test_test_fraction_splits_the_samples_and_the_card_lists_the_split(
     assert set(result.test_files) == set(EXPORT_FORMATS)
     assert (dest / "parquet/test/messages.parquet").is_file()
     assert (dest / "hf/test/messages/state.json").is_file()
-    loaded = datasets.load_dataset(str(dest))
+    loaded = load_folder(dest)
     assert set(loaded) == {"train", "test"}
     train, test = loaded["train"], loaded["test"]
     # 5 samples: 2 held out; a scene's sub-step rows stay in its split.
@@ -239,6 +249,6 @@ def test_test_fraction_splits_the_samples_and_the_card_lists_the_split(
     # Without a split, a rerun into the folder leaves no test files of the earlier one.
     export_samples(run_folder / "samples.jsonl", dest)
     assert not (dest / "parquet/test").exists()
-    assert list(datasets.load_dataset(str(dest))) == ["train"]
+    assert list(load_folder(dest)) == ["train"]
     with pytest.raises(MatrixAlignError, match="between 0 and 1"):
         export_samples(run_folder / "samples.jsonl", dest, test_fraction=1.0)
