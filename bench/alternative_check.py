@@ -1,0 +1,104 @@
+"""Re-rate the alternatives that stored declines suggest, without re-running any scene.
+
+The alternative check (``check_alternative``) is the last call of a scene that declined.
+This reads the declines of MATRIX traces already stored (an evaluation folder's
+``results.jsonl`` or a generate folder's ``samples.jsonl``), asks the check again on each
+decline as it was first written (before any drop), with the built-in template or a
+replacement (``--prompts DIR`` holding ``alternative_check.j2``), and prints each ruling
+and how many were rated serious: a prompt variant is compared on the same declines in
+minutes.
+
+    python bench/alternative_check.py runs/effect-dev-default --entry matrix
+    python bench/alternative_check.py runs/effect-dev-default --prompts my-prompts/
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+from matrix_align.errors import MatrixAlignError
+from matrix_align.llm.spec import BackendSpec
+from matrix_align.simulation.answer import check_alternative
+from matrix_align.simulation.config import SimulationConfig
+from matrix_align.simulation.scene import Scene
+from matrix_align.simulation.trace import SceneTrace
+
+
+def stored_traces(folder: Path, entry: str | None) -> list[SceneTrace]:
+    """The MATRIX traces of an evaluation folder (of ``entry``) or of a generate folder."""
+    results, samples = folder / "results.jsonl", folder / "samples.jsonl"
+    traces = []
+    if results.exists():
+        for line in results.read_text("utf-8").splitlines():
+            row = json.loads(line)
+            if row.get("system") == "matrix" and entry in (None, row.get("entry")):
+                traces += [SceneTrace.model_validate(raw) for raw in row.get("traces") or []]
+    elif samples.exists():
+        for line in samples.read_text("utf-8").splitlines():
+            raw = json.loads(line).get("trace")
+            if raw:
+                traces.append(SceneTrace.model_validate_json(raw) if isinstance(raw, str)
+                              else SceneTrace.model_validate(raw))  # fmt: skip
+    else:
+        raise MatrixAlignError(f"{folder} holds no results.jsonl or samples.jsonl.")
+    return traces
+
+
+def first_decline(trace: SceneTrace) -> str | None:
+    """The decline as the final step first wrote it; None for help or a kept first answer."""
+    finals = [call.output for call in trace.calls if call.stage == "final"]
+    if trace.decision is None or trace.decision.help or not finals:
+        return None
+    return finals[0]
+
+
+async def recheck(traces: list[SceneTrace], spec: BackendSpec, prompts: Path | None) -> list:
+    rulings = []
+    async with spec.open() as model:
+        for trace in traces:
+            decline = first_decline(trace)
+            if decline is None:
+                continue
+            stored = {k: v for k, v in trace.config.items() if k in SimulationConfig.model_fields}
+            config = SimulationConfig.build(**{**stored, "prompts": prompts or {}})
+            copy = trace.model_copy(deep=True, update={"final_response": decline, "calls": []})
+            scene = Scene.resume(copy, model, config)
+            await check_alternative(scene)
+            rulings.append((trace.query, decline, copy.alternative))
+    return rulings
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("folders", type=Path, nargs="+", help="evaluation or generate folders")
+    p.add_argument("--entry", help="evaluation entry to read (default: every matrix entry)")
+    p.add_argument("--prompts", type=Path, help="folder with a replacement alternative_check.j2")
+    p.add_argument("--backend", default="embedded")
+    p.add_argument("--model")
+    p.add_argument("--parallel", type=int, default=2)
+    args = p.parse_args(argv)
+    try:
+        traces = [t for folder in args.folders for t in stored_traces(folder, args.entry)]
+        spec = BackendSpec(args.backend, model=args.model, parallel=args.parallel)
+        rulings = asyncio.run(recheck(traces, spec, args.prompts))
+    except MatrixAlignError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for query, decline, ruling in rulings:
+        print(f"[{ruling.harm}] {query[:100]}\n  decline: {decline[:300]}")
+        print(f"  suggestion: {ruling.suggestion}\n  what follows: {ruling.what_follows}\n")
+    harms = Counter(r.harm for _, _, r in rulings)
+    print(
+        f"{len(rulings)} declines: "
+        + ", ".join(f"{k} {harms[k]}" for k in ("none", "minor", "serious"))
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
