@@ -16,37 +16,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections import Counter
 from pathlib import Path
 
+from matrix_align.data.export import iter_samples
 from matrix_align.errors import MatrixAlignError
+from matrix_align.folders import RESULTS, SAMPLES
+from matrix_align.folders.results import current_answers, read_results
 from matrix_align.llm.spec import BackendSpec
 from matrix_align.simulation.answer import check_alternative
-from matrix_align.simulation.config import SimulationConfig
+from matrix_align.simulation.replay import stored_config
 from matrix_align.simulation.scene import Scene
 from matrix_align.simulation.trace import SceneTrace
 
 
 def stored_traces(folder: Path, entry: str | None) -> list[SceneTrace]:
     """The MATRIX traces of an evaluation folder (of ``entry``) or of a generate folder."""
-    results, samples = folder / "results.jsonl", folder / "samples.jsonl"
-    traces = []
-    if results.exists():
-        for line in results.read_text("utf-8").splitlines():
-            row = json.loads(line)
-            if row.get("system") == "matrix" and entry in (None, row.get("entry")):
-                traces += [SceneTrace.model_validate(raw) for raw in row.get("traces") or []]
-    elif samples.exists():
-        for line in samples.read_text("utf-8").splitlines():
-            raw = json.loads(line).get("trace")
-            if raw:
-                traces.append(SceneTrace.model_validate_json(raw) if isinstance(raw, str)
-                              else SceneTrace.model_validate(raw))  # fmt: skip
-    else:
-        raise MatrixAlignError(f"{folder} holds no results.jsonl or samples.jsonl.")
-    return traces
+    if (folder / RESULTS).exists():
+        answers, _ = read_results(folder, with_traces=True)
+        return [SceneTrace.model_validate(raw) for answer in current_answers(answers)
+                if answer.system == "matrix" and entry in (None, answer.entry)
+                for raw in answer.traces]  # fmt: skip
+    if (folder / SAMPLES).exists():
+        return [SceneTrace.model_validate_json(record.trace)
+                for record in iter_samples(folder / SAMPLES) if record.trace]  # fmt: skip
+    raise MatrixAlignError(f"{folder} holds no {RESULTS} or {SAMPLES}.")
 
 
 def first_decline(trace: SceneTrace) -> str | None:
@@ -64,8 +59,7 @@ async def recheck(traces: list[SceneTrace], spec: BackendSpec, prompts: Path | N
             decline = first_decline(trace)
             if decline is None:
                 continue
-            stored = {k: v for k, v in trace.config.items() if k in SimulationConfig.model_fields}
-            config = SimulationConfig.build(**{**stored, "prompts": prompts or {}})
+            config = stored_config(trace, prompts=prompts or {})
             copy = trace.model_copy(deep=True, update={"final_response": decline, "calls": []})
             scene = Scene.resume(copy, model, config)
             await check_alternative(scene)

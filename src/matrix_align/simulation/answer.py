@@ -176,12 +176,17 @@ async def final_response(scene: Scene) -> None:
                 consequence=trace.consequence,
             )
         messages = [{"role": "system", "content": system.strip()}, *query_messages(trace.query)]
+    await _write_final(scene, messages)
+    if trace.decision is not None and not trace.decision.help and scene.config.check_alternative:
+        await check_alternative(scene)
+
+
+async def _write_final(scene: Scene, messages: list[Message]) -> None:
+    """The final answer's call; its text, without a leading label, is the answer."""
     text = await scene.calls.text(
         scene.actor, messages, stage="final", max_tokens=scene.config.final_max_tokens
     )
-    trace.final_response = _strip_preamble(text)
-    if trace.decision is not None and not trace.decision.help and scene.config.check_alternative:
-        await check_alternative(scene)
+    scene.trace.final_response = _strip_preamble(text)
 
 
 async def check_alternative(scene: Scene) -> None:
@@ -220,11 +225,9 @@ async def check_alternative(scene: Scene) -> None:
     if not trace.alternative.dropped:
         return
     system = scene.config.render("final_verdict_decline_plain", consequence=trace.consequence)
-    messages = [{"role": "system", "content": system.strip()}, *query_messages(trace.query)]
-    text = await scene.calls.text(
-        scene.actor, messages, stage="final", max_tokens=scene.config.final_max_tokens
+    await _write_final(
+        scene, [{"role": "system", "content": system.strip()}, *query_messages(trace.query)]
     )
-    trace.final_response = _strip_preamble(text)
 
 
 def decide(trace: SceneTrace, keep_refusals: bool = True) -> FinalDecision:

@@ -29,6 +29,12 @@ REPLAYABLE = (
 )
 
 
+def stored_config(trace: SceneTrace, **overrides: Any) -> SimulationConfig:
+    """The settings a stored trace was made with (its recorded config), with ``overrides``."""
+    stored = {k: v for k, v in trace.config.items() if k in SimulationConfig.model_fields}
+    return SimulationConfig.build(**{**stored, **overrides})
+
+
 async def replay(
     trace: SceneTrace,
     model: ChatModel,
@@ -54,8 +60,7 @@ async def replay(
             "This trace holds no scene to replay.",
             hint="replay takes traces of `simulate`, or of the matrix mode of generate/evaluate",
         )
-    stored = {k: v for k, v in trace.config.items() if k in SimulationConfig.model_fields}
-    config = SimulationConfig.build(**{**stored, **overrides})
+    config = stored_config(trace, **overrides)
     early_calls = [c for c in trace.calls if c.stage not in LATE_STAGES]
     early_wall = trace.totals.wall_time_s - sum(
         c.latency_s for c in trace.calls if c.stage in LATE_STAGES
