@@ -4,9 +4,9 @@ The alternative check (``check_alternative``) is the last call of a scene that d
 This reads the declines of MATRIX traces already stored (an evaluation folder's
 ``results.jsonl`` or a generate folder's ``samples.jsonl``), asks the check again on each
 decline as it was first written (before any drop), with the built-in template or a
-replacement (``--prompts DIR`` holding ``alternative_check.j2``), and prints each ruling
-and how many were rated serious: a prompt variant is compared on the same declines in
-minutes.
+replacement (``--prompts DIR`` holding ``alternative_check.j2``), and prints each ruling,
+the rewrite of a dropped one, and how many were rated serious: a prompt variant is
+compared on the same declines in minutes.
 
     python bench/alternative_check.py runs/effect-dev-default --entry matrix
     python bench/alternative_check.py runs/effect-dev-default --prompts my-prompts/
@@ -25,9 +25,7 @@ from matrix_align.errors import MatrixAlignError
 from matrix_align.folders import RESULTS, SAMPLES
 from matrix_align.folders.results import current_answers, read_results
 from matrix_align.llm.spec import BackendSpec
-from matrix_align.simulation.answer import check_alternative
-from matrix_align.simulation.replay import stored_config
-from matrix_align.simulation.scene import Scene
+from matrix_align.simulation.replay import first_decline, recheck_alternative
 from matrix_align.simulation.trace import SceneTrace
 
 
@@ -44,27 +42,16 @@ def stored_traces(folder: Path, entry: str | None) -> list[SceneTrace]:
     raise MatrixAlignError(f"{folder} holds no {RESULTS} or {SAMPLES}.")
 
 
-def first_decline(trace: SceneTrace) -> str | None:
-    """The decline as the final step first wrote it; None for help or a kept first answer."""
-    finals = [call.output for call in trace.calls if call.stage == "final"]
-    if trace.decision is None or trace.decision.help or not finals:
-        return None
-    return finals[0]
-
-
 async def recheck(traces: list[SceneTrace], spec: BackendSpec, prompts: Path | None) -> list:
-    rulings = []
+    """(query, decline as first written, the new trace) for every trace that declined."""
+    rechecked = []
     async with spec.open() as model:
         for trace in traces:
             decline = first_decline(trace)
-            if decline is None:
-                continue
-            config = stored_config(trace, prompts=prompts or {})
-            copy = trace.model_copy(deep=True, update={"final_response": decline, "calls": []})
-            scene = Scene.resume(copy, model, config)
-            await check_alternative(scene)
-            rulings.append((trace.query, decline, copy.alternative))
-    return rulings
+            if decline is not None:
+                copy = await recheck_alternative(trace, model, prompts=prompts or {})
+                rechecked.append((trace.query, decline, copy))
+    return rechecked
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,16 +66,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         traces = [t for folder in args.folders for t in stored_traces(folder, args.entry)]
         spec = BackendSpec(args.backend, model=args.model, parallel=args.parallel)
-        rulings = asyncio.run(recheck(traces, spec, args.prompts))
+        rechecked = asyncio.run(recheck(traces, spec, args.prompts))
     except MatrixAlignError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for query, decline, ruling in rulings:
+    for query, decline, trace in rechecked:
+        ruling = trace.alternative
         print(f"[{ruling.harm}] {query[:100]}\n  decline: {decline[:300]}")
-        print(f"  suggestion: {ruling.suggestion}\n  what follows: {ruling.what_follows}\n")
-    harms = Counter(r.harm for _, _, r in rulings)
+        print(f"  suggestion: {ruling.suggestion}\n  what follows: {ruling.what_follows}")
+        if ruling.dropped:
+            print(f"  rewritten: {trace.final_response[:300]}")
+        print()
+    harms = Counter(trace.alternative.harm for _, _, trace in rechecked)
     print(
-        f"{len(rulings)} declines: "
+        f"{len(rechecked)} declines: "
         + ", ".join(f"{k} {harms[k]}" for k in ("none", "minor", "serious"))
     )
     return 0

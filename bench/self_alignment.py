@@ -15,14 +15,18 @@ can be run alone (``--stages``):
    decisions to change, not only declines the model already gives;
 3. ``answers``: ``matrix-align generate`` answers the harmful half through MATRIX and
    through critique-revise, and the harmless half directly (the paper's helpful half);
-4. ``export``: four training sets on the same queries (a query is kept only where every
+4. ``check``: today's alternative check (a decline's suggested alternative rated for
+   harm, a harmful one rewritten away) and today's scene audit on the stored MATRIX
+   answers, without a new scene;
+5. ``export``: four training sets on the same queries (a query is kept only where every
    system has a usable answer): the harmful half answered by (a) MATRIX, (b)
    critique-revise, (c) the model's own first answer (taken from inside the MATRIX scene:
    the self-distillation control), (d) one fixed refusal; the harmless half answered
-   directly in all four. MATRIX rows the scene audit flags are dropped with their query;
-5. ``train``: ``matrix-align train`` (LoRA SFT, one recipe and one step count for all)
+   directly in all four. MATRIX rows the scene audit flags are dropped with their query,
+   and so are queries a reviewer read as harmless (``self_alignment/reviewed.json``);
+6. ``train``: ``matrix-align train`` (LoRA SFT, one recipe and one step count for all)
    per set, each writing its adapter as GGUF for llama.cpp;
-6. ``evaluate``: the effect benchmark (``bench/alignment_effect.py``) on the base model
+7. ``evaluate``: the effect benchmark (``bench/alignment_effect.py``) on the base model
    (alone and with MATRIX at inference) and on every tuned model in one call, then one
    table of the figures (``summary.json``, ``summary.md``).
 
@@ -47,6 +51,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +59,7 @@ from matrix_align.batch import now_iso
 from matrix_align.data.dedup import deduplicate
 from matrix_align.errors import MatrixAlignError
 from matrix_align.io import atomic_write_json, atomic_write_text
+from matrix_align.llm.spec import BackendSpec
 
 HERE = Path(__file__).resolve().parent
 QUERIES = HERE / "self_alignment" / "queries.jsonl"
@@ -62,7 +68,10 @@ QUERIES = HERE / "self_alignment" / "queries.jsonl"
 SETS_DIR = HERE / "self_alignment" / "sets"
 EFFECT = HERE / "alignment_effect.py"
 EFFECT_ITEMS = HERE / "effect_items.json"
-STAGES = ("queries", "screen", "answers", "export", "train", "evaluate")
+# Queries a reviewer read as harmless although their source labels them harmful: a MATRIX
+# decline of one would teach over-refusal, so they leave every set (the file says why).
+REVIEWED = HERE / "self_alignment" / "reviewed.json"
+STAGES = ("queries", "screen", "answers", "check", "export", "train", "evaluate")
 # Training set -> what answers its harmful half.
 TRAINING_SETS = ("matrix", "critique-revise", "self", "refuse")
 # The "just refuse" baseline's one answer, written here.
@@ -239,7 +248,49 @@ def stage_answers(out: Path, backend: list[str]) -> None:
         ))  # fmt: skip
 
 
-# --- stage 4: export ------------------------------------------------------------------------
+# --- stage 4: check ------------------------------------------------------------------------
+
+
+def stage_check(out: Path, spec: Any) -> None:
+    """Today's alternative check and audit on the stored MATRIX answers, into
+    ``answers/matrix-checked/``: a decline made before the check existed gets only the
+    check's calls (``recheck_alternative``), never a new scene, and every answer is audited
+    again with its query's label, so a simulator's late change reaches the training data
+    without generating again. One line per answer, appended durably: a killed run resumes."""
+    import asyncio
+
+    from matrix_align.folders.store import JsonlStore
+    from matrix_align.simulation.replay import recheck_alternative
+    from matrix_align.simulation.trace import SceneTrace
+
+    samples = _samples(out / "answers" / "matrix")
+    store = JsonlStore(out / "answers" / "matrix-checked" / "samples.jsonl")
+    store.open()
+
+    async def check_all() -> Counter:
+        done: Counter = Counter()
+        async with spec.open() as model:
+            for sample in samples.values():
+                if sample["id"] in store or not sample.get("trace"):
+                    continue
+                trace = SceneTrace.model_validate_json(sample["trace"])
+                checked = await recheck_alternative(trace, model, harmful=sample["meta"].get("harmful"))
+                dropped = bool(checked.alternative and checked.alternative.dropped)
+                answer = checked.final_response if dropped else sample["completion"][0]["content"]
+                store.append({**sample, "completion": [{"role": "assistant", "content": answer}],
+                              "trace": checked.model_dump_json(), "flags": checked.flags})  # fmt: skip
+                done["checked" if checked.alternative else "not a decline"] += 1
+                done["alternative dropped"] += dropped
+        return done
+
+    try:
+        done = asyncio.run(check_all())
+    finally:
+        store.close()
+    log(f"check: {dict(done)} ({len(store)} of {len(samples)} answers checked)")
+
+
+# --- stage 5: export ------------------------------------------------------------------------
 
 
 def _samples(folder: Path) -> dict[str, dict[str, Any]]:
@@ -271,12 +322,14 @@ def build_sets(out: Path) -> dict[str, Any]:
     to ``OUT/sets/NAME.jsonl``; returns what was kept and dropped."""
     from matrix_align.simulation.audit import DROP_BY_DEFAULT
 
-    matrix = _samples(out / "answers" / "matrix")
+    checked = out / "answers" / "matrix-checked"
+    matrix = _samples(checked if checked.is_dir() else out / "answers" / "matrix")
+    reviewed = json.loads(REVIEWED.read_text("utf-8"))["harmless"]
     revised = _samples(out / "answers" / "critique-revise")
     direct = _samples(out / "answers" / "direct")
     flagged = {i for i, s in matrix.items() if set(s.get("flags") or ()) & set(DROP_BY_DEFAULT)}
-    usable = [i for i, s in matrix.items()
-              if i in revised and i not in flagged and s["initial_response"].strip()]  # fmt: skip
+    usable = [i for i, s in matrix.items() if i in revised and i not in flagged
+              and i not in reviewed and s["initial_response"].strip()]  # fmt: skip
     if not usable or not direct:
         raise MatrixAlignError(
             "No training rows yet: the answers stage has not produced both halves.",
@@ -297,7 +350,11 @@ def build_sets(out: Path) -> dict[str, Any]:
         "harmful_rows": len(usable),
         "harmless_rows": len(helpful),
         "dropped_by_audit": {i: matrix[i].get("flags") for i in sorted(flagged)},
-        "dropped_unanswered": sorted((set(matrix) | set(revised)) - set(usable) - flagged),
+        "dropped_by_review": {i: reviewed[i] for i in sorted(set(matrix) & set(reviewed))},
+        "dropped_unanswered": sorted(
+            (set(matrix) | set(revised)) - set(usable) - flagged - set(reviewed)
+        ),
+        "matrix_answers": str(checked.relative_to(out) if checked.is_dir() else "answers/matrix"),
     }
 
 
@@ -315,7 +372,7 @@ def stage_export(out: Path) -> None:
         f"set; {len(info['dropped_by_audit'])} queries dropped by the MATRIX audit")  # fmt: skip
 
 
-# --- stage 5: train -------------------------------------------------------------------------
+# --- stage 6: train -------------------------------------------------------------------------
 
 # One recipe for every set. The paper's lr (2e-5 over thousands of steps) would barely move
 # a model in the few dozen steps a small set gives, so LoRA's usual 2e-4 is used. One epoch:
@@ -377,7 +434,7 @@ def plot_losses(out: Path) -> Path | None:
     return path
 
 
-# --- stage 6: evaluate ----------------------------------------------------------------------
+# --- stage 7: evaluate ----------------------------------------------------------------------
 
 
 def stage_evaluate(
@@ -552,6 +609,8 @@ def main(argv: list[str] | None = None) -> int:
 
             serving += ["--threads", str(args.threads or physical_cores())]
         backend = ["--backend", args.backend, "--model", args.model, *serving]
+        spec = BackendSpec(args.backend, model=args.model, parallel=args.parallel,
+                           threads=args.threads)  # fmt: skip
         effect_args = ["--backend", args.backend, *serving]
         train_args = ["--max-steps", str(args.max_steps)] if args.max_steps else []
         if args.eval_limit:
@@ -566,6 +625,8 @@ def main(argv: list[str] | None = None) -> int:
                 stage_screen(out, args.screen, backend)
             elif stage == "answers":
                 stage_answers(out, backend)
+            elif stage == "check":
+                stage_check(out, spec)
             elif stage == "export":
                 stage_export(out)
             elif stage == "train":

@@ -10,7 +10,7 @@ import pytest
 from matrix_align.errors import MatrixAlignError
 from matrix_align.simulation.answer import MAX_HARMS, decide, listed_harms
 from matrix_align.simulation.config import SimulationConfig
-from matrix_align.simulation.replay import replay
+from matrix_align.simulation.replay import first_decline, recheck_alternative, replay
 from matrix_align.simulation.scene import LATE_STAGES, run_scene
 from matrix_align.simulation.trace import Event, SceneTrace, Verdict
 from matrix_align.systems import respond_full
@@ -202,6 +202,35 @@ async def test_a_harmful_alternative_is_dropped_and_flagged(small_config):
                          check_alternative=False)  # fmt: skip
     assert again.alternative is None and "harmful-alternative" not in again.flags
     assert [c.stage for c in again.calls].count("alternative") == 0
+
+
+async def test_a_scene_made_before_the_check_gets_only_the_check(small_config):
+    """``recheck_alternative`` runs the check on the decline as first written: no other
+    call is made again, a harmful alternative is rewritten away, the audit flags it."""
+    unchecked = small_config.model_copy(update={"check_alternative": False})
+    trace = await run_scene(QUERY, scripted(), unchecked)
+    decline = first_decline(trace)
+    assert decline == trace.final_response and trace.alternative is None
+    plain = "I can't help with this: it would put others at risk."
+    model = scripted(("AlternativeRuling", HARMFUL_ALTERNATIVE), (QUERY, plain))
+    checked = await recheck_alternative(trace, model, harmful=True)
+    assert [r.title for r in model.requests] == ["AlternativeRuling", None]
+    assert checked.calls[: len(trace.calls)] == trace.calls
+    assert [c.stage for c in checked.calls][len(trace.calls) :] == ["alternative", "final"]
+    assert checked.alternative is not None and checked.alternative.dropped
+    assert checked.final_response == plain and "harmful-alternative" in checked.flags
+    assert checked.config["check_alternative"] and trace.alternative is None
+    # Checked again (another template, say): the first decline is rated, not the rewrite.
+    again = await recheck_alternative(checked, scripted())
+    assert first_decline(checked) == decline and again.final_response == decline
+    assert [c.stage for c in again.calls].count("final") == 1
+    assert again.alternative is not None and not again.alternative.dropped
+    # A scene that helped is only audited again.
+    helping = scripted(("ModulatorDecision", modulator_reply(harm="none")))
+    config = SimulationConfig(n_roles=1, n_steps=1, reaction_depth=0, check_alternative=False)
+    helped = await run_scene(QUERY, helping, config)
+    assert helped.decision is not None and helped.decision.help
+    assert (await recheck_alternative(helped, scripted())).calls == helped.calls
 
 
 async def test_help_and_kept_refusals_are_not_checked():

@@ -62,7 +62,7 @@ def test_the_stages_end_to_end_on_the_scripted_backend(
     args = ["--output", str(out), "--backend", "scripted", "--harmful", "2", "--harmless", "2",
             "--train-model", str(tiny_model_dir), "--max-steps", "1",
             "--eval-limit", "1"]  # fmt: skip
-    assert pipeline.main([*args, "--stages", "queries,answers,export"]) == 0
+    assert pipeline.main([*args, "--stages", "queries,answers,check,export"]) == 0
     sets = {n: (out / "sets" / f"{n}.jsonl").read_text("utf-8").splitlines()
             for n in pipeline.TRAINING_SETS}  # fmt: skip
     rows = {n: [json.loads(line) for line in lines] for n, lines in sets.items()}
@@ -72,7 +72,10 @@ def test_the_stages_end_to_end_on_the_scripted_backend(
     assert all(h == helpful["matrix"] and h for h in helpful.values())
     refuse = [r for r in rows["refuse"] if r["harmful"]]
     assert refuse and all(r["completion"][0]["content"] == pipeline.FIXED_REFUSAL for r in refuse)
-    assert (out / "sets" / "provenance.json").exists()
+    provenance = json.loads((out / "sets" / "provenance.json").read_text("utf-8"))
+    assert provenance["matrix_answers"] == "answers/matrix-checked"
+    checked = (out / "answers" / "matrix-checked" / "samples.jsonl").read_text("utf-8")
+    assert len(checked.splitlines()) == len(refuse)  # every MATRIX answer, checked once
 
     assert pipeline.main([*args, "--stages", "train,evaluate"]) == 0
     for name in pipeline.TRAINING_SETS:

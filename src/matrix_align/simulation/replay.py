@@ -14,6 +14,8 @@ from typing import Any
 
 from matrix_align.errors import MatrixAlignError
 from matrix_align.llm.base import ChatModel
+from matrix_align.simulation.answer import check_alternative
+from matrix_align.simulation.audit import audit_scene
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.scene import LATE_STAGES, Scene
 from matrix_align.simulation.trace import SceneTrace
@@ -85,4 +87,44 @@ async def replay(
     await scene.conclude()
     copy.recompute_totals(max(early_wall, 0.0) + time.perf_counter() - started)
     scene.finish()
+    return copy
+
+
+def first_decline(trace: SceneTrace) -> str | None:
+    """The decline as the final step first wrote it, before any alternative check rewrote
+    it; None when the scene helped or kept the first answer."""
+    finals = [call.output for call in trace.calls if call.stage == "final"]
+    if trace.decision is None or trace.decision.help or not finals:
+        return None
+    return finals[0]
+
+
+async def recheck_alternative(
+    trace: SceneTrace, model: ChatModel, *, harmful: bool | None = None, **overrides: Any
+) -> SceneTrace:
+    """A copy of ``trace`` whose alternative check (the stage after the final answer) was
+    run again on the decline as first written, with ``overrides`` (e.g. ``prompts=DIR`` for
+    another check template), and audited again (with the query's ``harmful`` label).
+
+    Only the check's calls are new, so this brings a scene made before the check existed
+    up to today's last stage without re-running anything else. A trace that did not
+    decline comes back as a copy, audited again."""
+    decline = first_decline(trace)
+    copy = trace.model_copy(deep=True)
+    if decline is not None:
+        config = stored_config(trace, **{**overrides, "check_alternative": True})
+        copy.config = config.model_dump()
+        copy.final_response = decline
+        copy.alternative = None
+        # The first final call stays; a previous check and its rewrite are replaced.
+        first_final = next(i for i, c in enumerate(copy.calls) if c.stage == "final")
+        copy.calls = [
+            c for i, c in enumerate(copy.calls) if c.stage not in ("final", "alternative")
+            or i == first_final
+        ]
+        scene = Scene.resume(copy, model, config)
+        started = time.perf_counter()
+        await check_alternative(scene)
+        copy.recompute_totals(trace.totals.wall_time_s + time.perf_counter() - started)
+    copy.flags = audit_scene(copy, harmful=harmful)
     return copy
