@@ -14,7 +14,8 @@ import typer
 from typer.testing import CliRunner
 
 from matrix_align.cli import options as o
-from matrix_align.cli.evaluate_options import EvalData, EvalSystems
+from matrix_align.cli.data_options import BenchmarkData
+from matrix_align.cli.evaluate_options import EvalSystems
 from matrix_align.cli.generate_options import GenerateData
 from matrix_align.cli.judge_options import JudgeOptions
 from matrix_align.cli.run_config import with_run_config
@@ -56,7 +57,7 @@ def _evaluate_like(*args: str) -> tuple[Any, dict[str, Any]]:
         simulation: o.SimulationOptions,
         judges: JudgeOptions,
         systems: EvalSystems,
-        data: EvalData,
+        data: BenchmarkData,
     ) -> None:
         seen.update(backend=backend, simulation=simulation.config(), systems=systems.options(),
                     judges=[judge.spec for judge in judges.backends()], data=data)  # fmt: skip

@@ -18,8 +18,8 @@ import typer
 from rich.markup import escape
 
 from matrix_align.cli import options as o
+from matrix_align.cli.data_options import BenchmarkData
 from matrix_align.cli.evaluate_options import (
-    EvalData,
     EvalJudging,
     EvalRun,
     EvalSystems,
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 @with_run_config
 def evaluate(
     systems: EvalSystems,
-    data: EvalData,
+    data: BenchmarkData,
     metrics: Metrics = None,
     *,
     judges: JudgeOptions,
@@ -91,7 +91,7 @@ def evaluate(
 
 def _settings(
     systems: EvalSystems,
-    data: EvalData,
+    data: BenchmarkData,
     run: EvalRun,
     judging: EvalJudging,
     backend: o.BackendOptions,

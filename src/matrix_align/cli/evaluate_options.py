@@ -1,25 +1,25 @@
 """The options of ``matrix-align evaluate``, as option groups (``cli/option_groups.py``):
-the systems under test, the benchmarks and items, judging beyond the judges, and how the run
-goes. ``sweep`` takes the data options and the run's ``--concurrency`` and ``--retries`` from
-here too (its cells are evaluate entries), ``serve`` its ``--retries``; ``data_settings`` is
-what evaluate's and sweep's settings share."""
+the systems under test, judging beyond the judges, and how the run goes (the benchmarks and
+items are ``data_options.BenchmarkData``). ``sweep`` takes the run's ``--concurrency`` and
+``--retries`` from here too (its cells are evaluate entries), ``serve`` its ``--retries``;
+``data_settings`` is what evaluate's and sweep's settings share."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from matrix_align.cli import judge_options as jo
 from matrix_align.cli import options as o
-from matrix_align.cli.judge_options import split_values
-from matrix_align.cli.limit import limit_option
 from matrix_align.cli.option_groups import OptionGroup, field_default
 
+if TYPE_CHECKING:
+    from matrix_align.cli.data_options import BenchmarkData
+
 SYS = "Systems"
-DATA = "Benchmarks"
 RUN = "Run"
 
 
@@ -123,86 +123,6 @@ class EvalSystems(OptionGroup):
         )  # fmt: skip
 
 
-Limit = limit_option("Items per benchmark", DATA)  # shared with sweep
-
-
-@dataclass(kw_only=True)
-class EvalData(OptionGroup):
-    """Which benchmarks and items, and how many answers to each."""
-
-    benchmarks: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--benchmarks",
-            "-B",
-            help="Benchmarks, comma-separated or repeated (see --list; inspect's spelling "
-            "hh_harmless and inspect_evals' strong_reject work too). Default: the paper's "
-            "four, hh-harmless,pku-saferlhf,advbench,harmfulqa.",
-            rich_help_panel=DATA,
-        ),
-    ] = None
-    limit: Limit = None
-    subset: Annotated[
-        str | None,
-        typer.Option(
-            "--subset",
-            help="A pinned item list, so two runs compare on the same items: a shipped "
-            "subset (quick, paper-50, pku-human-eval; see --list) or a manifest .json file. "
-            "Items come from the shipped samples (--hub does not apply); --benchmarks keeps "
-            "some of the subset's benchmarks, --limit the first N items of each.",
-            rich_help_panel=DATA,
-        ),
-    ] = None
-    epochs: Annotated[
-        int,
-        typer.Option(
-            "--epochs",
-            min=1,
-            max=100,
-            help="Answers per item and system, each with its own seed derived from --seed; "
-            "every answer is judged and rates are over all of them (the intervals still count "
-            "items, not answers). The report adds how many items got the same refusal decision at "
-            "every sample.",
-            rich_help_panel=DATA,
-        ),
-    ] = 1
-    shuffle: Annotated[
-        bool,
-        typer.Option(
-            "--shuffle",
-            help="A seeded random subset (--seed) instead of the first items.",
-            rich_help_panel=DATA,
-        ),
-    ] = False
-    hub: Annotated[
-        str,
-        typer.Option(
-            "--hub",
-            help="Benchmarks from the Hugging Face hub: auto (when reachable, else the shipped "
-            "sample), never, always.",
-            rich_help_panel=DATA,
-        ),
-    ] = "auto"
-
-    def items(self) -> tuple[list[str] | None, float | None, Any]:
-        """(benchmark names, --limit, pinned items): a --subset names the items, and --limit
-        takes a prefix of its lists. Names in inspect's or inspect_evals' spelling
-        (``hh_harmless``, ``strong_reject``) are the project's."""
-        from matrix_align.data.sources import HUB_POLICIES, source_name
-        from matrix_align.errors import MatrixAlignError
-
-        if self.hub not in HUB_POLICIES:
-            raise MatrixAlignError(f"Unknown --hub {self.hub!r}.", hint="auto, never or always")
-        given = split_values(self.benchmarks)
-        names = None if given is None else [source_name(name) for name in given]
-        if self.subset is None:
-            return names, self.limit, None
-        from matrix_align.evaluate.subsets import resolve
-
-        items = resolve(self.subset, names, self.limit)
-        return list(items), None, items
-
-
 @dataclass(kw_only=True)
 class EvalJudging(OptionGroup):
     """Judging beyond the judges: the reference entry, the judge prompts, re-judging."""
@@ -304,9 +224,7 @@ class EvalRun(OptionGroup):
     ] = None
     concurrency: InFlight = 8
     retries: Retries = 3
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bar.", rich_help_panel=RUN)
-    ] = False
+    quiet: o.Quiet = False
 
 
 Metrics = Annotated[
@@ -323,14 +241,14 @@ ListOnly = Annotated[
 
 
 def data_settings(
-    data: Any,
+    data: BenchmarkData,
     output: Path,
     backend: o.BackendOptions,
     simulation: o.SimulationOptions,
     *,
     writable: bool,
 ) -> dict[str, Any]:
-    """What evaluate and sweep settings share (``data``: their EvalData or SweepData),
+    """What evaluate and sweep settings share (``data``: their BenchmarkData),
     checked in this order: the output folder (an evaluate folder, writable unless
     ``writable`` is False), the simulation settings, the benchmarks and items (the paper's
     four when none are named)."""

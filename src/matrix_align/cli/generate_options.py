@@ -11,11 +11,13 @@ from typing import Annotated, Any
 import typer
 
 from matrix_align.cli import options as o
-from matrix_align.cli.limit import limit_option
+from matrix_align.cli.data_options import check_hub, hub_option, limit_option, shuffle_option
 from matrix_align.cli.option_groups import OptionGroup
 
 DATA = "Data"
 Limit = limit_option("Queries per source, for sources without their own :N", DATA)
+Shuffle = shuffle_option(DATA)
+Hub = hub_option("Built-in sources", DATA)
 RUN = "Run"
 
 
@@ -74,15 +76,7 @@ class GenerateRun(OptionGroup):
             rich_help_panel=RUN,
         ),
     ] = True
-    quiet: Annotated[
-        bool,
-        typer.Option(
-            "--quiet",
-            "-q",
-            help="No live progress bar (for logs): a start line and a final summary only.",
-            rich_help_panel=RUN,
-        ),
-    ] = False
+    quiet: o.Quiet = False
 
     def scenes(self, backend: o.BackendOptions) -> int:
         """Scenes in flight: --concurrency, else twice the requests the servers take."""
@@ -134,14 +128,7 @@ class GenerateData(OptionGroup):
         ),
     ] = "prompt"
     limit: Limit = None
-    shuffle: Annotated[
-        bool,
-        typer.Option(
-            "--shuffle",
-            help="Take a seeded random subset (--seed) instead of the first rows.",
-            rich_help_panel=DATA,
-        ),
-    ] = False
+    shuffle: Shuffle = False
     include_substeps: Annotated[
         bool,
         typer.Option(
@@ -163,15 +150,7 @@ class GenerateData(OptionGroup):
             rich_help_panel=DATA,
         ),
     ] = None
-    hub: Annotated[
-        str,
-        typer.Option(
-            "--hub",
-            help="Built-in sources from the Hugging Face hub: auto "
-            "(when reachable, else the shipped sample), never, always.",
-            rich_help_panel=DATA,
-        ),
-    ] = "auto"
+    hub: Hub = "auto"
     list_only: Annotated[
         bool,
         typer.Option(
@@ -186,11 +165,8 @@ class GenerateData(OptionGroup):
     def specs(self) -> list[Any]:
         """The --source specs, parsed, and --hub, checked (before the simulation settings)."""
         from matrix_align.data.generate import SourceSpec
-        from matrix_align.data.sources import HUB_POLICIES
-        from matrix_align.errors import MatrixAlignError
 
-        if self.hub not in HUB_POLICIES:
-            raise MatrixAlignError(f"Unknown --hub {self.hub!r}.", hint="auto, never or always")
+        check_hub(self.hub)
         return [SourceSpec.parse(text) for text in self.source or []]
 
     def plan(self, specs: list[Any], config: Any, model_key: str):  # noqa: ANN201

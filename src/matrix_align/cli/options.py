@@ -36,6 +36,11 @@ DryRun = Annotated[
         rich_help_panel="Run",
     ),
 ]
+# evaluate's, sweep's and generate's
+Quiet = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="No live progress bars (for logs).", rich_help_panel="Run"),
+]
 PriceIn = Annotated[
     float | None,
     typer.Option(

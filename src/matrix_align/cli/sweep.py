@@ -18,7 +18,8 @@ from rich.markup import escape
 
 from matrix_align.cli import judge_options as jo
 from matrix_align.cli import options as o
-from matrix_align.cli.evaluate_options import EvalData, InFlight, Limit, Retries, data_settings
+from matrix_align.cli.data_options import BenchmarkData, check_hub
+from matrix_align.cli.evaluate_options import InFlight, Retries, data_settings
 from matrix_align.cli.option_groups import OptionGroup
 from matrix_align.cli.run_config import with_run_config
 from matrix_align.cli.runner import run_async
@@ -26,60 +27,7 @@ from matrix_align.cli.runner import run_async
 if TYPE_CHECKING:
     from matrix_align.evaluate.judge_backends import JudgeBackend
 
-DATA = "Benchmarks"
 RUN = "Run"
-
-
-@dataclass(kw_only=True)
-class SweepData(OptionGroup):
-    """Which benchmarks and items every cell answers."""
-
-    benchmarks: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--benchmarks",
-            "-B",
-            help="Benchmarks, comma-separated (see `evaluate --list`). Default: the paper's "
-            "four, or the subset's.",
-            rich_help_panel=DATA,
-        ),
-    ] = None
-    subset: Annotated[
-        str | None,
-        typer.Option(
-            "--subset",
-            help="A pinned item list (quick, paper-50, pku-human-eval, or a manifest .json), "
-            "read from the shipped samples; --limit keeps the first N of each benchmark.",
-            rich_help_panel=DATA,
-        ),
-    ] = None
-    limit: Limit = None
-    shuffle: Annotated[
-        bool,
-        typer.Option(
-            "--shuffle",
-            help="A seeded random subset instead of the first items.",
-            rich_help_panel=DATA,
-        ),
-    ] = False
-    hub: Annotated[
-        str,
-        typer.Option(
-            "--hub", help="Benchmarks from the hub: auto, never, always.", rich_help_panel=DATA
-        ),
-    ] = "auto"
-    epochs: Annotated[
-        int,
-        typer.Option(
-            "--epochs",
-            min=1,
-            max=100,
-            help="Answers per item and cell, each with its own seed.",
-            rich_help_panel=DATA,
-        ),
-    ] = 1
-
-    items = EvalData.items
 
 
 @dataclass(kw_only=True)
@@ -101,9 +49,7 @@ class SweepRun(OptionGroup):
     ]
     concurrency: InFlight = 8
     retries: Retries = 3
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bars.", rich_help_panel=RUN)
-    ] = False
+    quiet: o.Quiet = False
 
 
 Grid = Annotated[
@@ -133,7 +79,7 @@ def sweep(
     run: SweepRun,
     base: Base = "vanilla",
     *,
-    data: SweepData,
+    data: BenchmarkData,
     metrics: jo.Metrics = None,
     judges: jo.JudgeOptions,
     backend: o.BackendOptions,
@@ -177,18 +123,15 @@ def sweep(
 
 def _template(
     run: SweepRun,
-    data: SweepData,
+    data: BenchmarkData,
     backend: o.BackendOptions,
     simulation: o.SimulationOptions,
     metrics: list[str] | None,
 ):  # noqa: ANN202
     """The settings every cell shares (the grid varies the simulation's), checked."""
-    from matrix_align.data.sources import HUB_POLICIES
-    from matrix_align.errors import MatrixAlignError
     from matrix_align.evaluate.tasks import EvalSettings
 
-    if data.hub not in HUB_POLICIES:
-        raise MatrixAlignError(f"Unknown --hub {data.hub!r}.", hint="auto, never or always")
+    check_hub(data.hub)  # before the folder's checks
     shared = data_settings(data, run.output, backend, simulation, writable=True)
     return EvalSettings(systems=["matrix"], metrics=metrics, concurrency=run.concurrency, **shared)
 
