@@ -239,6 +239,36 @@ async def test_ego_and_the_assistant_are_never_stakeholders():
     assert trace.roles[0].is_ego
 
 
+def person(name: str) -> dict[str, str]:
+    return {"name": name, "position": "s", "traits": "t"}
+
+
+async def test_the_cast_asks_for_a_spare_and_keeps_the_fullest_reply():
+    """Small models list the asker among the others: one person more than the scene needs
+    is asked for, so dropping the asker leaves the cast full; a reply still short is asked
+    again, and the fuller of the two replies is kept, never an empty cast."""
+    config = SimulationConfig(n_roles=2, n_steps=1)
+    asker = {"position": "s", "traits": "t"}
+    asker_listed = {"people": [person("The Asker"), person("Ana"), person("Ben")], "asker": asker}
+    model = scripted(("SceneRoles", asker_listed))
+    trace = await run_scene(QUERY, model, config)
+    request = next(r for r in model.requests if r.title == "SceneRoles")
+    assert request.count("people") == 3 and "the 3 people" in request.prompt
+    assert [c.stage for c in trace.calls].count("roles") == 1
+    assert [r.name for r in trace.roles] == ["the asker", "Ana", "Ben"]
+    assert "short-cast" not in trace.flags
+
+    one_other = {"people": [person("The Asker"), person("Ana"), person("ana")], "asker": asker}
+    none_other = {"people": [person("the asker"), person("the user"), person("you")], "asker": asker}
+    model = scripted(("SceneRoles", [one_other, none_other]))
+    trace = await run_scene(QUERY, model, config)
+    roles_calls = [c for c in trace.calls if c.stage == "roles"]
+    assert len(roles_calls) == 2 and not any(c.valid for c in roles_calls)
+    assert "only 1 of them" in (roles_calls[0].error or "")
+    assert [r.name for r in trace.roles] == ["the asker", "Ana"]
+    assert {"short-cast", "fallbacks"} <= set(trace.flags)
+
+
 async def test_fixed_plan_uses_the_plan_steps_verbatim():
     config = SimulationConfig(n_roles=1, n_steps=2, adaptive_plan=False)
     trace = await run_scene(QUERY, scripted(), config)

@@ -90,10 +90,14 @@ async def _situation_and_plan(scene: Scene) -> None:
 
 async def _cast_roles(scene: Scene) -> None:
     cfg, trace = scene.config, scene.trace
+    # One person more than the scene needs: small models often list the asker among the
+    # others ("Teacher" beside the ego "a teacher"), and the spare keeps the cast full
+    # when that one is dropped. A spare left over is not cast.
+    asked = cfg.n_roles + 1
     schema = json_schema(
         SceneRoles,
         {
-            "people": {"minItems": cfg.n_roles, "maxItems": cfg.n_roles},
+            "people": {"minItems": asked, "maxItems": asked},
             "people.items.name": {"maxLength": NAME_LIMIT},
             "people.items.position": {"maxLength": PROFILE_LIMIT},
             "people.items.traits": {"maxLength": PROFILE_LIMIT},
@@ -102,7 +106,11 @@ async def _cast_roles(scene: Scene) -> None:
         },
     )
 
+    # The fullest cast a reply gave: a re-ask that comes back no fuller never loses it.
+    fullest = SceneRoles.model_validate({"people": [], "asker": {"position": "", "traits": ""}})
+
     def check(value: SceneRoles) -> SceneRoles:
+        nonlocal fullest
         seen = {name_key(trace.ego)}
         kept = []
         for person in value.people:
@@ -112,17 +120,23 @@ async def _cast_roles(scene: Scene) -> None:
                 continue  # the ego is never duplicated as a stakeholder
             seen.add(key)
             kept.append(person.model_copy(update={"name": name}))
-        if not kept:
-            raise ValueError("people: name at least one person other than the asker")
-        return value.model_copy(update={"people": kept[: cfg.n_roles]})
+        cast = value.model_copy(update={"people": kept[: cfg.n_roles]})
+        if len(cast.people) > len(fullest.people):
+            fullest = cast
+        if len(kept) < cfg.n_roles:
+            raise ValueError(
+                f"people: only {len(kept)} of them are someone other than {trace.ego}; name "
+                f"{asked} different people other than {trace.ego} ({trace.ego} is the asker)"
+            )
+        return cast
 
     def fallback() -> SceneRoles:
-        return SceneRoles.model_validate({"people": [], "asker": {"position": "", "traits": ""}})
+        return fullest
 
     value, _ = await scene.calls.structured(
         scene.actor,
         scene.messages(
-            scene.config.render("roles", n_roles=cfg.n_roles, ego=trace.ego), with_memory=False
+            scene.config.render("roles", n_roles=asked, ego=trace.ego), with_memory=False
         ),
         SceneRoles,
         schema,
