@@ -253,13 +253,14 @@ def stage_answers(out: Path, backend: list[str]) -> None:
 
 def stage_check(out: Path, spec: Any) -> None:
     """Today's alternative check and audit on the stored MATRIX answers, into
-    ``answers/matrix-checked/``: a decline made before the check existed gets only the
-    check's calls (``recheck_alternative``), never a new scene, and every answer is audited
-    again with its query's label, so a simulator's late change reaches the training data
-    without generating again. One line per answer, appended durably: a killed run resumes."""
+    ``answers/matrix-checked/``: a decline made without the check gets only the check's
+    calls (``recheck_alternative``), never a new scene, and every answer is audited again
+    with its query's label, so a simulator's late change reaches the training data without
+    generating again. One line per answer, appended durably: a killed run resumes."""
     import asyncio
 
     from matrix_align.folders.store import JsonlStore
+    from matrix_align.simulation.audit import audit_scene
     from matrix_align.simulation.replay import recheck_alternative
     from matrix_align.simulation.trace import SceneTrace
 
@@ -274,11 +275,18 @@ def stage_check(out: Path, spec: Any) -> None:
                 if sample["id"] in store or not sample.get("trace"):
                     continue
                 trace = SceneTrace.model_validate_json(sample["trace"])
-                checked = await recheck_alternative(trace, model, harmful=sample["meta"].get("harmful"))
+                harmful = sample["meta"].get("harmful")
+                if trace.config.get("check_alternative"):  # made with the check: audit only
+                    checked = trace.model_copy()
+                    checked.flags = audit_scene(trace, harmful=harmful)
+                else:
+                    checked = await recheck_alternative(trace, model, harmful=harmful)
                 dropped = bool(checked.alternative and checked.alternative.dropped)
                 answer = checked.final_response if dropped else sample["completion"][0]["content"]
-                store.append({**sample, "completion": [{"role": "assistant", "content": answer}],
-                              "trace": checked.model_dump_json(), "flags": checked.flags})  # fmt: skip
+                store.append({
+                    **sample, "completion": [{"role": "assistant", "content": answer}],
+                    "trace": checked.model_dump_json(), "flags": checked.flags,
+                })  # fmt: skip
                 done["checked" if checked.alternative else "not a decline"] += 1
                 done["alternative dropped"] += dropped
         return done

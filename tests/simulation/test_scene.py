@@ -259,7 +259,8 @@ async def test_the_cast_asks_for_a_spare_and_keeps_the_fullest_reply():
     assert "short-cast" not in trace.flags
 
     one_other = {"people": [person("The Asker"), person("Ana"), person("ana")], "asker": asker}
-    none_other = {"people": [person("the asker"), person("the user"), person("you")], "asker": asker}
+    nobody = [person("the asker"), person("the user"), person("you")]
+    none_other = {"people": nobody, "asker": asker}
     model = scripted(("SceneRoles", [one_other, none_other]))
     trace = await run_scene(QUERY, model, config)
     roles_calls = [c for c in trace.calls if c.stage == "roles"]

@@ -119,8 +119,9 @@ async def recheck_alternative(
         # The first final call stays; a previous check and its rewrite are replaced.
         first_final = next(i for i, c in enumerate(copy.calls) if c.stage == "final")
         copy.calls = [
-            c for i, c in enumerate(copy.calls) if c.stage not in ("final", "alternative")
-            or i == first_final
+            c
+            for i, c in enumerate(copy.calls)
+            if c.stage not in ("final", "alternative") or i == first_final
         ]
         scene = Scene.resume(copy, model, config)
         started = time.perf_counter()
