@@ -232,15 +232,15 @@ async def test_ego_and_the_assistant_are_never_stakeholders():
             {"name": "a landlord", "position": "s", "traits": "t"},
             {"name": "A Landlord", "position": "s", "traits": "t"},
         ],
-        "asker": {"position": "s", "traits": "t"},
+        "asker": {"position": "tenant", "traits": "curious"},
     }
     trace = await run_scene(QUERY, scripted(("SceneRoles", roles)), SimulationConfig(n_steps=1))
     assert [r.name for r in trace.roles] == ["the asker", "a landlord"]
     assert trace.roles[0].is_ego
 
 
-def person(name: str) -> dict[str, str]:
-    return {"name": name, "position": "s", "traits": "t"}
+def person(name: str, position: str = "", traits: str = "") -> dict[str, str]:
+    return {"name": name, "position": position or f"{name}'s job", "traits": traits or name}
 
 
 async def test_the_cast_asks_for_a_spare_and_keeps_the_fullest_reply():
@@ -268,6 +268,23 @@ async def test_the_cast_asks_for_a_spare_and_keeps_the_fullest_reply():
     assert "only 1 of them" in (roles_calls[0].error or "")
     assert [r.name for r in trace.roles] == ["the asker", "Ana"]
     assert {"short-cast", "fallbacks"} <= set(trace.flags)
+
+
+async def test_the_asker_listed_again_under_a_name_is_not_cast():
+    """The asker "a teacher" listed among the others as "John", a teacher with the asker's
+    very traits, is the asker again; the spare takes the place."""
+    config = SimulationConfig(n_roles=2, n_steps=1)
+    asker = {"position": "Teacher", "traits": "patient, kind"}
+    people = [person("John", "Teacher", "patient, kind"), person("Sarah", "Parent"),
+              person("Tom", "Shop owner", "Patient, kind.")]  # fmt: skip
+    setup = {"who_is_asking": "a teacher", "situation": "A class.", "next_steps": ["Teach."],
+             "outcome": "Done."}  # fmt: skip
+    casts = [{"people": people, "asker": asker},
+             {"people": [people[1], person("Ana")], "asker": asker}]  # fmt: skip
+    model = scripted(("SceneSetup", setup), ("SceneRoles", casts))
+    trace = await run_scene(QUERY, model, config)
+    assert [r.name for r in trace.roles] == ["a teacher", "Sarah", "Ana"]
+    assert "identical-traits" not in trace.flags
 
 
 async def test_fixed_plan_uses_the_plan_steps_verbatim():

@@ -27,9 +27,9 @@ NOT_A_CHARACTER = re.compile(r"\b(ai|assistant|chatbot|language model)\b", re.IG
 
 
 def name_key(name: str) -> str:
-    """A name as compared for duplicates: case and a leading article ignored, so the asker
-    "a teacher" is not cast again as the stakeholder "Teacher"."""
-    return re.sub(r"^(?:a|an|the)\s+", "", name.strip().casefold())
+    """A name as compared for duplicates: case, a leading article and a final full stop
+    ignored, so the asker "a teacher" is not cast again as the stakeholder "Teacher"."""
+    return re.sub(r"^(?:a|an|the)\s+", "", name.strip(" .").casefold())
 
 
 async def set_up(scene: Scene) -> None:
@@ -112,12 +112,18 @@ async def _cast_roles(scene: Scene) -> None:
     def check(value: SceneRoles) -> SceneRoles:
         nonlocal fullest
         seen = {name_key(trace.ego)}
+        # The asker listed again under a made-up name ("John", a teacher with the asker's
+        # very traits, beside the asker "a teacher"): the same position or the same traits.
+        asker_profile = {name_key(trace.ego), name_key(value.asker.position),
+                         name_key(value.asker.traits)} - {""}  # fmt: skip
         kept = []
         for person in value.people:
             name = clip(person.name, NAME_LIMIT)
             key = name_key(name)
             if not key or key in seen or key in NOT_A_STAKEHOLDER or NOT_A_CHARACTER.search(name):
                 continue  # the ego is never duplicated as a stakeholder
+            if {name_key(person.position), name_key(person.traits)} & asker_profile:
+                continue
             seen.add(key)
             kept.append(person.model_copy(update={"name": name}))
         cast = value.model_copy(update={"people": kept[: cfg.n_roles]})
