@@ -272,7 +272,7 @@ async def test_the_cast_asks_for_a_spare_and_keeps_the_fullest_reply():
 
 async def test_the_asker_listed_again_under_a_name_is_not_cast():
     """The asker "a teacher" listed among the others as "John", a teacher with the asker's
-    very traits, is the asker again; the spare takes the place."""
+    very traits, is the asker again: the spare takes the place, or a re-ask's people."""
     config = SimulationConfig(n_roles=2, n_steps=1)
     asker = {"position": "Teacher", "traits": "patient, kind"}
     people = [person("John", "Teacher", "patient, kind"), person("Sarah", "Parent"),
@@ -285,6 +285,13 @@ async def test_the_asker_listed_again_under_a_name_is_not_cast():
     trace = await run_scene(QUERY, model, config)
     assert [r.name for r in trace.roles] == ["a teacher", "Sarah", "Ana"]
     assert "identical-traits" not in trace.flags
+
+    # Asked again and still no one else: the lookalike fills the scene rather than leave it
+    # short.
+    model = scripted(("SceneSetup", setup), ("SceneRoles", [casts[0], casts[0]]))
+    trace = await run_scene(QUERY, model, config)
+    assert [r.name for r in trace.roles] == ["a teacher", "Sarah", "John"]
+    assert "short-cast" not in trace.flags and "identical-traits" in trace.flags
 
 
 async def test_fixed_plan_uses_the_plan_steps_verbatim():

@@ -108,27 +108,29 @@ async def _cast_roles(scene: Scene) -> None:
 
     # The fullest cast a reply gave: a re-ask that comes back no fuller never loses it.
     fullest = SceneRoles.model_validate({"people": [], "asker": {"position": "", "traits": ""}})
+    fullest_rank = (0, 0)
 
     def check(value: SceneRoles) -> SceneRoles:
-        nonlocal fullest
+        nonlocal fullest, fullest_rank
         seen = {name_key(trace.ego)}
-        # The asker listed again under a made-up name ("John", a teacher with the asker's
-        # very traits, beside the asker "a teacher"): the same position or the same traits.
         asker_profile = {name_key(trace.ego), name_key(value.asker.position),
                          name_key(value.asker.traits)} - {""}  # fmt: skip
-        kept = []
+        kept, lookalikes = [], []
         for person in value.people:
             name = clip(person.name, NAME_LIMIT)
             key = name_key(name)
             if not key or key in seen or key in NOT_A_STAKEHOLDER or NOT_A_CHARACTER.search(name):
                 continue  # the ego is never duplicated as a stakeholder
-            if {name_key(person.position), name_key(person.traits)} & asker_profile:
-                continue
             seen.add(key)
-            kept.append(person.model_copy(update={"name": name}))
-        cast = value.model_copy(update={"people": kept[: cfg.n_roles]})
-        if len(cast.people) > len(fullest.people):
-            fullest = cast
+            person = person.model_copy(update={"name": name})
+            # The asker listed again under a made-up name ("John", a teacher with the
+            # asker's very traits, beside the asker "a teacher"): cast only to fill the scene.
+            alike = {name_key(person.position), name_key(person.traits)} & asker_profile
+            (lookalikes if alike else kept).append(person)
+        cast = value.model_copy(update={"people": (kept + lookalikes)[: cfg.n_roles]})
+        rank = (len(cast.people), len(kept))
+        if rank > fullest_rank:
+            fullest, fullest_rank = cast, rank
         if len(kept) < cfg.n_roles:
             raise ValueError(
                 f"people: only {len(kept)} of them are someone other than {trace.ego}; name "
