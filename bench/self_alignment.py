@@ -277,7 +277,7 @@ def stage_check(out: Path, spec: Any) -> None:
                 trace = SceneTrace.model_validate_json(sample["trace"])
                 harmful = sample["meta"].get("harmful")
                 if trace.config.get("check_alternative"):  # made with the check: audit only
-                    checked = trace.model_copy()
+                    checked = trace
                     checked.flags = audit_scene(trace, harmful=harmful)
                 else:
                     checked = await recheck_alternative(trace, model, harmful=harmful)
@@ -612,13 +612,16 @@ def main(argv: list[str] | None = None) -> int:
         out: Path = args.output
         out.mkdir(parents=True, exist_ok=True)
         serving = ["--parallel", str(args.parallel), "--concurrency", str(args.concurrency)]
+        threads = args.threads
         if args.backend == "embedded":
             from matrix_align.llm.embedded import physical_cores
 
-            serving += ["--threads", str(args.threads or physical_cores())]
+            threads = threads or physical_cores()
+            serving += ["--threads", str(threads)]
         backend = ["--backend", args.backend, "--model", args.model, *serving]
+        # The check stage runs in this process: the same model and serving as the commands.
         spec = BackendSpec(args.backend, model=args.model, parallel=args.parallel,
-                           threads=args.threads)  # fmt: skip
+                           threads=threads)  # fmt: skip
         effect_args = ["--backend", args.backend, *serving]
         train_args = ["--max-steps", str(args.max_steps)] if args.max_steps else []
         if args.eval_limit:
