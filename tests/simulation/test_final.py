@@ -111,8 +111,12 @@ async def test_replay_reruns_only_the_late_stages(small_config):
 
     early = [c for c in trace.calls if c.stage not in LATE_STAGES]
     assert again.calls[: len(early)] == early
-    # The authors' design writes no typed decline, so no alternative is checked.
-    assert {c.stage for c in again.calls[len(early) :]} == set(LATE_STAGES) - {"alternative"}
+    # The authors' design writes no typed decline, so no alternative is checked; one harm
+    # rating (the default) makes no vote.
+    assert {c.stage for c in again.calls[len(early) :]} == set(LATE_STAGES) - {
+        "alternative",
+        "votes",
+    }
     assert {r.title or "final" for r in model.requests} <= {"Summary", "final"}
     assert again.events == trace.events and again.roles == trace.roles
     assert again.final_prompt == "authors" and again.config["final_prompt"] == "authors"

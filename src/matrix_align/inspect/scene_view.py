@@ -43,6 +43,8 @@ def render_event(event: Event) -> str:
     if event.effect:
         lines.append(f"effect: {escape(event.effect)}")
     harm = f"harm: **{event.harm}**"
+    if event.votes:
+        harm += f" (median of {', '.join(event.votes)})"
     if event.harmful and event.harmed:
         harm += f" (who: {escape(event.harmed)})"
     lines.append(harm)

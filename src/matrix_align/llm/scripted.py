@@ -205,6 +205,8 @@ def demo_rules(*, everyone_notices: bool = False) -> list[tuple[str, Reply | lis
         ("Reactions", react_all),
         ("ModulatorDecision", decide),
         ("Rulings", decide_all),
+        # A re-rating (``harm_votes``) agrees with the rulings: every event serious.
+        ("HarmRatings", lambda req: dict.fromkeys(req.people(), "serious")),
         ("Summary", {"summary": "The asker's plan worried the people around them."}),
         (
             "AlternativeRuling",

@@ -34,6 +34,7 @@ _SHORT = {
     "final_prompt": "final",
     "keep_refusals": "keep",
     "check_alternative": "alt-check",
+    "harm_votes": "votes",
     "final_max_tokens": "final-tokens",
     "temperature": "t",
 }

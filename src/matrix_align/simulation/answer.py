@@ -243,22 +243,26 @@ def decide(trace: SceneTrace, keep_refusals: bool = True) -> FinalDecision:
     delivered = [e for e in trace.events if e.delivered]
     serious = [e for e in delivered if e.harm == "serious"]
     minor = [e for e in delivered if e.harm == "minor"]
+    ratings = max((len(e.votes) for e in delivered), default=0)
+    voted = f" (the median of {ratings} ratings each)" if ratings > 1 else ""
     if serious:
         return FinalDecision(
-            help=False, reason=f"{len(serious)} event(s) did serious harm", basis="serious harm"
+            help=False,
+            reason=f"{len(serious)} event(s) did serious harm{voted}",
+            basis="serious harm",
         )
     if is_refusal(trace.initial_response) and (keep_refusals or minor):
         why = f"and {len(minor)} event(s) did minor harm" if minor else "and refusals are kept"
         return FinalDecision(
-            help=False, reason=f"the first answer declined {why}", basis="refusal kept"
+            help=False, reason=f"the first answer declined {why}{voted}", basis="refusal kept"
         )
     if minor:
         return FinalDecision(
             help=True,
-            reason=f"{len(minor)} event(s) did minor harm, none serious",
+            reason=f"{len(minor)} event(s) did minor harm, none serious{voted}",
             basis="minor harm",
         )
-    return FinalDecision(help=True, reason="no event did harm", basis="no harm")
+    return FinalDecision(help=True, reason=f"no event did harm{voted}", basis="no harm")
 
 
 _PREAMBLE = re.compile(r"^(final answer|answer|response)\s*:\s*", re.IGNORECASE)

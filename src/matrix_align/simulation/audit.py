@@ -34,6 +34,7 @@ FALLBACKS = "fallbacks"  # a structured decision fell back after a failed re-ask
 SHORT_CAST = "short-cast"  # fewer people besides the asker than the scene asked for
 FOREIGN_SCRIPT = "foreign-script"  # letters of a script the query does not use
 HARMFUL_ALTERNATIVE = "harmful-alternative"  # a decline suggested a harm instead (dropped)
+SPLIT_DECISION = "split-decision"  # the harm votes disagreed on whether any harm was serious
 # Answer flags: what makes (query, final answer) wrong as a training row.
 ANSWER_MENTIONS_SCENE = "answer-mentions-scene"  # the answer talks about the simulation
 EMPTY_ANSWER = "empty-answer"
@@ -53,6 +54,7 @@ SCENE_FLAGS = (
     SHORT_CAST,
     FOREIGN_SCRIPT,
     HARMFUL_ALTERNATIVE,
+    SPLIT_DECISION,
 )
 ANSWER_FLAGS = (
     ANSWER_MENTIONS_SCENE,
@@ -82,6 +84,8 @@ FLAG_HELP = {
     "(Chinese characters in an English scene)",
     HARMFUL_ALTERNATIVE: "the decline first suggested doing something rated seriously "
     "harmful instead; it was written again without an alternative",
+    SPLIT_DECISION: "with --harm-votes, some ratings of the scene found a serious harm and "
+    "others none: its decision was a majority's, not every rating's",
     ANSWER_MENTIONS_SCENE: "the final answer mentions the simulation, draft or scene, or names "
     "a person who exists only in the scene",
     EMPTY_ANSWER: "the final answer is empty",
@@ -149,6 +153,8 @@ def audit_scene(trace: SceneTrace, harmful: bool | None = None) -> list[str]:
         found.add(FOREIGN_SCRIPT)
     if trace.alternative is not None and trace.alternative.dropped:
         found.add(HARMFUL_ALTERNATIVE)
+    if len(set(serious_by_rating(trace))) > 1:
+        found.add(SPLIT_DECISION)
 
     final, first = trace.final_response, trace.initial_response
     if trace.final_prompt or final:  # the scene reached its answer
@@ -159,6 +165,14 @@ def audit_scene(trace: SceneTrace, harmful: bool | None = None) -> list[str]:
         if harmful is not None:
             found.update(answer_flags(first, final, harmful))
     return [flag for flag in FLAGS if flag in found]
+
+
+def serious_by_rating(trace: SceneTrace) -> list[bool]:
+    """With harm votes: per rating (the rulings, then each re-rating), whether it found any
+    delivered event seriously harmful, the fact a decline rests on. Empty without votes."""
+    voted = [e.votes for e in trace.events if e.delivered and e.votes]
+    ratings = max(map(len, voted), default=0)
+    return [any(v[k] == "serious" for v in voted if len(v) > k) for k in range(ratings)]
 
 
 def answer_flags(first: str, final: str, harmful: bool) -> list[str]:

@@ -73,6 +73,7 @@ class SceneCalls:
         actor: str | None = None,
         round: int | None = None,
         max_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> tuple[T, bool]:
         """Ask for a structured decision. Returns (value, from_model); from_model is False
         when both attempts were invalid and ``fallback()`` was used (counted in the totals).
@@ -80,15 +81,17 @@ class SceneCalls:
         New tokens are capped at what a valid reply can need (``output_token_cap``), and at
         most ``max_tokens`` (default: the config's cap per call). A reply cut by its cap is
         invalid JSON: it is re-asked, with the cap doubled (up to that ceiling), and
-        recorded as cut (``finish_reason`` "length"); never parsed half-written."""
+        recorded as cut (``finish_reason`` "length"); never parsed half-written.
+        ``temperature``: this call's, instead of the scene's."""
         ceiling = max_tokens or self.config.max_tokens
         needed = output_token_cap(schema)
         cap = ceiling if needed is None else min(needed, ceiling)
         attempt_messages = list(messages)
         for attempt in (1, 2):
             completion = await self._complete(
-                model, attempt_messages, schema, stage, cap, actor, round, attempt
-            )
+                model, attempt_messages, schema, stage, cap, actor, round, attempt,
+                temperature=temperature,
+            )  # fmt: skip
             try:
                 if completion.finish_reason == "length":
                     raise ValueError(f"cut off at the {cap}-token limit; reply more briefly")
@@ -150,11 +153,12 @@ class SceneCalls:
         round: int | None,
         attempt: int,
         seed_stage: str | None = None,
+        temperature: float | None = None,
     ) -> Completion:
         completion = await model.complete(
             messages,
             max_tokens=max_tokens,
-            temperature=self.config.temperature,
+            temperature=self.config.temperature if temperature is None else temperature,
             seed=self.seed(seed_stage or stage, round, actor, attempt),
             schema=schema,
         )

@@ -114,9 +114,25 @@ class SimulationConfig(BaseModel):
         description="Verdict design: the alternative a written decline suggests is rated for "
         "harm, and a decline whose alternative does serious harm is written again without one.",
     )
+    harm_votes: int = Field(
+        1,
+        ge=1,
+        le=9,
+        description="Ratings of each delivered event's harm the decision reads: 1, the "
+        "modulator's ruling alone; an odd N > 1 adds N-1 independent re-ratings of every event "
+        "(one call each) and takes each event's median rating.",
+    )
     text_limit: Annotated[int, NOT_A_FLAG] = Field(
         300, ge=40, le=4000, description="Max characters of a situation, action or critique."
     )
+
+    @field_validator("harm_votes")
+    @classmethod
+    def _odd_votes(cls, value: int) -> int:
+        # An odd count has a median that is one of the ratings: no tie to break.
+        if value % 2 == 0:
+            raise ValueError("harm_votes must be odd (1, 3, 5, ...), so the median is a rating")
+        return value
 
     @field_validator("prompts", mode="before")
     @classmethod
@@ -140,11 +156,12 @@ class SimulationConfig(BaseModel):
 
     def custom_templates(self) -> bool:
         """Whether a scene renders templates other than the default ones: an override, or
-        a paper variant selected by a switch."""
+        a variant selected by a switch (the paper profile's, the harm votes')."""
         return bool(self.prompts) or (
             self.plan_from != "request"
             or self.consequence != "harms"
             or self.final_prompt == "paper"
+            or self.harm_votes > 1
         )
 
     def templates_sha256(self) -> str:
@@ -194,10 +211,10 @@ class SimulationConfig(BaseModel):
         )
 
 
-# Settings added after datasets had been generated (issue 24). At their default they are
+# Settings added after datasets had been generated (issues 24 and 28). At their default they are
 # left out of the dump: sample ids hash the dump and a folder's run.json compares it, so a
 # default run resumes and keeps its ids.
-LATER_SETTINGS = ("plan_from", "intent_event", "consequence", "prompts")
+LATER_SETTINGS = ("plan_from", "intent_event", "consequence", "prompts", "harm_votes")
 
 # Named settings ``--config NAME`` accepts. ``paper``: the authors' simulator as published,
 # each of its differences from our default one switch (docs/method.md, "Where we differ",

@@ -13,13 +13,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from matrix_align.simulation.schemas import (
+    HarmRatings,
     ModulatorDecision,
     Rulings,
     Summary,
     clip,
     json_schema,
 )
-from matrix_align.simulation.trace import Event, EventKind, MemorySummary, Verdict
+from matrix_align.simulation.trace import Event, EventKind, Harm, MemorySummary, Verdict
 
 if TYPE_CHECKING:
     from matrix_align.simulation.scene import Scene
@@ -214,6 +215,57 @@ async def moderate_all(
         _event(actor, text, kind, round_no, rulings.root[actor], source)
         for actor, text in proposals
     ]
+
+
+# Re-ratings are independent samples, so they are drawn with more spread than the scene's
+# low temperature: at 0.2 two re-ratings of the same prompt are nearly always one rating
+# twice, and the vote would be the re-rating prompt's word against the ruling.
+VOTE_TEMPERATURE = 0.7
+HARM_ORDER: dict[Harm, int] = {"none": 0, "minor": 1, "serious": 2}
+
+
+async def vote_harms(scene: Scene) -> None:
+    """``harm_votes`` > 1: re-rate the harm of every delivered event, ``harm_votes`` - 1
+    times, each an independent call on the whole scene, and settle each event's harm as the
+    median of its ruling and the re-ratings (``Event.votes`` keeps them all). One noisy
+    rating then no longer decides alone: a single "serious" among "none"s is outvoted, and
+    a harm the ruling missed can still be found. A re-rating that fails twice is left out."""
+    events = [e for e in scene.trace.events if e.delivered]
+    for event in events:  # a replay votes again from the ruling
+        event.harm, event.votes = event.ruling_harm, []
+    if scene.config.harm_votes == 1 or not events:
+        return
+    keys = [str(e.id) for e in events]
+    schema = {
+        "title": "HarmRatings",
+        "type": "object",
+        "properties": {key: {"enum": list(HARM_ORDER)} for key in keys},
+        "required": keys,
+        "additionalProperties": False,
+    }
+    messages = scene.messages(scene.config.render("harm_votes", events=events), with_memory=False)
+
+    def check(value: HarmRatings) -> HarmRatings:
+        missing = [key for key in keys if key not in value.root]
+        if missing:
+            raise ValueError(f"no rating for event(s) {', '.join(missing)}")
+        return value
+
+    async def rate(number: int) -> HarmRatings | None:
+        value, from_model = await scene.calls.structured(
+            scene.modulator, messages, HarmRatings, schema, stage="votes", round=number,
+            check=check, temperature=VOTE_TEMPERATURE, fallback=lambda: HarmRatings({}),
+        )  # fmt: skip
+        return value if from_model else None
+
+    ratings = await scene.calls.gather_in_order(
+        [rate(n) for n in range(1, scene.config.harm_votes)]
+    )
+    for event in events:
+        votes: list[Harm] = [event.harm]
+        votes += [r.root[str(event.id)] for r in ratings if r is not None]
+        event.votes = votes
+        event.harm = sorted(votes, key=HARM_ORDER.__getitem__)[len(votes) // 2]
 
 
 async def fold_memory(scene: Scene, round_no: int) -> None:

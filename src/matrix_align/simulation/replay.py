@@ -1,10 +1,10 @@
 """Replay: re-run only the late stages of a stored scene with other prompts or settings.
 
 A scene's expensive part is the set-up and the rounds; the answer is decided in the last
-three calls (``LATE_STAGES``: the consequence, the one-sentence summary of the first
-answer, the final answer). Replaying those on stored traces measures a change to the final
-step in minutes instead of hours, on exactly the same scenes, so two designs are compared
-without the noise of re-simulating.
+few calls (``LATE_STAGES``: the harm votes, the consequence, the one-sentence summary of
+the first answer, the final answer and the check of its alternative). Replaying those on
+stored traces measures a change to the final step in minutes instead of hours, on exactly
+the same scenes, so two designs are compared without the noise of re-simulating.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ REPLAYABLE = (
     "final_prompt",
     "keep_refusals",
     "check_alternative",
+    "harm_votes",
     "final_max_tokens",
     "temperature",
     "seed",

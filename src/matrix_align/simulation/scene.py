@@ -28,7 +28,8 @@ from matrix_align.text import require_unicode
 Observer = Callable[[str, SceneTrace], None]
 
 HEADER_ANSWER_LIMIT = 1500  # characters of the first answer repeated in every scene prompt
-LATE_STAGES = ("consequence", "initial_summary", "final", "alternative")  # what replay re-runs
+# What replay re-runs.
+LATE_STAGES = ("votes", "consequence", "initial_summary", "final", "alternative")
 
 
 class Scene:
@@ -161,13 +162,15 @@ class Scene:
         return self.trace
 
     async def conclude(self) -> None:
-        """The late stages (``LATE_STAGES``): the consequence and the one-sentence summary of
-        the first answer, then the final answer. Replay re-runs only these.
+        """The late stages (``LATE_STAGES``): the harm votes (``harm_votes``), the consequence
+        and the one-sentence summary of the first answer, then the final answer. Replay
+        re-runs only these.
 
         One after the other, not together: run together, the summary could take the server
         slot whose cache holds the scene's log (every slot shares the header it starts with),
         and the consequence, which repeats that log, then recomputed most of its prompt
         (docs/simulation.md)."""
+        await modulator.vote_harms(self)
         await answer.consequence(self)
         await answer.summarise_initial(self)
         self.emit("consequence")

@@ -70,6 +70,10 @@ class Rulings(RootModel[dict[str, ModulatorDecision]]):
     """One ruling per person, keyed by name, for the reactions ruled on together."""
 
 
+class HarmRatings(RootModel[dict[str, Literal["none", "minor", "serious"]]]):
+    """A re-rating of every delivered event's harm, keyed by event id (``harm_votes``)."""
+
+
 class Summary(BaseModel):
     summary: str
 

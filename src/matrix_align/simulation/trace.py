@@ -73,6 +73,14 @@ class Event(BaseModel):
     harm: Harm = "none"
     harmed: str = ""
     critique: str = ""
+    # With ``harm_votes`` > 1: every rating of the harm, the ruling's first, then the
+    # re-ratings; ``harm`` is then their median. Empty when the ruling alone decides.
+    votes: list[Harm] = Field(default_factory=list)
+
+    @property
+    def ruling_harm(self) -> Harm:
+        """The harm as the modulator's ruling rated it, before any vote."""
+        return self.votes[0] if self.votes else self.harm
 
     @property
     def delivered(self) -> bool:

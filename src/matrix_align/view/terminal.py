@@ -186,15 +186,16 @@ def render_event(event: Event) -> Group:
         lines.append(Text(f"    ✓ feasible · noticed by {receivers}", style="green"))
         if event.effect:
             lines.append(Text(f"    effect: {event.effect}", style="dim"))
+        votes = f" (median of {', '.join(event.votes)})" if event.votes else ""
         if event.harmful:
-            harm = f"    ⚠ harm: {event.harm}"
+            harm = f"    ⚠ harm: {event.harm}{votes}"
             if event.harmed:
                 harm += f" — who: {event.harmed}"
             if event.critique:
                 harm += f" — {event.critique}"
             lines.append(Text(harm, style="red" if event.harm == "serious" else "yellow"))
         else:
-            lines.append(Text("    harm: none", style="dim"))
+            lines.append(Text(f"    harm: none{votes}", style="dim"))
     if event.verdict.source == "fallback":
         lines.append(Text("    (modulator output invalid twice: fallback ruling)", style="dim"))
     return Group(*lines)

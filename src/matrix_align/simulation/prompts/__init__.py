@@ -2,9 +2,9 @@
 
 The files here are the templates a scene at the default settings uses. ``paper/`` holds the
 variants that the paper profile's switches select (the plan that follows the first answer,
-critiques for every action, the final prompt with a worked example); they sit in their own
-folder so that the hash of the default templates, which sample ids include, is the one it
-was before they existed.
+critiques for every action, the final prompt with a worked example), and ``votes/`` the
+re-rating of ``harm_votes``; they sit in their own folders so that the hash of the default
+templates, which sample ids include, is the one it was before they existed.
 
 A researcher replaces any template by name with ``--prompts DIR`` (``NAME.j2`` files):
 ``read_overrides`` checks each one before any call (a known name, valid Jinja2, and exactly
@@ -24,7 +24,7 @@ import jinja2.sandbox
 from pydantic_core import PydanticCustomError
 
 FOLDER = Path(__file__).parent
-VARIANTS = "paper"  # the subfolder of the paper profile's templates
+VARIANTS = ("paper", "votes")  # the subfolders of templates only a switch selects
 
 
 @cache
@@ -40,8 +40,10 @@ def _environment() -> jinja2.Environment:
 @cache
 def built_in() -> dict[str, str]:
     """Every template's name and its file, relative to this folder: the default ones, then
-    the paper profile's variants."""
-    files = [*sorted(FOLDER.glob("*.j2")), *sorted((FOLDER / VARIANTS).glob("*.j2"))]
+    those only a switch selects (``VARIANTS``)."""
+    files = [*sorted(FOLDER.glob("*.j2"))]
+    for folder in VARIANTS:
+        files += sorted((FOLDER / folder).glob("*.j2"))
     return {path.stem: path.relative_to(FOLDER).as_posix() for path in files}
 
 
@@ -153,7 +155,7 @@ def templates_sha256(overrides: dict[str, str] | None = None, variants: bool = F
     """sha256 over the templates a scene renders, in file-name order: each file's name, a
     NUL, its text and a NUL (moving text between two templates changes it too). With
     neither ``overrides`` nor ``variants``: the default templates, the hash sample ids have
-    always included; else every template, the paper variants too, each replaced by its
+    always included; else every template, the ``VARIANTS`` too, each replaced by its
     override."""
     overrides = overrides or {}
     variants = variants or bool(overrides)
