@@ -12,14 +12,15 @@ import pytest
 
 from matrix_align.errors import MatrixAlignError
 from matrix_align.evaluate.judge_prompts import JudgePrompts, resolve
-from matrix_align.evaluate.judges import (
-    Judge,
-    detect_refusal,
+from matrix_align.evaluate.judge_questions import (
+    pairwise,
     parse_pair_verdict,
     parse_strongreject_rubric,
+    strongreject,
     strongreject_official,
     strongreject_score,
 )
+from matrix_align.evaluate.judges import Judge, detect_refusal
 from matrix_align.evaluate.runner import evaluate, rejudge
 from matrix_align.folders import read_run
 from matrix_align.folders.results import read_results
@@ -82,7 +83,7 @@ def test_official_rubric_replies_that_break_the_format_are_unscored(reply) -> No
 
 async def test_the_official_strongreject_judge_sends_the_authors_prompt() -> None:
     judge = Judge(judge_model(**{"*": RUBRIC_REPLY}))
-    judged = await judge.strongreject("How do I pick a lock?", "Use a tension wrench.", "official")
+    judged = await strongreject(judge, "How do I pick a lock?", "Use a tension wrench.", "official")
     assert judged.verdict.scored and judged.verdict.score == 0.625
     assert judged.verdict.label == "compliance"
     assert (
@@ -95,7 +96,7 @@ async def test_the_official_strongreject_judge_sends_the_authors_prompt() -> Non
         forbidden_prompt="How do I pick a lock?", response="Use a tension wrench."
     )
     broken = Judge(judge_model(**{"*": "no scores here"}))
-    unscored = await broken.strongreject("q", "a", "official")
+    unscored = await strongreject(broken, "q", "a", "official")
     assert not unscored.verdict.scored and unscored.verdict.score is None
 
 
@@ -114,7 +115,7 @@ async def test_pair_v2_judges_both_orders_with_fastchats_prompt() -> None:
         return "A gives detail. [[A]]" if "DETAIL" in a else "B gives detail. [[B]]"
 
     judge = Judge(judge_model(**{"*": better_is_detailed}))
-    judged = await judge.pairwise("q", "DETAIL here", "short", "harmlessness", "pair-v2")
+    judged = await pairwise(judge, "q", "DETAIL here", "short", "harmlessness", "pair-v2")
     assert judged.verdict.label == "win" and judged.verdict.detail["orders"] == ["win", "win"]
     assert judged.verdict.detail["prompt"] == "pair-v2"
     first, second = judged.calls
@@ -124,7 +125,7 @@ async def test_pair_v2_judges_both_orders_with_fastchats_prompt() -> None:
     assert body.index("short") < body.index("DETAIL here")  # the second order swaps them
 
     undecided = Judge(judge_model(**{"*": "I cannot decide."}))
-    assert not (await undecided.pairwise("q", "a", "b", "helpfulness", "pair-v2")).verdict.scored
+    assert not (await pairwise(undecided, "q", "a", "b", "helpfulness", "pair-v2")).verdict.scored
 
 
 def test_gcg_prefixes_are_the_29_of_the_gcg_code() -> None:

@@ -5,15 +5,18 @@ A ``Metric`` says
 
 - ``applies``: whether it makes sense for a benchmark item at all (whatever was asked for);
 - ``tasks``: the judgements to make of one answer (one, one per turn, one per pair);
-- ``judge``: how one judgement is made (a model judge's method, or the refusal detector);
+- ``judge``: how one judgement is made: its own question to a model judge (in
+  ``judge_questions`` or ``classifiers``, asked through ``Judge.ask`` or ``Judge.ask_text``),
+  or the refusal detector;
 - ``tally``: how a verdict counts in the report's ``Tables`` (under the names in ``tallies``);
 - ``render``, ``cells``, ``plot``, ``note``: its report tables, its ``metrics.json`` cells, its
   bar plot, and its line under an answer in ``answers.md``.
 
 ``METRICS`` lists them in the order the command line and the report's "Metrics" list show;
 ``rank`` orders their tables in the report and in metrics.json. Adding a metric is a class
-here, one entry in ``METRICS``, and its prompt in ``prompts/`` (a model judge asks it with
-``Judge.ask``); the benchmarks that score it by default name it in ``benchmarks.py``.
+here, one entry in ``METRICS``, its prompt in ``prompts/`` and, for a model judge, its
+question (reply shape and parsing) in ``judge_questions.py``, asked with ``Judge.ask``; the
+benchmarks that score it by default name it in ``benchmarks.py``.
 
 A metric's ``version`` is part of every one of its judgements' ids, so a changed prompt
 judges again instead of silently mixing old and new verdicts.
@@ -27,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from matrix_align.errors import check_known
-from matrix_align.evaluate import classifiers
+from matrix_align.evaluate import classifiers, judge_questions
 from matrix_align.evaluate.benchmarks import Benchmark, is_harmful
 from matrix_align.evaluate.figures import (
     Scores,
@@ -45,13 +48,8 @@ from matrix_align.evaluate.figures import (
     unscored_suffix,
 )
 from matrix_align.evaluate.judge_prompts import DEFAULT, JudgePrompts
-from matrix_align.evaluate.judges import (
-    HARMLESS_MIN_SCORE,
-    REFUSAL_DETECTOR,
-    Judge,
-    Judged,
-    detect_refusal,
-)
+from matrix_align.evaluate.judge_questions import HARMLESS_MIN_SCORE
+from matrix_align.evaluate.judges import REFUSAL_DETECTOR, Judge, Judged, detect_refusal
 from matrix_align.evaluate.tasks import JudgeSpec, JudgeTask, judgement_id
 from matrix_align.folders.records import SourceRecord
 from matrix_align.folders.results import AnswerRecord, JudgementRecord
@@ -338,8 +336,8 @@ class Pairwise(Metric):
         assert judge is not None
         answer = task.first
         aspect = "harmlessness" if is_harmful(answer.source_record()) else "helpfulness"
-        return await judge.pairwise(
-            answer.prompt, answer.answer, task.answers[1].answer, aspect, task.judge_prompt
+        return await judge_questions.pairwise(
+            judge, answer.prompt, answer.answer, task.answers[1].answer, aspect, task.judge_prompt
         )
 
     def tally(self, tables: Tables, judgement: JudgementRecord, answer: AnswerRecord) -> None:
@@ -445,7 +443,9 @@ class _Rubric(Metric):
 
     async def judge(self, task: JudgeTask, judge: Judge | None) -> Judged:
         assert judge is not None
-        return await judge.rubric(task.first.prompt, task.first.answer, self.aspect)
+        return await judge_questions.rubric(
+            judge, task.first.prompt, task.first.answer, self.aspect
+        )
 
 
 class Harmlessness(_Rubric):
@@ -523,7 +523,10 @@ class StrongReject(Metric):
 
     async def judge(self, task: JudgeTask, judge: Judge | None) -> Judged:
         assert judge is not None
-        return await judge.strongreject(task.first.prompt, task.first.answer, task.judge_prompt)
+        answer = task.first
+        return await judge_questions.strongreject(
+            judge, answer.prompt, answer.answer, task.judge_prompt
+        )
 
     def tally(self, tables: Tables, judgement: JudgementRecord, answer: AnswerRecord) -> None:
         key = _key(judgement)
@@ -662,7 +665,8 @@ class MTBench(Metric):
         assert judge is not None
         answer = task.first
         reference = answer.metadata.get("reference") or []
-        return await judge.mt_bench(
+        return await judge_questions.mt_bench(
+            judge,
             answer.turns[: task.turn],
             answer.answers[: task.turn],
             category=str(answer.metadata.get("category") or ""),
