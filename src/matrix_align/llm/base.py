@@ -17,6 +17,13 @@ from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 from pydantic import BaseModel
 
+# Requests in flight per backend by default (registry.default_parallel, and the embedded
+# model's own default). The embedded model's slots share 2-16 CPU cores, where more slots
+# only split the same compute. A served model is usually a GPU engine (vLLM, SGLang,
+# llama.cpp server) that batches whatever is in flight: on a batching server, generate ran
+# several times faster with 16 in flight than with 4 (docs/generate.md, Throughput).
+DEFAULT_PARALLEL = {"embedded": 4, "openai": 16}
+
 
 class Message(TypedDict):
     role: Literal["system", "user", "assistant"]

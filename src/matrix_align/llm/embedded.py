@@ -45,6 +45,7 @@ from matrix_align.errors import (
     TransientBackendError,
 )
 from matrix_align.llm.base import (
+    DEFAULT_PARALLEL,
     ChatModel,
     Completion,
     Message,
@@ -62,7 +63,6 @@ from matrix_align.llm.model_files import (
     models_dir,
     unknown_model_error,
 )
-from matrix_align.llm.registry import DEFAULT_PARALLEL
 
 DEFAULT_NAME = f"embedded:{DEFAULT_MODEL.name}"
 logger = logging.getLogger(__name__)

@@ -10,17 +10,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from matrix_align.errors import MatrixAlignError
-from matrix_align.llm.base import ChatModel
+from matrix_align.llm.base import DEFAULT_PARALLEL, ChatModel
 
 if TYPE_CHECKING:
     from matrix_align.llm.spec import BackendSpec  # which imports this module
-
-# Requests in flight per backend by default. The embedded model's slots share 2-16 CPU
-# cores, where more slots only split the same compute. A served model is usually a GPU
-# engine (vLLM, SGLang, llama.cpp server) that batches whatever is in flight: on a batching
-# server, generate ran several times faster with 16 in flight than with 4
-# (docs/generate.md, Throughput).
-DEFAULT_PARALLEL = {"embedded": 4, "openai": 16}
 
 
 def default_parallel(backend: str) -> int:

@@ -28,12 +28,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from matrix_align.flags import NOT_A_FLAG, Flag
-from matrix_align.llm.base import ChatModel
+from matrix_align.llm.base import DEFAULT_PARALLEL, ChatModel
 from matrix_align.llm.model_files import short_names_text
 from matrix_align.llm.rate_limit import RateLimits
 from matrix_align.llm.registry import (
     BACKENDS,
-    DEFAULT_PARALLEL,
     close_models,
     default_parallel,
     make_model,
