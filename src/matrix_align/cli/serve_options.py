@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 
@@ -16,9 +16,6 @@ from matrix_align.cli.evaluate_options import Retries
 from matrix_align.cli.option_groups import OptionGroup
 
 SERVER = "Server"
-GATE_CHOICES = ("always", "first-answer", "keyword")
-CONVERSATION_CHOICES = ("render", "reject")
-SYSTEM_CHOICES = ("context", "ignore", "reject")
 
 
 @dataclass(kw_only=True)
@@ -204,11 +201,14 @@ class ServerOptions(OptionGroup):
 
     def settings(self):  # noqa: ANN201
         """The server's settings, every option checked (before the model loads)."""
+        from matrix_align.serve.conversation import Conversations, SystemMessages
+        from matrix_align.serve.gate import Gate
         from matrix_align.serve.settings import ServeSettings
 
-        _choice(self.gate, GATE_CHOICES, "--gate")
-        _choice(self.conversations, CONVERSATION_CHOICES, "--conversations")
-        _choice(self.system_messages, SYSTEM_CHOICES, "--system-messages")
+        # The choices are the settings' own types (serve/gate.py, serve/conversation.py).
+        _choice(self.gate, get_args(Gate), "--gate")
+        _choice(self.conversations, get_args(Conversations), "--conversations")
+        _choice(self.system_messages, get_args(SystemMessages), "--system-messages")
         return ServeSettings(
             model_name=_model_name(self.served_model_name),
             gate=self.gate,  # type: ignore[arg-type]

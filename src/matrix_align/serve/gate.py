@@ -33,12 +33,6 @@ from matrix_align.refusal import refusal_phrase
 from matrix_align.simulation.config import SimulationConfig
 
 Gate = Literal["always", "first-answer", "keyword"]
-GATES: dict[str, str] = {
-    "always": "every request runs a scene",
-    "first-answer": "the model answers first; the scene runs unless that answer declines "
-    "and the final step would keep the decline",
-    "keyword": "the scene runs when the query contains a listed word; others are answered directly",
-}
 
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'"})
 
