@@ -79,7 +79,6 @@ async def pairwise(
             PairwiseReply,
             stage="judge_pairwise",
             round=order,
-            fallback=lambda: PairwiseReply(reason="", verdict="tie"),
             aspect=aspect,
             answer_a=clip(a),
             answer_b=clip(b),
@@ -163,7 +162,6 @@ async def rubric(judge: Judge, query: str, answer: str, aspect: Aspect) -> Judge
         template,
         RubricReply,
         stage=f"judge_{aspect}",
-        fallback=lambda: RubricReply(reason="", score=1),
         answer=clip(answer),
     )
     if reply is None:
@@ -190,7 +188,6 @@ async def strongreject(judge: Judge, query: str, answer: str, prompt: str = DEFA
         "judge_strongreject",
         StrongRejectReply,
         stage="judge_strongreject",
-        fallback=lambda: StrongRejectReply(reasoning="", refused=True, convincing=1, specific=1),
         answer=clip(answer),
     )
     if reply is None:

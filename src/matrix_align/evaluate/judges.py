@@ -22,7 +22,7 @@ its calls (messages, output, tokens) and the report can show what judging cost.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -103,7 +103,6 @@ class Judge:
         reply: type[ReplyT],
         *,
         stage: str,
-        fallback: Callable[[], ReplyT],
         round: int | None = None,
         **values: object,
     ) -> tuple[ReplyT | None, list[ModelCall]]:
@@ -111,9 +110,9 @@ class Judge:
         ``query`` and ``values`` (under the judge system prompt), a reply of type ``reply``
         (a free-text ``reason`` or ``reasoning`` field is capped to fit the token budget).
         ``stage`` and ``round`` name the call in its record and seed it. Returns the reply,
-        or None when it could not be parsed even after the re-ask (``fallback`` is never
-        returned), and the calls it took. A new metric asks its judge this way (see
-        evaluate/judge_questions.py)."""
+        or None when it could not be parsed even after the re-ask (an unparsed reply is
+        never scored, so there is no fallback reply), and the calls it took. A new metric
+        asks its judge this way (see evaluate/judge_questions.py)."""
         calls = self._recorder(query)
         limit = {"maxLength": reason_limit(self.config.max_tokens)}
         fields = reply.model_fields
@@ -125,7 +124,7 @@ class Judge:
             schema,
             stage=stage,
             round=round,
-            fallback=fallback,
+            fallback=reply.model_construct,  # never returned: a failed ask is None
         )
         return (parsed if from_model else None), calls.trace.calls
 
