@@ -113,11 +113,6 @@ class ProgressState:
         return 60.0 * self.completed_this_run / elapsed if elapsed > 0 else 0.0
 
     @property
-    def completion_tokens_per_s(self) -> float:
-        elapsed = self.elapsed_s
-        return self.usage.completion_tokens / elapsed if elapsed > 0 else 0.0
-
-    @property
     def eta_s(self) -> float | None:
         rate = self.samples_per_minute / 60.0
         remaining = self.total - self.done - self.failed

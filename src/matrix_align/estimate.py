@@ -97,22 +97,6 @@ class CostEstimate:
         """Dollars at ``price_in``/``price_out`` USD per million prompt/completion tokens."""
         return (self.prompt_tokens * price_in + self.completion_tokens * price_out) / 1e6
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "plan": self.plan,
-            "calls": round(self.calls),
-            "prompt_tokens": round(self.prompt_tokens),
-            "completion_tokens": round(self.completion_tokens),
-            "sections": {
-                s.title: [
-                    {"group": ln.label, "planned": ln.planned, "pending": ln.pending,
-                     "per_item": ln.unit.__dict__}
-                    for ln in s.lines
-                ]
-                for s in self.sections
-            },
-        }  # fmt: skip
-
 
 class _Rehearsal(ModelWrapper):
     """The scripted double, noting each call's ``max_tokens`` (to count a real model's

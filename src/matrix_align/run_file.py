@@ -19,7 +19,6 @@ from matrix_align.errors import MatrixAlignError
 from matrix_align.io import read_yaml_mapping
 
 SECTIONS = ("backend", "judges", "simulation", "systems", "data")
-DOCS = 'docs/simulation.md, "A run in one file"'
 SET_EXAMPLE = "e.g. --set roles=3 or --set backend.parallel=8"
 
 

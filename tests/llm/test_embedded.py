@@ -18,7 +18,7 @@ import pytest
 
 from matrix_align.errors import BackendUnavailable, PermanentBackendError, TransientBackendError
 from matrix_align.llm.base import ChatModel
-from matrix_align.llm.embedded import DEFAULT_NAME, EmbeddedModel, _map_error
+from matrix_align.llm.embedded import EmbeddedModel, _map_error
 from matrix_align.llm.model_files import BUNDLED_MODELS, DEFAULT_MODEL, find_package_dir
 from tests.conftest import TEST_MODEL
 
@@ -29,8 +29,8 @@ SMALL = BUNDLED_MODELS[TEST_MODEL]
 
 def test_implements_the_chat_model_protocol_and_names_itself(tmp_path: Path) -> None:
     assert isinstance(EmbeddedModel(), ChatModel)
-    assert EmbeddedModel().name == DEFAULT_NAME == f"embedded:{DEFAULT_MODEL.name}"
-    assert DEFAULT_NAME == "embedded:qwen2.5-coder-1.5b-instruct"
+    assert EmbeddedModel().name == f"embedded:{DEFAULT_MODEL.name}"
+    assert EmbeddedModel().name == "embedded:qwen2.5-coder-1.5b-instruct"
     assert EmbeddedModel(model_path=TEST_MODEL).name == "embedded:qwen2.5-coder-0.5b-instruct"
     assert EmbeddedModel(model_path=str(tmp_path / "tiny-llama.Q4.gguf")).name == (
         "embedded:tiny-llama.Q4"

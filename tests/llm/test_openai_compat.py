@@ -77,7 +77,7 @@ async def test_auto_dialect_sends_the_field_the_server_enforces(owned_by, versio
     with FakeOpenAIServer(owned_by=owned_by, version=version) as srv:
         model = OpenAICompatModel(base_url=srv.base_url, model=MODEL)
         await model.check()
-        assert model.endpoint_dialects() == {srv.base_url: dialect}
+        assert [(e.url, e.dialect) for e in model._endpoints] == [(srv.base_url, dialect)]
         result = await ask(model)
         await model.aclose()
     body = srv.requests[0]["body"]

@@ -135,10 +135,9 @@ async def test_accounting_sums_usage_over_the_fake_server():
     assert stats.completion_tokens == sum(r.completion_tokens for r in results) > 0
     assert stats.cached_tokens == sum(r.cached_tokens for r in results)
     assert 0 < stats.busy_s <= stats.call_s
-    assert model.snapshot_dict()["total_tokens"] == stats.prompt_tokens + stats.completion_tokens
 
 
-async def test_accounting_counts_failures_by_type_and_resets():
+async def test_accounting_counts_failures_by_type():
     model = AccountingModel(Flaky([TransientBackendError("boom")]))
     with pytest.raises(TransientBackendError):
         await call(model)
@@ -147,8 +146,6 @@ async def test_accounting_counts_failures_by_type_and_resets():
     assert before.calls == 1 and before.failures == 1  # the snapshot did not move
     assert before.failures_by_error == {"TransientBackendError": 1}
     assert model.stats.calls == 2 and model.stats.prompt_tokens == 10
-    model.reset()
-    assert model.snapshot().calls == 0 and model.stats.busy_s == 0
 
 
 async def test_accounting_outside_retries_counts_one_call_per_request():

@@ -13,16 +13,11 @@ ignore both columns.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any
 
 from matrix_align.folders.records import ChatMessage, assistant_message
 from matrix_align.folders.samples import SampleRecord, sample_flags
 from matrix_align.simulation.audit import COMPLIES_WITH_HARMFUL, WORSE_THAN_FIRST
-
-# The built-in modes a source can be answered in ("substep" records are derived from matrix
-# traces). Every baseline of ``systems`` is a mode too (data.generate.ANSWERERS), so a
-# record's mode is a plain string.
-GenerationMode = Literal["matrix", "direct"]
 
 # TRL's documented column names, per export format, plus the provenance columns trainers
 # ignore. The order is the column order in every export file.

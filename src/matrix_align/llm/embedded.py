@@ -64,7 +64,6 @@ from matrix_align.llm.model_files import (
     unknown_model_error,
 )
 
-DEFAULT_NAME = f"embedded:{DEFAULT_MODEL.name}"
 logger = logging.getLogger(__name__)
 
 # llama.cpp log threshold: 0 prints nothing, 1 errors, 2 warnings, 3 info, 4 debug.

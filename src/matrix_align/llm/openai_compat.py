@@ -276,10 +276,6 @@ class OpenAICompatModel(ChatModel):
     def base_urls(self) -> list[str]:
         return [e.url for e in self._endpoints]
 
-    def endpoint_dialects(self) -> dict[str, str | None]:
-        """The dialect used for each endpoint (None until detected)."""
-        return {e.url: e.dialect for e in self._endpoints}
-
     # -- plumbing --------------------------------------------------------------------------
 
     def _api_key(self) -> str:

@@ -24,7 +24,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from matrix_align.errors import TransientBackendError
@@ -276,16 +276,12 @@ class ModelStats:
     call_s: float = 0.0
     failures_by_error: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
 
 class AccountingModel(ModelWrapper):
     """Counts calls, failures, tokens and busy time of the model it wraps.
 
     ``stats`` is live; ``snapshot()`` returns an independent copy (for a per-scene delta,
-    take one before and one after) and ``reset()`` starts again from zero.
+    take one before and one after).
     """
 
     def __init__(self, model: ChatModel) -> None:
@@ -299,16 +295,6 @@ class AccountingModel(ModelWrapper):
         if self._in_flight:  # count the busy period still open
             stats.busy_s += time.perf_counter() - self._busy_since
         return stats
-
-    def snapshot_dict(self) -> dict[str, Any]:
-        """``snapshot()`` as plain JSON-ready data, with ``total_tokens``."""
-        stats = self.snapshot()
-        return {**asdict(stats), "total_tokens": stats.total_tokens}
-
-    def reset(self) -> None:
-        self.stats = ModelStats()
-        if self._in_flight:
-            self._busy_since = time.perf_counter()
 
     async def _complete(self, request: Request) -> Completion:
         started = time.perf_counter()

@@ -158,10 +158,6 @@ def _tokens_needed(node: dict[str, Any]) -> int | None:
     return None
 
 
-def string_limits(paths: list[str], max_length: int) -> dict[str, dict[str, Any]]:
-    return {path: {"maxLength": max_length} for path in paths}
-
-
 def clip(text: str, limit: int) -> str:
     """One line of at most ``limit`` characters: roles speak in single lines."""
     text = " ".join(text.split())

@@ -12,8 +12,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Scalar = str | int | float | bool | None
-
 
 @dataclass
 class Block:
