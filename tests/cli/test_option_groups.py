@@ -175,6 +175,6 @@ def test_help_quotes_the_defaults_of_the_config_classes() -> None:
     assert field_default(SimulationConfig, "adaptive_plan") == "true"
     env = {"COLUMNS": "300"}
     text = " ".join(CliRunner().invoke(app, ["evaluate", "--help"], env=env).output.split())
-    assert f"Samples drawn by best-of-n ({SystemOptions().best_of_n})." in text
+    assert f"Samples drawn by best-of-n (2 to 32; default: {SystemOptions().best_of_n})." in text
     text = " ".join(CliRunner().invoke(app, ["train", "--help"], env=env).output.split())
     assert f"LoRA rank ({TrainConfig.model_fields['lora_r'].default})." in text

@@ -6,6 +6,7 @@ items are ``data_options.BenchmarkData``). ``sweep`` takes the run's ``--concurr
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,7 +15,8 @@ import typer
 
 from matrix_align.cli import judge_options as jo
 from matrix_align.cli import options as o
-from matrix_align.cli.option_groups import OptionGroup, field_default
+from matrix_align.cli.option_groups import OptionGroup, group
+from matrix_align.systems.options import SystemOptions
 
 if TYPE_CHECKING:
     from matrix_align.cli.data_options import BenchmarkData
@@ -23,15 +25,17 @@ SYS = "Systems"
 RUN = "Run"
 
 
-def _system_default(field: str) -> str:
-    from matrix_align.systems import SystemOptions
-
-    return field_default(SystemOptions, field)
+# The systems' knobs, from SystemOptions' fields (each one's bounds and help are there): the
+# top layer over a --config file's systems: section and --set systems.KEY=VALUE
+# (cli.run_config), so the model checks every layer alike.
+_SystemKnobs: Any = group(SystemOptions, panel=SYS, layered=True)
 
 
 @dataclass(kw_only=True)
-class EvalSystems(OptionGroup):
-    """The systems under test and their settings."""
+class SystemsUnderTest(OptionGroup):
+    """--systems, --tag and --selector, beside the knobs of a layered group of a
+    SystemOptions (``group(..., layered=True)``, given after it among the bases);
+    ``options()`` makes the SystemOptions."""
 
     systems: Annotated[
         list[str] | None,
@@ -52,54 +56,6 @@ class EvalSystems(OptionGroup):
             rich_help_panel=SYS,
         ),
     ] = None
-    critique_rounds: Annotated[
-        int | None,
-        typer.Option(
-            "--critique-rounds",
-            help=f"critique-revise rounds ({_system_default('critique_rounds')}).",
-            rich_help_panel=SYS,
-        ),
-    ] = None
-    debate_agents: Annotated[
-        int | None,
-        typer.Option(
-            "--debate-agents",
-            help=f"Agents in a debate ({_system_default('debate_agents')}).",
-            rich_help_panel=SYS,
-        ),
-    ] = None
-    debate_rounds: Annotated[
-        int | None,
-        typer.Option(
-            "--debate-rounds",
-            help=f"Debate rounds ({_system_default('debate_rounds')}).",
-            rich_help_panel=SYS,
-        ),
-    ] = None
-    best_of_n: Annotated[
-        int | None,
-        typer.Option(
-            "--best-of-n",
-            help=f"Samples drawn by best-of-n ({_system_default('best_of_n')}).",
-            rich_help_panel=SYS,
-        ),
-    ] = None
-    sample_temperature: Annotated[
-        float | None,
-        typer.Option(
-            "--sample-temperature",
-            help=f"Temperature of best-of-n samples ({_system_default('sample_temperature')}).",
-            rich_help_panel=SYS,
-        ),
-    ] = None
-    refine_iterations: Annotated[
-        int | None,
-        typer.Option(
-            "--refine-iterations",
-            help=f"Most self-refine feedback rounds ({_system_default('refine_iterations')}).",
-            rich_help_panel=SYS,
-        ),
-    ] = None
     selector: Annotated[
         str,
         typer.Option(
@@ -109,18 +65,24 @@ class EvalSystems(OptionGroup):
         ),
     ] = "judge"
 
+    @classmethod
+    def parameters(cls) -> list[inspect.Parameter]:
+        """--systems and --tag first in the help, then the knobs, then --selector."""
+        order = {"systems": 0, "tag": 0, "selector": 2}
+        return sorted(super().parameters(), key=lambda p: order.get(p.name, 1))
+
     def options(self):  # noqa: ANN201
         """The baselines' settings (SystemOptions), after the --selector check."""
         from matrix_align.errors import MatrixAlignError
-        from matrix_align.systems import SystemOptions
 
         if self.selector not in ("judge", "self"):
             raise MatrixAlignError(f"Unknown --selector {self.selector!r}.", hint="judge or self")
-        return SystemOptions.build(
-            critique_rounds=self.critique_rounds, debate_agents=self.debate_agents,
-            debate_rounds=self.debate_rounds, best_of_n=self.best_of_n,
-            sample_temperature=self.sample_temperature, refine_iterations=self.refine_iterations,
-        )  # fmt: skip
+        return self.model.build(**self.given())  # type: ignore[attr-defined]
+
+
+@dataclass(kw_only=True)
+class EvalSystems(SystemsUnderTest, _SystemKnobs):
+    """The systems under test and their knobs, one option per SystemOptions field."""
 
 
 @dataclass(kw_only=True)

@@ -9,7 +9,8 @@ its own settings model before the command starts, so before any model is loaded:
 - ``backend:`` the settings of ``BackendSpec`` (``llm.spec_text.spec_settings``);
 - ``judges:`` a list of judges, each a ``--judge`` SPEC text or a mapping of backend
   settings; judges named on the command line replace the whole list;
-- ``systems:`` the systems' knobs, ``SystemOptions``;
+- ``systems:`` the systems' knobs, the fields of the ``systems`` group's model
+  (``SystemOptions``);
 - ``data:`` the command's own data options (``--limit``, ``--shuffle``, ...), each read as
   its option reads the text typed after it.
 
@@ -67,7 +68,7 @@ def fill(options: dict[str, dict[str, Any]], groups: Mapping[str, Any], ctx: Any
     for name in FILLED:
         if name not in options:
             continue
-        read = Reader(ctx, command, set(options[name]))
+        read = Reader(ctx, command, set(options[name]), getattr(groups[name], "model", None))
         layer: dict[str, Any] = {}
         if name in sections:
             layer.update(read(name, sections[name], f"in the {name}: section of {path}"))
@@ -83,11 +84,13 @@ def fill(options: dict[str, dict[str, Any]], groups: Mapping[str, Any], ctx: Any
 class Reader:
     """Reads one layer of a section into its group's fields, checked by the section's
     settings model: ``ctx``, the command's context (its options read ``data:``), ``command``
-    its name, ``fields`` its group's."""
+    its name, ``fields`` its group's, ``model`` the settings model its group is derived from
+    (``option_groups.group``; None for a group declared by hand)."""
 
     ctx: Any
     command: str
     fields: set[str]
+    model: Any = None
 
     def __call__(self, section: str, values: Any, where: str) -> dict[str, Any]:
         return getattr(self, section)(values, where)
@@ -117,17 +120,28 @@ class Reader:
         return {"judge": specs}
 
     def systems(self, values: Mapping[Any, Any], where: str) -> dict[str, Any]:
+        """The systems' knobs, by field: a key is the field's name or its option's without
+        the dashes, with dashes or underscores (``best-of-n``, ``best_of_n``)."""
         from matrix_align.errors import build_checked
-        from matrix_align.systems import SystemOptions
+        from matrix_align.flags import flag_of
 
-        fields = {str(key).replace("-", "_"): value for key, value in values.items()}
-        unknown = [key for key in fields if key not in SystemOptions.model_fields]
-        if unknown:
-            raise MatrixAlignError(
-                f"Not a system setting {where}: {unknown[0]!r}.",
-                hint=f"KEY: VALUE with KEY one of: {', '.join(SystemOptions.model_fields)}",
-            )
-        build_checked(SystemOptions, fields, f"system settings {where}")
+        model = self.model
+        names = {
+            typed: field
+            for field, info in model.model_fields.items()
+            if field in self.fields  # an option of the group
+            for typed in (field.replace("_", "-"), flag_of(info.metadata).name(field))
+        }
+        fields: dict[str, Any] = {}
+        for key, value in values.items():
+            field = names.get(str(key).strip().lower().replace("_", "-"))
+            if field is None:
+                raise MatrixAlignError(
+                    f"Not a system setting {where}: {key!r}.",
+                    hint=f"KEY: VALUE with KEY one of: {', '.join(dict.fromkeys(names.values()))}",
+                )
+            fields[field] = value
+        build_checked(model, fields, f"system settings {where}")
         return fields
 
     def data(self, values: Mapping[Any, Any], where: str) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """The knobs of the baselines (rounds, agents, samples...), one model for every system: a
 system names the fields it reads (``System.option_fields``), and only those enter its
-answers' ids."""
+answers' ids. Each knob is one field, with its default, bounds and help; ``evaluate``'s
+options, a ``--config`` file's ``systems:`` section and ``--set systems.KEY=VALUE`` are
+derived from them (``cli.evaluate_options.EvalSystems``, ``cli.run_config``)."""
 
 from __future__ import annotations
 
@@ -14,14 +16,14 @@ class SystemOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    critique_rounds: int = Field(1, ge=1, le=8, description="critique-revise rounds")
-    debate_agents: int = Field(2, ge=2, le=8, description="agents in a debate")
-    debate_rounds: int = Field(1, ge=1, le=8, description="rounds of mutual critique")
-    best_of_n: int = Field(4, ge=2, le=32, description="samples drawn by best-of-n")
+    critique_rounds: int = Field(1, ge=1, le=8, description="Critique-revise rounds.")
+    debate_agents: int = Field(2, ge=2, le=8, description="Agents in a debate.")
+    debate_rounds: int = Field(1, ge=1, le=8, description="Debate rounds of mutual critique.")
+    best_of_n: int = Field(4, ge=2, le=32, description="Samples drawn by best-of-n.")
     sample_temperature: float = Field(
-        0.8, ge=0.0, le=2.0, description="temperature of best-of-n samples (diversity)"
+        0.8, ge=0.0, le=2.0, description="Temperature of best-of-n samples, their diversity."
     )
-    refine_iterations: int = Field(2, ge=1, le=8, description="self-refine feedback rounds")
+    refine_iterations: int = Field(2, ge=1, le=8, description="Most self-refine feedback rounds.")
 
     @classmethod
     def build(cls, **values: object) -> SystemOptions:
