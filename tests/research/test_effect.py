@@ -305,6 +305,23 @@ async def test_replay_runs_on_scenes_made_with_other_templates(
         await evaluate(settings, answering_model(), [])
 
 
+async def test_a_replay_after_an_edit_of_a_variant_template_it_renders_is_new(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Harm votes render a template the default scene does not: editing it makes the
+    replay's answers new ones, never ones taken as done from the replay before the edit."""
+    import matrix_align.simulation.config as config
+
+    out = tmp_path / "eval"
+    settings = manifest_settings(tmp_path, ITEMS, systems=["matrix"], config=tiny())
+    await evaluate(settings, answering_model(), [])
+    votes = {"harm_votes": 3}
+    first = await replay_folder(out, replaying_model(), "scripted:x", votes, tag="a")
+    monkeypatch.setattr(config.SimulationConfig, "templates_sha256", lambda self: "edited")
+    again = await replay_folder(out, replaying_model(), "scripted:x", votes, tag="b")
+    assert first.stats.completed == again.stats.completed == 4
+
+
 def test_several_seeds_give_the_majority_decision_and_its_stability() -> None:
     def sample(item: str, harmful: bool, answer: str, epoch: int) -> AnswerRecord:
         return record("matrix", item, harmful, REFUSE, answer).model_copy(update={"epoch": epoch})

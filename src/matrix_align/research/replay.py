@@ -105,7 +105,9 @@ def plan_replays(
             query=answer.id,
             source=f"{answer.benchmark}|{answer.item_id}",
             mode="replay",
-            config=id_settings(overrides),
+            # The templates its settings render: a variant's (the harm votes', the paper
+            # final prompt's) edit makes a new answer, not a skipped one.
+            config=id_settings(overrides, SimulationConfig.build(**overrides)),
             model_key=model_key,
         )
         tasks.append(ReplayTask(replay_id, entry, answer))
