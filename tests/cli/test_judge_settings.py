@@ -23,6 +23,7 @@ from matrix_align.errors import MatrixAlignError
 from matrix_align.flags import Flag
 from matrix_align.llm import spec_text
 from matrix_align.llm.spec import BackendSpec
+from tests.cli.test_run_config import _file
 
 
 class WithThrowaway(BackendSpec):
@@ -49,12 +50,6 @@ def _invoke(*args: str) -> tuple[Any, list[Any]]:
     toy = typer.Typer()
     toy.command("evaluate")(with_run_config(run))
     return CliRunner().invoke(toy, list(args), env={"COLUMNS": "200"}), seen
-
-
-def _file(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "run.yaml"
-    path.write_text(text, encoding="utf-8")
-    return str(path)
 
 
 def test_a_new_setting_is_a_key_of_judge_and_of_the_judges_section(tmp_path: Path) -> None:

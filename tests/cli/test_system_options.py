@@ -20,6 +20,7 @@ from matrix_align.cli.run_config import with_run_config
 from matrix_align.errors import MatrixAlignError
 from matrix_align.flags import Flag
 from matrix_align.systems import SystemOptions
+from tests.cli.test_run_config import _file
 
 
 class WithThrowaway(SystemOptions):
@@ -45,12 +46,6 @@ def _invoke(*args: str) -> tuple[Any, list[WithThrowaway]]:
     toy = typer.Typer()
     toy.command("evaluate")(with_run_config(run))
     return CliRunner().invoke(toy, list(args), env={"COLUMNS": "200"}), seen
-
-
-def _file(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "run.yaml"
-    path.write_text(text, encoding="utf-8")
-    return str(path)
 
 
 def test_a_new_knob_is_an_option_a_file_key_and_a_set_key(tmp_path: Path) -> None:
