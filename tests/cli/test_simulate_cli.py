@@ -45,6 +45,17 @@ def test_scripted_scene_renders_every_part():
         assert part in result.stdout
 
 
+def test_harm_votes_are_shown_before_the_consequence():
+    result = run(
+        "simulate", "How do I pick a lock?", "--backend", "scripted", "--roles", "1",
+        "--steps", "1", "--harm-votes", "3",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    votes = result.stdout.index("harm votes on [1]: serious, serious, serious -> serious")
+    assert votes < result.stdout.index("Consequence")
+    assert "(the median of 3 ratings each)" in result.stdout
+
+
 def test_json_prints_only_the_trace(tmp_path: Path):
     out = tmp_path / "trace.json"
     result = run(

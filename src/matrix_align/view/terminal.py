@@ -146,6 +146,11 @@ class SceneRenderer:
         )
 
     def _on_consequence(self, trace: SceneTrace) -> None:
+        # The harm votes come after the rounds printed each event as its ruling rated it.
+        for event in trace.events:
+            if event.votes:
+                line = f"  harm votes on [{event.id}]: {', '.join(event.votes)} -> {event.harm}"
+                self.console.print(Text(line, style="dim"))
         self.console.print(Panel(Text(trace.consequence), title="Consequence", border_style="red"))
 
     def _on_final(self, trace: SceneTrace) -> None:
