@@ -132,15 +132,11 @@ class Reader:
             if field in self.fields  # an option of the group
             for typed in (field.replace("_", "-"), flag_of(info.metadata).name(field))
         }
-        fields: dict[str, Any] = {}
-        for key, value in values.items():
-            field = names.get(str(key).strip().lower().replace("_", "-"))
-            if field is None:
-                raise MatrixAlignError(
-                    f"Not a system setting {where}: {key!r}.",
-                    hint=f"KEY: VALUE with KEY one of: {', '.join(dict.fromkeys(names.values()))}",
-                )
-            fields[field] = value
+        known = list(dict.fromkeys(names.values()))
+        fields = {
+            _look_up(names, key, f"system setting {where}", known): value
+            for key, value in values.items()
+        }
         build_checked(model, fields, f"system settings {where}")
         return fields
 
@@ -150,13 +146,9 @@ class Reader:
         itself, as the text typed after it would be (a list for a repeatable option)."""
         options = self._options()
         out: dict[str, Any] = {}
+        what = f"data setting of {self.command} {where}"
         for key, value in values.items():
-            option = options.get(str(key).strip().lower().replace("_", "-"))
-            if option is None:
-                raise MatrixAlignError(
-                    f"Not a data setting of {self.command} {where}: {key!r}.",
-                    hint=f"KEY: VALUE with KEY one of: {', '.join(sorted(options))}",
-                )
+            option = _look_up(options, key, what, sorted(options))
             out[str(option.name)] = self._read(option, value, f"{key} {where}")
         return out
 
@@ -200,3 +192,14 @@ def _given(values: dict[str, Any], group: Any, ctx: Any) -> set[str]:
         return {name for name, source in sources.items() if source and source.name not in lower}
     defaults = {param.name: param.default for param in group.parameters()}
     return {name for name, value in values.items() if value != defaults.get(name)}
+
+
+def _look_up(table: Mapping[str, Any], key: Any, what: str, known: list[str]) -> Any:
+    """What a file's or --set's ``key`` names in ``table`` (keys with dashes, matched
+    whatever the case and with underscores for dashes), or one error listing ``known``."""
+    found = table.get(str(key).strip().lower().replace("_", "-"))
+    if found is None:
+        raise MatrixAlignError(
+            f"Not a {what}: {key!r}.", hint=f"KEY: VALUE with KEY one of: {', '.join(known)}"
+        )
+    return found

@@ -95,6 +95,9 @@ def plan_replays(
     that cannot be replayed (multi-turn answers, answers without a scene)."""
     tasks: list[ReplayTask] = []
     skipped = 0
+    # The templates its settings render: a variant's (the harm votes', the paper final
+    # prompt's) edit makes a new answer, not a skipped one.
+    settings = id_settings(overrides, SimulationConfig.build(**overrides))
     for answer in answers:
         if answer.entry != source_entry:
             continue
@@ -105,9 +108,7 @@ def plan_replays(
             query=answer.id,
             source=f"{answer.benchmark}|{answer.item_id}",
             mode="replay",
-            # The templates its settings render: a variant's (the harm votes', the paper
-            # final prompt's) edit makes a new answer, not a skipped one.
-            config=id_settings(overrides, SimulationConfig.build(**overrides)),
+            config=settings,
             model_key=model_key,
         )
         tasks.append(ReplayTask(replay_id, entry, answer))
