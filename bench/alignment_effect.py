@@ -214,19 +214,21 @@ async def run_replay(
     overrides: dict[str, Any],
     *,
     tag: str | None = None,
+    entry: str = "matrix",
     concurrency: int = 8,
     sample: int = 6,
     on_progress: ProgressFn | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Replay ``folder``'s matrix scenes with ``overrides`` as a new entry, rescore and
-    rewrite ``effect.json`` over every entry; returns (header, figures)."""
+    """Replay the scenes of ``folder``'s matrix ``entry`` with ``overrides`` as a new entry,
+    rescore and rewrite ``effect.json`` over every entry; returns (header, figures)."""
     from matrix_align.research.replay import replay_folder
 
     folder = Path(folder)
     started = time.perf_counter()
     result = await replay_folder(
-        folder, model, key, overrides, tag=tag, concurrency=concurrency, on_progress=on_progress
-    )
+        folder, model, key, overrides, tag=tag, source_entry=entry,
+        concurrency=concurrency, on_progress=on_progress,
+    )  # fmt: skip
     await rejudge(folder, [], metrics=["refusal"], concurrency=concurrency)  # report.md too
     stored = folder / EFFECT_FILE
     previous = json.loads(stored.read_text("utf-8")) if stored.exists() else {}
@@ -343,6 +345,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sample", type=int, default=6, help="items in the reading sample")
     p.add_argument("--replay", type=Path, metavar="DIR", help="replay DIR's matrix scenes")
     p.add_argument(
+        "--replay-entry",
+        default="matrix",
+        metavar="ENTRY",
+        help="the entry whose scenes --replay takes (default: matrix; e.g. matrix@paper)",
+    )
+    p.add_argument(
         "--critique-rounds",
         type=int,
         help="critique-revise rounds (default 1); more rounds match MATRIX's compute",
@@ -381,7 +389,7 @@ async def _main(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any
                     "seed": args.seed,
                 }
                 return await run_replay(
-                    args.replay, chat, key, overrides, tag=args.tag,
+                    args.replay, chat, key, overrides, tag=args.tag, entry=args.replay_entry,
                     concurrency=args.concurrency, sample=args.sample, on_progress=on_progress,
                 )  # fmt: skip
             config = SimulationConfig.load(
