@@ -202,7 +202,7 @@ async def run_effect(
         },
         "notes": result.notes,
     }
-    figures = folder_effect(output, sample=sample, items=items)
+    figures = folder_effect(output, sample=sample, items=items, seeds=seeds)
     _write(output, header, figures)
     return header, figures
 

@@ -403,3 +403,19 @@ async def test_a_run_on_fewer_items_reports_on_those_items(
     header, figures = await bench.run_effect(out, fewer, answering_model(), "scripted:x", **args)
     assert header["this_run"]["answers_new"] == 0
     assert figures["entries"][0]["items"] == 2
+
+
+async def test_a_run_at_fewer_seeds_reports_on_those_seeds(
+    tmp_path: Path, bench: ModuleType
+) -> None:
+    """A folder holding a third sample of some items (a run at 3 seeds stopped partway, then
+    run at 2): the stability is of the 2 seeds asked for, never of a mix of 2 and 3."""
+    out = tmp_path / "effect"
+    args = {"systems": ["vanilla"], "config": tiny()}
+    await bench.run_effect(out, ITEMS, answering_model(), "scripted:x", seeds=3, **args)
+    header, figures = await bench.run_effect(
+        out, ITEMS, answering_model(), "scripted:x", seeds=2, **args
+    )
+    assert header["this_run"]["answers_new"] == 0
+    (vanilla,) = figures["entries"]
+    assert vanilla["stability"]["seeds"] == 2

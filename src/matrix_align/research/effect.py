@@ -256,16 +256,23 @@ def compute_effect(
 
 
 def folder_effect(
-    output: Path | str, *, sample: int = 6, items: dict[str, list[str]] | None = None
+    output: Path | str,
+    *,
+    sample: int = 6,
+    items: dict[str, list[str]] | None = None,
+    seeds: int | None = None,
 ) -> dict[str, Any]:
     """The figures of an evaluation folder's current answers, entries in the run's order;
-    only those of ``items`` (benchmark -> item ids) when given, so a run on fewer items than
-    the folder holds reports on the items it was asked for."""
+    only those of ``items`` (benchmark -> item ids) and of the first ``seeds`` samples of
+    each item when given, so a run on fewer items or seeds than the folder holds reports on
+    what it was asked for."""
     answers, _ = read_results(Path(output), with_traces=True)
     answers = current_answers(answers)
     if items is not None:
         wanted = {(name, item) for name, ids in items.items() for item in ids}
         answers = [a for a in answers if (a.benchmark, a.item_id) in wanted]
+    if seeds is not None:
+        answers = [a for a in answers if a.epoch < seeds]
     order = read_run(Path(output)).get("entries") or []
     return compute_effect(answers, sample=sample, order=list(order))
 
