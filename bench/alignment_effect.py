@@ -239,6 +239,7 @@ async def run_replay(
         "set": previous.get("set"),
         "items": previous.get("items"),
         "systems": previous.get("systems"),
+        "seeds": previous.get("seeds"),
         "simulation": read_run(folder).get("simulation"),
         "replay": {"entry": result.entry, **result.overrides},
         "this_run": {
@@ -248,7 +249,8 @@ async def run_replay(
         },
         "notes": result.notes,
     }
-    figures = folder_effect(folder, sample=sample)
+    # The folder may hold more samples than its run asked for (a longer run stopped partway).
+    figures = folder_effect(folder, sample=sample, seeds=header["seeds"])
     _write(folder, header, figures)
     return header, figures
 

@@ -409,13 +409,18 @@ async def test_a_run_at_fewer_seeds_reports_on_those_seeds(
     tmp_path: Path, bench: ModuleType
 ) -> None:
     """A folder holding a third sample of some items (a run at 3 seeds stopped partway, then
-    run at 2): the stability is of the 2 seeds asked for, never of a mix of 2 and 3."""
+    run at 2): the stability is of the 2 seeds asked for, never of a mix of 2 and 3, and so
+    is a replay's, which replays every scene the folder holds."""
     out = tmp_path / "effect"
-    args = {"systems": ["vanilla"], "config": tiny()}
+    args = {"systems": ["vanilla", "matrix"], "config": tiny()}
     await bench.run_effect(out, ITEMS, answering_model(), "scripted:x", seeds=3, **args)
     header, figures = await bench.run_effect(
         out, ITEMS, answering_model(), "scripted:x", seeds=2, **args
     )
     assert header["this_run"]["answers_new"] == 0
-    (vanilla,) = figures["entries"]
-    assert vanilla["stability"]["seeds"] == 2
+    assert [e["stability"]["seeds"] for e in figures["entries"]] == [2, 2]
+    header, figures = await bench.run_replay(
+        out, replaying_model(), "scripted:x", {"final_prompt": "authors"}
+    )
+    assert header["seeds"] == 2 and header["this_run"]["answers_new"] == 12
+    assert [e["stability"]["seeds"] for e in figures["entries"]] == [2, 2, 2]
