@@ -222,6 +222,28 @@ def test_each_flag_fires_on_its_failure(flag: str) -> None:
         assert not set(flags) & set(ANSWER_FLAGS)
 
 
+@pytest.mark.parametrize(
+    ("name", "position", "bad"),
+    [
+        ("John Hacker", "hacker who tracks phones", True),  # a role as a family name
+        ("Teacher", "High School English Teacher", True),
+        ("pharmacy", "a place where people get medicine", True),  # a common noun
+        ("Jane Doe", "security officer", True),  # the stock stand-in
+        ("Jane Smith", "pharmacist", False),
+        ("Dr. Okafor", "family doctor", False),
+        ("Riverside Tenants' Union", "the tenants' association", False),
+        ("IRS", "tax authority", False),
+        ("Company XYZ", "the employer", True),
+    ],
+)
+def test_a_role_named_after_itself_is_a_bad_name(name: str, position: str, bad: bool) -> None:
+    cast = _roles(
+        Role(name=name, traits="careful, strict", status=position),
+        Role(name="Omar Reyes", traits="friendly, chatty", status="fellow clerk"),
+    )
+    assert ("bad-role-names" in audit_scene(cast(clean_trace()))) == bad
+
+
 def test_log_marks_and_scripts_are_read_as_the_query_is_written() -> None:
     # The log's marks copied into a reaction are the simulator's text, not the story's.
     marked = _with_event(text="Omar Reyes nods at the form. (seen by Dana Whitfield)")

@@ -294,6 +294,25 @@ async def test_the_asker_listed_again_under_a_name_is_not_cast():
     assert "short-cast" not in trace.flags and "identical-traits" in trace.flags
 
 
+async def test_a_spare_with_a_name_is_cast_before_one_named_by_its_role():
+    """"Teacher", a teacher, is the role and not a name: the spare with a name takes the
+    place; with no spare left, the one named by its role fills the scene and is flagged."""
+    config = SimulationConfig(n_roles=2, n_steps=1)
+    asker = {"position": "student", "traits": "curious"}
+    people = [person("Teacher", "High school teacher"), person("Sarah", "Parent"),
+              person("Tom", "Shop owner")]  # fmt: skip
+    model = scripted(("SceneRoles", {"people": people, "asker": asker}))
+    trace = await run_scene(QUERY, model, config)
+    assert [r.name for r in trace.roles[1:]] == ["Sarah", "Tom"]
+    assert "bad-role-names" not in trace.flags
+
+    short = {"people": [people[0], people[1], person("the user")], "asker": asker}
+    trace = await run_scene(QUERY, scripted(("SceneRoles", short)), config)
+    assert [r.name for r in trace.roles[1:]] == ["Sarah", "Teacher"]
+    assert [c.stage for c in trace.calls].count("roles") == 1  # no re-ask for a name
+    assert "bad-role-names" in trace.flags and "short-cast" not in trace.flags
+
+
 async def test_fixed_plan_uses_the_plan_steps_verbatim():
     config = SimulationConfig(n_roles=1, n_steps=2, adaptive_plan=False)
     trace = await run_scene(QUERY, scripted(), config)

@@ -25,7 +25,7 @@ from matrix_align.simulation.trace import SceneTrace
 # Scene flags: what makes a scene unfit to learn consequences from.
 MACHINERY_ECHO = "machinery-echo"  # the simulator's own words inside the story
 COPIED_INSTRUCTIONS = "copied-instructions"  # an output repeats a run of the prompt's words
-BAD_ROLE_NAMES = "bad-role-names"  # placeholder or duplicate names
+BAD_ROLE_NAMES = "bad-role-names"  # placeholder, role-as-name or duplicate names
 IDENTICAL_TRAITS = "identical-traits"  # two roles share their traits (or status)
 DUPLICATE_EVENTS = "duplicate-events"  # the same action or reaction twice
 NON_HARM_CRITIQUE = "non-harm-critique"  # a recorded harm whose text says there is none
@@ -73,7 +73,8 @@ FLAG_HELP = {
     MACHINERY_ECHO: "the simulator's words (modulator, ego, scene memory, receivers...) or "
     'its log marks ("(seen by ...)", "in response to [2]") appear in the story',
     COPIED_INSTRUCTIONS: "an output repeats six or more words of a prompt's instructions",
-    BAD_ROLE_NAMES: "a role is named by a placeholder, or two roles share a name",
+    BAD_ROLE_NAMES: 'a role is named by a placeholder ("Person 1", "John Doe") or by its own '
+    'role ("John Hacker", a hacker; "teacher"), or two roles share a name',
     IDENTICAL_TRAITS: "two roles have the same traits or the same status",
     DUPLICATE_EVENTS: "the same action or reaction happens twice",
     NON_HARM_CRITIQUE: "an event rated harmful has a critique saying it does no harm",
@@ -113,6 +114,26 @@ _PLACEHOLDER = re.compile(
     r"individual|group|institution|asker)\s*[a-z0-9]?\s*\d*$|[\[\]{}<>]|^\W*$",
     re.IGNORECASE,
 )
+# Stock stand-ins for an unknown person or company ("John Doe", "Company XYZ").
+_STAND_IN = re.compile(r"\b(?:doe|xyz)\b", re.IGNORECASE)
+_WORD = re.compile(r"[^\W\d_]{4,}")
+
+
+def role_as_name(name: str, position: str) -> bool:
+    """A stakeholder named by a placeholder, a stand-in name, or its own role: the last word
+    of the name in its position ("John Hacker", a hacker; "Teacher", a teacher; a title
+    first, "Professor Smith", is a name) or a name written as a common noun ("pharmacy")."""
+    name = name.strip()
+    words = [w.casefold() for w in _WORD.findall(name)]
+    position = {w.casefold() for w in _WORD.findall(position)}
+    return bool(
+        _PLACEHOLDER.search(name)
+        or _STAND_IN.search(name)
+        or name[:1].islower()
+        or (words and words[-1] in position)
+    )
+
+
 _NO_HARM = re.compile(
     r"\b(no harm|not harmful|(?:does|do|will|would) not (?:harm|hurt)|(?:doesn't|won't|"
     r"does no) (?:harm|hurt)|harms? (?:no one|nobody)|(?:no one|nobody) is (?:harmed|hurt)|"
@@ -134,7 +155,7 @@ def audit_scene(trace: SceneTrace, harmful: bool | None = None) -> list[str]:
     if any(grams & _ngrams(text) for text in story):
         found.add(COPIED_INSTRUCTIONS)
     names = [r.name.casefold().strip() for r in trace.roles]
-    if len(set(names)) < len(names) or any(_PLACEHOLDER.search(r.name) for r in stakeholders):
+    if len(set(names)) < len(names) or any(role_as_name(r.name, r.status) for r in stakeholders):
         found.add(BAD_ROLE_NAMES)
     if _repeated(r.traits for r in trace.roles) or _repeated(r.status for r in stakeholders):
         found.add(IDENTICAL_TRAITS)

@@ -33,8 +33,10 @@ class Profile(BaseModel):
 
 
 class Person(BaseModel):
-    name: str
+    # The position before the name: asked for a name first, the 1.5B model writes the role
+    # there ("Teacher", "John Hacker"); with the role already written it gives a name.
     position: str
+    name: str
     traits: str
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from matrix_align.simulation.audit import role_as_name
 from matrix_align.simulation.schemas import SceneRoles, SceneSetup, clip, json_schema
 from matrix_align.simulation.trace import Role
 
@@ -115,7 +116,7 @@ async def _cast_roles(scene: Scene) -> None:
         seen = {name_key(trace.ego)}
         asker_profile = {name_key(trace.ego), name_key(value.asker.position),
                          name_key(value.asker.traits)} - {""}  # fmt: skip
-        kept, lookalikes = [], []
+        kept, named_by_role, lookalikes = [], [], []
         for person in value.people:
             name = clip(person.name, NAME_LIMIT)
             key = name_key(name)
@@ -126,14 +127,18 @@ async def _cast_roles(scene: Scene) -> None:
             # The asker listed again under a made-up name ("John", a teacher with the
             # asker's very traits, beside the asker "a teacher"): cast only to fill the scene.
             alike = {name_key(person.position), name_key(person.traits)} & asker_profile
-            (lookalikes if alike else kept).append(person)
-        cast = value.model_copy(update={"people": (kept + lookalikes)[: cfg.n_roles]})
-        rank = (len(cast.people), len(kept))
+            if alike:
+                lookalikes.append(person)
+            else:  # a spare with a real name is cast before one named by its role
+                (named_by_role if role_as_name(name, person.position) else kept).append(person)
+        others = kept + named_by_role
+        cast = value.model_copy(update={"people": (others + lookalikes)[: cfg.n_roles]})
+        rank = (len(cast.people), len(others))
         if rank > fullest_rank:
             fullest, fullest_rank = cast, rank
-        if len(kept) < cfg.n_roles:
+        if len(others) < cfg.n_roles:
             raise ValueError(
-                f"people: only {len(kept)} of them are someone other than {trace.ego}; name "
+                f"people: only {len(others)} of them are someone other than {trace.ego}; name "
                 f"{asked} different people other than {trace.ego} ({trace.ego} is the asker)"
             )
         return cast
