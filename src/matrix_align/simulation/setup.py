@@ -116,7 +116,7 @@ async def _cast_roles(scene: Scene) -> None:
         seen = {name_key(trace.ego)}
         asker_profile = {name_key(trace.ego), name_key(value.asker.position),
                          name_key(value.asker.traits)} - {""}  # fmt: skip
-        kept, named_by_role, lookalikes = [], [], []
+        named, named_by_role, lookalikes = [], [], []
         for person in value.people:
             name = clip(person.name, NAME_LIMIT)
             key = name_key(name)
@@ -130,8 +130,8 @@ async def _cast_roles(scene: Scene) -> None:
             if alike:
                 lookalikes.append(person)
             else:  # a spare with a real name is cast before one named by its role
-                (named_by_role if role_as_name(name, person.position) else kept).append(person)
-        others = kept + named_by_role
+                (named_by_role if role_as_name(name, person.position) else named).append(person)
+        others = named + named_by_role
         cast = value.model_copy(update={"people": (others + lookalikes)[: cfg.n_roles]})
         rank = (len(cast.people), len(others))
         if rank > fullest_rank:
