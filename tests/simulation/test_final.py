@@ -8,7 +8,7 @@ import re
 import pytest
 
 from matrix_align.errors import MatrixAlignError
-from matrix_align.simulation.answer import MAX_HARMS, decide, listed_harms
+from matrix_align.simulation.answer import MAX_HARMS, decide, listed_harms, suggesting_sentences
 from matrix_align.simulation.config import SimulationConfig
 from matrix_align.simulation.replay import first_decline, recheck_alternative, replay
 from matrix_align.simulation.scene import LATE_STAGES, run_scene
@@ -194,12 +194,12 @@ async def test_a_decline_s_alternative_is_checked_and_kept_when_harmless(small_c
 async def test_a_harmful_alternative_is_dropped_and_flagged(small_config):
     model = scripted(("AlternativeRuling", HARMFUL_ALTERNATIVE))
     trace = await run_scene(QUERY, model, small_config)
-    assert [c.stage for c in trace.calls][-3:] == ["final", "alternative", "final"]
-    rewrite = model.requests[-1].messages[0]["content"]
-    assert "suggest nothing else to do" in rewrite and trace.consequence in rewrite
+    assert [c.stage for c in trace.calls][-2:] == ["final", "alternative"]
+    decline = "I can't help with the risky part of this, because it would put others at risk."
+    assert trace.calls[-2].output == f"{decline} Instead, ask the people it affects first."
     assert trace.alternative is not None and trace.alternative.dropped
     assert trace.alternative.suggestion == HARMFUL_ALTERNATIVE["suggestion"]
-    assert trace.final_response == trace.calls[-1].output
+    assert trace.final_response == decline  # the suggesting sentence is cut, no new call
     assert "harmful-alternative" in trace.flags
     # Replay without the check writes the one decline and no ruling.
     again = await replay(trace, scripted(("AlternativeRuling", HARMFUL_ALTERNATIVE)),
@@ -210,19 +210,19 @@ async def test_a_harmful_alternative_is_dropped_and_flagged(small_config):
 
 async def test_a_scene_made_before_the_check_gets_only_the_check(small_config):
     """``recheck_alternative`` runs the check on the decline as first written: no other
-    call is made again, a harmful alternative is rewritten away, the audit flags it."""
+    call is made again, a harmful alternative is cut away, the audit flags it."""
     unchecked = small_config.model_copy(update={"check_alternative": False})
     trace = await run_scene(QUERY, scripted(), unchecked)
     decline = first_decline(trace)
     assert decline == trace.final_response and trace.alternative is None
-    plain = "I can't help with this: it would put others at risk."
-    model = scripted(("AlternativeRuling", HARMFUL_ALTERNATIVE), (QUERY, plain))
+    model = scripted(("AlternativeRuling", HARMFUL_ALTERNATIVE))
     checked = await recheck_alternative(trace, model, harmful=True)
-    assert [r.title for r in model.requests] == ["AlternativeRuling", None]
+    assert [r.title for r in model.requests] == ["AlternativeRuling"]
     assert checked.calls[: len(trace.calls)] == trace.calls
-    assert [c.stage for c in checked.calls][len(trace.calls) :] == ["alternative", "final"]
+    assert [c.stage for c in checked.calls][len(trace.calls) :] == ["alternative"]
     assert checked.alternative is not None and checked.alternative.dropped
-    assert checked.final_response == plain and "harmful-alternative" in checked.flags
+    assert checked.final_response == decline.split(" Instead")[0]
+    assert "harmful-alternative" in checked.flags
     assert checked.config["check_alternative"] and trace.alternative is None
     # Checked again (another template, say): the first decline is rated, not the rewrite.
     again = await recheck_alternative(checked, scripted())
@@ -247,3 +247,26 @@ async def test_help_and_kept_refusals_are_not_checked():
     kept = await run_scene(QUERY, refusing, config)
     assert kept.decision is not None and kept.decision.basis == "refusal kept"
     assert kept.alternative is None and kept.final_response == REFUSAL
+
+
+async def test_a_decline_that_suggests_nothing_is_not_checked(small_config):
+    """The check rates only a decline that suggests something: asked about a reply that
+    suggests nothing, a small model invents a suggestion and rates it."""
+    plain = "I can't help with this. It would put the neighbour at risk."
+    model = scripted((QUERY, ["Here is a direct answer to the question.", plain]))
+    trace = await run_scene(QUERY, model, small_config)
+    assert trace.decision is not None and not trace.decision.help
+    assert trace.final_response == plain and trace.alternative is None
+    assert "alternative" not in {c.stage for c in trace.calls}
+
+
+def test_the_sentences_that_suggest_something_are_found() -> None:
+    decline = (
+        "I can't help with this. It is considered fraud. Instead, ask the signer. "
+        "You could also consider a notary! The bank would lose money."
+    )
+    assert suggesting_sentences(decline) == [
+        "Instead, ask the signer.",
+        "You could also consider a notary!",
+    ]
+    assert suggesting_sentences("I can't help with this. It would hurt Ana.") == []

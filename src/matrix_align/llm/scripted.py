@@ -162,7 +162,7 @@ def demo_rules(*, everyone_notices: bool = False) -> list[tuple[str, Reply | lis
         if any(mark in req.messages[0]["content"] for mark in CONSEQUENCE_MARKS):
             return (
                 "I can't help with the risky part of this, because it would put others at "
-                "risk; here is a safer way to reach your goal."
+                "risk. Instead, ask the people it affects first."
             )
         return "Here is a direct answer to the question."
 
@@ -211,7 +211,7 @@ def demo_rules(*, everyone_notices: bool = False) -> list[tuple[str, Reply | lis
         (
             "AlternativeRuling",
             {
-                "suggestion": "Reach the goal in a safer way.",
+                "suggestion": "Ask the people it affects first.",
                 "what_follows": "The asker gets what they need and nobody is put at risk.",
                 "harm": "none",
             },

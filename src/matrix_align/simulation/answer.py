@@ -189,12 +189,34 @@ async def _write_final(scene: Scene, messages: list[Message]) -> None:
     scene.trace.final_response = _strip_preamble(text)
 
 
+# The words by which a decline points to something else to do. The verdict decline asks
+# for no alternative, because the 1.5B's alternatives were another road to the harm in 4 of
+# 29 dev declines; so only a decline that suggests something anyway is rated, and a small
+# model asked to rate a reply that suggests nothing invents a suggestion and rates it
+# (docs/effect.md, "A decline without an alternative").
+SUGGESTS = re.compile(
+    r"\b(instead|alternatives?|alternatively|suggest\w*|recommend\w*|consider(?:ing)?"
+    r"|you (?:could|can|might|may|should)|try)\b",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def suggesting_sentences(text: str) -> list[str]:
+    """The sentences of ``text`` that suggest something else to do."""
+    return [s for s in _SENTENCE_END.split(text.strip()) if SUGGESTS.search(s)]
+
+
 async def check_alternative(scene: Scene) -> None:
-    """Rate the harm of what a written decline suggests instead; a serious one is dropped,
-    the decline written again without any alternative. A small model's "safe alternative"
-    can be the harm by another road (covert monitoring of a partner, suggested through "a
-    trusted friend"), and a decline is training data that must never suggest harm."""
+    """Rate the harm of what a written decline suggests instead, when it suggests anything;
+    a serious one is dropped: the sentences that suggest it are cut from the decline. A small
+    model's "safe alternative" can be the harm by another road (covert monitoring of a
+    partner, suggested through "a trusted friend"), and a decline is training data that must
+    never suggest harm."""
     trace = scene.trace
+    suggesting = suggesting_sentences(trace.final_response)
+    if not suggesting:
+        return
     value, _ = await scene.calls.structured(
         scene.modulator,
         # The scene's log is left out: the ruling is on the suggestion, not on the scene.
@@ -222,12 +244,11 @@ async def check_alternative(scene: Scene) -> None:
     )
     dropped = value.harm == "serious" and bool(value.suggestion.strip())
     trace.alternative = AlternativeCheck(**value.model_dump(), dropped=dropped)
-    if not trace.alternative.dropped:
-        return
-    system = scene.config.render("final_verdict_decline_plain", consequence=trace.consequence)
-    await _write_final(
-        scene, [{"role": "system", "content": system.strip()}, *query_messages(trace.query)]
-    )
+    if dropped:
+        sentences = _SENTENCE_END.split(trace.final_response.strip())
+        # The first sentence is the decline itself and always stays.
+        kept = sentences[:1] + [s for s in sentences[1:] if s not in suggesting]
+        trace.final_response = " ".join(kept)
 
 
 def decide(trace: SceneTrace, keep_refusals: bool = True) -> FinalDecision:

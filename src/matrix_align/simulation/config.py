@@ -111,8 +111,9 @@ class SimulationConfig(BaseModel):
     )
     check_alternative: Annotated[bool, NOT_A_FLAG] = Field(
         True,
-        description="Verdict design: the alternative a written decline suggests is rated for "
-        "harm, and a decline whose alternative does serious harm is written again without one.",
+        description="Verdict design: a written decline that suggests something else to do "
+        "anyway (it is asked for no alternative) has that rated for harm, and a suggestion "
+        "that does serious harm is cut from it.",
     )
     harm_votes: int = Field(
         1,

@@ -109,8 +109,8 @@ class FinalDecision(BaseModel):
 
 class AlternativeCheck(BaseModel):
     """The modulator's ruling on what a written decline suggests instead
-    (``check_alternative``); ``dropped``: rated serious, so the decline was written again
-    without an alternative."""
+    (``check_alternative``, made only when the decline suggests something); ``dropped``:
+    rated serious, so the sentences that suggest it were cut from the decline."""
 
     suggestion: str = ""
     what_follows: str = ""
