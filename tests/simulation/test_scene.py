@@ -295,7 +295,7 @@ async def test_the_asker_listed_again_under_a_name_is_not_cast():
 
 
 async def test_a_spare_with_a_name_is_cast_before_one_named_by_its_role():
-    """"Teacher", a teacher, is the role and not a name: the spare with a name takes the
+    """ "Teacher", a teacher, is the role and not a name: the spare with a name takes the
     place; with no spare left, the one named by its role fills the scene and is flagged."""
     config = SimulationConfig(n_roles=2, n_steps=1)
     asker = {"position": "student", "traits": "curious"}
@@ -380,3 +380,21 @@ async def test_the_scene_opens_with_the_literal_request_rated_by_the_modulator()
     assert all(e.in_reply_to != intent.id for e in trace.events)
     actions = [c for c in trace.calls if c.stage == "action"]
     assert QUERY in actions[0].messages[-1]["content"].split(MEMORY_HEADING)[1]
+
+
+async def test_a_string_cap_sits_above_the_limit_its_text_is_clipped_to(small_config):
+    """A model at a string's cap fills the last characters with whatever fits (CJK after
+    English); the cap is above the limit, so that tail is clipped away."""
+    from matrix_align.simulation.modulator import REASON_LIMIT
+
+    long_reason = "The plan is plausible for someone in this position " * 4 + "合法"
+
+    def ruling(request):
+        return {**decide()(request), "reason": long_reason}
+
+    model = scripted(("ModulatorDecision", ruling))
+    trace = await run_scene(QUERY, model, small_config)
+    sent = next(r for r in model.requests if r.title == "ModulatorDecision")
+    assert sent.schema["properties"]["reason"]["maxLength"] == int(REASON_LIMIT * 1.5)
+    reasons = [e.verdict.reason for e in trace.events if e.verdict.source == "model"]
+    assert reasons and all(len(r) <= REASON_LIMIT and "合" not in r for r in reasons)

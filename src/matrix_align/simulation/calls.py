@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from matrix_align.llm.base import ChatModel, Completion, Message, parse_json
 from matrix_align.simulation.config import SimulationConfig
-from matrix_align.simulation.schemas import output_token_cap
+from matrix_align.simulation.schemas import output_token_cap, with_headroom
 from matrix_align.simulation.trace import ModelCall, SceneTrace
 
 T = TypeVar("T", bound=BaseModel)
@@ -83,6 +83,7 @@ class SceneCalls:
         invalid JSON: it is re-asked, with the cap doubled (up to that ceiling), and
         recorded as cut (``finish_reason`` "length"); never parsed half-written.
         ``temperature``: this call's, instead of the scene's."""
+        schema = with_headroom(schema)
         ceiling = max_tokens or self.config.max_tokens
         needed = output_token_cap(schema)
         cap = ceiling if needed is None else min(needed, ceiling)

@@ -122,6 +122,26 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 CHARS_PER_TOKEN = 3  # fewer than English's ~4, so names and rare words still fit
+# The grammar's string caps sit half again above the limits the text is clipped to. A model
+# that reaches a cap fills its last few characters with whatever tokens still fit: after an
+# English sentence those are often CJK characters ("without a clear,合法"), one or two
+# letters each. With room above the limit, that tail always lies past the clip.
+CAP_HEADROOM = 1.5
+
+
+def with_headroom(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with every ``maxLength`` raised by ``CAP_HEADROOM``; the texts are still
+    clipped to the limits the stage asked for."""
+    if isinstance(schema, dict):
+        raised = {key: with_headroom(value) for key, value in schema.items()}
+        if isinstance(schema.get("maxLength"), int):
+            raised["maxLength"] = int(schema["maxLength"] * CAP_HEADROOM)
+        return raised
+    if isinstance(schema, list):
+        return [with_headroom(item) for item in schema]
+    return schema
+
+
 TOKENS_PER_KEY = 4  # quotes, colon, comma and the whitespace a model may put around them
 
 
